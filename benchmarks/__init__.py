@@ -1,0 +1,1 @@
+"""ivos.bench: the ``ivos-bench`` CLI (ops, click, latency, video benchmarks)."""

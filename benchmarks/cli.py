@@ -1,0 +1,32 @@
+"""``ivos-bench``: one subcommand per benchmark. Subcommands import their heavy dependencies
+only when run, so ``--help`` works without them."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# subcommand -> (module in ivos.bench, one-line help). Each module defines
+# ``add_arguments(parser)`` and ``run(args) -> int``.
+SUBCOMMANDS = {
+    "ops": ("ops", "click rendering and dense CRF: numpy vs C++ vs CUDA vs pydensecrf2"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ivos-bench", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(f"ivos.bench.{module}").add_arguments(p)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    module = importlib.import_module(f"ivos.bench.{SUBCOMMANDS[args.command][0]}")
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

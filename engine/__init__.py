@@ -1,0 +1,29 @@
+"""ivos: interactive video object segmentation runtime.
+
+Importing ``ivos`` loads numpy and the native extension only; torch, onnxruntime, TensorRT
+and OpenCV are imported lazily where they are used.
+
+Conventions: images are HxWx3 uint8 RGB; points are (x, y) in original pixels (x = column,
+y = row; pixel (i, j) has its centre at x=j, y=i); labels are 1 positive / 0 negative;
+masks are uint8 HxW in {0, 1}.
+"""
+import logging
+
+from .errors import BackendUnavailable, InvalidInput, IvosError, ModelError
+from .build import build_info
+from .ops.clicks import render_clicks
+from .ops.crf import dense_crf
+
+logging.getLogger("ivos").addHandler(logging.NullHandler())
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendUnavailable",
+    "InvalidInput",
+    "IvosError",
+    "ModelError",
+    "build_info",
+    "dense_crf",
+    "render_clicks",
+]
