@@ -11,14 +11,22 @@ import logging
 
 from .errors import BackendUnavailable, InvalidInput, IvosError, ModelError
 from .build import build_info
-from .ops.clicks import render_clicks
+from .ops.clicks import render_clicks, render_clicks_cuda
 from .ops.crf import dense_crf
+from .model import Model, load
+from .predictor import ClickResult, ImagePredictor, Stroke, Timings
 
 logging.getLogger("ivos").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClickResult",
+    "ImagePredictor",
+    "Model",
+    "Stroke",
+    "Timings",
+    "load",
     "BackendUnavailable",
     "InvalidInput",
     "IvosError",
@@ -26,4 +34,5 @@ __all__ = [
     "build_info",
     "dense_crf",
     "render_clicks",
+    "render_clicks_cuda",
 ]

@@ -1,1 +1,96 @@
-"""Inference backends behind one runner interface (ONNX Runtime, TensorRT, torch)."""
+"""Inference backends behind one runner interface (``base.Runner``): ONNX Runtime,
+TensorRT and torch. Each backend module imports its framework lazily."""
+from __future__ import annotations
+
+import logging
+from importlib.util import find_spec
+
+from ..bundle import Bundle
+from ..errors import BackendUnavailable, InvalidInput
+from .base import RunContext, Runner
+
+log = logging.getLogger("ivos")
+
+BACKENDS = ("auto", "ort", "tensorrt", "torch")
+DEVICES = ("auto", "cpu", "cuda")
+
+__all__ = ["BACKENDS", "DEVICES", "RunContext", "Runner", "create_runner"]
+
+
+def _gpu_visible() -> bool:
+    from ..build import cuda_device_count
+
+    return cuda_device_count() > 0
+
+
+def _backend_has_cuda(backend: str) -> bool:
+    if backend == "ort":
+        from .ort import ort_cuda_available
+
+        return ort_cuda_available()
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _auto_candidates(bundle: Bundle, device: str) -> list[tuple[str, str]]:
+    """(backend, device) pairs in order of preference: TensorRT plan for this GPU, ORT CUDA
+    EP, ORT CPU, then torch (when only torch is installed)."""
+    gpu = device in ("auto", "cuda") and _gpu_visible()
+    out = []
+    if gpu and find_spec("tensorrt") and bundle.artifacts.get("tensorrt"):
+        out.append(("tensorrt", "cuda"))
+    if find_spec("onnxruntime"):
+        from .ort import ort_cuda_available
+
+        if gpu and ort_cuda_available():
+            out.append(("ort", "cuda"))
+        if device != "cuda":
+            out.append(("ort", "cpu"))
+    if find_spec("torch") and bundle.has_artifact("torch"):
+        if gpu:
+            out.append(("torch", "cuda"))
+        if device != "cuda":
+            out.append(("torch", "cpu"))
+    return out
+
+
+def _create(bundle: Bundle, backend: str, device: str, threads: int) -> Runner:
+    if backend == "ort":
+        from .ort import OrtRunner
+
+        return OrtRunner(bundle.artifact("onnx"), bundle.inputs, bundle.outputs, device=device, threads=threads)
+    if backend == "torch":
+        from .torch_backend import TorchRunner
+
+        return TorchRunner(bundle.artifact("torch"), bundle.inputs, bundle.outputs, device=device, threads=threads)
+    from .tensorrt import TensorRTRunner, matching_plan
+
+    plan = matching_plan(bundle)
+    if plan is None:
+        raise BackendUnavailable(f"bundle {bundle.path} has no TensorRT plan for this GPU and TensorRT version: "
+                                 "build one with `ivos-export tensorrt`")
+    return TensorRTRunner(plan, bundle.inputs, bundle.outputs)
+
+
+def create_runner(bundle: Bundle, *, backend: str = "auto", device: str = "auto", threads: int = 0) -> Runner:
+    """Loads ``bundle`` with ``backend`` on ``device``. ``auto`` tries, in order, a TensorRT
+    plan for this GPU, ONNX Runtime CUDA, ONNX Runtime CPU and torch; the returned runner's
+    ``name`` says what actually runs."""
+    if backend not in BACKENDS:
+        raise InvalidInput(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if device not in DEVICES:
+        raise InvalidInput(f"device must be one of {DEVICES}, got {device!r}")
+    if backend != "auto":
+        if device == "auto":
+            device = "cuda" if backend == "tensorrt" or (_gpu_visible() and _backend_has_cuda(backend)) else "cpu"
+        return _create(bundle, backend, device, threads)
+    errors = []
+    for name, dev in _auto_candidates(bundle, device):
+        try:
+            return _create(bundle, name, dev, threads)
+        except BackendUnavailable as e:  # try the next one, but say why
+            log.info("ivos: backend %s/%s unavailable: %s", name, dev, e)
+            errors.append(f"{name}/{dev}: {e}")
+    raise BackendUnavailable("no backend can run this bundle here. Install onnxruntime (pip install 'ivos[cpu]'). "
+                             + " | ".join(errors))

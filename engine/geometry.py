@@ -1,0 +1,74 @@
+"""Where the network looks: square crop boxes in original pixels and the maps between
+original and working (network) coordinates.
+
+A ``Box`` covers original pixel *edges* ``[x0, x0 + side) x [y0, y0 + side)`` (integers; it
+may extend past the image, the outside is padded). The network sees it resized to
+``size x size``. Pixel centres sit at integer coordinates in both frames (x = column), so an
+original coordinate x maps to ``(x + 0.5 - x0) * size / side - 0.5``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ZOOM_EXPANSION = 1.4
+"""The zoom-in box is the bounding box of the mask and clicks, enlarged by this factor
+(RITM's ZoomIn value): enough context for the network to see the object's surroundings."""
+
+MIN_ZOOM_SIDE = 200
+"""Smallest zoom-in box side in original pixels: zooming small objects further only
+upsamples blur."""
+
+FULL_VIEW_FRACTION = 0.8
+"""A zoom box at least this fraction of the full view's side is replaced by the full view."""
+
+
+@dataclass(frozen=True)
+class Box:
+    x0: int
+    y0: int
+    side: int
+
+    def clip(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """The part inside a height x width image as (x0, y0, x1, y1), x1/y1 exclusive."""
+        return max(0, self.x0), max(0, self.y0), min(width, self.x0 + self.side), min(height, self.y0 + self.side)
+
+    def to_working(self, xy: np.ndarray, size: int) -> np.ndarray:
+        """(N, 2) original (x, y) -> working coordinates, float32."""
+        scale = size / self.side
+        origin = np.array([self.x0, self.y0], np.float64)
+        return ((np.asarray(xy, np.float64) + 0.5 - origin) * scale - 0.5).astype(np.float32)
+
+
+def full_view(height: int, width: int) -> Box:
+    """The square box centred on the image that covers all of it."""
+    side = max(height, width)
+    return Box((width - side) // 2, (height - side) // 2, side)
+
+
+def zoom_box(height: int, width: int, mask: np.ndarray | None, points: np.ndarray) -> Box:
+    """The view for the next prediction: the full view when there is no mask yet, else a
+    square around the mask's bounding box and all points, enlarged by ZOOM_EXPANSION.
+
+    Args:
+        mask: uint8/bool (height, width) current mask or None.
+        points: (N, 2) float (x, y) of every click/stroke vertex in original pixels.
+    """
+    full = full_view(height, width)
+    if mask is None or not mask.any():
+        return full
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    x_lo, x_hi, y_lo, y_hi = cols[0], cols[-1] + 1, rows[0], rows[-1] + 1
+    if len(points):
+        x_lo = min(x_lo, int(np.floor(points[:, 0].min())))
+        x_hi = max(x_hi, int(np.ceil(points[:, 0].max())) + 1)
+        y_lo = min(y_lo, int(np.floor(points[:, 1].min())))
+        y_hi = max(y_hi, int(np.ceil(points[:, 1].max())) + 1)
+    side = int(np.ceil(max(x_hi - x_lo, y_hi - y_lo) * ZOOM_EXPANSION))
+    side = max(side, min(MIN_ZOOM_SIDE, full.side))
+    if side >= FULL_VIEW_FRACTION * full.side:
+        return full
+    cx, cy = (x_lo + x_hi) / 2, (y_lo + y_hi) / 2
+    return Box(int(round(cx - side / 2)), int(round(cy - side / 2)), side)

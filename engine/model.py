@@ -1,0 +1,59 @@
+"""``ivos.load``: a model bundle plus the backend that runs it, shareable between threads."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._validate import nonnegative_int
+from .backends import RunContext, Runner, create_runner
+from .bundle import Bundle, read_bundle
+
+log = logging.getLogger("ivos")
+
+
+@dataclass(frozen=True)
+class Model:
+    """A loaded bundle. Thread-safe: give each predictor (and thread) its own context via
+    ``create_context``; the network itself is shared."""
+
+    bundle: Bundle
+    runner: Runner
+
+    @property
+    def backend(self) -> str:
+        """What actually runs, e.g. "onnxruntime:CPUExecutionProvider" or "torch:cuda"."""
+        return self.runner.name
+
+    @property
+    def device(self) -> str:
+        return self.runner.device
+
+    @property
+    def working_size(self) -> tuple[int, int]:
+        """(height, width) of the network input in pixels."""
+        return self.bundle.working_size
+
+    def create_context(self) -> RunContext:
+        return self.runner.create_context()
+
+
+def load(bundle: str | Path, *, device: str = "auto", backend: str = "auto", threads: int = 0) -> Model:
+    """Loads a model bundle folder (``model.json`` + artifacts).
+
+    Args:
+        bundle: path of the bundle folder.
+        device: "auto", "cpu" or "cuda".
+        backend: "auto" (TensorRT plan for this GPU > ORT CUDA > ORT CPU > torch), "ort",
+            "tensorrt" or "torch".
+        threads: intra-op CPU threads of the backend (0 = its default, one per core).
+
+    Raises:
+        ModelError: the bundle is missing, corrupt or incompatible (the message names the field).
+        BackendUnavailable: the backend cannot run here (the message names what to install).
+    """
+    threads = nonnegative_int("threads", threads)
+    parsed = read_bundle(bundle)
+    runner = create_runner(parsed, backend=backend, device=device, threads=threads)
+    log.info("ivos: loaded %s %s with %s", parsed.name, parsed.version, runner.name)
+    return Model(parsed, runner)

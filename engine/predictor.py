@@ -1,0 +1,336 @@
+"""``ImagePredictor``: clicks in, mask out, on one image, through an exported network.
+
+The per-click flow (DESIGN.md section 3): choose the view (the full image first, then a
+zoom-in square around the current mask and the clicks), crop + resize + normalise the image
+into the bound input buffer (cached while the view stays), render the clicks straight into
+the bound click buffer, copy the current mask in, run the network, upsample the logits of
+the view back to original pixels, clamp the clicked pixels (hard constraint), optionally
+refine with the dense CRF on the view's region, threshold.
+
+Not thread-safe: use one predictor per thread (they can share one ``Model``).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._validate import describe, finite_array, rgb_image
+from .errors import InvalidInput
+from .geometry import Box, zoom_box
+from .model import Model
+from .ops.clicks import render_clicks
+from .ops.crf import dense_crf
+from .ops.distmap import render_distance_maps
+
+log = logging.getLogger("ivos")
+
+CLAMP_RADIUS = 1.5
+"""Radius (original pixels) of the disk around each click forced to the click's label: the
+clicked pixel and its 4-neighbours. The paper clamps the clicked pixels; a tiny disk keeps
+the constraint visible after the upsampling's interpolation."""
+
+PAD_RGB = (124, 116, 104)
+"""Padding colour for views that extend past the image: the ImageNet mean, i.e. 0 after
+normalisation (the training crops pad the same way)."""
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Milliseconds per stage of one prediction."""
+
+    prepare_ms: float  # crop/resize/normalise the image (0 when the view is cached) + mask
+    render_ms: float  # click/stroke encoding
+    infer_ms: float  # the network
+    post_ms: float  # upsample, sigmoid, clamp
+    crf_ms: float  # dense CRF (0 when off)
+    total_ms: float
+
+
+@dataclass(frozen=True)
+class ClickResult:
+    """One prediction. ``mask`` uint8 (H, W) in {0, 1}; ``probabilities`` float32 (H, W)
+    foreground probability (after CRF when on); ``box`` the view the network saw."""
+
+    mask: np.ndarray
+    probabilities: np.ndarray
+    box: Box
+    timings: Timings
+    backend: str
+
+
+@dataclass(frozen=True)
+class Stroke:
+    """A polyline (M, 2) float32 of (x, y) original pixels, positive or negative."""
+
+    points: np.ndarray
+    positive: bool
+
+
+@dataclass
+class _Interaction:
+    clicks: list[tuple[float, float, bool]] = field(default_factory=list)
+    strokes: list[Stroke] = field(default_factory=list)
+    result: ClickResult | None = None
+
+
+class ImagePredictor:
+    """Interactive segmentation of one image at a time.
+
+    Args:
+        model: from ``ivos.load``; may be shared by several predictors/threads.
+        crf: dense-CRF post-processing on the view's region. None = the bundle's default.
+        crf_params: keyword arguments for ``ivos.dense_crf`` (defaults: the bundle's).
+        soft_strokes: when True, strokes guide the network but their pixels are not clamped.
+        zoom: zoom in around the mask after the first click (RITM/FocalClick style).
+    """
+
+    def __init__(self, model: Model, *, crf: bool | None = None, crf_params: dict[str, Any] | None = None,
+                 soft_strokes: bool = False, zoom: bool = True):
+        if model.bundle.task != "click-refinement":
+            raise InvalidInput(f"model must be a click-refinement bundle, got task {model.bundle.task!r}")
+        self.model = model
+        post = model.bundle.postprocess
+        self.crf = bool(post.get("crf", False)) if crf is None else bool(crf)
+        self.crf_params = dict(post.get("crf_params", {})) if crf_params is None else dict(crf_params)
+        self.soft_strokes = soft_strokes
+        self.zoom = zoom
+        self._ctx = model.create_context()
+        names = [s.name for s in model.bundle.inputs]
+        if names != ["image", "mask", "clicks"]:
+            raise InvalidInput(f"model inputs must be image, mask, clicks; the bundle has {names}")
+        self._size = model.working_size[0]
+        if model.working_size[0] != model.working_size[1]:
+            raise InvalidInput(f"model working_size must be square, got {model.working_size}")
+        enc = model.bundle.click_encoding or {}
+        self._encoding, self._sigma = enc.get("kind", "gaussian"), float(enc.get("sigma", 5.0))
+        self._mean = np.array(model.bundle.mean, np.float32).reshape(3, 1, 1) * 255.0
+        self._inv_std = 1.0 / (np.array(model.bundle.std, np.float32).reshape(3, 1, 1) * 255.0)
+        self._image: np.ndarray | None = None
+        self._view: Box | None = None
+        self._history: list[_Interaction] = []
+
+    # ---- image -------------------------------------------------------------------------
+    def set_image(self, image: np.ndarray) -> None:
+        """Sets the (H, W, 3) uint8 RGB image and forgets all clicks."""
+        self._image = rgb_image("image", image)
+        self._view = None
+        self._history = []
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of the current image."""
+        self._require_image()
+        return self._image.shape[:2]
+
+    def _require_image(self) -> None:
+        if self._image is None:
+            raise InvalidInput("no image: call set_image(image) first")
+
+    # ---- stateful interaction ----------------------------------------------------------
+    def add_click(self, x: float, y: float, positive: bool) -> ClickResult:
+        """Adds a click at (x, y) original pixels and predicts with every click so far and the
+        current mask as input."""
+        self._require_image()
+        state = self._next_interaction()
+        state.clicks.append((float(x), float(y), bool(positive)))
+        return self._predict_interaction(state)
+
+    def add_stroke(self, points: Any, positive: bool) -> ClickResult:
+        """Adds a stroke (polyline of (x, y) original pixels, shape (M, 2)) and predicts."""
+        self._require_image()
+        pts = self._check_points("points", points)
+        state = self._next_interaction()
+        state.strokes.append(Stroke(pts, bool(positive)))
+        return self._predict_interaction(state)
+
+    def undo(self) -> ClickResult | None:
+        """Removes the last click/stroke; returns the result before it (None when empty)."""
+        if self._history:
+            self._history.pop()
+        return self._history[-1].result if self._history else None
+
+    def reset(self) -> None:
+        """Forgets all clicks and strokes (keeps the image)."""
+        self._history = []
+
+    @property
+    def result(self) -> ClickResult | None:
+        """The latest result of add_click/add_stroke (None before any)."""
+        return self._history[-1].result if self._history else None
+
+    def _next_interaction(self) -> _Interaction:
+        prev = self._history[-1] if self._history else _Interaction()
+        return _Interaction(list(prev.clicks), list(prev.strokes), prev.result)
+
+    def _predict_interaction(self, state: _Interaction) -> ClickResult:
+        prev_mask = state.result.mask if state.result is not None else None
+        coords = np.array([(x, y) for x, y, _ in state.clicks], np.float32).reshape(-1, 2)
+        labels = np.array([int(p) for _, _, p in state.clicks], np.int64)
+        try:
+            state.result = self.predict(coords, labels, mask_input=prev_mask, strokes=state.strokes)
+        except InvalidInput:
+            raise  # the failed click never joins the history
+        self._history.append(state)
+        return state.result
+
+    # ---- stateless prediction ----------------------------------------------------------
+    def predict(self, point_coords: Any, point_labels: Any, mask_input: np.ndarray | None = None, *,
+                strokes: Sequence[Stroke] = (), crf: bool | None = None) -> ClickResult:
+        """Predicts the mask for the given clicks (does not touch the click history).
+
+        Args:
+            point_coords: (N, 2) float (x, y) in original pixels, inside the image.
+            point_labels: (N,) int, 1 positive / 0 negative.
+            mask_input: optional uint8/bool (H, W) current mask in {0, 1} (e.g. a propagated
+                video mask to correct); None = no mask yet.
+            strokes: optional sequence of ``Stroke``.
+            crf: override the predictor's CRF setting for this call.
+        """
+        t0 = time.perf_counter()
+        self._require_image()
+        h, w = self._image.shape[:2]
+        coords = self._check_points("point_coords", point_coords, allow_empty=True)
+        labels = self._check_labels(point_labels, len(coords))
+        mask = self._check_mask(mask_input, h, w)
+        if len(coords) == 0 and not strokes and mask is None:
+            raise InvalidInput("point_coords is empty and there are no strokes or mask_input: nothing to predict from")
+        all_points = np.concatenate([coords] + [s.points for s in strokes]) if strokes else coords
+        box = zoom_box(h, w, mask, all_points) if self.zoom else zoom_box(h, w, None, all_points)
+
+        self._prepare_image(box)
+        self._prepare_mask(box, mask)
+        t1 = time.perf_counter()
+        self._render(box, coords, labels, strokes)
+        t2 = time.perf_counter()
+        logits = self._ctx.run()["logits"]
+        t3 = time.perf_counter()
+        prob = self._upsample(box, logits[0, 0], h, w)
+        self._clamp(prob, coords, labels, strokes)
+        t4 = time.perf_counter()
+        use_crf = self.crf if crf is None else bool(crf)
+        if use_crf:
+            prob = dense_crf(self._image, prob, roi=box.clip(h, w), **self.crf_params)
+            self._clamp(prob, coords, labels, strokes)
+        t5 = time.perf_counter()
+        timings = Timings(prepare_ms=(t1 - t0) * 1e3, render_ms=(t2 - t1) * 1e3, infer_ms=(t3 - t2) * 1e3,
+                          post_ms=(t4 - t3) * 1e3, crf_ms=(t5 - t4) * 1e3, total_ms=(t5 - t0) * 1e3)
+        return ClickResult((prob > 0.5).astype(np.uint8), prob, box, timings, self.model.backend)
+
+    # ---- validation --------------------------------------------------------------------
+    def _check_points(self, name: str, points: Any, *, allow_empty: bool = False) -> np.ndarray:
+        self._require_image()
+        h, w = self._image.shape[:2]
+        arr = finite_array(name, points, dtype=np.float32)
+        if arr.size == 0 and allow_empty:
+            return np.zeros((0, 2), np.float32)
+        if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) == 0:
+            raise InvalidInput(f"{name} must have shape (N>=1, 2) holding (x, y), got {describe(arr)}")
+        outside = (arr[:, 0] < 0) | (arr[:, 0] > w - 1) | (arr[:, 1] < 0) | (arr[:, 1] > h - 1)
+        if outside.any():
+            x, y = arr[np.argmax(outside)]
+            raise InvalidInput(f"{name} has a point outside the {w}x{h} image: (x={x:g}, y={y:g}); "
+                               f"expected 0 <= x <= {w - 1}, 0 <= y <= {h - 1}")
+        return arr
+
+    @staticmethod
+    def _check_labels(labels: Any, n: int) -> np.ndarray:
+        arr = np.asarray(labels)
+        if arr.ndim != 1 or len(arr) != n:
+            raise InvalidInput(f"point_labels must have shape ({n},) to match point_coords, got {describe(arr)}")
+        if n and not np.all((arr == 0) | (arr == 1)):
+            raise InvalidInput(f"point_labels must be 1 (positive) or 0 (negative), got {np.unique(arr)[:5]}")
+        return arr.astype(np.int64)
+
+    @staticmethod
+    def _check_mask(mask: Any, h: int, w: int) -> np.ndarray | None:
+        if mask is None:
+            return None
+        if not isinstance(mask, np.ndarray) or mask.shape != (h, w) or mask.dtype not in (np.uint8, np.bool_):
+            raise InvalidInput(f"mask_input must be a uint8 or bool array of shape ({h}, {w}), got {describe(mask)}")
+        if mask.dtype == np.uint8 and mask.max(initial=0) > 1:
+            raise InvalidInput("mask_input must hold 0/1 values (uint8), got values up to "
+                               f"{int(mask.max())}; pass mask > 0 for a 0/255 mask")
+        return mask.astype(bool, copy=False)
+
+    # ---- stages ------------------------------------------------------------------------
+    def _crop(self, array: np.ndarray, box: Box, fill) -> np.ndarray:
+        """The box's square of ``array`` (H, W[, C]), padded with ``fill`` outside."""
+        h, w = array.shape[:2]
+        x0, y0, x1, y1 = box.clip(h, w)
+        if (x0, y0, x1 - x0, y1 - y0) == (box.x0, box.y0, box.side, box.side):
+            return array[y0:y1, x0:x1]
+        canvas = np.empty((box.side, box.side) + array.shape[2:], array.dtype)
+        canvas[...] = fill
+        canvas[y0 - box.y0:y1 - box.y0, x0 - box.x0:x1 - box.x0] = array[y0:y1, x0:x1]
+        return canvas
+
+    def _prepare_image(self, box: Box) -> None:
+        """Crop, resize and normalise the view into the bound image buffer (cached)."""
+        if box == self._view:
+            return
+        from PIL import Image
+
+        crop = self._crop(self._image, box, PAD_RGB)
+        resized = np.asarray(Image.fromarray(crop).resize((self._size, self._size), Image.BILINEAR))
+        buf = self._ctx.inputs["image"][0]
+        np.subtract(resized.transpose(2, 0, 1), self._mean, out=buf, dtype=np.float32)
+        buf *= self._inv_std
+        self._view = box
+
+    def _prepare_mask(self, box: Box, mask: np.ndarray | None) -> None:
+        buf = self._ctx.inputs["mask"][0, 0]
+        if mask is None:
+            buf[...] = 0.0
+            return
+        from PIL import Image
+
+        crop = self._crop(mask.view(np.uint8) * np.uint8(255), box, 0)
+        resized = np.asarray(Image.fromarray(crop).resize((self._size, self._size), Image.BILINEAR))
+        np.greater(resized, 127, out=buf, casting="unsafe")
+
+    def _render(self, box: Box, coords: np.ndarray, labels: np.ndarray, strokes: Sequence[Stroke]) -> None:
+        size = self._size
+        clicks = np.concatenate([box.to_working(coords, size), labels[:, None].astype(np.float32)], axis=1)
+        work_strokes = [(box.to_working(s.points, size), int(s.positive)) for s in strokes]
+        if self._encoding == "distmap":
+            render_distance_maps(size, size, clicks, strokes=work_strokes, out=self._ctx.inputs["clicks"][0])
+        else:
+            render_clicks(size, size, clicks, sigma=self._sigma, strokes=work_strokes,
+                          out=self._ctx.inputs["clicks"][0, 0])
+
+    def _upsample(self, box: Box, logits: np.ndarray, h: int, w: int) -> np.ndarray:
+        """Foreground probability (H, W) float32: the view's logits resized back to original
+        pixels inside the image, 0 outside the view."""
+        from PIL import Image
+
+        x0, y0, x1, y1 = box.clip(h, w)
+        scale = self._size / box.side
+        src = ((x0 - box.x0) * scale, (y0 - box.y0) * scale, (x1 - box.x0) * scale, (y1 - box.y0) * scale)
+        region = np.asarray(Image.fromarray(logits, mode="F").resize((x1 - x0, y1 - y0), Image.BILINEAR, box=src))
+        prob = np.zeros((h, w), np.float32)
+        out = prob[y0:y1, x0:x1]
+        np.negative(region, out=out)
+        np.exp(out, out=out)
+        out += 1.0
+        np.reciprocal(out, out=out)
+        return prob
+
+    def _clamp(self, prob: np.ndarray, coords: np.ndarray, labels: np.ndarray, strokes: Sequence[Stroke]) -> None:
+        """Forces the clicked pixels (and hard strokes) to their labels, in place."""
+        r = CLAMP_RADIUS
+        h, w = prob.shape
+        for (x, y), label in zip(coords, labels):
+            x0, x1 = max(0, int(np.ceil(x - r))), min(w, int(np.floor(x + r)) + 1)
+            y0, y1 = max(0, int(np.ceil(y - r))), min(h, int(np.floor(y + r)) + 1)
+            yy, xx = np.ogrid[y0:y1, x0:x1]
+            disk = (xx - x) ** 2 + (yy - y) ** 2 <= r * r
+            prob[y0:y1, x0:x1][disk] = float(label)
+        if self.soft_strokes:
+            return
+        for stroke in strokes:
+            tube = render_clicks(h, w, None, sigma=r / 2, strokes=[(stroke.points, 1)]) > 0
+            prob[tube] = 1.0 if stroke.positive else 0.0

@@ -1,0 +1,181 @@
+"""ImagePredictor on a tiny exported bundle: backends agree, state/undo, thread safety,
+bad input."""
+import json
+import threading
+
+import numpy as np
+import pytest
+
+import ivos
+from ivos.geometry import full_view
+
+
+def _image(seed=0, h=120, w=200):
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    img[30:90, 60:140] = (200, 40, 40)
+    return img
+
+
+@pytest.fixture(scope="module")
+def ort_model(tiny_bundle):
+    return ivos.load(tiny_bundle, backend="ort", threads=1)
+
+
+def test_load_reports_the_backend_that_runs(ort_model, tiny_bundle):
+    assert ort_model.backend == "onnxruntime:CPUExecutionProvider"
+    assert ivos.load(tiny_bundle, backend="torch").backend == "torch:cpu"
+    assert ivos.load(tiny_bundle).backend.startswith("onnxruntime:")
+
+
+def test_ort_equals_torch_through_the_predictor(ort_model, tiny_bundle):
+    torch_model = ivos.load(tiny_bundle, backend="torch")
+    image = _image()
+    results = []
+    for model in (ort_model, torch_model):
+        p = ivos.ImagePredictor(model, crf=False)
+        p.set_image(image)
+        p.add_click(100, 60, True)
+        results.append(p.add_click(20, 10, False))
+    assert np.abs(results[0].probabilities - results[1].probabilities).max() < 1e-4
+
+
+def test_click_result_shape_dtype_and_clamping(ort_model):
+    p = ivos.ImagePredictor(ort_model, crf=False)
+    p.set_image(_image())
+    r = p.add_click(100.0, 60.0, True)
+    assert r.mask.shape == (120, 200) and r.mask.dtype == np.uint8 and set(np.unique(r.mask)) <= {0, 1}
+    assert r.probabilities.dtype == np.float32
+    assert r.mask[60, 100] == 1  # clicked pixel clamped to its label
+    r = p.add_click(100.0, 60.0, False)
+    assert r.mask[60, 100] == 0
+    assert r.box == full_view(120, 200) or r.box.side < 200
+    assert r.timings.total_ms >= r.timings.infer_ms > 0
+    assert r.backend == ort_model.backend
+
+
+def test_undo_and_reset(ort_model):
+    p = ivos.ImagePredictor(ort_model, crf=False)
+    p.set_image(_image())
+    first = p.add_click(100, 60, True)
+    p.add_click(10, 10, False)
+    back = p.undo()
+    assert back is first
+    assert p.undo() is None and p.result is None
+    p.add_click(100, 60, True)
+    p.reset()
+    assert p.result is None
+
+
+def test_predict_is_stateless_and_matches_add_click(ort_model):
+    p = ivos.ImagePredictor(ort_model, crf=False)
+    p.set_image(_image())
+    a = p.add_click(100, 60, True)
+    b = p.predict(np.array([[100, 60]]), np.array([1]))
+    assert np.array_equal(a.probabilities, b.probabilities)
+    assert p.result is a
+
+
+def test_stroke_is_clamped_unless_soft(ort_model):
+    image = _image()
+    points = np.array([[70, 40], [130, 80]], np.float32)
+    hard = ivos.ImagePredictor(ort_model, crf=False)
+    hard.set_image(image)
+    r = hard.add_stroke(points, positive=True)
+    assert r.mask[60, 100] == 1  # on the stroke
+    soft = ivos.ImagePredictor(ort_model, crf=False, soft_strokes=True)
+    soft.set_image(image)
+    r_soft = soft.add_stroke(points, positive=True)
+    assert r_soft.probabilities[60, 100] == pytest.approx(r.probabilities[60, 100]) or r_soft.probabilities[60, 100] < 1
+
+
+def test_four_threads_match_sequential(ort_model):
+    images = [_image(seed) for seed in range(4)]
+    clicks = [[(100, 60, True), (20 + 5 * i, 10, False), (120, 70, True)] for i in range(4)]
+
+    def session(i):
+        p = ivos.ImagePredictor(ort_model, crf=False)
+        p.set_image(images[i])
+        return [p.add_click(*c).probabilities for c in clicks[i]]
+
+    sequential = [session(i) for i in range(4)]
+    threaded = [None] * 4
+
+    def worker(i):
+        for _ in range(3):
+            threaded[i] = session(i)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seq, thr in zip(sequential, threaded):
+        for a, b in zip(seq, thr):
+            assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("image, fragment", [
+    (np.zeros((10, 10, 3), np.float32), "uint8"),
+    (np.zeros((10, 10), np.uint8), "(H, W, 3)"),
+    (np.zeros((10, 10, 4), np.uint8), "(H, W, 3)"),
+    (np.zeros((0, 10, 3), np.uint8), "empty"),
+    ("not an image", "numpy array"),
+])
+def test_bad_images(ort_model, image, fragment):
+    p = ivos.ImagePredictor(ort_model)
+    with pytest.raises(ivos.InvalidInput, match="image") as e:
+        p.set_image(image)
+    assert fragment in str(e.value)
+
+
+def test_bad_clicks(ort_model):
+    p = ivos.ImagePredictor(ort_model, crf=False)
+    with pytest.raises(ivos.InvalidInput, match="set_image"):
+        p.add_click(1, 1, True)
+    p.set_image(_image())
+    with pytest.raises(ivos.InvalidInput, match="point_coords.*outside"):
+        p.add_click(200, 10, True)
+    with pytest.raises(ivos.InvalidInput, match="point_coords.*outside"):
+        p.add_click(-1, 10, True)
+    with pytest.raises(ivos.InvalidInput, match="point_coords.*NaN"):
+        p.add_click(float("nan"), 10, True)
+    assert p.result is None  # failed clicks never join the history
+    with pytest.raises(ivos.InvalidInput, match="point_labels"):
+        p.predict(np.array([[1, 1], [2, 2]]), np.array([1]))
+    with pytest.raises(ivos.InvalidInput, match="point_labels"):
+        p.predict(np.array([[1, 1]]), np.array([2]))
+    with pytest.raises(ivos.InvalidInput, match="mask_input"):
+        p.predict(np.array([[1, 1]]), np.array([1]), mask_input=np.zeros((5, 5), np.uint8))
+    with pytest.raises(ivos.InvalidInput, match="mask_input"):
+        p.predict(np.array([[1, 1]]), np.array([1]), mask_input=np.full((120, 200), 255, np.uint8))
+    with pytest.raises(ivos.InvalidInput, match="nothing to predict"):
+        p.predict(np.zeros((0, 2)), np.zeros(0))
+
+
+def test_bundle_errors_name_the_field(tiny_bundle, tmp_path):
+    with pytest.raises(ivos.ModelError, match="model.json is missing"):
+        ivos.load(tmp_path)
+    (tmp_path / "model.json").write_text("{not json")
+    with pytest.raises(ivos.ModelError, match="corrupt"):
+        ivos.load(tmp_path)
+    card = json.loads((tiny_bundle / "model.json").read_text())
+    for field, value, fragment in [("format_version", 99, "format_version"), ("working_size", [64], "working_size"),
+                                   ("inputs", "x", "inputs"), ("click_encoding", {"kind": "x"}, "click_encoding")]:
+        broken = dict(card, **{field: value})
+        (tmp_path / "model.json").write_text(json.dumps(broken))
+        with pytest.raises(ivos.ModelError, match=fragment):
+            ivos.load(tmp_path)
+    del card["normalization"]
+    (tmp_path / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ivos.ModelError, match="normalization"):
+        ivos.load(tmp_path)
+
+
+def test_bad_backend_and_device(tiny_bundle):
+    with pytest.raises(ivos.InvalidInput, match="backend"):
+        ivos.load(tiny_bundle, backend="magic")
+    with pytest.raises(ivos.InvalidInput, match="device"):
+        ivos.load(tiny_bundle, device="tpu")
+    with pytest.raises(ivos.BackendUnavailable):
+        ivos.load(tiny_bundle, backend="tensorrt")
