@@ -11,6 +11,7 @@ import sys
 # ``add_arguments(parser)`` and ``run(args) -> int``.
 SUBCOMMANDS = {
     "ops": ("ops", "click rendering and dense CRF: numpy vs C++ vs CUDA vs pydensecrf2"),
+    "click": ("click", "NoC@85/90 and mIoU per click (RITM clicker): GrabCut baseline vs model bundles"),
 }
 
 

@@ -1,0 +1,188 @@
+"""``ivos-bench click``: NoC@85/90 and mIoU per click with the RITM simulated user.
+
+Methods (side by side in one run, same samples, same clicker): ``grabcut`` (OpenCV baseline)
+and ``model`` (an ivos bundle via ``ivos.ImagePredictor``; with ``--both-crf`` it appears twice,
+as "model" and "model+crf"). Prints a markdown table with the environment; ``--json`` and
+``--plot`` write the full numbers and mIoU-vs-clicks curves.
+
+Data root: ``--data-root``, else ``$IVOS_DATA_ROOT``, else the first ``shared/datasets`` found
+in the current directory or one of its parents (``<repo>/../shared/datasets`` from a checkout).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+METHODS = ("grabcut", "model")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from .datasets import DATASETS  # numpy only: keeps --help light
+
+    p.add_argument("--dataset", choices=DATASETS, default="GrabCut", help="evaluation set (default GrabCut)")
+    p.add_argument("--split", default="dev", help="DAVIS2016 split: ImageSets/<split>.txt (default dev)")
+    p.add_argument("--images", type=Path, help="--dataset folder: images folder")
+    p.add_argument("--masks", type=Path, help="--dataset folder: masks folder (same stems, fg > 128)")
+    p.add_argument("--data-root", type=Path, help="datasets root (default $IVOS_DATA_ROOT or shared/datasets)")
+    p.add_argument("--max-clicks", type=int, default=20, help="clicks per sample (default 20)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N samples")
+    p.add_argument("--method", nargs="+", choices=METHODS,
+                   help="methods to compare (default: model when --model is given, else grabcut)")
+    p.add_argument("--model", help="model bundle folder for the 'model' method")
+    p.add_argument("--backend", choices=("auto", "ort", "torch"), default="auto",
+                   help="backend for the 'model' method (default auto)")
+    crf = p.add_mutually_exclusive_group()
+    crf.add_argument("--crf", dest="crf_mode", action="store_const", const="on",
+                     help="'model' with the dense CRF")
+    crf.add_argument("--no-crf", dest="crf_mode", action="store_const", const="off",
+                     help="'model' without the dense CRF")
+    crf.add_argument("--both-crf", dest="crf_mode", action="store_const", const="both",
+                     help="both, side by side (default)")
+    p.set_defaults(crf_mode="both")
+    p.add_argument("--json", type=Path, help="write all numbers (per method and per sample) here")
+    p.add_argument("--plot", type=Path, help="write a PNG of mIoU vs number of clicks here")
+
+
+def find_data_root(explicit: Path | None) -> Path | None:
+    """--data-root, else $IVOS_DATA_ROOT, else the nearest ``shared/datasets`` above the cwd."""
+    if explicit is not None:
+        return explicit
+    if os.environ.get("IVOS_DATA_ROOT"):
+        return Path(os.environ["IVOS_DATA_ROOT"])
+    cwd = Path.cwd().resolve()
+    for base in (cwd, *cwd.parents):
+        if (base / "shared" / "datasets").is_dir():
+            return base / "shared" / "datasets"
+    return None
+
+
+def _environment(backend: str | None, methods: list[str]) -> dict:
+    import numpy as np
+
+    import ivos
+
+    env = {
+        "python": platform.python_version(), "numpy": np.__version__, "ivos": ivos.__version__,
+        "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
+    try:
+        env["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                           text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        env["git_commit"] = None
+    if "grabcut" in methods:
+        import cv2
+
+        env["opencv"] = cv2.__version__
+        env["opencv_threads"] = cv2.getNumThreads()
+    if backend is not None:
+        env["model_backend"] = backend
+    return env
+
+
+def _segmenters(args) -> tuple[list, str | None]:
+    """The segmenters named by --method, and the model's backend (None without a model)."""
+    from ivos.errors import InvalidInput
+
+    methods = args.method or (["model"] if args.model else ["grabcut"])
+    segs, backend = [], None
+    for m in dict.fromkeys(methods):  # keep order, drop repeats
+        if m == "grabcut":
+            from .grabcut_baseline import GrabCutSegmenter
+
+            segs.append(GrabCutSegmenter())
+        else:
+            if not args.model:
+                raise InvalidInput("--method model needs --model BUNDLE_DIR")
+            from .segmenters import load_model_segmenters
+
+            modes = {"on": [True], "off": [False], "both": [False, True]}[args.crf_mode]
+            model_segs, backend = load_model_segmenters(args.model, backend=args.backend, crf_modes=modes)
+            segs += model_segs
+    return segs, backend
+
+
+def markdown(report: dict) -> str:
+    """The report as markdown: command, environment, one table row per method."""
+    k5 = min(5, report["max_clicks"])
+    lines = [f"# ivos-bench click: {report['dataset']} ({report['n_images']} images, "
+             f"{report['max_clicks']} clicks max)", "",
+             f"command: `{report['command']}`", "",
+             "environment: " + ", ".join(f"{k}={v}" for k, v in report["environment"].items()), "",
+             f"| method | NoC@85 | NoC@90 | #fail@90 | mIoU@1 | mIoU@{k5} | s/click |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r in report["methods"].items():
+        miou = r["miou_per_click"]
+        lines.append(f"| {name} | {r['noc85']:.2f} | {r['noc90']:.2f} | {r['n_fail90']} | "
+                     f"{miou[0]:.3f} | {miou[k5 - 1]:.3f} | {r['spc']:.3f} |")
+    lines += ["", "NoC@t: clicks until IoU >= t (max_clicks if never), RITM clicker; IoU ignores "
+              "GrabCut's boundary band; s/click: mean predict() time (set_image excluded)."]
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> None:
+    """mIoU vs number of clicks, one curve per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, r in report["methods"].items():
+        miou = r["miou_per_click"]
+        ax.plot(range(1, len(miou) + 1), miou, marker="o", ms=3,
+                label=f"{name} (NoC@90 {r['noc90']:.2f})")
+    for t in (0.85, 0.90):
+        ax.axhline(t, color="gray", lw=0.8, ls="--")
+    ax.set(xlabel="number of clicks", ylabel="mean IoU", ylim=(0, 1),
+           title=f"{report['dataset']} ({report['n_images']} images)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from ivos.errors import IvosError
+
+    from .datasets import open_dataset
+    from .noc import evaluate
+
+    try:
+        data = open_dataset(args.dataset, root=find_data_root(args.data_root), split=args.split,
+                            images=args.images, masks=args.masks).head(args.limit)
+        segs, backend = _segmenters(args)
+        with tqdm(total=len(data), desc=f"click {data.name}", unit="img", file=sys.stderr) as bar:
+            results = evaluate(segs, data, max_clicks=args.max_clicks, on_sample=lambda _: bar.update())
+    except IvosError as e:
+        print(f"ivos-bench click: error: {e}", file=sys.stderr)
+        return 2
+    methods = {name: r.summary() for name, r in results.items()}
+    first = next(iter(methods.values()))
+    report = {
+        "dataset": data.name, "n_images": len(data), "max_clicks": args.max_clicks,
+        "command": "ivos-bench " + shlex.join(sys.argv[1:]),
+        "environment": _environment(backend, [s.name for s in segs]),
+        # the first method's headline numbers at top level, for scripts that expect one method
+        **{k: first[k] for k in ("noc85", "noc90", "n_fail90", "miou_per_click", "spc")},
+        "methods": methods,
+    }
+    print(markdown(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    if args.plot:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        plot(report, args.plot)
+    return 0

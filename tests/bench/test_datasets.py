@@ -1,0 +1,116 @@
+"""Evaluation-set readers (ivos.bench.datasets) on tiny generated folders, and on the real
+sets under ../shared/datasets when present."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ivos.bench.click import find_data_root
+from ivos.bench.datasets import open_dataset
+from ivos.errors import InvalidInput
+
+REAL_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+
+
+def save(path: Path, array: np.ndarray, mode: str | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode).save(path) if mode else Image.fromarray(array).save(path)
+
+
+def image(h=6, w=8, value=10):
+    return np.full((h, w, 3), value, np.uint8)
+
+
+def test_grabcut_layout_with_ignore_band(tmp_path):
+    m = np.zeros((6, 8), np.uint8)
+    m[1:5, 2:6] = 255
+    m[1, 2:6] = 128
+    save(tmp_path / "GrabCut/data_GT/a.jpg", image())
+    save(tmp_path / "GrabCut/data_GT/b.bmp", image())
+    save(tmp_path / "GrabCut/boundary_GT/a.bmp", m)
+    save(tmp_path / "GrabCut/boundary_GT/b.bmp", m)
+    ds = open_dataset("GrabCut", root=tmp_path)
+    assert ds.names == ["a", "b"] and len(ds) == 2
+    s = ds[1]
+    assert s.image.shape == (6, 8, 3) and s.image.dtype == np.uint8
+    assert s.gt.dtype == bool and s.gt.sum() == 12 and s.ignore.sum() == 4
+    assert not (s.gt & s.ignore).any()
+
+
+def test_berkeley_rgb_masks_and_limit(tmp_path):
+    m = np.zeros((6, 8, 3), np.uint8)
+    m[2:4, 2:4, 0] = 200  # only channel 0 matters
+    for stem in ("x", "y", "z"):
+        save(tmp_path / f"Berkeley/images/{stem}.jpg", image())
+        save(tmp_path / f"Berkeley/masks/{stem}.png", m)
+    ds = open_dataset("Berkeley", root=tmp_path).head(2)
+    assert len(ds) == 2 and [s.name for s in ds] == ["x", "y"]
+    assert ds[0].gt.sum() == 4 and ds[0].ignore is None
+
+
+def test_davis_split_every_10th_frame_and_gray_alpha(tmp_path):
+    base = tmp_path / "DAVIS2016"
+    (base / "ImageSets").mkdir(parents=True)
+    (base / "ImageSets/dev.txt").write_text("seq\n")
+    m = np.zeros((6, 8), np.uint8)
+    m[:3] = 255
+    for f in range(0, 25):
+        save(base / f"JPEGImages/480p/seq/{f:05d}.jpg", image())
+        save(base / f"Annotations/480p/seq/{f:05d}.png", m)
+    # one annotation stored as gray+alpha, like bear/00077.png
+    save(base / "Annotations/480p/seq/00010.png", np.stack([m, np.full_like(m, 255)], -1), "LA")
+    ds = open_dataset("DAVIS2016", root=tmp_path, split="dev")
+    assert ds.names == ["seq/00000", "seq/00010", "seq/00020"]
+    assert ds[1].gt.sum() == 24
+    with pytest.raises(InvalidInput, match="available splits"):
+        open_dataset("DAVIS2016", root=tmp_path, split="val")
+
+
+def test_folder_errors(tmp_path):
+    save(tmp_path / "im/a.png", image())
+    save(tmp_path / "im/b.png", image())
+    save(tmp_path / "gt/a.png", np.zeros((6, 8), np.uint8))
+    with pytest.raises(InvalidInput, match=r"without a mask: \['b'\]"):
+        open_dataset("folder", images=tmp_path / "im", masks=tmp_path / "gt")
+    with pytest.raises(InvalidInput, match="does not exist"):
+        open_dataset("folder", images=tmp_path / "nope", masks=tmp_path / "gt")
+    with pytest.raises(InvalidInput, match="--images"):
+        open_dataset("folder")
+    with pytest.raises(InvalidInput, match="does not exist"):
+        open_dataset("GrabCut", root=tmp_path)
+    save(tmp_path / "gt/b.png", np.zeros((5, 8), np.uint8))  # wrong size
+    ds = open_dataset("folder", images=tmp_path / "im", masks=tmp_path / "gt")
+    with pytest.raises(InvalidInput, match="shape"):
+        ds[1]
+
+
+def test_data_root_resolution(tmp_path, monkeypatch):
+    assert find_data_root(tmp_path) == tmp_path
+    monkeypatch.setenv("IVOS_DATA_ROOT", str(tmp_path / "env"))
+    assert find_data_root(None) == tmp_path / "env"
+    monkeypatch.delenv("IVOS_DATA_ROOT")
+    (tmp_path / "shared/datasets").mkdir(parents=True)
+    (tmp_path / "repo/sub").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "repo/sub")
+    assert find_data_root(None) == (tmp_path / "shared/datasets").resolve()
+
+
+needs_data = pytest.mark.skipif(not REAL_ROOT.is_dir(), reason=f"data sets not found at {REAL_ROOT}")
+
+
+@needs_data
+def test_real_grabcut_50_with_ignore_bands():
+    ds = open_dataset("GrabCut", root=REAL_ROOT)
+    assert len(ds) == 50
+    samples = [ds[i] for i in range(len(ds))]
+    assert all(s.gt.any() and s.gt.shape == s.image.shape[:2] for s in samples)
+    assert sum(s.ignore.any() for s in samples) >= 40  # most masks carry the 128 band
+
+
+@needs_data
+def test_real_berkeley_100():
+    ds = open_dataset("Berkeley", root=REAL_ROOT)
+    assert len(ds) == 100
+    s = ds[0]
+    assert s.gt.any() and s.gt.shape == s.image.shape[:2] and s.ignore is None
