@@ -38,11 +38,23 @@ class Model:
         return self.runner.create_context()
 
 
+SHIPPED_MODELS = Path(__file__).resolve().parent / "models"
+"""Bundles that ship inside the package (``ivos/models/<name>``), loadable by name."""
+
+
+def resolve_bundle(bundle: str | Path) -> Path:
+    """A bundle folder path, or the name of a shipped bundle (e.g. "ivos-cpu")."""
+    path = Path(bundle)
+    if not path.exists() and (SHIPPED_MODELS / str(bundle) / "model.json").is_file():
+        return SHIPPED_MODELS / str(bundle)
+    return path
+
+
 def load(bundle: str | Path, *, device: str = "auto", backend: str = "auto", threads: int = 0) -> Model:
     """Loads a model bundle folder (``model.json`` + artifacts).
 
     Args:
-        bundle: path of the bundle folder.
+        bundle: path of the bundle folder, or the name of a shipped bundle ("ivos-cpu").
         device: "auto", "cpu" or "cuda".
         backend: "auto" (TensorRT plan for this GPU > ORT CUDA > ORT CPU > torch), "ort",
             "tensorrt" or "torch".
@@ -53,7 +65,7 @@ def load(bundle: str | Path, *, device: str = "auto", backend: str = "auto", thr
         BackendUnavailable: the backend cannot run here (the message names what to install).
     """
     threads = nonnegative_int("threads", threads)
-    parsed = read_bundle(bundle)
+    parsed = read_bundle(resolve_bundle(bundle))
     runner = create_runner(parsed, backend=backend, device=device, threads=threads)
     log.info("ivos: loaded %s %s with %s", parsed.name, parsed.version, runner.name)
     return Model(parsed, runner)

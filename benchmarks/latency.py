@@ -1,0 +1,167 @@
+"""``ivos-bench latency``: click -> mask latency of ``ivos.ImagePredictor`` per stage
+(prepare, render, infer, post, CRF), ONNX Runtime vs torch eager on the same bundle in the
+same run, with and without the dense CRF, for a 480x854 and a 1080x1920 frame.
+
+Each click session replays the RITM simulated user on a real DAVIS frame (so the zoom-in
+views are the ones a user gets); without the data set, a synthetic frame with an ellipse.
+Sessions are interleaved across configurations (ort, torch, ort+crf, ...) round by round,
+so machine noise hits all of them alike; the first round is warm-up and discarded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("ivos.bench")
+
+FRAME_SIZES = ((480, 854), (1080, 1920))
+STAGES = ("prepare_ms", "render_ms", "infer_ms", "post_ms", "crf_ms", "total_ms")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="ivos-cpu", help="bundle folder or shipped model name (default ivos-cpu)")
+    p.add_argument("--backends", nargs="+", default=["ort", "torch"], help="backends to compare (ort torch tensorrt)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="device for every backend")
+    p.add_argument("--threads", type=int, default=0, help="backend CPU threads (0 = one per core)")
+    p.add_argument("--rounds", type=int, default=6, help="click sessions per configuration (+1 warm-up)")
+    p.add_argument("--clicks", type=int, default=5, help="clicks per session")
+    p.add_argument("--data-root", type=Path, help="datasets root (default $IVOS_DATA_ROOT or shared/datasets)")
+    p.add_argument("--json", type=Path, help="write the results here")
+
+
+def _frame(root: Path | None, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, str]:
+    """(image uint8 HxWx3, gt bool HxW, source) at ``size`` (height, width)."""
+    from PIL import Image
+
+    h, w = size
+    davis = root / "DAVIS2016" if root else None
+    if davis and (davis / "JPEGImages/480p/bear/00000.jpg").is_file():
+        image = Image.open(davis / "JPEGImages/480p/bear/00000.jpg").convert("RGB").resize((w, h), Image.BILINEAR)
+        gt = Image.open(davis / "Annotations/480p/bear/00000.png").convert("L").resize((w, h), Image.NEAREST)
+        return np.asarray(image), np.asarray(gt) > 128, "DAVIS2016 bear/00000"
+    yy, xx = np.mgrid[0:h, 0:w]
+    gt = ((xx - w / 2) / (w / 5)) ** 2 + ((yy - h / 2) / (h / 4)) ** 2 < 1
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 80, (h, w, 3), dtype=np.uint8)
+    image[gt] += np.array([150, 60, 30], np.uint8)
+    return image, gt, "synthetic ellipse"
+
+
+def _session(predictor, image: np.ndarray, gt: np.ndarray, n_clicks: int) -> list:
+    """One simulated-user session; returns the Timings of each click."""
+    from .clicker import next_click
+
+    predictor.set_image(image)
+    timings, clicked, pred = [], [], None
+    for i in range(n_clicks):
+        click = next_click(gt, pred, is_first=(i == 0), clicked=clicked)
+        if click is None:
+            break
+        clicked.append(click)
+        result = predictor.add_click(click.x, click.y, click.positive)
+        pred = result.mask.astype(bool)
+        timings.append(result.timings)
+    return timings
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values)
+    return {"p50": float(np.percentile(arr, 50)), "p90": float(np.percentile(arr, 90)),
+            "p99": float(np.percentile(arr, 99)), "n": int(arr.size)}
+
+
+def measure(models: dict, frames: dict, *, rounds: int, clicks: int, progress=None) -> list[dict]:
+    """Rows of per-stage percentiles for every (frame, backend, crf) configuration."""
+    import ivos
+
+    configs = [(fname, bname, crf) for fname in frames for bname in models for crf in (False, True)]
+    predictors = {c: ivos.ImagePredictor(models[c[1]], crf=c[2]) for c in configs}
+    samples: dict = {c: [] for c in configs}
+    for r in range(rounds + 1):
+        for c in configs:
+            timings = _session(predictors[c], *frames[c[0]][:2], clicks)
+            if r > 0:  # round 0 warms up caches, allocators and thread pools
+                samples[c].extend(timings)
+            if progress:
+                progress.update(1)
+    rows = []
+    for (fname, bname, crf), timings in samples.items():
+        row = {"frame": fname, "backend": bname, "runs": models[bname].backend, "crf": crf}
+        for stage in STAGES:
+            row[stage] = _percentiles([getattr(t, stage) for t in timings])
+        rows.append(row)
+    return rows
+
+
+def summary_keys(rows: list[dict], backends: list[str]) -> dict[str, float]:
+    """The headline keys for the 480x854 frame: ``<backend>_p50_ms``, ``<backend>_crf_p50_ms``
+    and the ORT/torch speed ratio of the network stage and of the whole click."""
+    out = {}
+    for row in rows:
+        if row["frame"] != "480x854":
+            continue
+        key = f"{row['backend']}{'_crf' if row['crf'] else ''}_p50_ms"
+        out[key] = row["total_ms"]["p50"]
+        out[key.replace("_p50_ms", "_infer_p50_ms")] = row["infer_ms"]["p50"]
+    if {"ort", "torch"} <= set(backends):
+        out["ort_speedup_vs_torch_total"] = out["torch_p50_ms"] / out["ort_p50_ms"]
+        out["ort_speedup_vs_torch_infer"] = out["torch_infer_p50_ms"] / out["ort_infer_p50_ms"]
+    return out
+
+
+def environment(models: dict) -> dict:
+    import ivos
+
+    versions = {}
+    for name in ("onnxruntime", "torch", "tensorrt"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    info = ivos.build_info()
+    return {"python": platform.python_version(), "cpu": info["machine"]["cpu"],
+            "cpu_threads": info["machine"]["cpu_threads"], "cuda_devices": info["machine"]["cuda_device_names"],
+            "versions": versions, "backends": {k: m.backend for k, m in models.items()}}
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| frame | backend | CRF | total p50 / p90 / p99 (ms) | prepare | render | infer | post | CRF |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        total = r["total_ms"]
+        stages = " | ".join(f"{r[s]['p50']:.1f}" for s in STAGES[:-1])
+        lines.append(f"| {r['frame']} | {r['runs']} | {'on' if r['crf'] else 'off'} | "
+                     f"{total['p50']:.1f} / {total['p90']:.1f} / {total['p99']:.1f} | {stages} |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import ivos
+    from tqdm import tqdm
+
+    from .click import find_data_root
+
+    models = {b: ivos.load(args.model, backend=b, device=args.device, threads=args.threads) for b in args.backends}
+    root = find_data_root(args.data_root)
+    frames = {f"{h}x{w}": _frame(root, (h, w)) for h, w in FRAME_SIZES}
+    total = (args.rounds + 1) * len(frames) * len(models) * 2
+    with tqdm(total=total, desc="click sessions", file=sys.stderr) as bar:
+        rows = measure(models, frames, rounds=args.rounds, clicks=args.clicks, progress=bar)
+    env = environment(models)
+    env["frames"] = {k: v[2] for k, v in frames.items()}
+    result = {**summary_keys(rows, args.backends), "model": str(args.model), "rows": rows, "environment": env,
+              "protocol": f"{args.rounds} sessions x {args.clicks} RITM clicks per configuration, interleaved"}
+    print(f"environment: {json.dumps(env)}\n")
+    print(markdown(rows))
+    headline = {k: round(v, 2) for k, v in result.items() if isinstance(v, float)}
+    print(f"\n{json.dumps(headline)}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
