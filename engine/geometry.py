@@ -1,10 +1,11 @@
-"""Where the network looks: square crop boxes in original pixels and the maps between
-original and working (network) coordinates.
+"""Where the network looks: view boxes in original pixels and the maps between original
+and working (network) coordinates.
 
-A ``Box`` covers original pixel *edges* ``[x0, x0 + side) x [y0, y0 + side)`` (integers; it
-may extend past the image, the outside is padded). The network sees it resized to
-``size x size``. Pixel centres sit at integer coordinates in both frames (x = column), so an
-original coordinate x maps to ``(x + 0.5 - x0) * size / side - 0.5``.
+A ``Box`` covers original pixel *edges* ``[x0, x0 + width) x [y0, y0 + height)`` (integers;
+it may extend past the image, the outside is padded with the mean colour). The network sees
+it resized to ``size x size``: the full view is the whole image resized non-uniformly (as
+in training), zoom-in views are squares. Pixel centres sit at integer coordinates in both
+frames (x = column), so an original x maps to ``(x + 0.5 - x0) * size / width - 0.5``.
 """
 from __future__ import annotations
 
@@ -28,23 +29,27 @@ FULL_VIEW_FRACTION = 0.8
 class Box:
     x0: int
     y0: int
-    side: int
+    width: int
+    height: int
 
     def clip(self, height: int, width: int) -> tuple[int, int, int, int]:
         """The part inside a height x width image as (x0, y0, x1, y1), x1/y1 exclusive."""
-        return max(0, self.x0), max(0, self.y0), min(width, self.x0 + self.side), min(height, self.y0 + self.side)
+        return (max(0, self.x0), max(0, self.y0), min(width, self.x0 + self.width),
+                min(height, self.y0 + self.height))
+
+    def scale(self, size: int) -> np.ndarray:
+        """Working pixels per original pixel along (x, y)."""
+        return np.array([size / self.width, size / self.height], np.float64)
 
     def to_working(self, xy: np.ndarray, size: int) -> np.ndarray:
         """(N, 2) original (x, y) -> working coordinates, float32."""
-        scale = size / self.side
         origin = np.array([self.x0, self.y0], np.float64)
-        return ((np.asarray(xy, np.float64) + 0.5 - origin) * scale - 0.5).astype(np.float32)
+        return ((np.asarray(xy, np.float64) + 0.5 - origin) * self.scale(size) - 0.5).astype(np.float32)
 
 
 def full_view(height: int, width: int) -> Box:
-    """The square box centred on the image that covers all of it."""
-    side = max(height, width)
-    return Box((width - side) // 2, (height - side) // 2, side)
+    """The whole image (resized non-uniformly to the working square, as in training)."""
+    return Box(0, 0, width, height)
 
 
 def zoom_box(height: int, width: int, mask: np.ndarray | None, points: np.ndarray) -> Box:
@@ -56,6 +61,7 @@ def zoom_box(height: int, width: int, mask: np.ndarray | None, points: np.ndarra
         points: (N, 2) float (x, y) of every click/stroke vertex in original pixels.
     """
     full = full_view(height, width)
+    full_side = max(height, width)
     if mask is None or not mask.any():
         return full
     rows = np.flatnonzero(mask.any(axis=1))
@@ -67,8 +73,8 @@ def zoom_box(height: int, width: int, mask: np.ndarray | None, points: np.ndarra
         y_lo = min(y_lo, int(np.floor(points[:, 1].min())))
         y_hi = max(y_hi, int(np.ceil(points[:, 1].max())) + 1)
     side = int(np.ceil(max(x_hi - x_lo, y_hi - y_lo) * ZOOM_EXPANSION))
-    side = max(side, min(MIN_ZOOM_SIDE, full.side))
-    if side >= FULL_VIEW_FRACTION * full.side:
+    side = max(side, min(MIN_ZOOM_SIDE, full_side))
+    if side >= FULL_VIEW_FRACTION * full_side:
         return full
     cx, cy = (x_lo + x_hi) / 2, (y_lo + y_hi) / 2
-    return Box(int(round(cx - side / 2)), int(round(cy - side / 2)), side)
+    return Box(int(round(cx - side / 2)), int(round(cy - side / 2)), side, side)

@@ -258,12 +258,12 @@ class ImagePredictor:
 
     # ---- stages ------------------------------------------------------------------------
     def _crop(self, array: np.ndarray, box: Box, fill) -> np.ndarray:
-        """The box's square of ``array`` (H, W[, C]), padded with ``fill`` outside."""
+        """The box's part of ``array`` (H, W[, C]), padded with ``fill`` outside the image."""
         h, w = array.shape[:2]
         x0, y0, x1, y1 = box.clip(h, w)
-        if (x0, y0, x1 - x0, y1 - y0) == (box.x0, box.y0, box.side, box.side):
+        if (x0, y0, x1 - x0, y1 - y0) == (box.x0, box.y0, box.width, box.height):
             return array[y0:y1, x0:x1]
-        canvas = np.empty((box.side, box.side) + array.shape[2:], array.dtype)
+        canvas = np.empty((box.height, box.width) + array.shape[2:], array.dtype)
         canvas[...] = fill
         canvas[y0 - box.y0:y1 - box.y0, x0 - box.x0:x1 - box.x0] = array[y0:y1, x0:x1]
         return canvas
@@ -308,8 +308,8 @@ class ImagePredictor:
         from PIL import Image
 
         x0, y0, x1, y1 = box.clip(h, w)
-        scale = self._size / box.side
-        src = ((x0 - box.x0) * scale, (y0 - box.y0) * scale, (x1 - box.x0) * scale, (y1 - box.y0) * scale)
+        sx, sy = box.scale(self._size)
+        src = ((x0 - box.x0) * sx, (y0 - box.y0) * sy, (x1 - box.x0) * sx, (y1 - box.y0) * sy)
         region = np.asarray(Image.fromarray(logits, mode="F").resize((x1 - x0, y1 - y0), Image.BILINEAR, box=src))
         prob = np.zeros((h, w), np.float32)
         out = prob[y0:y1, x0:x1]
