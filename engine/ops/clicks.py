@@ -132,6 +132,12 @@ def _check_out(out: Any, height: int, width: int) -> np.ndarray:
     return out
 
 
+def _check_common(height: Any, width: Any, clicks: Any, sigma: Any, strokes: Any):
+    """Validates the arguments render_clicks and render_clicks_cuda share."""
+    return (positive_int("height", height), positive_int("width", width),
+            positive_float("sigma", sigma), _check_clicks(clicks), _check_strokes(strokes))
+
+
 def render_clicks(
     height: int,
     width: int,
@@ -160,11 +166,7 @@ def render_clicks(
         The (height, width) float32 channel in [-1, 1] (``out`` when given). See the module
         docstring for the exact overlap and coordinate semantics.
     """
-    height = positive_int("height", height)
-    width = positive_int("width", width)
-    sigma = positive_float("sigma", sigma)
-    click_arr = _check_clicks(clicks)
-    stroke_list = _check_strokes(strokes)
+    height, width, sigma, click_arr, stroke_list = _check_common(height, width, clicks, sigma, strokes)
     if device not in _DEVICES:
         raise InvalidInput(f"device must be one of {_DEVICES}, got {device!r}")
     if out is not None:
@@ -178,3 +180,39 @@ def render_clicks(
     from . import _native_clicks
 
     return _native_clicks.render(height, width, click_arr, sigma, stroke_list, out, device)
+
+
+def render_clicks_cuda(
+    device_ptr: int,
+    height: int,
+    width: int,
+    clicks: Any,
+    *,
+    sigma: float,
+    strokes: Sequence[tuple[Any, int]] | None = None,
+    stream: int = 0,
+) -> None:
+    """Renders like ``render_clicks`` straight into a caller-owned CUDA device buffer, on the
+    calling thread's current CUDA device (the buffer must live there).
+
+    Args:
+        device_ptr: address (int) of a float32 C-contiguous (height, width) buffer in device
+            memory, e.g. an engine's bound input or ``torch_tensor.data_ptr()``; overwritten in
+            full. Its size cannot be checked: it must hold height * width float32 values.
+        height, width, clicks, sigma, strokes: as in ``render_clicks``.
+        stream: the ``cudaStream_t`` (as int) to queue the work on; 0 is the legacy default
+            stream. The call is asynchronous: synchronise the stream before reading the buffer.
+
+    Raises:
+        InvalidInput: bad arguments, or ``device_ptr`` is not device memory.
+        BackendUnavailable: ivos was built without CUDA, or there is no GPU/driver.
+    """
+    height, width, sigma, click_arr, stroke_list = _check_common(height, width, clicks, sigma, strokes)
+    for name, value in (("device_ptr", device_ptr), ("stream", stream)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise InvalidInput(f"{name} must be a non-negative integer address, got {describe(value)}")
+    if device_ptr == 0:
+        raise InvalidInput("device_ptr must be a device address, got 0 (a null pointer)")
+    from . import _native_clicks
+
+    _native_clicks.render_into_device(int(device_ptr), height, width, click_arr, sigma, stroke_list, int(stream))
