@@ -1,0 +1,74 @@
+"""``ivos-export``: trained checkpoints -> model bundles the runtime loads.
+
+  ivos-export click CHECKPOINT --out DIR       ONNX + torch.export program + model.json,
+                                               verified against torch right after export
+  ivos-export tensorrt BUNDLE                  builds an FP16 TensorRT plan for this GPU
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _click(args: argparse.Namespace) -> int:
+    from .checkpoint import load_click_model
+    from .click_encodings import click_channels
+    from .onnx_export import export_click_bundle
+
+    model, config, meta = load_click_model(args.checkpoint)
+    card_extra = {
+        "architecture": {"config": {k: v for k, v in vars(config).items()},
+                         "parameters": int(sum(p.numel() for p in model.parameters()))},
+        "training": {k: v for k, v in meta.items()
+                     if k not in ("click_sigma", "working_size", "imagenet_mean", "imagenet_std")},
+    }
+    if args.metrics:
+        card_extra["metrics"] = json.loads(Path(args.metrics).read_text())
+    postprocess = {"crf": args.crf, "crf_params": {}}
+    card = export_click_bundle(
+        model, args.out, name=args.name or config.name, version=args.version,
+        click_encoding=config.click_encoding, click_sigma=float(meta["click_sigma"]),
+        click_channels=click_channels(config.click_encoding), working_size=int(meta["working_size"]),
+        mean=tuple(meta["imagenet_mean"]), std=tuple(meta["imagenet_std"]), card_extra=card_extra,
+        postprocess=postprocess)
+    print(f"wrote {args.out} ({card['name']}): ORT vs torch max abs diff {card['export']['parity_max_abs_diff']:.2e}")
+    return 0
+
+
+def _tensorrt(args: argparse.Namespace) -> int:
+    from .tensorrt import build_plan
+
+    entry = build_plan(args.bundle, fp16=not args.fp32, workspace_mib=args.workspace_mib)
+    print(f"wrote {entry['file']} for {entry['compute_capability']} (TensorRT {entry['tensorrt_version']})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ivos-export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("click", help="export a click-refinement checkpoint to a bundle")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    p.add_argument("--name", help="bundle name (default: the config name)")
+    p.add_argument("--version", default="1", help="bundle version string")
+    p.add_argument("--metrics", type=Path, help="JSON file of measured metrics to put in the model card")
+    p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=False,
+                   help="whether predictors run the dense CRF by default")
+    p.set_defaults(func=_click)
+    p = sub.add_parser("tensorrt", help="build a TensorRT plan for this GPU into a bundle")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--fp32", action="store_true", help="build in FP32 instead of FP16")
+    p.add_argument("--workspace-mib", type=int, default=1024)
+    p.set_defaults(func=_tensorrt)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
