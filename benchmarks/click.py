@@ -134,6 +134,7 @@ def plot(report: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, r in report["methods"].items():
@@ -144,6 +145,7 @@ def plot(report: dict, path: Path) -> None:
         ax.axhline(t, color="gray", lw=0.8, ls="--")
     ax.set(xlabel="number of clicks", ylabel="mean IoU", ylim=(0, 1),
            title=f"{report['dataset']} ({report['n_images']} images)")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()

@@ -118,3 +118,36 @@ def test_grabcut_baseline_segments_a_flat_object():
     img[gt] = rng.integers(180, 255, (int(gt.sum()), 3))       # bright object
     r = evaluate([GrabCutSegmenter(min_margin=0.3)], [Sample("g", img, gt, None)], max_clicks=3)["grabcut"]
     assert r.miou_per_click[-1] > 0.9
+
+
+def test_click_cli_on_a_folder(tmp_path, capsys):
+    for mod in ("cv2", "tqdm", "matplotlib"):
+        pytest.importorskip(mod)
+    import argparse
+    import json
+
+    from PIL import Image
+
+    from ivos.bench import click
+
+    rng = np.random.default_rng(1)
+    for stem in ("a", "b"):
+        img = rng.integers(0, 60, (48, 64, 3)).astype(np.uint8)
+        img[10:40, 16:50] = 220
+        mask = np.zeros((48, 64), np.uint8)
+        mask[10:40, 16:50] = 255
+        (tmp_path / "im").mkdir(exist_ok=True)
+        (tmp_path / "gt").mkdir(exist_ok=True)
+        Image.fromarray(img).save(tmp_path / "im" / f"{stem}.png")
+        Image.fromarray(mask).save(tmp_path / "gt" / f"{stem}.png")
+    parser = argparse.ArgumentParser()
+    click.add_arguments(parser)
+    args = parser.parse_args(["--dataset", "folder", "--images", str(tmp_path / "im"), "--masks",
+                              str(tmp_path / "gt"), "--max-clicks", "4", "--json", str(tmp_path / "r.json"),
+                              "--plot", str(tmp_path / "r.png")])
+    assert click.run(args) == 0
+    assert "| grabcut |" in capsys.readouterr().out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["n_images"] == 2 and len(report["miou_per_click"]) == 4
+    assert report["noc90"] == report["methods"]["grabcut"]["noc90"]
+    assert (tmp_path / "r.png").stat().st_size > 0
