@@ -1,0 +1,59 @@
+// Permutohedral lattice (Adams, Baek, Davis 2010) for fast high-dimensional Gaussian
+// filtering, as used by the dense CRF of Kraehenbuehl & Koltun 2011: values at N points with
+// d-dimensional features are splatted onto the vertices of the enclosing simplices, blurred
+// with a [1/2 1 1/2] kernel along each of the d+1 lattice axes, and sliced back. The result
+// approximates sum_j exp(-|f_i - f_j|^2 / 2) * v_j up to a constant factor (the dense CRF
+// normalises it away), with features given in units of the Gaussian's standard deviation.
+//
+// The lattice is built once per feature set; filter() then runs without allocating as long
+// as prepare() was called for the value size and thread count used.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace ivos {
+
+class PermutohedralLattice {
+ public:
+  // Builds the lattice for n points with d-dimensional features (row-major n x d, already
+  // divided by the Gaussian's standard deviation per dimension). d in [1, kMaxDim].
+  void build(const float* features, int64_t n, int d, int num_threads);
+
+  // Sizes the scratch buffers for filtering value_size channels with num_threads threads.
+  void prepare(int value_size, int num_threads);
+
+  // out = lattice filter of in; both row-major n x value_size (they must not alias),
+  // value_size in [1, kMaxValues].
+  // prepare(value_size, num_threads) must have been called since build().
+  void filter(const float* in, float* out, int value_size, int num_threads);
+
+  int64_t num_points() const { return n_; }
+  int64_t num_vertices() const { return m_; }
+
+  static constexpr int kMaxDim = 16;
+  static constexpr int kMaxValues = 256;  // channels per filter() call
+
+ private:
+  void splat(const float* in, int vs, int num_threads);
+  void blur(int vs, int num_threads);
+  void slice(float* out, int vs, int num_threads);
+
+  int64_t n_ = 0;  // points
+  int64_t m_ = 0;  // lattice vertices
+  int d_ = 0;
+  // Per point and simplex vertex (n x (d+1)): vertex index + 1 (0 is a zero "none" slot
+  // that neighbours outside the lattice read) and barycentric weight.
+  std::vector<int32_t> offset_;
+  std::vector<float> weight_;
+  // Per axis and vertex ((d+1) x m x 2): the two blur neighbours' slots (0 = none).
+  std::vector<int32_t> neighbors_;
+  // Scratch: lattice values (m+1) x vs, the blur's second buffer, one splat buffer per
+  // extra thread (threads splat disjoint point ranges, then the buffers are summed).
+  std::vector<float> values_, blurred_;
+  std::vector<std::vector<float>> splat_scratch_;
+  int prepared_vs_ = 0;
+  int prepared_threads_ = 0;
+};
+
+}  // namespace ivos
