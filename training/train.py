@@ -1,0 +1,246 @@
+"""Two-stage training of a click network (paper 2.1.1-2.1.2).
+
+Stage 1 trains the config with ``use_mask=False`` (the mask input is replaced by zeros): this
+is the "w/o init. mask" ablation model (``<config>-nomask``), saved as ``stage1.pt``.
+Stage 2 starts from the stage-1 weights with the mask channel's first-conv weights zeroed
+(``zero_mask_weights``: the same function at the start), ``use_mask=True``, and replaces
+``--corr-fraction`` of every batch by correction examples generated online: the frozen
+stage-1 model (eval, no_grad) predicts from the first interaction, N_corr in
+{0,1,2,3,4,5,10,20} correction clicks are sampled in its error regions, and the network gets
+all clicks plus that prediction as its mask input. The rest of the batch has zero masks.
+
+Loss: plain binary cross-entropy on logits (the paper's loss). RITM's normalised focal loss
+helps NoC@90 on large backbones, but it adds a knob we cannot tune in a CPU-hour; BCE it is.
+
+Usage (from the repository root; ``training`` is not installed)::
+
+    python -m training.train --name ivos-cpu --config ivos-cpu --stage1-steps 3000 --stage2-steps 2500
+    python -m training.train --name ivos-cpu --resume          # continue from runs/ivos-cpu/last.pt
+
+Writes under ``runs/<name>/``: ``train.log``, ``metrics.jsonl`` (one JSON per log/validation
+line), ``last.pt`` (resumable: model, optimiser, scheduler, RNG states, step), ``stage1.pt``
+and ``final.pt`` (weights + config + metadata, see ``ivos.export.checkpoint``).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ivos.export.checkpoint import WORKING_SIZE, save_click_model
+from ivos.export.models import MODEL_CONFIGS, ClickNet, build_model, zero_mask_weights
+
+from . import click_sim
+from .augment import make_view
+from .data import Cache, default_data_root, load_cache
+from .interactions import encode_batch, first_interaction
+from .validate import make_val_set, validate
+
+log = logging.getLogger("ivos.training")
+
+SOURCE_WEIGHTS = {"davis": 0.3, "bsds": 0.4, "coco": 0.3}
+"""Sampling probability per source (DAVIS frames are many but highly correlated)."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--name", required=True, help="run name: outputs go to runs/<name>/")
+    p.add_argument("--config", default="ivos-cpu", choices=sorted(MODEL_CONFIGS), help="model config (stage 2)")
+    p.add_argument("--stage1-steps", type=int, default=3000)
+    p.add_argument("--stage2-steps", type=int, default=2500)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--size", type=int, default=256,
+                   help="training crop side (px), a multiple of 32; below the 320 working size for more samples/s on CPU")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW LR of stage 1 (cosine decay)")
+    p.add_argument("--lr2", type=float, default=1e-3, help="peak AdamW LR of stage 2 (cosine decay)")
+    p.add_argument("--wd", type=float, default=1e-4)
+    p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps at the start of each stage")
+    p.add_argument("--corr-fraction", type=float, default=0.5, help="share of a stage-2 batch that are correction examples")
+    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-every", type=int, default=500)
+    p.add_argument("--n-val", type=int, default=40)
+    p.add_argument("--ckpt-every", type=int, default=100)
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt")
+    p.add_argument("--data-root", type=Path, default=None, help="default: $IVOS_DATA_ROOT or <repo>/../shared/datasets")
+    p.add_argument("--runs-dir", type=Path, default=Path(__file__).resolve().parents[1] / "runs")
+    return p.parse_args(argv)
+
+
+def stage1_config(config_name: str):
+    """The stage-1 (no initial mask) config of a stage-2 config: its ``-nomask`` twin."""
+    config = MODEL_CONFIGS[config_name]
+    return MODEL_CONFIGS.get(f"{config.name}-nomask", dataclasses.replace(config, name=f"{config.name}-nomask", use_mask=False))
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
+    """Linear warm-up then cosine decay to 1% of ``peak``; ``step`` counts from 0 in the stage."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def sample_views(cache: Cache, n: int, size: int, rng: np.random.Generator):
+    """n augmented views, sources drawn by SOURCE_WEIGHTS, then an image, then an object."""
+    sources = list(SOURCE_WEIGHTS)
+    probs = np.array([SOURCE_WEIGHTS[s] for s in sources])
+    views = []
+    while len(views) < n:
+        entries = cache.train[sources[rng.choice(len(sources), p=probs)]]
+        entry = entries[rng.integers(len(entries))]
+        view = make_view(entry, int(rng.integers(len(entry.objects))), size, rng)
+        if view is not None:
+            views.append(view)
+    return views
+
+
+def make_batch(cache: Cache, args, rng: np.random.Generator, encoding: str, corrector: ClickNet | None):
+    """One training batch (image, mask, clicks, gt tensors). With a ``corrector`` (stage 2),
+    the first round(corr_fraction * batch) samples are correction examples."""
+    views = sample_views(cache, args.batch, args.size, rng)
+    inters = [first_interaction(v, rng) for v in views]
+    masks = None
+    n_corr = round(args.corr_fraction * args.batch) if corrector is not None else 0
+    if n_corr:
+        image, zeros, clicks, _ = encode_batch(views[:n_corr], inters[:n_corr], None, corrector.config.click_encoding)
+        with torch.no_grad():
+            preds = (corrector(image, zeros, clicks) > 0).squeeze(1).numpy()
+        masks = np.zeros((args.batch, args.size, args.size), bool)
+        masks[:n_corr] = preds
+        for i in range(n_corr):
+            extra = click_sim.correction_clicks(views[i].gt, preds[i], int(rng.choice(click_sim.N_CORR_CHOICES)), rng,
+                                                previous=inters[i][0])
+            inters[i] = (np.concatenate([inters[i][0], extra]), inters[i][1])
+    return encode_batch(views, inters, masks, encoding)
+
+
+def _save_resumable(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def _setup_logging(run_dir: Path) -> None:
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    for handler in (logging.FileHandler(run_dir / "train.log"), logging.StreamHandler()):
+        handler.setFormatter(fmt)
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def _stage_model(args, stage: int, stage1_weights: dict | None) -> ClickNet:
+    if stage == 1:
+        return build_model(stage1_config(args.config))
+    model = build_model(args.config)
+    model.load_state_dict(stage1_weights)
+    zero_mask_weights(model)
+    return model
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    run_dir = args.runs_dir / args.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _setup_logging(run_dir)
+    torch.set_num_threads(args.threads)
+    data_root = args.data_root or default_data_root()
+    t0 = time.time()
+    cache = load_cache(data_root, args.runs_dir / "cache")
+    log.info("data %s from %s (%.0f s)", json.dumps(cache.counts()), data_root, time.time() - t0)
+    val_set = make_val_set(cache, args.n_val, WORKING_SIZE)  # validate at the runtime's size
+
+    rng = np.random.default_rng(args.seed)
+    torch.manual_seed(args.seed)
+    stage, step, wall = 1, 0, 0.0
+    stage1_weights = None
+    resume_state = None
+    metrics: dict = {}
+    if args.resume and (run_dir / "last.pt").exists():
+        resume_state = torch.load(run_dir / "last.pt", weights_only=False)
+        stage, step, wall = resume_state["stage"], resume_state["step"], resume_state["wall_s"]
+        metrics = resume_state["val"]
+        rng.bit_generator.state = resume_state["np_rng"]
+        torch.set_rng_state(resume_state["torch_rng"])
+        if stage == 2:
+            stage1_weights = torch.load(run_dir / "stage1.pt", weights_only=False)["state_dict"]
+        log.info("resumed from %s: stage %d, step %d", run_dir / "last.pt", stage, step)
+    log.info("args %s", json.dumps({k: str(v) for k, v in vars(args).items()}))
+
+    metrics_file = open(run_dir / "metrics.jsonl", "a")
+
+    def record(kind: str, **values) -> None:
+        metrics_file.write(json.dumps({"kind": kind, "stage": stage, "step": step, "wall_s": round(wall, 1), **values}) + "\n")
+        metrics_file.flush()
+
+    while stage <= 2:
+        steps = args.stage1_steps if stage == 1 else args.stage2_steps
+        peak = args.lr if stage == 1 else args.lr2
+        model = _stage_model(args, stage, stage1_weights)
+        corrector = None
+        if stage == 2:
+            corrector = build_model(stage1_config(args.config)).eval()
+            corrector.load_state_dict(stage1_weights)
+            corrector.requires_grad_(False)
+        opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=args.wd)
+        if resume_state is not None:
+            model.load_state_dict(resume_state["model"])
+            opt.load_state_dict(resume_state["optimizer"])
+            resume_state = None
+        model.train()
+        encoding = model.config.click_encoding
+        loss_avg, t_last = 0.0, time.time()
+        while step < steps:
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, steps, peak, args.warmup)
+            image, mask, clicks, gt = make_batch(cache, args, rng, encoding, corrector)
+            loss = F.binary_cross_entropy_with_logits(model(image, mask, clicks), gt)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            loss_avg += loss.item()
+            now = time.time()
+            wall += now - t_last
+            t_last = now
+            if step % args.log_every == 0:
+                log.info("stage %d step %d/%d loss %.4f lr %.2e wall %.0f s", stage, step, steps,
+                         loss_avg / args.log_every, opt.param_groups[0]["lr"], wall)
+                record("train", loss=loss_avg / args.log_every, lr=opt.param_groups[0]["lr"])
+                loss_avg = 0.0
+            if step % args.val_every == 0 or step == steps:
+                t_val = time.time()
+                metrics = validate(model, val_set)
+                log.info("stage %d step %d VAL %s (%.0f s)", stage, step, json.dumps(metrics), time.time() - t_val)
+                record("val", **metrics)
+                model.train()
+                t_last = time.time()  # validation time does not count as training wall time
+            if step % args.ckpt_every == 0 or step == steps:
+                _save_resumable(run_dir / "last.pt", {
+                    "stage": stage, "step": step, "wall_s": wall, "model": model.state_dict(),
+                    "optimizer": opt.state_dict(), "np_rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(), "val": metrics})
+        meta = {"stage": stage, "steps": steps, "batch": args.batch, "train_size": args.size,
+                "train_wall_s": round(wall, 1), "seed": args.seed, "threads": args.threads,
+                "data": cache.counts(), "val": metrics}
+        if stage == 1:
+            save_click_model(run_dir / "stage1.pt", model, meta)
+            stage1_weights = copy.deepcopy(model.state_dict())
+        else:
+            save_click_model(run_dir / "final.pt", model, meta)
+        stage, step, wall = stage + 1, 0, 0.0
+    log.info("done: %s", run_dir / "final.pt")
+
+
+if __name__ == "__main__":
+    main()
