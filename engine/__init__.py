@@ -15,6 +15,9 @@ from .ops.clicks import render_clicks, render_clicks_cuda
 from .ops.crf import dense_crf
 from .model import Model, load
 from .predictor import ClickResult, ImagePredictor, Stroke, Timings
+from .osvos_finetune import FinetuneConfig
+from .video import FrameSource, open_video
+from .video_predictor import FrameResult, FrameSuggestion, VideoDifficulty, VideoPredictor, VideoState
 
 logging.getLogger("ivos").addHandler(logging.NullHandler())
 
@@ -26,6 +29,14 @@ __all__ = [
     "Model",
     "Stroke",
     "Timings",
+    "FinetuneConfig",
+    "FrameResult",
+    "FrameSource",
+    "FrameSuggestion",
+    "VideoDifficulty",
+    "VideoPredictor",
+    "VideoState",
+    "open_video",
     "load",
     "BackendUnavailable",
     "InvalidInput",

@@ -1,0 +1,204 @@
+"""One-shot fine-tuning of the OSVOS head on the annotated frame(s) (paper section 2.2).
+
+Design: the backbone is frozen inside the exported graph, so fine-tuning (1) builds
+``FinetuneConfig.augmentations`` augmented copies of every annotated frame (flip, scale,
+rotation, translation, brightness; and a deformed copy of the mask as the prior, as
+MaskTrack trains its mask channel), (2) runs each copy ONCE through the engine and caches
+the backbone features it outputs, and (3) fits only the small head on the cached features.
+The fitted weights go back into the same engine as graph inputs (``OsvosSession.set_head``).
+
+Gradients come from torch, imported lazily here: a runtime-only install (numpy +
+onnxruntime) runs propagation with the parent head but raises ``BackendUnavailable`` naming
+torch when asked to fine-tune. Why not numpy: a hand-written backward pass for 3x3 convs is
+slower than torch's by an order of magnitude on CPU and one more thing to get wrong; torch
+is already the export dependency.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .errors import BackendUnavailable
+from .osvos_engine import PAD_RGB, OsvosSession
+
+log = logging.getLogger("ivos")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning knobs (defaults: measured on the DAVIS dev split, see benchmarks/results/video.md).
+
+    Attributes:
+        steps: Adam steps on the head.
+        batch: examples per step.
+        lr: Adam learning rate.
+        augmentations: augmented copies per annotated frame (the first is the frame itself).
+        max_scale: scale jitter, uniform in [1/max_scale, max_scale].
+        max_rotate: rotation jitter in degrees, uniform in [-max_rotate, max_rotate].
+        max_shift: translation jitter as a fraction of the working size.
+        use_prior: train with deformed-mask priors ("osvos+mask" mode) or zero priors ("osvos").
+        zero_prior_fraction: share of examples with a zero prior even when use_prior (so the
+            head still finds the object from appearance when the previous mask lost it).
+        threads: torch intra-op threads during fine-tuning (0 = leave torch's setting).
+        seed: augmentation and batch-order seed.
+    """
+
+    steps: int = 200
+    batch: int = 4
+    lr: float = 1e-3
+    augmentations: int = 16
+    max_scale: float = 1.2
+    max_rotate: float = 10.0
+    max_shift: float = 0.08
+    use_prior: bool = True
+    zero_prior_fraction: float = 0.25
+    threads: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """The fitted head (name -> float32 array) and where the time went (seconds)."""
+
+    params: dict
+    seconds: float
+    feature_seconds: float
+    train_seconds: float
+    examples: int
+    final_loss: float
+
+
+def import_torch():
+    try:
+        import torch
+    except ImportError:
+        raise BackendUnavailable("fine-tuning the OSVOS head needs PyTorch: pip install torch "
+                                 "(propagation with the parent head runs without it)") from None
+    return torch
+
+
+def _affine(size: tuple[int, int], rng: np.random.Generator, cfg: FinetuneConfig) -> tuple[float, ...]:
+    """PIL AFFINE coefficients (output -> input pixel map) of a random scale/rotation/shift/flip
+    about the image centre."""
+    h, w = size
+    s = math.exp(rng.uniform(-math.log(cfg.max_scale), math.log(cfg.max_scale)))
+    a = math.radians(rng.uniform(-cfg.max_rotate, cfg.max_rotate))
+    tx, ty = rng.uniform(-cfg.max_shift, cfg.max_shift) * w, rng.uniform(-cfg.max_shift, cfg.max_shift) * h
+    flip = -1.0 if rng.random() < 0.5 else 1.0
+    cx, cy = w / 2.0, h / 2.0
+    # inverse of: p' = R S F (p - c) + c + t
+    cos, sin = math.cos(a) / s, math.sin(a) / s
+    m = np.array([[cos * flip, sin * flip], [-sin, cos]])
+    off = np.array([cx, cy]) - m @ np.array([cx + tx, cy + ty])
+    return (m[0, 0], m[0, 1], off[0], m[1, 0], m[1, 1], off[1])
+
+
+def _deform(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A plausible previous-frame mask: shifted by a few pixels and randomly dilated/eroded."""
+    from PIL import Image, ImageFilter
+
+    h, w = mask.shape
+    dy, dx = (rng.normal(0, 0.02, 2) * np.array([h, w])).round().astype(int)
+    shifted = np.roll(mask, (dy, dx), axis=(0, 1))
+    img = Image.fromarray((shifted > 0.5).astype(np.uint8) * 255)
+    k = int(rng.choice([3, 5, 7]))
+    img = img.filter(ImageFilter.MaxFilter(k) if rng.random() < 0.5 else ImageFilter.MinFilter(k))
+    return (np.asarray(img) > 127).astype(np.float32)
+
+
+def augment(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cfg: FinetuneConfig, *,
+            identity: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One training example from a working-size (h, w, 3) uint8 image and (h, w) float32 mask:
+    (image uint8 (h, w, 3), target float32 (h, w), prior float32 (h, w))."""
+    from PIL import Image
+
+    if not identity:
+        coeffs = _affine(mask.shape, rng, cfg)
+        size = (mask.shape[1], mask.shape[0])
+        image = np.asarray(Image.fromarray(image).transform(size, Image.AFFINE, coeffs, Image.BILINEAR,
+                                                            fillcolor=PAD_RGB))
+        mask = np.asarray(Image.fromarray(mask.astype(np.float32), mode="F").transform(
+            size, Image.AFFINE, coeffs, Image.BILINEAR))
+        gain = rng.uniform(0.85, 1.15)
+        image = np.clip(image.astype(np.float32) * gain + rng.uniform(-12, 12), 0, 255).astype(np.uint8)
+    zero = not cfg.use_prior or rng.random() < cfg.zero_prior_fraction
+    prior = np.zeros_like(mask, np.float32) if zero else _deform(mask, rng)
+    return image, mask.astype(np.float32), prior
+
+
+def _pool4(x: np.ndarray) -> np.ndarray:
+    """(h, w) -> (h/4, w/4) mean over 4x4 blocks (h, w multiples of 4)."""
+    h, w = x.shape
+    return x.reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3), dtype=np.float32)
+
+
+def build_examples(session: OsvosSession, frames: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+                   cfg: FinetuneConfig) -> dict[str, np.ndarray]:
+    """Augmented examples of the annotated (frame (H, W, 3) uint8, mask (H, W) {0,1}) pairs,
+    run through the engine once. Returns float32 arrays: low (N, C_low, h/4, w/4), high
+    (N, C_high, h/8, w/8), prior (N, 1, h/4, w/4), target (N, 1, h/4, w/4) in [0, 1]; plus
+    image (N, h, w, 3) uint8 and full-size prior/target (N, h, w) for full fine-tuning."""
+    rng = np.random.default_rng(cfg.seed)
+    out: dict[str, list] = {k: [] for k in ("low", "high", "prior", "target", "image", "prior_full", "target_full")}
+    for frame, mask in zip(frames, masks):
+        base_img, base_mask = session.to_working_rgb(frame), session.to_working_mask(mask)
+        for k in range(cfg.augmentations):
+            img, target, prior = augment(base_img, base_mask, rng, cfg, identity=k == 0)
+            res = session.run_working(img, prior)
+            out["low"].append(res["low"][0].copy())
+            out["high"].append(res["high"][0].copy())
+            out["prior"].append(_pool4(prior)[None])
+            out["target"].append(_pool4(target)[None])
+            out["image"].append(img)
+            out["prior_full"].append(prior)
+            out["target_full"].append(target)
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+def fit_head(examples: dict[str, np.ndarray], init: dict[str, np.ndarray], cfg: FinetuneConfig
+             ) -> tuple[dict[str, np.ndarray], float]:
+    """Adam on binary cross-entropy over the cached features. Returns (params, final loss:
+    mean of the last 20 steps)."""
+    torch = import_torch()
+    import torch.nn.functional as F
+
+    from .osvos_head import head_forward
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    data = {k: torch.from_numpy(examples[k]) for k in ("low", "high", "prior", "target")}
+    params = {k: torch.tensor(v, requires_grad=True) for k, v in init.items()}
+    opt = torch.optim.Adam(params.values(), lr=cfg.lr)
+    n = len(data["low"])
+    losses = []
+    for _ in range(cfg.steps):
+        idx = torch.randint(0, n, (min(cfg.batch, n),), generator=gen)
+        logits = head_forward(params, data["low"][idx], data["high"][idx], data["prior"][idx])
+        loss = F.binary_cross_entropy_with_logits(logits, data["target"][idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    final = float(np.mean(losses[-20:])) if losses else float("nan")
+    return {k: v.detach().numpy().copy() for k, v in params.items()}, final
+
+
+def finetune(session: OsvosSession, frames: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+             cfg: FinetuneConfig, init: dict[str, np.ndarray] | None = None) -> FinetuneResult:
+    """Fine-tunes the head (from ``init``, default the bundle's parent head) on the annotated
+    frames; the session keeps its head unchanged (the caller sets the result)."""
+    import_torch()  # fail before spending time on features
+    t0 = time.perf_counter()
+    examples = build_examples(session, frames, masks, cfg)
+    t1 = time.perf_counter()
+    params, loss = fit_head(examples, init if init is not None else session.parent_head, cfg)
+    t2 = time.perf_counter()
+    log.info("ivos: OSVOS head fine-tuned on %d examples: features %.1f s, fit %.1f s, loss %.4f",
+             len(examples["low"]), t1 - t0, t2 - t1, loss)
+    return FinetuneResult(params, t2 - t0, t1 - t0, t2 - t1, len(examples["low"]), loss)

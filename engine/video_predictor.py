@@ -1,0 +1,402 @@
+"""``VideoPredictor``: clicks on a frame -> a mask on every frame (DESIGN.md section 3, paper 2.2-2.3).
+
+Flow: ``init_state(video)`` opens the video lazily (bounded frame cache). ``add_new_points``
+/ ``add_new_mask`` annotate frames (clicks go through the click-refinement network of
+``ivos.ImagePredictor``). ``propagate_in_video`` fine-tunes the OSVOS head on the annotated
+frames (when they changed since the last fine-tune) and then yields one ``FrameResult`` per
+frame. ``refine`` corrects one frame with clicks, feeding the refinement network the
+propagated mask (paper 2.3); the corrected frame joins the annotated frames, so the next
+``propagate_in_video`` fine-tunes on it too and re-runs. ``suggest_frame`` names the frame
+most likely wrong, without ground truth; ``difficulty`` estimates how hard the video is
+from motion (the paper's future work, section 4.2).
+
+Modes: "osvos" runs every frame independently (the paper's OSVOS); "osvos+mask" also feeds
+the previous frame's mask as a prior (MaskTrack-style), propagating forward from the first
+annotated frame and then backward from it. Annotated frames always yield the user's mask,
+exactly as the user made it.
+
+State: an explicit ``VideoState`` per video; masks are kept as RLE (a 10,000-frame video of
+480p masks is a few tens of MB, not 4 GB). A failed call (``InvalidInput``) changes nothing
+in the state. A predictor is not thread-safe (one per thread; they can share the ``Model``s);
+no lock is held across a propagation.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from ._validate import describe, finite_array
+from .errors import InvalidInput
+from .export_masks import rle_decode, rle_encode
+from .model import Model
+from .osvos_engine import OsvosSession
+from .osvos_finetune import FinetuneConfig, FinetuneResult, finetune
+from .video import FrameSource, open_video
+
+log = logging.getLogger("ivos")
+
+MODES = ("osvos", "osvos+mask")
+MAX_EXAMPLES = 48
+"""Cap on fine-tuning examples (annotated frames x augmentations): keeps re-fine-tuning
+after many corrections inside the same time budget."""
+
+
+@dataclass(frozen=True)
+class FrameTimings:
+    """Milliseconds spent on one frame."""
+
+    decode_ms: float  # reading/decoding the frame (0 on a cache hit)
+    infer_ms: float  # letterbox + normalise + network
+    post_ms: float  # upsample, sigmoid, threshold, optional CRF, statistics
+    total_ms: float
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One frame's mask. ``mask`` uint8 (H, W) in {0, 1}; ``confidence`` in [0, 1]: 1 minus
+    the share of uncertain pixels (0.2 < p < 0.8) among object + uncertain pixels (1 for
+    annotated frames); ``source`` "annotated" or "propagated"."""
+
+    frame_idx: int
+    mask: np.ndarray
+    confidence: float
+    timings: FrameTimings
+    source: str
+
+
+@dataclass(frozen=True)
+class FrameSuggestion:
+    """The frame most likely wrong, its score (higher = more likely wrong) and the per-frame
+    scores it came from (float32 (N,), NaN for annotated frames)."""
+
+    frame_idx: int
+    score: float
+    scores: np.ndarray
+
+
+@dataclass(frozen=True)
+class VideoDifficulty:
+    """How hard the video is likely to be, from motion. ``score`` in [0, 1] (higher = harder):
+    1 - mean IoU of consecutive masks (the paper's Figure 10 correlate); ``image_motion``:
+    mean absolute difference of consecutive frames (0..1, 32x32 grey thumbnails)."""
+
+    score: float
+    mask_motion: float
+    image_motion: float
+
+
+@dataclass
+class VideoState:
+    """Everything known about one video. Create with ``VideoPredictor.init_state``.
+
+    Attributes:
+        video: the lazily decoded frames.
+        annotations: frame_idx -> the user's mask (uint8 (H, W) {0,1}), kept exactly.
+        clicks: frame_idx -> clicks [(x, y, label)] made on that frame (original pixels).
+        masks: frame_idx -> RLE of the current mask (annotated or propagated).
+        confidence: frame_idx -> confidence of the propagated mask.
+        thumbs: frame_idx -> 32x32 uint8 grey thumbnail (1 KB a frame, for the motion estimate).
+        head: fine-tuned head weights (None: not fine-tuned yet).
+        head_frames: the annotated frames ``head`` was fine-tuned on.
+        finetune_report: timings of the last fine-tune.
+    """
+
+    video: FrameSource
+    annotations: dict[int, np.ndarray] = field(default_factory=dict)
+    clicks: dict[int, list[tuple[float, float, int]]] = field(default_factory=dict)
+    masks: dict[int, dict] = field(default_factory=dict)
+    confidence: dict[int, float] = field(default_factory=dict)
+    thumbs: dict[int, np.ndarray] = field(default_factory=dict)
+    head: dict[str, np.ndarray] | None = None
+    head_frames: tuple[int, ...] = ()
+    finetune_report: FinetuneResult | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.video)
+
+    def mask(self, frame_idx: int) -> np.ndarray | None:
+        """The current mask of a frame (uint8 (H, W)), or None before it has one."""
+        rle = self.masks.get(frame_idx)
+        return None if rle is None else rle_decode(rle)
+
+
+class VideoPredictor:
+    """Interactive video object segmentation (one object).
+
+    Args:
+        osvos_model: an OSVOS bundle from ``ivos.load`` (task "osvos").
+        click_model: a click-refinement bundle (task "click-refinement") for add_new_points
+            and refine; None = masks only (add_new_mask).
+        mode: "osvos+mask" (default: previous-mask prior) or "osvos" (frames independent).
+        crf: dense-CRF post-processing of each propagated frame.
+        finetune_config: fine-tuning knobs (``FinetuneConfig``).
+    """
+
+    def __init__(self, osvos_model: Model, click_model: Model | None = None, *, mode: str = "osvos+mask",
+                 crf: bool = False, finetune_config: FinetuneConfig | None = None):
+        if mode not in MODES:
+            raise InvalidInput(f"mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
+        self.crf = bool(crf)
+        self.finetune_config = finetune_config or FinetuneConfig(use_prior=mode == "osvos+mask")
+        self._osvos = OsvosSession(osvos_model)
+        self._clicker = None
+        if click_model is not None:
+            from .predictor import ImagePredictor
+
+            self._clicker = ImagePredictor(click_model, crf=False)
+
+    # ---- state ---------------------------------------------------------------------------
+    def init_state(self, video: Any, *, cache_size: int = 32) -> VideoState:
+        """Opens ``video`` (file path, folder of frames, (N, H, W, 3) uint8 frames or a
+        FrameSource) lazily, keeping at most ``cache_size`` decoded frames."""
+        return VideoState(open_video(video, cache_size=cache_size))
+
+    def reset_state(self, state: VideoState) -> None:
+        """Forgets annotations, clicks, masks and the fine-tuned head (keeps the video)."""
+        self._check_state(state)
+        state.annotations.clear()
+        state.clicks.clear()
+        state.masks.clear()
+        state.confidence.clear()
+        state.thumbs.clear()
+        state.head, state.head_frames, state.finetune_report = None, (), None
+
+    @staticmethod
+    def _check_state(state: Any) -> VideoState:
+        if not isinstance(state, VideoState):
+            raise InvalidInput(f"state must be a VideoState from init_state, got {describe(state)}")
+        return state
+
+    # ---- annotation ----------------------------------------------------------------------
+    def add_new_points(self, state: VideoState, frame_idx: int, points: Any, labels: Any, *,
+                       clear_old_points: bool = False) -> FrameResult:
+        """Clicks on frame ``frame_idx``: points (N, 2) (x, y) original pixels, labels (N,)
+        1/0. The click network sees all clicks made on this frame so far and the frame's
+        current mask (annotation or propagated); the result becomes the frame's annotation."""
+        return self._click(state, frame_idx, points, labels, clear=clear_old_points)
+
+    def refine(self, state: VideoState, frame_idx: int, points: Any, labels: Any) -> FrameResult:
+        """Corrects a propagated frame with clicks (paper 2.3): the refinement network gets
+        the frame's current (propagated) mask as input. The corrected mask becomes an
+        annotation, kept exactly, and an extra fine-tuning example for the next
+        ``propagate_in_video``."""
+        self._check_state(state)
+        if not state.annotations:
+            raise InvalidInput("refine needs an annotated video: call add_new_points or add_new_mask on a frame "
+                               "and propagate_in_video before refining")
+        idx = state.video.check_index(frame_idx)
+        if idx not in state.masks:
+            raise InvalidInput(f"frame_idx {idx} has no propagated mask to refine yet: run propagate_in_video first")
+        return self._click(state, idx, points, labels, clear=False)
+
+    def add_new_mask(self, state: VideoState, frame_idx: int, mask: Any) -> FrameResult:
+        """Sets frame ``frame_idx``'s annotation to ``mask`` (uint8/bool (H, W), values 0/1)."""
+        self._check_state(state)
+        idx = state.video.check_index(frame_idx)
+        h, w = state.video.height, state.video.width
+        if not isinstance(mask, np.ndarray) or mask.shape != (h, w) or mask.dtype not in (np.uint8, np.bool_):
+            raise InvalidInput(f"mask must be a uint8 or bool array of shape ({h}, {w}), got {describe(mask)}")
+        if mask.dtype == np.uint8 and mask.max(initial=0) > 1:
+            raise InvalidInput(f"mask must hold 0/1 values, got values up to {int(mask.max())}; pass mask > 0")
+        m = mask.astype(np.uint8)
+        state.clicks.pop(idx, None)
+        self._annotate(state, idx, m)
+        return self._annotated_result(idx, m)
+
+    def _click(self, state: VideoState, frame_idx: Any, points: Any, labels: Any, *, clear: bool) -> FrameResult:
+        self._check_state(state)
+        if self._clicker is None:
+            raise InvalidInput("this VideoPredictor has no click model: pass click_model= to use clicks, "
+                               "or use add_new_mask")
+        idx = state.video.check_index(frame_idx)
+        h, w = state.video.height, state.video.width
+        pts = finite_array("points", points, dtype=np.float32)
+        if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) == 0:
+            raise InvalidInput(f"points must have shape (N>=1, 2) holding (x, y), got {describe(pts)}")
+        outside = (pts[:, 0] < 0) | (pts[:, 0] > w - 1) | (pts[:, 1] < 0) | (pts[:, 1] > h - 1)
+        if outside.any():
+            x, y = pts[np.argmax(outside)]
+            raise InvalidInput(f"points has a point outside the {w}x{h} frame: (x={x:g}, y={y:g}); "
+                               f"expected 0 <= x <= {w - 1}, 0 <= y <= {h - 1}")
+        lab = np.asarray(labels)
+        if lab.shape != (len(pts),) or not np.all((lab == 0) | (lab == 1)):
+            raise InvalidInput(f"labels must have shape ({len(pts)},) with values 1 (positive) / 0 (negative), "
+                               f"got {describe(lab)}")
+        old = [] if clear else state.clicks.get(idx, [])
+        clicks = old + [(float(x), float(y), int(l)) for (x, y), l in zip(pts, lab)]
+        base = None if clear else (state.annotations.get(idx) if idx in state.annotations else state.mask(idx))
+        t0 = time.perf_counter()
+        frame = state.video[idx]
+        t1 = time.perf_counter()
+        self._clicker.set_image(frame)
+        res = self._clicker.predict(np.array([c[:2] for c in clicks], np.float32),
+                                    np.array([c[2] for c in clicks], np.int64), mask_input=base)
+        t2 = time.perf_counter()
+        state.clicks[idx] = clicks  # only now: a failed prediction leaves the state as it was
+        self._annotate(state, idx, res.mask)
+        timings = FrameTimings((t1 - t0) * 1e3, res.timings.total_ms, 0.0, (t2 - t0) * 1e3)
+        return FrameResult(idx, res.mask, 1.0, timings, "annotated")
+
+    @staticmethod
+    def _annotate(state: VideoState, idx: int, mask: np.ndarray) -> None:
+        mask = np.array(mask, np.uint8)
+        mask.setflags(write=False)
+        state.annotations[idx] = mask
+        state.masks[idx] = rle_encode(mask)
+        state.confidence[idx] = 1.0
+
+    @staticmethod
+    def _annotated_result(idx: int, mask: np.ndarray) -> FrameResult:
+        return FrameResult(idx, mask, 1.0, FrameTimings(0.0, 0.0, 0.0, 0.0), "annotated")
+
+    # ---- fine-tuning ---------------------------------------------------------------------
+    def finetune(self, state: VideoState) -> FinetuneResult:
+        """Fine-tunes the head on the annotated frames now (``propagate_in_video`` does it
+        when needed). Needs torch (BackendUnavailable otherwise)."""
+        self._check_state(state)
+        if not state.annotations:
+            raise InvalidInput("no annotated frame to fine-tune on: call add_new_points or add_new_mask first")
+        frames_idx = tuple(sorted(state.annotations))
+        cfg = self.finetune_config
+        per_frame = max(4, min(cfg.augmentations, MAX_EXAMPLES // len(frames_idx)))
+        if per_frame != cfg.augmentations:
+            from dataclasses import replace
+
+            cfg = replace(cfg, augmentations=per_frame)
+        frames = [state.video[i] for i in frames_idx]
+        report = finetune(self._osvos, frames, [state.annotations[i] for i in frames_idx], cfg)
+        state.head, state.head_frames, state.finetune_report = report.params, frames_idx, report
+        return report
+
+    # ---- propagation ---------------------------------------------------------------------
+    def propagate_in_video(self, state: VideoState, *, start_frame_idx: int | None = None,
+                           finetune: bool = True) -> Iterator[FrameResult]:
+        """Yields a ``FrameResult`` per frame: forward from ``start_frame_idx`` (default: the
+        first annotated frame) to the last frame, then, when no start was given, backward to
+        frame 0. Fine-tunes first when the annotated frames changed since the last fine-tune
+        (``finetune=False``: use the parent head or the last fine-tuned one as is).
+
+        Raises InvalidInput before yielding anything when nothing is annotated or the start
+        is out of range."""
+        self._check_state(state)
+        if not state.annotations:
+            raise InvalidInput("nothing to propagate: annotate a frame with add_new_points or add_new_mask first")
+        start = min(state.annotations) if start_frame_idx is None else state.video.check_index(
+            start_frame_idx, "start_frame_idx")
+        return self._propagate(state, start, backward=start_frame_idx is None, finetune_first=finetune)
+
+    def _propagate(self, state: VideoState, start: int, *, backward: bool, finetune_first: bool
+                   ) -> Iterator[FrameResult]:
+        if finetune_first and state.head_frames != tuple(sorted(state.annotations)):
+            self.finetune(state)
+        self._osvos.set_head(state.head if state.head is not None else self._osvos.parent_head)
+        n = state.num_frames
+        prior = state.mask(start - 1) if start > 0 and start not in state.annotations else None
+        for idx in range(start, n):
+            result = self._frame(state, idx, prior)
+            prior = result.mask
+            yield result
+        if backward and start > 0:
+            prior = state.annotations.get(start)
+            for idx in range(start - 1, -1, -1):
+                result = self._frame(state, idx, prior)
+                prior = result.mask
+                yield result
+
+    def _frame(self, state: VideoState, idx: int, prior: np.ndarray | None) -> FrameResult:
+        t0 = time.perf_counter()
+        frame = state.video[idx]
+        t1 = time.perf_counter()
+        self._thumb(state, idx, frame)
+        if idx in state.annotations:
+            mask = state.annotations[idx]
+            return FrameResult(idx, mask, 1.0, FrameTimings((t1 - t0) * 1e3, 0.0, 0.0, (t1 - t0) * 1e3), "annotated")
+        prob = self._osvos.predict(frame, prior if self.mode == "osvos+mask" else None)
+        t2 = time.perf_counter()
+        if self.crf:
+            from .ops.crf import dense_crf
+
+            prob = dense_crf(frame, prob)
+        mask = (prob > 0.5).astype(np.uint8)
+        uncertain = int(np.count_nonzero((prob > 0.2) & (prob < 0.8)))
+        confidence = 1.0 - uncertain / max(int(mask.sum()) + uncertain, 1)
+        state.masks[idx] = rle_encode(mask)
+        state.confidence[idx] = confidence
+        t3 = time.perf_counter()
+        timings = FrameTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t3 - t0) * 1e3)
+        return FrameResult(idx, mask, confidence, timings, "propagated")
+
+    @staticmethod
+    def _thumb(state: VideoState, idx: int, frame: np.ndarray) -> None:
+        if idx not in state.thumbs:
+            from PIL import Image
+
+            state.thumbs[idx] = np.asarray(Image.fromarray(frame).convert("L").resize((32, 32), Image.BILINEAR))
+
+    # ---- analysis ------------------------------------------------------------------------
+    def _require_propagated(self, state: VideoState, what: str) -> None:
+        self._check_state(state)
+        missing = state.num_frames - len(state.masks)
+        if not state.annotations or missing:
+            raise InvalidInput(f"{what} needs a propagated video: annotate a frame and run propagate_in_video "
+                               f"({missing} of {state.num_frames} frames have no mask yet)")
+
+    def suggest_frame(self, state: VideoState) -> FrameSuggestion:
+        """The non-annotated frame most likely wrong, from three ground-truth-free cues, each
+        in [0, 1] and summed:
+
+        * low confidence: 1 - ``FrameResult.confidence`` (uncertain pixels near the object);
+        * temporal inconsistency: 1 - the lower IoU of the mask with its two neighbours
+          (a good mask changes smoothly; a jump in or out of the object is an error on
+          one side of it);
+        * area outlier: |log((area + 1) / (median area + 1))|, clipped to 1 (the object's
+          size rarely changes fast; lost or leaking masks change it a lot).
+        """
+        self._require_propagated(state, "suggest_frame")
+        n = state.num_frames
+        masks = [state.mask(i).astype(bool) for i in range(n)]
+        areas = np.array([m.sum() for m in masks], np.float64)
+        iou_next = np.ones(n)
+        for i in range(n - 1):
+            union = np.count_nonzero(masks[i] | masks[i + 1])
+            iou_next[i] = np.count_nonzero(masks[i] & masks[i + 1]) / union if union else 1.0
+        iou_prev = np.concatenate([[1.0], iou_next[:-1]])
+        inconsistency = 1.0 - np.minimum(iou_prev, iou_next)
+        unconfident = 1.0 - np.array([state.confidence.get(i, 1.0) for i in range(n)])
+        outlier = np.minimum(1.0, np.abs(np.log((areas + 1) / (np.median(areas) + 1))))
+        scores = (unconfident + inconsistency + outlier).astype(np.float32)
+        scores[list(state.annotations)] = np.nan
+        if np.all(np.isnan(scores)):
+            raise InvalidInput("every frame is annotated: there is no frame to suggest")
+        best = int(np.nanargmax(scores))
+        return FrameSuggestion(best, float(scores[best]), scores)
+
+    def difficulty(self, state: VideoState) -> VideoDifficulty:
+        """Motion-based difficulty of the propagated video (see ``VideoDifficulty``)."""
+        self._require_propagated(state, "difficulty")
+        n = state.num_frames
+        if n < 2:
+            return VideoDifficulty(0.0, 0.0, 0.0)
+        ious, diffs = [], []
+        prev = state.mask(0).astype(bool)
+        for i in range(1, n):
+            cur = state.mask(i).astype(bool)
+            union = np.count_nonzero(prev | cur)
+            ious.append(np.count_nonzero(prev & cur) / union if union else 1.0)
+            if i in state.thumbs and i - 1 in state.thumbs:
+                diffs.append(float(np.abs(state.thumbs[i].astype(np.float32) - state.thumbs[i - 1]).mean()) / 255.0)
+            prev = cur
+        mask_motion = 1.0 - float(np.mean(ious))
+        return VideoDifficulty(mask_motion, mask_motion, float(np.mean(diffs)) if diffs else 0.0)
+
+    def masks(self, state: VideoState) -> Iterator[tuple[int, np.ndarray]]:
+        """(frame_idx, mask uint8 (H, W)) for every frame that has a mask, in frame order."""
+        self._check_state(state)
+        for idx in sorted(state.masks):
+            yield idx, state.mask(idx)

@@ -1,0 +1,205 @@
+"""OSVOS networks (paper section 2.2): a backbone that the engine runs frozen, plus the small
+functional head of ``ivos.osvos_head`` that one-shot fine-tuning retrains per video.
+
+Configurations (``OSVOS_CONFIGS``):
+
+* ``osvos-cpu``: the backbone is the trained click network's encoder (``ivos-cpu``), fed
+  RGB + a prior-mask channel; its click channel is dropped (a click channel of zeros
+  contributes nothing, so slicing the first convolution computes the same function with one
+  input fewer). The backbone stays frozen: training it from scratch on 2 CPU cores is out
+  of reach, and freezing it is what makes per-video fine-tuning a seconds-long head fit on
+  cached features (``ivos.osvos_finetune``). The prior channel is the click network's mask
+  channel: in "osvos" mode it is zeros (pure one-shot segmentation, per frame independent,
+  as the paper); in "osvos+mask" mode it holds the previous frame's mask (MaskTrack-style
+  temporal prior).
+* ``osvos-vgg16``: OSVOS's VGG-16 (13 3x3 convs), with pool4 dropped and conv5 dilated by 2
+  (DeepLab) so that it returns the same (stride-4, stride-8) feature pair and the same head
+  and engine path apply. Defined for GPU training; shapes are unit-tested only.
+
+I/O contract of the exported graph (``OsvosGraph``)::
+
+    image (1, 3, H, W) float32  RGB/255 normalised with ImageNet mean/std
+    prior (1, 1, H, W) float32  previous mask in {0, 1} (zeros in pure OSVOS mode)
+    head.* (shapes: ivos.osvos_head.head_param_shapes) float32  the head's weights, as INPUTS
+    -> logits (1, 1, H/4, W/4), low (1, C_low, H/4, W/4), high (1, C_high, H/8, W/8)
+
+The features are outputs so the fine-tuning step gets them from the same engine that
+propagates (no torch backbone needed to fine-tune the head).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ivos.osvos_head import head_forward, head_param_shapes, init_head_params
+
+from .models import ClickNet, ClickNetConfig, build_model
+
+
+@dataclass(frozen=True)
+class OsvosConfig:
+    """One OSVOS configuration.
+
+    Attributes:
+        name: registry name (also the bundle name).
+        backbone: "clicknet" (a ClickNet encoder) or "vgg16".
+        click_config: ClickNet config name of the backbone (backbone "clicknet").
+        working_size: (height, width) of the network input, multiples of 32. 288x512 is
+            exactly 16:9 and keeps the CPU backbone near 60% of the 150 ms frame budget.
+    """
+
+    name: str
+    backbone: str
+    click_config: str = "ivos-cpu"
+    working_size: tuple[int, int] = (288, 512)
+
+
+OSVOS_CONFIGS = {
+    "osvos-cpu": OsvosConfig("osvos-cpu", "clicknet"),
+    "osvos-vgg16": OsvosConfig("osvos-vgg16", "vgg16", working_size=(480, 864)),
+}
+
+
+class ClickNetBackbone(nn.Module):
+    """A ClickNet encoder taking (image, prior): the first conv keeps its RGB and mask
+    weights, the click channels are dropped. forward -> (low (B, w0, H/4, W/4), high (B, w3, H/8, W/8))."""
+
+    def __init__(self, click_model: ClickNet):
+        super().__init__()
+        cfg: ClickNetConfig = click_model.config
+        self.encoder = click_model.encoder
+        conv = self.encoder.stem[0][0]
+        keep = [0, 1, 2, cfg.in_channels - 1]  # input order in ClickNet: image, clicks, mask
+        sliced = nn.Conv2d(4, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                           bias=False)
+        with torch.no_grad():
+            sliced.weight.copy_(conv.weight[:, keep])
+        self.encoder.stem[0][0] = sliced
+        self.low_channels, self.high_channels = cfg.widths[0], cfg.widths[3]
+
+    def forward(self, image: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder(torch.cat([image, prior], dim=1))
+
+
+class VGG16Backbone(nn.Module):
+    """OSVOS's VGG-16: conv1 (2x64), conv2 (2x128), conv3 (3x256), conv4 (3x512), conv5
+    (3x512), max-pool after conv1..conv3; pool4 removed and conv5 dilated by 2 so the output
+    stride is 8. The prior channel enters through its own 3x3 conv added to conv1_1.
+    forward -> (low = conv3_3 (B, 256, H/4, W/4), high = conv5_3 (B, 512, H/8, W/8))."""
+
+    def __init__(self):
+        super().__init__()
+
+        def stage(cin: int, cout: int, n: int, dilation: int = 1) -> nn.Sequential:
+            layers = []
+            for i in range(n):
+                layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=dilation, dilation=dilation),
+                           nn.ReLU(inplace=True)]
+            return nn.Sequential(*layers)
+
+        self.conv1_1 = nn.Conv2d(3, 64, 3, padding=1)
+        self.prior_in = nn.Conv2d(1, 64, 3, padding=1)
+        self.conv1_rest = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(inplace=True))
+        self.conv2, self.conv3 = stage(64, 128, 2), stage(128, 256, 3)
+        self.conv4, self.conv5 = stage(256, 512, 3), stage(512, 512, 3, dilation=2)
+        self.low_channels, self.high_channels = 256, 512
+
+    def forward(self, image: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.conv1_rest(self.conv1_1(image) + self.prior_in(prior))
+        x = self.conv2(F.max_pool2d(x, 2))
+        low = self.conv3(F.max_pool2d(x, 2))
+        high = self.conv5(self.conv4(F.max_pool2d(low, 2)))
+        return low, high
+
+
+class OsvosNet(nn.Module):
+    """Backbone + head (the head's parameters registered under ``head_param_shapes`` names
+    with dots replaced by underscores). ``forward(image, prior) -> logits (B, 1, H/4, W/4)``;
+    ``features`` gives the backbone's (low, high); ``head_params()`` the name -> tensor dict."""
+
+    def __init__(self, config: OsvosConfig, backbone: nn.Module, head: dict[str, np.ndarray] | None = None):
+        super().__init__()
+        self.config = config
+        self.backbone = backbone
+        head = head or init_head_params(backbone.low_channels, backbone.high_channels)
+        self.head = nn.ParameterDict({k.replace(".", "_"): nn.Parameter(torch.from_numpy(np.array(v)))
+                                      for k, v in head.items()})
+
+    def head_params(self) -> dict[str, torch.Tensor]:
+        """name -> parameter, in ``head_param_shapes`` order (ParameterDict sorts its keys)."""
+        names = head_param_shapes(self.backbone.low_channels, self.backbone.high_channels)
+        return {name: self.head[name.replace(".", "_")] for name in names}
+
+    def head_numpy(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.head_params().items()}
+
+    def features(self, image: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.backbone(image, prior)
+
+    def forward(self, image: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        low, high = self.backbone(image, prior)
+        return head_forward(self.head_params(), low, high, F.avg_pool2d(prior, 4))
+
+
+class OsvosGraph(nn.Module):
+    """Export-only wrapper: the head's weights are forward ARGUMENTS, so they become ONNX
+    graph inputs. forward(image, prior, *head params in ``head_param_shapes`` order) ->
+    (logits, low, high)."""
+
+    def __init__(self, net: OsvosNet):
+        super().__init__()
+        self.backbone = net.backbone
+        self.names = list(head_param_shapes(net.backbone.low_channels, net.backbone.high_channels))
+
+    def forward(self, image: torch.Tensor, prior: torch.Tensor, *weights: torch.Tensor):
+        low, high = self.backbone(image, prior)
+        logits = head_forward(dict(zip(self.names, weights)), low, high, F.avg_pool2d(prior, 4))
+        return logits, low, high
+
+
+def build_osvos(config: OsvosConfig | str, click_model: ClickNet | None = None,
+                head: dict[str, np.ndarray] | None = None) -> OsvosNet:
+    """An OsvosNet. For backbone "clicknet", ``click_model`` is the trained click network
+    (a random ``build_model(config.click_config)`` when None: tests and shape checks only)."""
+    if isinstance(config, str):
+        if config not in OSVOS_CONFIGS:
+            raise KeyError(f"unknown OSVOS config {config!r}; known: {sorted(OSVOS_CONFIGS)}")
+        config = OSVOS_CONFIGS[config]
+    if config.backbone == "clicknet":
+        backbone = ClickNetBackbone(click_model if click_model is not None else build_model(config.click_config))
+    elif config.backbone == "vgg16":
+        backbone = VGG16Backbone()
+    else:
+        raise ValueError(f"unknown backbone {config.backbone!r}; expected 'clicknet' or 'vgg16'")
+    return OsvosNet(config, backbone, head)
+
+
+def save_osvos(path, net: OsvosNet, metadata: dict | None = None) -> None:
+    """Saves an OsvosNet (fp32 state dict + config + the backbone's ClickNet config +
+    metadata) in one ``torch.save`` file."""
+    import dataclasses
+
+    click_cfg = None
+    if isinstance(net.backbone, ClickNetBackbone):
+        click_cfg = dataclasses.asdict(build_model(net.config.click_config).config)
+    state = {k: v.detach().float() for k, v in net.state_dict().items()}
+    torch.save({"format": "ivos-osvos-v1", "config": dataclasses.asdict(net.config), "click_config": click_cfg,
+                "state_dict": state, "metadata": metadata or {}}, path)
+
+
+def load_osvos(path) -> tuple[OsvosNet, dict]:
+    """Loads a file written by ``save_osvos``: (net in eval mode, metadata)."""
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in blob["config"].items()}
+    config = OsvosConfig(**fields)
+    click_model = None
+    if blob["click_config"] is not None:
+        click_fields = {k: tuple(v) if isinstance(v, list) else v for k, v in blob["click_config"].items()}
+        click_model = ClickNet(ClickNetConfig(**click_fields))
+    net = build_osvos(config, click_model)
+    net.load_state_dict(blob["state_dict"])
+    return net.eval(), blob["metadata"]

@@ -1,0 +1,108 @@
+"""OsvosNet -> OSVOS model bundle, exported ONCE: ``model.onnx`` (frozen backbone + head with
+the head's weights as graph inputs, see ``ivos.export.osvos``), ``head_parent.npz`` (the
+parent head's weights, numpy: the runtime feeds them before any fine-tuning) and
+``model.json`` (the model card), verified against torch right after the export on
+real-looking inputs with the parent head AND a perturbed head (the perturbed head proves
+the weights really are inputs, not constants folded into the graph)."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ivos.bundle import FORMAT, FORMAT_VERSION, read_bundle
+from ivos.osvos_head import HEAD_VERSION, head_param_shapes
+
+from .onnx_export import OPSET, PARITY_TOLERANCE, _export_onnx, synthetic_click_inputs
+from .osvos import OsvosGraph, OsvosNet
+
+log = logging.getLogger("ivos.export")
+
+
+def _parity(graph: OsvosGraph, onnx_path: Path, feeds: list[list[np.ndarray]], names: list[str]) -> float:
+    """Max abs difference over all three outputs, ONNX Runtime (CPU) vs torch."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    with torch.inference_mode():
+        for arrays in feeds:
+            ref = graph(*(torch.from_numpy(a) for a in arrays))
+            got = session.run(None, dict(zip(names, arrays)))
+            worst = max(worst, *(float(np.abs(r.numpy() - g).max()) for r, g in zip(ref, got)))
+    return worst
+
+
+def _check_inputs(h: int, w: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A real-looking normalised image (1, 3, h, w) and prior mask (1, 1, h, w): the click
+    export's synthetic square scene, resized to (h, w)."""
+    image, mask, _ = synthetic_click_inputs(max(h, w), 1, seed, sigma=5.0)
+    t = torch.nn.functional.interpolate(torch.from_numpy(image), size=(h, w), mode="bilinear", align_corners=False)
+    m = torch.nn.functional.interpolate(torch.from_numpy(mask), size=(h, w), mode="nearest")
+    return t.numpy(), m.numpy()
+
+
+def export_osvos_bundle(net: OsvosNet, out_dir: str | Path, *, version: str, mean: tuple[float, ...],
+                        std: tuple[float, ...], card_extra: dict[str, Any] | None = None,
+                        n_checks: int = 2) -> dict[str, Any]:
+    """Exports ``net`` (its current head = the parent head) as a bundle in ``out_dir``;
+    returns the model card. RuntimeError when ONNX Runtime and torch disagree by more than
+    PARITY_TOLERANCE."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    net = net.eval()
+    h, w = net.config.working_size
+    graph = OsvosGraph(net).eval()
+    parent = net.head_numpy()
+    names = ["image", "prior", *graph.names]
+    rng = np.random.default_rng(0)
+    feeds = []
+    for seed in range(n_checks):
+        image, prior = _check_inputs(h, w, seed)
+        head = parent if seed % 2 == 0 else {k: v + rng.normal(0, 0.05, v.shape).astype(np.float32)
+                                             for k, v in parent.items()}
+        feeds.append([image, prior * (seed % 2), *(head[k] for k in graph.names)])
+    example = tuple(torch.from_numpy(a) for a in feeds[0])
+    t0 = time.perf_counter()
+    _export_onnx(graph, example, out / "model.onnx", names, ["logits", "low", "high"])
+    export_s = time.perf_counter() - t0
+    diff = _parity(graph, out / "model.onnx", feeds, names)
+    log.info("exported %s in %.1f s; ORT vs torch max abs diff %.2e", net.config.name, export_s, diff)
+    if not diff <= PARITY_TOLERANCE:
+        raise RuntimeError(f"ONNX export of {net.config.name} disagrees with torch: max abs diff {diff:.3g} "
+                           f"> {PARITY_TOLERANCE}")
+    np.savez(out / "head_parent.npz", **parent)
+    lc, hc = net.backbone.low_channels, net.backbone.high_channels
+    shapes = head_param_shapes(lc, hc)
+    card = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": net.config.name,
+        "version": version,
+        "task": "osvos",
+        "inputs": [{"name": "image", "shape": [1, 3, h, w], "dtype": "float32"},
+                   {"name": "prior", "shape": [1, 1, h, w], "dtype": "float32"}]
+                  + [{"name": k, "shape": list(s), "dtype": "float32"} for k, s in shapes.items()],
+        "outputs": [{"name": "logits", "shape": [1, 1, h // 4, w // 4], "dtype": "float32"},
+                    {"name": "low", "shape": [1, lc, h // 4, w // 4], "dtype": "float32"},
+                    {"name": "high", "shape": [1, hc, h // 8, w // 8], "dtype": "float32"}],
+        "normalization": {"mean": list(mean), "std": list(std), "note": "RGB/255, then (x - mean) / std"},
+        "working_size": [h, w],
+        "artifacts": {"onnx": "model.onnx", "head_parent": "head_parent.npz"},
+        "osvos": {"head_version": HEAD_VERSION, "low_channels": lc, "high_channels": hc,
+                  "head_inputs": list(shapes), "note": "head.* inputs are the head's weights: feed fine-tuned "
+                  "weights at run time; logits are at stride 4 of the working size"},
+        "postprocess": {"crf": False, "crf_params": {}},
+        "export": {"torch_version": torch.__version__, "opset": OPSET, "parity_max_abs_diff": diff,
+                   "parity_inputs": f"{n_checks} synthetic inputs, parent and perturbed heads",
+                   "export_seconds": round(export_s, 2)},
+        **(card_extra or {}),
+    }
+    (out / "model.json").write_text(json.dumps(card, indent=2) + "\n")
+    read_bundle(out)  # the runtime must accept what we wrote
+    return card

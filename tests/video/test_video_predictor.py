@@ -1,0 +1,143 @@
+"""VideoPredictor: annotation, propagation, refinement, suggestions and bad input, on a
+generated clip with tiny random-weight bundles."""
+import numpy as np
+import pytest
+
+import ivos
+
+
+def _propagated(predictor, state):
+    return {r.frame_idx: r for r in predictor.propagate_in_video(state)}
+
+
+def test_add_points_propagate_and_refine_keeps_user_mask(predictor, make_clip):
+    frames, masks = make_clip(n=6)
+    state = predictor.init_state(frames, cache_size=2)
+    first = predictor.add_new_points(state, 2, [[15, 17]], [1])
+    assert first.source == "annotated" and first.mask.shape == (40, 56)
+    results = _propagated(predictor, state)
+    assert sorted(results) == list(range(6))
+    assert np.array_equal(results[2].mask, first.mask)  # the user's mask, exactly
+    assert all(r.mask.dtype == np.uint8 and set(np.unique(r.mask)) <= {0, 1} for r in results.values())
+    assert all(0.0 <= r.confidence <= 1.0 for r in results.values())
+    assert state.video.cached <= 2  # propagation never held the whole video
+
+    fixed = predictor.refine(state, 4, [[30, 18], [5, 5]], [1, 0])
+    assert fixed.source == "annotated" and sorted(state.annotations) == [2, 4]
+    head_before = state.head
+    again = _propagated(predictor, state)
+    assert state.head_frames == (2, 4) and state.head is not head_before  # re-fine-tuned with the fix
+    assert np.array_equal(again[4].mask, fixed.mask)
+    assert np.array_equal(again[2].mask, first.mask)
+    assert np.array_equal(state.mask(4), fixed.mask)
+
+
+def test_add_new_mask_is_kept_exactly(predictor, make_clip):
+    frames, masks = make_clip(n=4)
+    state = predictor.init_state(frames)
+    predictor.add_new_mask(state, 0, masks[0])
+    results = _propagated(predictor, state)
+    assert np.array_equal(results[0].mask, masks[0])
+    assert results[0].source == "annotated" and results[1].source == "propagated"
+
+
+def test_osvos_mode_frames_are_independent(osvos_bundle, make_clip):
+    from ivos.video_predictor import VideoPredictor
+
+    frames, masks = make_clip(n=4)
+    vp = VideoPredictor(ivos.load(osvos_bundle, backend="ort", threads=1), mode="osvos",
+                        finetune_config=ivos.FinetuneConfig(steps=3, augmentations=2, use_prior=False))
+    state = vp.init_state(frames)
+    vp.add_new_mask(state, 0, masks[0])
+    res = _propagated(vp, state)
+    alone = vp.propagate_in_video(state, start_frame_idx=3)
+    assert np.array_equal(next(alone).mask, res[3].mask)
+
+
+def test_fine_tuned_head_reaches_engine_without_rebuild(osvos_bundle, make_clip):
+    """The engine's output with a new head equals torch's head on the engine's features."""
+    import torch
+
+    from ivos.osvos_engine import OsvosSession
+    from ivos.osvos_head import head_forward
+
+    frames, _ = make_clip(n=1)
+    session = OsvosSession(ivos.load(osvos_bundle, backend="ort", threads=1))
+    img = session.to_working_rgb(frames[0])
+    rng = np.random.default_rng(1)
+    head = {k: v + rng.normal(0, 0.1, v.shape).astype(np.float32) for k, v in session.parent_head.items()}
+    parent_logits = session.run_working(img, None)["logits"].copy()
+    session.set_head(head)
+    out = session.run_working(img, None)
+    assert np.abs(out["logits"] - parent_logits).max() > 1e-3
+    ref = head_forward({k: torch.from_numpy(v) for k, v in head.items()}, torch.from_numpy(out["low"]),
+                       torch.from_numpy(out["high"]), torch.zeros(1, 1, *out["low"].shape[-2:]))
+    assert np.abs(ref.numpy() - out["logits"]).max() < 1e-4
+
+
+def test_suggest_frame_and_difficulty(predictor, make_clip):
+    frames, masks = make_clip(n=6)
+    state = predictor.init_state(frames)
+    with pytest.raises(ivos.InvalidInput, match="propagated"):
+        predictor.suggest_frame(state)
+    predictor.add_new_mask(state, 0, masks[0])
+    _propagated(predictor, state)
+    s = predictor.suggest_frame(state)
+    assert s.frame_idx != 0 and np.isnan(s.scores[0]) and s.score == np.nanmax(s.scores)
+    d = predictor.difficulty(state)
+    assert 0.0 <= d.score <= 1.0 and 0.0 < d.image_motion < 1.0
+
+
+def test_suggestion_finds_a_planted_bad_frame(predictor, make_clip):
+    from ivos.export_masks import rle_encode
+
+    frames, masks = make_clip(n=8)
+    state = predictor.init_state(frames)
+    predictor.add_new_mask(state, 0, masks[0])
+    _propagated(predictor, state)
+    for i in range(1, 8):  # a perfect, confident propagation ...
+        state.masks[i], state.confidence[i] = rle_encode(masks[i]), 1.0
+    state.masks[5] = rle_encode(np.zeros_like(masks[5]))  # ... except frame 5 lost the object
+    assert predictor.suggest_frame(state).frame_idx == 5
+
+
+def test_bad_input_is_clear_and_loses_nothing(predictor, make_clip):
+    frames, masks = make_clip(n=5)
+    state = predictor.init_state(frames)
+    with pytest.raises(ivos.InvalidInput, match="refine needs an annotated video"):
+        predictor.refine(state, 1, [[10, 10]], [1])
+    with pytest.raises(ivos.InvalidInput, match="nothing to propagate"):
+        predictor.propagate_in_video(state)
+    predictor.add_new_points(state, 0, [[15, 17]], [1])
+    _propagated(predictor, state)
+    snapshot = ({k: dict(v) for k, v in state.masks.items()}, {k: v.copy() for k, v in state.annotations.items()},
+                {k: list(v) for k, v in state.clicks.items()}, state.head)
+    bad_calls = [
+        (lambda: predictor.add_new_points(state, 0, [[56, 10]], [1]), r"points has a point outside the 56x40 frame"),
+        (lambda: predictor.add_new_points(state, 0, [[-1, 10]], [1]), "outside"),
+        (lambda: predictor.refine(state, 1, [[10, 45]], [1]), "outside"),
+        (lambda: predictor.refine(state, 5, [[10, 10]], [1]), "frame_idx 5 is out of range"),
+        (lambda: predictor.add_new_points(state, 9, [[10, 10]], [1]), "frame_idx 9 is out of range"),
+        (lambda: predictor.add_new_points(state, 1, [[10, 10]], [2]), "labels"),
+        (lambda: predictor.add_new_points(state, 1, [[np.nan, 10]], [1]), "NaN"),
+        (lambda: predictor.add_new_mask(state, 1, np.ones((3, 3), np.uint8)), r"mask must be .*\(40, 56\)"),
+        (lambda: predictor.propagate_in_video(state, start_frame_idx=7), "start_frame_idx 7 is out of range"),
+        (lambda: predictor.refine("state", 1, [[10, 10]], [1]), "VideoState"),
+    ]
+    for call, message in bad_calls:
+        with pytest.raises(ivos.InvalidInput, match=message):
+            call()
+    masks_now, ann_now, clicks_now, head_now = snapshot
+    assert state.masks == masks_now and state.clicks == clicks_now and state.head is head_now
+    assert all(np.array_equal(state.annotations[k], v) for k, v in ann_now.items())
+
+
+def test_missing_click_model(osvos_bundle, make_clip):
+    from ivos.video_predictor import VideoPredictor
+
+    vp = VideoPredictor(ivos.load(osvos_bundle, backend="ort", threads=1))
+    state = vp.init_state(make_clip(n=2)[0])
+    with pytest.raises(ivos.InvalidInput, match="no click model"):
+        vp.add_new_points(state, 0, [[5, 5]], [1])
+    with pytest.raises(ivos.InvalidInput, match="mode"):
+        VideoPredictor(ivos.load(osvos_bundle, backend="ort"), mode="sam")
