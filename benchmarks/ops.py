@@ -1,0 +1,261 @@
+"""``ivos-bench ops``: the native ops side by side with their references, in one run.
+
+* Click rendering, ``ivos.render_clicks(..., device=D)`` for D in numpy (the reference),
+  cpu (C++) and cuda (when a GPU is visible), 1/5/20 random clicks at 480x854 and 1080x1920.
+* Dense CRF, ``ivos.dense_crf`` vs pydensecrf2 (same unary ``-log(clip(p))``, same
+  parameters, 5 iterations) at 480x854 and 240x427 on real DAVIS2016 frames with a noisy
+  unary (blurred ground truth plus noise, in [0.05, 0.95]), with the fraction of pixels
+  whose label agrees with pydensecrf2. Both timings cover the whole call from
+  probabilities to refined probabilities (pydensecrf2's includes computing its unary).
+
+Implementations are interleaved repeat by repeat (numpy, cpu, cuda, numpy, ...), so machine
+noise hits all of them alike; warm-up calls are discarded. Reports p50/p90/p99 in ms and
+speedups as ratios of p50s from this one run. Progress goes to stderr, the markdown
+report to stdout, ``--json`` gets the summary keys plus every row and the environment.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RENDER_SIZES = ((480, 854), (1080, 1920))
+RENDER_CLICKS = (1, 5, 20)
+CRF_SIZES = ((480, 854), (240, 427))
+CRF_PARAMS = dict(iterations=5, sxy_gaussian=3, compat_gaussian=3, sxy_bilateral=80, srgb=13, compat_bilateral=10)
+# (sequence, frame) of DAVIS2016 frames for the CRF; --quick uses the first.
+CRF_FRAMES = (("bear", "00000"), ("boat", "00030"), ("dog-agility", "00010"), ("rhino", "00000"))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", type=Path, help="datasets root (default $IVOS_DATA_ROOT or shared/datasets)")
+    p.add_argument("--repeats", type=int, default=30, help="timed calls per configuration (default 30)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
+    p.add_argument("--sigma", type=float, default=10.0, help="click Gaussian std in pixels (default 10)")
+    p.add_argument("--quick", action="store_true", help="few repeats, one CRF frame (a smoke test)")
+    p.add_argument("--json", type=Path, help="write the results here")
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _percentiles(times_s: list[float]) -> dict[str, float]:
+    ms = np.asarray(times_s) * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
+            "p99_ms": float(np.percentile(ms, 99)), "n": int(ms.size)}
+
+
+def _interleaved(calls: dict, *, warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Times each zero-argument callable, round-robin; {name: [seconds per call]}."""
+    for _ in range(warmup):
+        for fn in calls.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+# ---- click rendering -------------------------------------------------------------------------
+
+def render_devices() -> list[str]:
+    import ivos
+
+    return ["numpy", "cpu"] + (["cuda"] if ivos.build_info()["machine"]["cuda_devices"] > 0 else [])
+
+
+def bench_render(*, sigma: float, warmup: int, repeats: int) -> list[dict]:
+    """One row per (size, clicks, device): percentiles and speedup over numpy (p50 ratio)."""
+    import ivos
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for h, w in RENDER_SIZES:
+        for n in RENDER_CLICKS:
+            clicks = np.stack([rng.uniform(0, w - 1, n), rng.uniform(0, h - 1, n), rng.integers(0, 2, n)], axis=1)
+            _progress(f"render_clicks {h}x{w}, {n} clicks")
+            calls = {dev: (lambda dev=dev: ivos.render_clicks(h, w, clicks, sigma=sigma, device=dev))
+                     for dev in render_devices()}
+            stats = {dev: _percentiles(t) for dev, t in _interleaved(calls, warmup=warmup, repeats=repeats).items()}
+            for dev, s in stats.items():
+                rows.append({"op": "render_clicks", "size": f"{h}x{w}", "clicks": n, "impl": dev, **s,
+                             "speedup_vs_numpy": stats["numpy"]["p50_ms"] / s["p50_ms"]})
+    return rows
+
+
+# ---- dense CRF -------------------------------------------------------------------------------
+
+def _load_frame(root: Path, seq: str, frame: str, size: tuple[int, int]):
+    """(image uint8 HxWx3, gt bool HxW) of a DAVIS2016 frame resized to size (h, w)."""
+    from PIL import Image
+
+    davis = root / "DAVIS2016"
+    image = Image.open(davis / "JPEGImages" / "480p" / seq / f"{frame}.jpg").convert("RGB")
+    mask = Image.open(davis / "Annotations" / "480p" / seq / f"{frame}.png").convert("L")
+    h, w = size
+    if image.size != (w, h):
+        image, mask = image.resize((w, h), Image.BILINEAR), mask.resize((w, h), Image.NEAREST)
+    return np.array(image), np.asarray(mask) > 128
+
+
+def noisy_foreground(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A network-like foreground probability in [0.05, 0.95]: blurred ground truth + noise."""
+    from PIL import Image, ImageFilter
+
+    blurred = np.asarray(Image.fromarray((gt * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(6))) / 255.0
+    return np.clip(0.5 + 0.7 * (blurred - 0.5) + rng.normal(0, 0.15, gt.shape), 0.05, 0.95).astype(np.float32)
+
+
+def pydensecrf_foreground(image: np.ndarray, fg: np.ndarray, *, iterations, sxy_gaussian, compat_gaussian,
+                          sxy_bilateral, srgb, compat_bilateral) -> np.ndarray:
+    """pydensecrf2 on a 2-label problem; returns the HxW foreground marginal."""
+    import pydensecrf.densecrf as dcrf
+
+    from ivos.ops.crf import PROB_FLOOR
+
+    h, w = fg.shape
+    crf = dcrf.DenseCRF2D(w, h, 2)
+    unary = -np.log(np.clip(np.stack([1.0 - fg, fg]), PROB_FLOOR, 1.0)).reshape(2, -1)
+    crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
+    crf.addPairwiseGaussian(sxy=sxy_gaussian, compat=compat_gaussian)
+    crf.addPairwiseBilateral(sxy=sxy_bilateral, srgb=srgb, rgbim=image, compat=compat_bilateral)
+    return np.asarray(crf.inference(iterations), dtype=np.float32)[1].reshape(h, w)
+
+
+def bench_crf(root: Path, frames, *, warmup: int, repeats: int) -> list[dict]:
+    """One row per (size, implementation): percentiles over all frames' repeats, speedup vs
+    pydensecrf2 (p50 ratio) and label agreement with it (mean and min over frames)."""
+    import ivos
+
+    try:
+        import pydensecrf.densecrf  # noqa: F401
+        have_ref = True
+    except ImportError:
+        _progress("pydensecrf2 not installed (pip install ivos[crf-ref]): timing ivos only")
+        have_ref = False
+    rows = []
+    for size in CRF_SIZES:
+        times: dict[str, list[float]] = {"ivos": [], "pydensecrf2": []}
+        agreements = []
+        for seq, frame in frames:
+            _progress(f"dense_crf {size[0]}x{size[1]} {seq}/{frame}")
+            image, gt = _load_frame(root, seq, frame, size)
+            fg = noisy_foreground(gt, np.random.default_rng(0))
+            calls = {"ivos": lambda: ivos.dense_crf(image, fg, **CRF_PARAMS)}
+            if have_ref:
+                calls["pydensecrf2"] = lambda: pydensecrf_foreground(image, fg, **CRF_PARAMS)
+                ours, ref = calls["ivos"](), calls["pydensecrf2"]()
+                agreements.append(float(np.mean((ours > 0.5) == (ref > 0.5))))
+            for name, t in _interleaved(calls, warmup=warmup, repeats=repeats).items():
+                times[name] += t
+        ref_stats = _percentiles(times["pydensecrf2"]) if have_ref else None
+        for name in ("ivos", "pydensecrf2") if have_ref else ("ivos",):
+            s = _percentiles(times[name])
+            row = {"op": "dense_crf", "size": f"{size[0]}x{size[1]}", "impl": name, "frames": len(frames), **s,
+                   "speedup_vs_pydensecrf2": ref_stats["p50_ms"] / s["p50_ms"] if have_ref else None}
+            if have_ref and name == "ivos":
+                row["agreement_mean"], row["agreement_min"] = float(np.mean(agreements)), float(np.min(agreements))
+            rows.append(row)
+    return rows
+
+
+# ---- report ----------------------------------------------------------------------------------
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict:
+    import ivos
+
+    versions = {"python": platform.python_version(), "numpy": np.__version__, "ivos": ivos.__version__}
+    try:
+        from importlib.metadata import version
+
+        versions["pydensecrf2"] = version("pydensecrf2")
+    except Exception:  # not installed: the CRF reference is skipped
+        versions["pydensecrf2"] = None
+    return {"cpu": _cpu_model(), "cpu_threads": os.cpu_count(),
+            "ivos_threads": ivos.build_info()["machine"]["native_threads"],
+            "IVOS_NUM_THREADS": os.environ.get("IVOS_NUM_THREADS"), "versions": versions,
+            "build_info": ivos.build_info()}
+
+
+def summary(rows: list[dict]) -> dict:
+    """The headline numbers: 480x854, 20 clicks for rendering."""
+    def pick(op, impl, **match):
+        return next((r for r in rows if r["op"] == op and r["impl"] == impl
+                     and all(r.get(k) == v for k, v in match.items())), None)
+
+    render = pick("render_clicks", "cpu", size="480x854", clicks=20)
+    crf = pick("dense_crf", "ivos", size="480x854")
+    return {
+        "render_speedup_cpp_vs_numpy": render["speedup_vs_numpy"] if render else None,
+        "crf_speedup_vs_pydensecrf2": crf["speedup_vs_pydensecrf2"] if crf else None,
+        "crf_agreement_vs_pydensecrf2": crf.get("agreement_mean") if crf else None,
+    }
+
+
+def markdown(report: dict) -> str:
+    env = report["environment"]
+    lines = [f"Command: `{report['command']}`", "",
+             f"Environment: CPU {env['cpu']}, {env['cpu_threads']} threads (ivos uses {env['ivos_threads']}), "
+             f"versions {json.dumps(env['versions'])}", "",
+             "Summary (480x854; rendering with 20 clicks): " + ", ".join(
+                 f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in report["summary"].items()),
+             "", "| op | size | clicks | impl | p50 ms | p90 ms | p99 ms | n | speedup | agreement (min) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in report["rows"]:
+        speedup = r.get("speedup_vs_numpy", r.get("speedup_vs_pydensecrf2"))
+        vs = "vs numpy" if r["op"] == "render_clicks" else "vs pydensecrf2"
+        agree = f"{r['agreement_mean']:.4f} ({r['agreement_min']:.4f})" if "agreement_mean" in r else ""
+        lines.append(f"| {r['op']} | {r['size']} | {r.get('clicks', '')} | {r['impl']} | {r['p50_ms']:.2f} | "
+                     f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['n']} | "
+                     f"{'' if speedup is None else f'{speedup:.2f}x {vs}'} | {agree} |")
+    lines += ["", "build_info: `" + json.dumps(env["build_info"]) + "`"]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .click import find_data_root
+
+    repeats = min(args.repeats, 3) if args.quick else args.repeats
+    warmup = min(args.warmup, 1) if args.quick else args.warmup
+    rows = bench_render(sigma=args.sigma, warmup=warmup, repeats=repeats)
+    root = find_data_root(args.data_root)
+    frames = CRF_FRAMES[:1] if args.quick else CRF_FRAMES
+    if root is not None and (root / "DAVIS2016" / "JPEGImages").is_dir():
+        rows += bench_crf(root, frames, warmup=warmup, repeats=repeats)
+    else:
+        _progress(f"DAVIS2016 not found under {root} (--data-root or IVOS_DATA_ROOT): dense CRF skipped")
+    report = {"command": " ".join(["ivos-bench", "ops", *_argv_of(args)]),
+              "summary": summary(rows), "environment": environment(), "rows": rows}
+    print(markdown(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({**report["summary"], **report}, indent=1))
+    return 0
+
+
+def _argv_of(args: argparse.Namespace) -> list[str]:
+    """The flags of this run (as given or defaulted), for the report."""
+    out = []
+    for key in ("data_root", "repeats", "warmup", "sigma", "json"):
+        out += [f"--{key.replace('_', '-')}", str(getattr(args, key))] if getattr(args, key) is not None else []
+    return out + (["--quick"] if args.quick else [])
