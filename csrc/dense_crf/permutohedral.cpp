@@ -26,13 +26,18 @@ class KeyTable {
 
   // Index of key, inserting it if absent.
   int32_t insert(const int32_t* key) {
-    if (2 * (size_ + 1) > static_cast<int64_t>(slots_.size())) grow();
     const uint64_t tag = make_tag(key);
+    // Packed keys: a small direct-mapped cache of recent vertices (it stays in L1) answers
+    // most look-ups, since consecutive pixels keep touching the same few vertices.
+    Slot& cached = recent_[(tag * 0x9E3779B97F4A7C15ull) >> (64 - kRecentBits)];
+    if (bits_ > 0 && cached.index >= 0 && cached.tag == tag) return cached.index;
+    if (2 * (size_ + 1) > static_cast<int64_t>(slots_.size())) grow();
     Slot& slot = slots_[probe(tag, key)];
     if (slot.index < 0) {
       slot = {tag, static_cast<int32_t>(size_++)};
       keys_.insert(keys_.end(), key, key + d_);
     }
+    cached = slot;
     return slot.index;
   }
 
@@ -91,8 +96,10 @@ class KeyTable {
     }
   }
 
+  static constexpr int kRecentBits = 10;
   int d_;
   int bits_;
+  std::vector<Slot> recent_ = std::vector<Slot>(size_t{1} << kRecentBits);
   int64_t size_ = 0;
   int shift_ = 0;
   std::vector<Slot> slots_;
