@@ -12,6 +12,7 @@ import sys
 SUBCOMMANDS = {
     "ops": ("ops", "click rendering and dense CRF: numpy vs C++ vs CUDA vs pydensecrf2"),
     "click": ("click", "NoC@85/90 and mIoU per click (RITM clicker): GrabCut baseline vs model bundles"),
+    "video": ("video", "DAVIS J from GT / clicked first frames, worst-frame correction vs GrabCut, fine-tune s, ms/frame"),
     "latency": ("latency", "click -> mask latency per stage: ORT vs torch, with/without CRF, 480x854 and 1080x1920"),
 }
 

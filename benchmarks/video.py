@@ -1,0 +1,369 @@
+"""``ivos-bench video``: one-shot video segmentation and worst-frame correction on DAVIS-2016
+sequences (paper sections 3.2 and 3.3), through ``ivos.VideoPredictor``.
+
+Per sequence of ``ImageSets/<split>.txt`` (every frame; J = mean IoU over the frames after
+the annotated frame 0, the DAVIS convention of not scoring the given annotation):
+
+(a) ``j_gt_init``: OSVOS fine-tuned on the ground-truth mask of frame 0, propagated;
+(b) ``j_clicks[k]``: the same from the mask that ``ivos.ImagePredictor`` gives after k = 1, 4,
+    8 clicks of the RITM simulated user on frame 0 (Figure 5 protocol);
+(c) ``fix_gain[k]``: the worst frame of (a) (lowest IoU against the ground truth), corrected
+    with k = 1, 4, 10 simulated clicks: IoU after minus IoU before, for our refinement
+    network (the propagated mask as its input, ``VideoPredictor.refine``) and for OpenCV
+    GrabCut (the paper's box heuristic, ``GrabCutSegmenter``) (Table 3 protocol);
+plus fine-tune seconds, per-frame milliseconds (decode + network + upsampling), how often
+``suggest_frame`` names one of the 3 truly worst frames (every propagation of (a) and (b)
+counts), the motion difficulty next to J, and (``--full-finetune``) full fine-tuning of
+backbone + head in torch on the same examples, for accuracy and time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("ivos.bench")
+
+CLICKS_INIT = (1, 4, 8)
+CLICKS_FIX = (1, 4, 10)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", type=Path, default=None, help="datasets folder (default: $IVOS_DATA_ROOT "
+                   "or the nearest shared/datasets above the cwd)")
+    p.add_argument("--split", default="dev", help="DAVIS2016/ImageSets/<split>.txt")
+    p.add_argument("--osvos-bundle", type=Path, default=None, help="OSVOS bundle (default: ivos/models/osvos-cpu)")
+    p.add_argument("--click-bundle", type=Path, default=None, help="click bundle (default: ivos/models/ivos-cpu)")
+    p.add_argument("--backend", default="ort")
+    p.add_argument("--threads", type=int, default=0, help="engine and fine-tuning CPU threads (0 = default)")
+    p.add_argument("--mode", default="osvos+mask", choices=("osvos", "osvos+mask"))
+    p.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default: FinetuneConfig)")
+    p.add_argument("--limit", type=int, default=None, help="first N sequences only")
+    p.add_argument("--max-frames", type=int, default=None, help="first N frames of each sequence only")
+    p.add_argument("--no-clicks", action="store_true", help="skip protocols (b) and (c)")
+    p.add_argument("--full-finetune", action="store_true", help="also fine-tune backbone + head in torch")
+    p.add_argument("--osvos-weights", type=Path, default=None,
+                   help="torch weights for --full-finetune (default: export/weights/osvos-cpu.pt)")
+    p.add_argument("--json", type=Path, help="write all numbers here")
+    p.add_argument("--markdown", type=Path, help="write the markdown report here")
+    p.add_argument("--plot", type=Path, help="write a PNG (J per sequence and protocol, fix gain) here")
+
+
+def read_sequence(root: Path, name: str, max_frames: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(frames (N, H, W, 3) uint8, masks (N, H, W) uint8 {0,1}) of one DAVIS-2016 sequence."""
+    from PIL import Image
+
+    files = sorted((root / "JPEGImages" / "480p" / name).glob("*.jpg"))[:max_frames]
+    frames = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+    masks = np.stack([(np.asarray(Image.open(root / "Annotations" / "480p" / name / f"{f.stem}.png").convert("L"))
+                       > 127).astype(np.uint8) for f in files])
+    return frames, masks
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a.astype(bool) | b.astype(bool))
+    return np.count_nonzero(a.astype(bool) & b.astype(bool)) / union if union else 1.0
+
+
+def _run_propagation(vp, state, gt: np.ndarray) -> dict:
+    """Propagates, then scores: per-frame IoU, J, timings, the suggestion and difficulty."""
+    ms = []
+    for r in vp.propagate_in_video(state):
+        if r.source == "propagated":
+            ms.append(r.timings.total_ms)
+    ious = np.array([iou(state.mask(i), gt[i]) for i in range(len(gt))])
+    scored = ious[1:] if len(ious) > 1 else ious
+    worst3 = set((np.argsort(ious[1:])[:3] + 1).tolist())
+    s = vp.suggest_frame(state)
+    d = vp.difficulty(state)
+    return {"j": float(scored.mean()), "ious": ious.round(4).tolist(), "frame_ms": ms,
+            "finetune_s": state.finetune_report.seconds, "finetune": {
+                "features_s": state.finetune_report.feature_seconds, "fit_s": state.finetune_report.train_seconds,
+                "examples": state.finetune_report.examples, "loss": state.finetune_report.final_loss},
+            "worst": int(np.argmin(ious[1:]) + 1), "suggested": s.frame_idx, "suggest_hit": s.frame_idx in worst3,
+            "difficulty": d.score, "image_motion": d.image_motion}
+
+
+def _click_masks(image_predictor, frame: np.ndarray, gt: np.ndarray, counts: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """Masks after k RITM clicks on one frame (from scratch), for each k in ``counts``."""
+    from .clicker import next_click
+
+    image_predictor.set_image(frame)
+    clicks, pred, out = [], None, {}
+    for k in range(1, max(counts) + 1):
+        c = next_click(gt, pred, is_first=k == 1, clicked=clicks)
+        if c is not None:
+            clicks.append(c)
+            pred = image_predictor.add_click(c.x, c.y, c.positive).mask
+        if k in counts:
+            out[k] = pred.copy()
+    return out
+
+
+def _fix_worst(vp, state, frame: np.ndarray, gt: np.ndarray, idx: int) -> dict:
+    """Table 3 protocol on frame ``idx``: IoU after k clicks, ours (refine) vs GrabCut."""
+    from .clicker import next_click
+    from .grabcut_baseline import GrabCutSegmenter
+
+    start = state.mask(idx)
+    before = iou(start, gt)
+    out = {"frame": idx, "before": before, "ours": {}, "grabcut": {}}
+    grabcut = GrabCutSegmenter()
+    grabcut.set_image(frame)
+    for name in ("ours", "grabcut"):
+        clicks, pred = [], start
+        for k in range(1, max(CLICKS_FIX) + 1):
+            c = next_click(gt, pred, clicked=clicks)
+            if c is not None:
+                clicks.append(c)
+                if name == "ours":
+                    pred = vp.refine(state, idx, [[c.x, c.y]], [int(c.positive)]).mask
+                else:
+                    pred = grabcut.predict(clicks, pred).astype(np.uint8)
+            if k in CLICKS_FIX:
+                out[name][k] = iou(pred, gt)
+    return out
+
+
+def _full_finetune(weights: Path, vp, frames: np.ndarray, gt: np.ndarray, steps: int, threads: int) -> dict:
+    """Backbone + head fine-tuned in torch on the same augmented examples as the head-only
+    fine-tune (batch norm frozen: statistics of a few near-identical images are useless),
+    then propagated in torch with the same geometry and prior logic."""
+    import torch
+    import torch.nn.functional as F
+
+    from ivos.export.checkpoint import IMAGENET_MEAN, IMAGENET_STD
+    from ivos.export.osvos import load_osvos
+    from ivos.osvos_finetune import build_examples
+
+    if threads:
+        torch.set_num_threads(threads)
+    session = vp._osvos  # geometry helpers + feature-free example building
+    cfg = vp.finetune_config
+    net, _ = load_osvos(weights)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    t0 = time.perf_counter()
+    ex = build_examples(session, [frames[0]], [gt[0]], cfg)
+    images = (torch.from_numpy(ex["image"]).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    priors = torch.from_numpy(ex["prior_full"])[:, None]
+    targets = torch.from_numpy(ex["target"])
+    net.eval()  # batch norm in inference mode; all weights still train
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr * 0.1)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for _ in range(steps):
+        idx = torch.randint(0, len(images), (cfg.batch,), generator=gen)
+        loss = F.binary_cross_entropy_with_logits(net(images[idx], priors[idx]), targets[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    ft_s = time.perf_counter() - t0
+    masks, ms = {0: gt[0]}, []
+    use_prior = vp.mode == "osvos+mask"
+    with torch.inference_mode():
+        for i in range(1, len(frames)):
+            t = time.perf_counter()
+            box = session.letterbox(*frames[i].shape[:2])
+            img = (torch.from_numpy(session.to_working_rgb(frames[i])).permute(2, 0, 1)[None].float() / 255 - mean) / std
+            prior = session.to_working_mask(masks[i - 1]) if use_prior else np.zeros(session.working, np.float32)
+            logits = net(img, torch.from_numpy(prior)[None, None])[0, 0].numpy()
+            masks[i] = (session.logits_to_frame(logits, box) > 0.5).astype(np.uint8)
+            ms.append((time.perf_counter() - t) * 1e3)
+    ious = [iou(masks[i], gt[i]) for i in range(1, len(frames))]
+    return {"j": float(np.mean(ious)), "finetune_s": ft_s, "frame_ms_p50": float(np.median(ms)), "steps": steps}
+
+
+def _percentiles(values: list[float]) -> dict:
+    v = np.asarray(values, np.float64)
+    return {"p50": float(np.percentile(v, 50)), "p90": float(np.percentile(v, 90)),
+            "p99": float(np.percentile(v, 99)), "mean": float(v.mean()), "n": int(v.size)}
+
+
+def _environment(args, backend: str) -> dict:
+    import platform
+    import subprocess
+
+    import ivos
+
+    env = {"python": platform.python_version(), "numpy": np.__version__, "ivos": ivos.__version__,
+           "platform": platform.platform(), "cpu_count": os.cpu_count(), "engine_threads": args.threads,
+           "backend": backend, "mode": args.mode, "load_avg_at_start": os.getloadavg()[0]}
+    try:
+        import torch
+
+        env["torch"], env["torch_threads"] = torch.__version__, torch.get_num_threads()
+    except ImportError:
+        pass
+    try:
+        env["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                           timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        env["git_commit"] = None
+    return env
+
+
+def markdown(report: dict) -> str:
+    s = report["summary"]
+    lines = [f"# ivos-bench video ({report['split']} split)", "", f"command: `{report['command']}`", "",
+             "environment: " + ", ".join(f"{k}={v}" for k, v in report["environment"].items()), "",
+             "| sequence | frames | J (GT init) | " + " | ".join(f"J ({k} clicks)" for k in CLICKS_INIT)
+             + " | worst IoU | difficulty | suggested / worst |", "|---" * (7 + len(CLICKS_INIT)) + "|"]
+    for name, r in report["sequences"].items():
+        row = [name, str(len(r["gt_init"]["ious"])), f"{r['gt_init']['j']:.3f}"]
+        row += [f"{r['clicks'][str(k)]['j']:.3f}" if "clicks" in r else "-" for k in CLICKS_INIT]
+        row += [f"{min(r['gt_init']['ious'][1:]):.3f}", f"{r['gt_init']['difficulty']:.3f}",
+                f"{r['gt_init']['suggested']} / {r['gt_init']['worst']}"]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", f"**mean J from the ground-truth mask: {s['j_gt_init']:.3f}**"]
+    if s.get("j_clicks"):
+        lines.append("mean J from k clicks: " + ", ".join(f"{k}: {v:.3f}" for k, v in s["j_clicks"].items()))
+    if s.get("fix_gain"):
+        lines += ["", "Worst-frame correction (IoU gain in points, mean over sequences; Table 3 protocol):", "",
+                  "| method | IoU before | " + " | ".join(f"{k} click(s)" for k in CLICKS_FIX) + " |",
+                  "|---" * (2 + len(CLICKS_FIX)) + "|"]
+        for m in ("ours", "grabcut"):
+            lines.append(f"| {m} | {100 * s['fix_before']:.1f} | " + " | ".join(
+                f"{100 * s['fix_iou'][m][str(k)]:.1f} ({100 * s['fix_gain'][m][str(k)]:+.1f})" for k in CLICKS_FIX)
+                + " |")
+    lines += ["", f"fine-tune seconds (head only, cached features): {json.dumps(s['finetune_s'])}",
+              f"per-frame ms (decode + network + upsample): {json.dumps(s['frame_ms'])}",
+              f"suggest_frame among the 3 truly worst frames: {s['suggest_hits']}/{s['suggest_trials']} "
+              f"({100 * s['suggest_hit_rate']:.0f}%; chance is about {100 * s['suggest_chance']:.0f}%)",
+              f"difficulty vs J (Pearson r over sequences): {s['difficulty_j_corr']}"]
+    if s.get("full_finetune"):
+        f = s["full_finetune"]
+        lines += ["", f"full fine-tuning in torch (backbone + head, {f['steps']} steps): J {f['j']:.3f} "
+                      f"vs head-only {f['j_head_only']:.3f}; fine-tune {f['finetune_s']:.1f} s vs "
+                      f"{f['finetune_s_head_only']:.1f} s"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report["sequences"])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    x = np.arange(len(names))
+    series = [("GT init", [report["sequences"][n]["gt_init"]["j"] for n in names])]
+    for k in CLICKS_INIT:
+        if all("clicks" in report["sequences"][n] for n in names):
+            series.append((f"{k} clicks", [report["sequences"][n]["clicks"][str(k)]["j"] for n in names]))
+    width = 0.8 / len(series)
+    for i, (label, vals) in enumerate(series):
+        axes[0].bar(x + i * width, vals, width, label=label)
+    axes[0].set_xticks(x + 0.4 - width / 2, names, rotation=20)
+    axes[0].set_ylabel("J (mean IoU)")
+    axes[0].set_ylim(0, 1)
+    axes[0].legend(fontsize=8)
+    axes[0].set_title("OSVOS J per sequence and first-frame mask")
+    s = report["summary"]
+    if s.get("fix_gain"):
+        ks = [0, *CLICKS_FIX]
+        for m in ("ours", "grabcut"):
+            axes[1].plot(ks, [100 * s["fix_before"]] + [100 * s["fix_iou"][m][str(k)] for k in CLICKS_FIX], "o-",
+                         label=m)
+        axes[1].set_xlabel("correction clicks on the worst frame")
+        axes[1].set_ylabel("IoU of the worst frame (%)")
+        axes[1].legend()
+        axes[1].set_title("Worst-frame correction (Table 3 protocol)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def summarize(seqs: dict) -> dict:
+    s: dict = {"j_gt_init": float(np.mean([r["gt_init"]["j"] for r in seqs.values()]))}
+    runs = [r["gt_init"] for r in seqs.values()] + [c for r in seqs.values() for c in r.get("clicks", {}).values()]
+    s["finetune_s"] = _percentiles([r["finetune_s"] for r in runs])
+    s["frame_ms"] = _percentiles([m for r in runs for m in r["frame_ms"]])
+    s["suggest_hits"] = int(sum(r["suggest_hit"] for r in runs))
+    s["suggest_trials"] = len(runs)
+    s["suggest_hit_rate"] = s["suggest_hits"] / max(1, len(runs))
+    s["suggest_chance"] = float(np.mean([min(1.0, 3 / max(1, len(r["ious"]) - 1)) for r in runs]))
+    if len(seqs) > 2:
+        d = [r["gt_init"]["difficulty"] for r in seqs.values()]
+        j = [r["gt_init"]["j"] for r in seqs.values()]
+        s["difficulty_j_corr"] = round(float(np.corrcoef(d, j)[0, 1]), 3)
+    else:
+        s["difficulty_j_corr"] = None
+    if all("clicks" in r for r in seqs.values()):
+        s["j_clicks"] = {str(k): float(np.mean([r["clicks"][str(k)]["j"] for r in seqs.values()])) for k in CLICKS_INIT}
+        s["j_clicks_minus_gt"] = {k: v - s["j_gt_init"] for k, v in s["j_clicks"].items()}
+    if all("fix" in r for r in seqs.values()):
+        s["fix_before"] = float(np.mean([r["fix"]["before"] for r in seqs.values()]))
+        s["fix_iou"] = {m: {str(k): float(np.mean([r["fix"][m][k] for r in seqs.values()])) for k in CLICKS_FIX}
+                        for m in ("ours", "grabcut")}
+        s["fix_gain"] = {m: {k: v - s["fix_before"] for k, v in s["fix_iou"][m].items()} for m in ("ours", "grabcut")}
+    if all("full_finetune" in r for r in seqs.values()):
+        f = [r["full_finetune"] for r in seqs.values()]
+        s["full_finetune"] = {"j": float(np.mean([x["j"] for x in f])), "finetune_s": float(np.mean([x["finetune_s"] for x in f])),
+                              "steps": f[0]["steps"], "j_head_only": s["j_gt_init"],
+                              "finetune_s_head_only": float(np.mean([r["gt_init"]["finetune_s"] for r in seqs.values()]))}
+    return s
+
+
+def run(args) -> int:
+    import sys
+    from dataclasses import replace
+
+    import ivos
+    from ivos.cli import DEFAULT_CLICK, DEFAULT_OSVOS
+
+    from .click import find_data_root
+
+    root = find_data_root(args.data_root)
+    if root is None or not (root / "DAVIS2016").is_dir():
+        raise ivos.InvalidInput(f"--data-root: no DAVIS2016 folder under {root}; pass --data-root ../shared/datasets")
+    davis = root / "DAVIS2016"
+    names = (davis / "ImageSets" / f"{args.split}.txt").read_text().split()[:args.limit]
+    osvos = ivos.load(args.osvos_bundle or DEFAULT_OSVOS, backend=args.backend, threads=args.threads)
+    clicker = None if args.no_clicks else ivos.load(args.click_bundle or DEFAULT_CLICK, backend=args.backend,
+                                                     threads=args.threads)
+    cfg = ivos.FinetuneConfig(use_prior=args.mode == "osvos+mask", threads=args.threads)
+    if args.steps:
+        cfg = replace(cfg, steps=args.steps)
+    vp = ivos.VideoPredictor(osvos, clicker, mode=args.mode, finetune_config=cfg)
+    image_predictor = None if clicker is None else ivos.ImagePredictor(clicker, crf=False)
+    report = {"command": "ivos-bench video " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["video"] else sys.argv[1:]),
+              "split": args.split, "environment": _environment(args, osvos.backend),
+              "finetune_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "sequences": {}}
+    for name in names:
+        t0 = time.time()
+        frames, gt = read_sequence(davis, name, args.max_frames)
+        r: dict = {}
+        state = vp.init_state(frames)
+        vp.add_new_mask(state, 0, gt[0])
+        r["gt_init"] = _run_propagation(vp, state, gt)
+        if image_predictor is not None:
+            r["fix"] = _fix_worst(vp, state, frames[r["gt_init"]["worst"]], gt[r["gt_init"]["worst"]],
+                                  r["gt_init"]["worst"])
+            r["clicks"] = {}
+            for k, mask in _click_masks(image_predictor, frames[0], gt[0].astype(bool), CLICKS_INIT).items():
+                st = vp.init_state(frames)
+                vp.add_new_mask(st, 0, mask)
+                run_k = _run_propagation(vp, st, gt)
+                run_k["init_iou"] = iou(mask, gt[0])
+                r["clicks"][str(k)] = run_k
+        if args.full_finetune:
+            r["full_finetune"] = _full_finetune(args.osvos_weights or Path(__file__).resolve().parents[1] / "export"
+                                                / "weights" / "osvos-cpu.pt", vp, frames, gt, cfg.steps, args.threads)
+        report["sequences"][name] = r
+        log.warning("%s: J gt %.3f%s (%.0f s)", name, r["gt_init"]["j"],
+                    "".join(f", {k} clicks {v['j']:.3f}" for k, v in r.get("clicks", {}).items()), time.time() - t0)
+    report["summary"] = summarize(report["sequences"])
+    text = markdown(report)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    if args.markdown:
+        args.markdown.write_text(text)
+    if args.plot:
+        plot(report, args.plot)
+    return 0
