@@ -33,6 +33,15 @@ CLAMP_RADIUS = 1.5
 clicked pixel and its 4-neighbours. The paper clamps the clicked pixels; a tiny disk keeps
 the constraint visible after the upsampling's interpolation."""
 
+CRF_MAX_PIXELS = 160_000
+"""Pixel budget of the CRF per click. A larger region (the full view of a big frame) is
+refined at a lower resolution with the spatial scales (sxy) shrunk alike, then upsampled:
+the CRF costs ~linear time in pixels, and a click must stay interactive at 1080p."""
+
+CRF_DEFAULTS = {"iterations": 5, "sxy_gaussian": 3.0, "compat_gaussian": 3.0, "sxy_bilateral": 80.0,
+                "srgb": 13.0, "compat_bilateral": 10.0}
+"""``ivos.dense_crf``'s defaults (pydensecrf's usual values), overridden by ``crf_params``."""
+
 PAD_RGB = (124, 116, 104)
 """Padding colour for views that extend past the image: the ImageNet mean, i.e. 0 after
 normalisation (the training crops pad the same way)."""
@@ -213,7 +222,7 @@ class ImagePredictor:
         t4 = time.perf_counter()
         use_crf = self.crf if crf is None else bool(crf)
         if use_crf:
-            prob = dense_crf(self._image, prob, roi=box.clip(h, w), **self.crf_params)
+            self._crf(prob, box.clip(h, w))
             self._clamp(prob, coords, labels, strokes)
         t5 = time.perf_counter()
         timings = Timings(prepare_ms=(t1 - t0) * 1e3, render_ms=(t2 - t1) * 1e3, infer_ms=(t3 - t2) * 1e3,
@@ -318,6 +327,27 @@ class ImagePredictor:
         out += 1.0
         np.reciprocal(out, out=out)
         return prob
+
+    def _crf(self, prob: np.ndarray, roi: tuple[int, int, int, int]) -> None:
+        """Dense CRF on ``roi`` of ``prob`` (H, W) float32, in place; downscaled to
+        CRF_MAX_PIXELS when the region is larger."""
+        x0, y0, x1, y1 = roi
+        params = {**CRF_DEFAULTS, **self.crf_params}
+        area = (x1 - x0) * (y1 - y0)
+        if area <= CRF_MAX_PIXELS:
+            prob[...] = dense_crf(self._image, prob, roi=roi, **params)
+            return
+        from PIL import Image
+
+        f = (CRF_MAX_PIXELS / area) ** 0.5
+        small = (max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f)))
+        image = np.asarray(Image.fromarray(self._image[y0:y1, x0:x1]).resize(small, Image.BILINEAR))
+        region = Image.fromarray(np.ascontiguousarray(prob[y0:y1, x0:x1]), mode="F")
+        small_prob = np.clip(np.asarray(region.resize(small, Image.BILINEAR)), 0.0, 1.0)
+        params["sxy_gaussian"] *= f
+        params["sxy_bilateral"] *= f
+        refined = dense_crf(image, small_prob, **params)
+        prob[y0:y1, x0:x1] = np.asarray(Image.fromarray(refined, mode="F").resize((x1 - x0, y1 - y0), Image.BILINEAR))
 
     def _clamp(self, prob: np.ndarray, coords: np.ndarray, labels: np.ndarray, strokes: Sequence[Stroke]) -> None:
         """Forces the clicked pixels (and hard strokes) to their labels, in place."""

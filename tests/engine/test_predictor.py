@@ -179,3 +179,18 @@ def test_bad_backend_and_device(tiny_bundle):
         ivos.load(tiny_bundle, device="tpu")
     with pytest.raises(ivos.BackendUnavailable):
         ivos.load(tiny_bundle, backend="tensorrt")
+
+
+def test_crf_on_large_regions_runs_downscaled(ort_model, monkeypatch):
+    import ivos.predictor as predictor_module
+
+    image = _image(h=300, w=400)
+    full = ivos.ImagePredictor(ort_model, crf=True)
+    full.set_image(image)
+    exact = full.add_click(100, 60, True)
+    monkeypatch.setattr(predictor_module, "CRF_MAX_PIXELS", 300 * 400 // 4)
+    budget = ivos.ImagePredictor(ort_model, crf=True)
+    budget.set_image(image)
+    approx = budget.add_click(100, 60, True)
+    assert approx.mask[60, 100] == 1
+    assert (approx.mask == exact.mask).mean() > 0.95
