@@ -1,17 +1,29 @@
-// Minimal parallel-for over an index range with std::thread (no OpenMP dependency).
-// Work is split into contiguous chunks, one per thread; small ranges run inline.
+// Minimal parallel-for over an index range on a persistent thread pool (no OpenMP
+// dependency). Work is split into contiguous chunks that the calling thread and the pool's
+// workers claim one at a time, so a worker the OS has not scheduled yet never holds up the
+// call: the caller simply runs that chunk itself. Small ranges run inline.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
-#include <thread>
-#include <vector>
+#include <utility>
 
 namespace ivos {
 
 // Number of worker threads the ops use by default: hardware concurrency, overridable with
 // the IVOS_NUM_THREADS environment variable (>= 1).
 int default_num_threads();
+
+namespace detail {
+
+// Runs task(ctx, c) for every chunk c in [0, chunks), on the calling thread and up to
+// threads - 1 pool workers; returns when all chunks are done and rethrows the first
+// exception a chunk threw. Runs every chunk on the calling thread when the pool is already
+// busy (a nested call, or a call from another thread at the same time): those calls stay
+// correct, just not parallel.
+void run_chunks(int64_t chunks, int threads, void (*task)(void*, int64_t), void* ctx);
+
+}  // namespace detail
 
 // Calls fn(begin, end) on disjoint chunks covering [0, n). Runs inline when n < min_chunk * 2
 // or num_threads <= 1. fn must be thread-safe for disjoint ranges.
@@ -24,16 +36,16 @@ void parallel_for(int64_t n, int64_t min_chunk, int num_threads, Fn&& fn) {
     fn(int64_t{0}, n);
     return;
   }
-  std::vector<std::thread> workers;
-  workers.reserve(threads - 1);
-  int64_t chunk = (n + threads - 1) / threads;
-  for (int t = 1; t < threads; ++t) {
-    int64_t b = t * chunk, e = std::min(n, b + chunk);
-    if (b >= e) break;
-    workers.emplace_back([&fn, b, e] { fn(b, e); });
-  }
-  fn(int64_t{0}, std::min(n, chunk));
-  for (auto& w : workers) w.join();
+  struct Context {
+    Fn& fn;
+    int64_t n, chunk;
+  } ctx{fn, n, (n + threads - 1) / threads};
+  const auto task = [](void* p, int64_t c) {
+    Context& x = *static_cast<Context*>(p);
+    const int64_t b = c * x.chunk;
+    x.fn(b, std::min(x.n, b + x.chunk));
+  };
+  detail::run_chunks((n + ctx.chunk - 1) / ctx.chunk, threads, task, &ctx);
 }
 
 }  // namespace ivos

@@ -2,8 +2,8 @@
 //
 // The image is rendered row by row: each row accumulates in a float64 row buffer (so sums of
 // many overlapping Gaussians round like the float64 reference), then is clipped and written
-// out once, which also overwrites every pixel no click touches. Only pixels within
-// kClickTruncate * sigma of a click's or a segment's bounding box are evaluated.
+// out once; every pixel no click or stroke window covers is written as 0 directly. Only
+// pixels within kClickTruncate * sigma of a click's or a segment's bounding box are evaluated.
 #include "render_clicks/render_clicks.h"
 
 #include <algorithm>
@@ -11,6 +11,10 @@
 #include <limits>
 #include <string>
 #include <vector>
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "common/parallel.h"
 
@@ -66,12 +70,18 @@ struct PreparedStroke {
   size_t first_segment, num_segments;
 };
 
+// The window (rows x columns) of one click or stroke.
+struct Cover {
+  Range rows, cols;
+};
+
 struct Prepared {
   Gaussian gauss;
   std::vector<PreparedClick> clicks;
   std::vector<double> col_exp;
   std::vector<PreparedSegment> segments;
   std::vector<PreparedStroke> strokes;
+  std::vector<Cover> covers;  // every click's and stroke's window, sorted by first column
   double work = 0;  // estimated pixel evaluations, to decide on threading
 };
 
@@ -206,37 +216,69 @@ constexpr double kMinWorkPerThread = 1.5e5;
 // Zero-filling an uncovered pixel costs a small fraction of evaluating a covered one.
 constexpr double kFillWork = 0.125;
 
-// Columns of row i that any click or stroke window covers (empty when none does).
-Range row_span(const Prepared& p, int64_t i) {
-  Range span{std::numeric_limits<int64_t>::max(), 0};
-  const auto grow = [&](const Range& rows, const Range& cols) {
-    if (!rows.contains(i)) return;
-    span.lo = std::min(span.lo, cols.lo);
-    span.hi = std::max(span.hi, cols.hi);
-  };
-  for (const PreparedClick& c : p.clicks) grow(c.rows, c.cols);
-  for (const PreparedStroke& st : p.strokes) grow(st.rows, st.cols);
-  return span.size() > 0 ? span : Range{};
+// Sorts the click and stroke windows by first column, for covered_runs().
+void prepare_covers(Prepared& p) {
+  for (const PreparedClick& c : p.clicks) p.covers.push_back({c.rows, c.cols});
+  for (const PreparedStroke& st : p.strokes) p.covers.push_back({st.rows, st.cols});
+  std::sort(p.covers.begin(), p.covers.end(),
+            [](const Cover& a, const Cover& b) { return a.cols.lo < b.cols.lo; });
 }
 
-// Renders the rows of one lane. Only each row's covered span is accumulated and clipped;
-// the rest of the row is written as zeros directly.
+// The maximal runs of columns of row i that some window covers, left to right, into runs.
+// Only these are accumulated and clipped: clicks spread over the image leave most of a
+// row uncovered even where their windows' overall span reaches across it.
+void covered_runs(const Prepared& p, int64_t i, std::vector<Range>& runs) {
+  runs.clear();
+  for (const Cover& c : p.covers) {
+    if (!c.rows.contains(i)) continue;
+    if (!runs.empty() && c.cols.lo <= runs.back().hi) {
+      runs.back().hi = std::max(runs.back().hi, c.cols.hi);
+    } else {
+      runs.push_back(c.cols);
+    }
+  }
+}
+
+// row = clip(acc, -1, 1) over the run, and acc back to 0 there. With SSE2 two pixels at a
+// time: GCC keeps the scalar clamp as two data-dependent branches, which mispredict on a
+// mix of positive and negative clicks.
+void clip_run(double* __restrict acc, float* __restrict row, Range run) {
+  int64_t j = run.lo;
+#ifdef __SSE2__
+  const __m128d lo = _mm_set1_pd(-1.0), hi = _mm_set1_pd(1.0), zero = _mm_setzero_pd();
+  for (; j + 2 <= run.hi; j += 2) {
+    const __m128d v = _mm_min_pd(_mm_max_pd(_mm_loadu_pd(acc + j), lo), hi);
+    _mm_storel_pi(reinterpret_cast<__m64*>(row + j), _mm_cvtpd_ps(v));
+    _mm_storeu_pd(acc + j, zero);
+  }
+#endif
+  for (; j < run.hi; ++j) {
+    row[j] = static_cast<float>(std::min(1.0, std::max(-1.0, acc[j])));
+    acc[j] = 0.0;
+  }
+}
+
+// Renders the rows of one lane. acc stays 0 outside the row being rendered, so only the
+// covered runs need resetting.
 void render_rows(const Prepared& p, float* out, int64_t height, int64_t width, int64_t lane,
                  int64_t lanes) {
-  std::vector<double> acc(width), dist2(p.strokes.empty() ? 0 : width);
+  std::vector<double> acc(width, 0.0), dist2(p.strokes.empty() ? 0 : width);
+  std::vector<Range> runs;
+  runs.reserve(p.covers.size());
   for (int64_t block = lane; block * kRowBlock < height; block += lanes) {
     for (int64_t i = block * kRowBlock; i < std::min(height, (block + 1) * kRowBlock); ++i) {
       float* row = out + i * width;
-      const Range span = row_span(p, i);
-      std::fill(row, row + span.lo, 0.0f);
-      std::fill(row + span.hi, row + width, 0.0f);
-      if (span.size() == 0) continue;
-      std::fill(acc.begin() + span.lo, acc.begin() + span.hi, 0.0);
+      covered_runs(p, i, runs);
+      int64_t written = 0;
+      for (const Range& run : runs) {
+        std::fill(row + written, row + run.lo, 0.0f);
+        written = run.hi;
+      }
+      std::fill(row + written, row + width, 0.0f);
+      if (runs.empty()) continue;
       add_clicks_row(p, i, acc.data());
       add_strokes_row(p, i, acc.data(), dist2.data());
-      for (int64_t j = span.lo; j < span.hi; ++j) {
-        row[j] = static_cast<float>(std::min(1.0, std::max(-1.0, acc[j])));
-      }
+      for (const Range& run : runs) clip_run(acc.data(), row, run);
     }
   }
 }
@@ -280,9 +322,10 @@ void validate_click_inputs(int64_t height, int64_t width, const ClickInputs& in,
 void render_clicks_cpu(float* out, int64_t height, int64_t width, const ClickInputs& in,
                        double sigma, int num_threads) {
   validate_click_inputs(height, width, in, sigma);
-  Prepared p{Gaussian(sigma), {}, {}, {}, {}, 0.0};
+  Prepared p{Gaussian(sigma), {}, {}, {}, {}, {}, 0.0};
   prepare_clicks(in, height, width, p);
   prepare_strokes(in, height, width, p);
+  prepare_covers(p);
   const double work = p.work + kFillWork * static_cast<double>(height) * width;
   const int threads = num_threads > 0 ? num_threads : default_num_threads();
   const int64_t blocks = (height + kRowBlock - 1) / kRowBlock;

@@ -41,8 +41,9 @@ def render(
     """Renders into ``out`` (or a new (height, width) float32 array) with the C++ op for
     device "auto"/"cpu", or on the GPU with a copy back for "cuda"."""
     if out is None:
-        # Uninitialised is fine: both ops overwrite every pixel.
-        out = np.empty((height, width), np.float32)
+        # Uninitialised is fine: both ops overwrite every pixel. Recycled memory: a fresh
+        # array would cost more in page faults than the rendering.
+        out = _C.empty_image(height, width)
     click_arr = np.ascontiguousarray(clicks, np.float32).reshape(-1, 3)
     points, offsets, labels = _pack_strokes(strokes)
     if device == "cuda":
