@@ -1,5 +1,8 @@
 #include <algorithm>
 #include <cmath>
+#include <list>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <vector>
 
@@ -12,19 +15,19 @@ namespace {
 
 constexpr int64_t kMinPixelChunk = 16384;
 
-// One pairwise term: its lattice, the symmetric normalisation n = 1 / sqrt(K 1) per pixel
-// and the Potts weight.
+// One pairwise term: its lattice, normalised (filter() gives n .* K(n .* q)), and the
+// Potts weight.
 struct Kernel {
-  PermutohedralLattice lattice;
-  std::vector<float> norm;
-  float weight = 0.0f;
+  const PermutohedralLattice* lattice;
+  float weight;
 };
 
 // Pixel features (x / sxy, y / sxy[, rgb / srgb]) as the reference computes them (division,
 // not multiplication by a reciprocal, so the lattice sees the same coordinates).
-std::vector<float> make_features(const uint8_t* image, int64_t h, int64_t w, float sxy, float srgb, bool colour) {
+void make_features(const uint8_t* image, int64_t h, int64_t w, float sxy, float srgb, bool colour,
+                   std::vector<float>& f) {
   const int d = colour ? 5 : 2;
-  std::vector<float> f(h * w * d);
+  f.resize(h * w * d);
   for (int64_t y = 0; y < h; ++y) {
     for (int64_t x = 0; x < w; ++x) {
       float* p = &f[(y * w + x) * d];
@@ -36,52 +39,90 @@ std::vector<float> make_features(const uint8_t* image, int64_t h, int64_t w, flo
       }
     }
   }
-  return f;
 }
 
-void build_kernel(Kernel& kernel, const std::vector<float>& features, int64_t n, int d, float weight,
-                  int value_size, int threads) {
-  kernel.weight = weight;
-  kernel.lattice.build(features.data(), n, d, threads);
-  kernel.lattice.prepare(1, threads);
-  std::vector<float> ones(n, 1.0f);
-  kernel.norm.resize(n);
-  kernel.lattice.filter(ones.data(), kernel.norm.data(), 1, threads);
-  for (float& v : kernel.norm) v = 1.0f / std::sqrt(v + 1e-20f);
-  kernel.lattice.prepare(value_size, threads);
+// The smoothness kernel's lattice depends only on the image size and sxy_gaussian, so the
+// lattices of the last few sizes are kept (a video is refined frame after frame at one
+// size). Shared read-only between threads; building happens outside the lock.
+class SpatialLatticeCache {
+ public:
+  std::shared_ptr<const PermutohedralLattice> get(int64_t h, int64_t w, float sxy, int threads,
+                                                  PermutohedralLattice::Workspace& ws) {
+    const Key key{h, w, sxy};
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+        if (!(it->first == key)) continue;
+        entries_.splice(entries_.begin(), entries_, it);  // most recently used first
+        return entries_.front().second;
+      }
+    }
+    auto lattice = std::make_shared<PermutohedralLattice>();
+    std::vector<float> features;
+    make_features(nullptr, h, w, sxy, 1.0f, false, features);
+    lattice->build(features.data(), h * w, 2, threads);
+    lattice->normalize(threads, ws);
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.emplace_front(key, lattice);
+    size_t bytes = 0;
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      bytes += it->second->memory_bytes();
+      if (it != entries_.begin() && (bytes > kMaxBytes || entries_.size() > kMaxEntries)) {
+        entries_.erase(it, entries_.end());
+        break;
+      }
+    }
+    return lattice;
+  }
+
+ private:
+  struct Key {
+    int64_t h, w;
+    float sxy;
+    bool operator==(const Key& o) const { return h == o.h && w == o.w && sxy == o.sxy; }
+  };
+  static constexpr size_t kMaxEntries = 4;
+  static constexpr size_t kMaxBytes = size_t{256} << 20;  // ~20 lattices of 480x854
+  std::mutex mutex_;
+  std::list<std::pair<Key, std::shared_ptr<const PermutohedralLattice>>> entries_;
+};
+
+SpatialLatticeCache& spatial_cache() {
+  static SpatialLatticeCache* cache = new SpatialLatticeCache;  // never destroyed (exit order)
+  return *cache;
 }
 
-// Message of one kernel: out = n .* K(n .* q) for value_size channels per pixel.
-void kernel_message(Kernel& kernel, const float* q, float* in, float* out, int vs, int threads) {
-  const int64_t n = kernel.lattice.num_points();
-  const float* norm = kernel.norm.data();
-  parallel_for(n, kMinPixelChunk, threads, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i)
-      for (int k = 0; k < vs; ++k) in[i * vs + k] = norm[i] * q[i * vs + k];
-  });
-  kernel.lattice.filter(in, out, vs, threads);
-}
+// Per-thread buffers kept between calls: allocating (and page-faulting) tens of MB per call
+// would cost more than several mean-field iterations. Released after calls on images above
+// kKeepPixels so one huge image does not pin its memory.
+struct Workspace {
+  PermutohedralLattice bilateral;
+  PermutohedralLattice::Workspace filter;
+  std::vector<float> features, unary, v, msg[2];
+};
+constexpr int64_t kKeepPixels = int64_t{1} << 21;  // 1080p
 
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 // Two labels: Potts messages enter the update only through the difference between the
 // labels, K(n q1) - K(n q0) = K(n (2 q1 - 1)), so ONE channel per kernel suffices.
 // logit: log P1 - log P0 per pixel (the unary difference); q: foreground marginal (out).
-void infer_binary(std::vector<Kernel>& kernels, const std::vector<float>& logit, int iterations, float* q,
-                  int threads) {
+void infer_binary(const std::vector<Kernel>& kernels, const std::vector<float>& logit, int iterations, float* q,
+                  int threads, Workspace& ws) {
   const int64_t n = static_cast<int64_t>(logit.size());
-  std::vector<float> v(n), in(n);
-  std::vector<std::vector<float>> msg(kernels.size(), std::vector<float>(n));
+  std::vector<float>& v = ws.v;
+  v.resize(n);
+  for (size_t k = 0; k < kernels.size(); ++k) ws.msg[k].resize(n);
   for (int64_t i = 0; i < n; ++i) q[i] = sigmoid(logit[i]);
   for (int it = 0; it < iterations; ++it) {
     parallel_for(n, kMinPixelChunk, threads, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) v[i] = 2.0f * q[i] - 1.0f;
     });
-    for (size_t k = 0; k < kernels.size(); ++k) kernel_message(kernels[k], v.data(), in.data(), msg[k].data(), 1, threads);
+    for (size_t k = 0; k < kernels.size(); ++k) kernels[k].lattice->filter(v.data(), ws.msg[k].data(), 1, threads, ws.filter);
     parallel_for(n, kMinPixelChunk, threads, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         float x = logit[i];
-        for (size_t k = 0; k < kernels.size(); ++k) x += kernels[k].weight * kernels[k].norm[i] * msg[k][i];
+        for (size_t k = 0; k < kernels.size(); ++k) x += kernels[k].weight * ws.msg[k][i];
         q[i] = sigmoid(x);
       }
     });
@@ -97,22 +138,20 @@ void softmax(float* x, int labels) {
 
 // L labels: all labels filtered at once (one lattice pass with L channels per kernel).
 // neg_unary: -U, pixel-major n x L; q: marginals, pixel-major n x L (out).
-void infer_multi(std::vector<Kernel>& kernels, const std::vector<float>& neg_unary, int labels, int iterations,
-                 float* q, int threads) {
+void infer_multi(const std::vector<Kernel>& kernels, const std::vector<float>& neg_unary, int labels, int iterations,
+                 float* q, int threads, Workspace& ws) {
   const int64_t n = static_cast<int64_t>(neg_unary.size()) / labels;
-  std::vector<float> in(n * labels);
-  std::vector<std::vector<float>> msg(kernels.size(), std::vector<float>(n * labels));
+  for (size_t k = 0; k < kernels.size(); ++k) ws.msg[k].resize(n * labels);
   std::copy(neg_unary.begin(), neg_unary.end(), q);
   for (int64_t i = 0; i < n; ++i) softmax(q + i * labels, labels);
   for (int it = 0; it < iterations; ++it) {
-    for (size_t k = 0; k < kernels.size(); ++k) kernel_message(kernels[k], q, in.data(), msg[k].data(), labels, threads);
+    for (size_t k = 0; k < kernels.size(); ++k) kernels[k].lattice->filter(q, ws.msg[k].data(), labels, threads, ws.filter);
     parallel_for(n, kMinPixelChunk, threads, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         float* x = q + i * labels;
         for (int l = 0; l < labels; ++l) {
           x[l] = neg_unary[i * labels + l];
-          for (size_t k = 0; k < kernels.size(); ++k)
-            x[l] += kernels[k].weight * kernels[k].norm[i] * msg[k][i * labels + l];
+          for (size_t k = 0; k < kernels.size(); ++k) x[l] += kernels[k].weight * ws.msg[k][i * labels + l];
         }
         softmax(x, labels);
       }
@@ -139,41 +178,44 @@ void dense_crf_cpu(const uint8_t* image, int64_t height, int64_t width, const fl
   const int threads = std::max(1, num_threads);
   const int64_t n = height * width;
   const bool binary = num_planes <= 2;
-  const int value_size = binary ? 1 : num_planes;
+  thread_local Workspace ws;
 
   // A kernel with weight 0 contributes nothing: skip building its lattice.
   std::vector<Kernel> kernels;
-  kernels.reserve(2);
   if (params.iterations > 0 && params.compat_bilateral > 0) {
-    kernels.emplace_back();
-    build_kernel(kernels.back(), make_features(image, height, width, params.sxy_bilateral, params.srgb, true), n, 5,
-                 params.compat_bilateral, value_size, threads);
+    make_features(image, height, width, params.sxy_bilateral, params.srgb, true, ws.features);
+    ws.bilateral.build(ws.features.data(), n, 5, threads);
+    ws.bilateral.normalize(threads, ws.filter);
+    kernels.push_back({&ws.bilateral, params.compat_bilateral});
   }
+  std::shared_ptr<const PermutohedralLattice> spatial;
   if (params.iterations > 0 && params.compat_gaussian > 0) {
-    kernels.emplace_back();
-    build_kernel(kernels.back(), make_features(image, height, width, params.sxy_gaussian, 1.0f, false), n, 2,
-                 params.compat_gaussian, value_size, threads);
+    spatial = spatial_cache().get(height, width, params.sxy_gaussian, threads, ws.filter);
+    kernels.push_back({spatial.get(), params.compat_gaussian});
   }
 
   const float floor = params.prob_floor;
   auto log_p = [floor](float p) { return std::log(std::min(1.0f, std::max(p, floor))); };
+  std::vector<float>& unary = ws.unary;
   if (binary) {
     const float* fg = num_planes == 1 ? prob : prob + n;
-    std::vector<float> logit(n);
-    for (int64_t i = 0; i < n; ++i) logit[i] = log_p(fg[i]) - log_p(num_planes == 1 ? 1.0f - fg[i] : prob[i]);
+    unary.resize(n);
+    for (int64_t i = 0; i < n; ++i) unary[i] = log_p(fg[i]) - log_p(num_planes == 1 ? 1.0f - fg[i] : prob[i]);
     float* q = num_planes == 1 ? out : out + n;
-    infer_binary(kernels, logit, params.iterations, q, threads);
+    infer_binary(kernels, unary, params.iterations, q, threads, ws);
     if (num_planes == 2)
       for (int64_t i = 0; i < n; ++i) out[i] = 1.0f - q[i];
-    return;
+  } else {
+    const int labels = num_planes;
+    unary.resize(n * labels);
+    std::vector<float> q(n * labels);
+    for (int64_t i = 0; i < n; ++i)
+      for (int l = 0; l < labels; ++l) unary[i * labels + l] = log_p(prob[l * n + i]);
+    infer_multi(kernels, unary, labels, params.iterations, q.data(), threads, ws);
+    for (int l = 0; l < labels; ++l)
+      for (int64_t i = 0; i < n; ++i) out[l * n + i] = q[i * labels + l];
   }
-  const int labels = num_planes;
-  std::vector<float> neg_unary(n * labels), q(n * labels);
-  for (int64_t i = 0; i < n; ++i)
-    for (int l = 0; l < labels; ++l) neg_unary[i * labels + l] = log_p(prob[l * n + i]);
-  infer_multi(kernels, neg_unary, labels, params.iterations, q.data(), threads);
-  for (int l = 0; l < labels; ++l)
-    for (int64_t i = 0; i < n; ++i) out[l * n + i] = q[i * labels + l];
+  if (n > kKeepPixels) ws = Workspace{};
 }
 
 }  // namespace ivos

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <type_traits>
+#include <utility>
 
 #include "common/parallel.h"
 
@@ -13,54 +15,133 @@ namespace {
 constexpr int64_t kMinPointChunk = 16384;
 constexpr int64_t kMinVertexChunk = 8192;
 
-// Open-addressing hash table from lattice keys (d int32 coordinates; the (d+1)-th is
-// implied: they sum to 0) to dense vertex indices. Each slot holds a 64-bit tag next to
-// the index, so a probe touches one cache line: when every coordinate fits in `bits` bits
-// (checked by the caller) the tag IS the key, packed, and equal tags mean equal keys;
-// otherwise the tag is a hash and equal tags are confirmed against the stored key.
-// Grows by doubling during the build only.
-class KeyTable {
- public:
-  // bits: coordinate width for packing (d * bits <= 64), 0 for hashed tags.
-  KeyTable(int d, int bits) : d_(d), bits_(bits) { reset(4096); }
+// Number of hash slots for about `expected` entries at load factor <= 1/2 (a power of two).
+int64_t table_capacity(int64_t expected) {
+  int64_t cap = 4096;
+  while (cap < 2 * expected) cap *= 2;
+  return cap;
+}
 
-  // Index of key, inserting it if absent.
-  int32_t insert(const int32_t* key) {
-    const uint64_t tag = make_tag(key);
-    // Packed keys: a small direct-mapped cache of recent vertices (it stays in L1) answers
-    // most look-ups, since consecutive pixels keep touching the same few vertices.
-    Slot& cached = recent_[(tag * 0x9E3779B97F4A7C15ull) >> (64 - kRecentBits)];
-    if (bits_ > 0 && cached.index >= 0 && cached.tag == tag) return cached.index;
-    if (2 * (size_ + 1) > static_cast<int64_t>(slots_.size())) grow();
-    Slot& slot = slots_[probe(tag, key)];
-    if (slot.index < 0) {
-      slot = {tag, static_cast<int32_t>(size_++)};
-      keys_.insert(keys_.end(), key, key + d_);
+// Fibonacci hashing: the HIGH bits of the product depend on every bit of the tag (a plain
+// modulo of a power of two would keep only the low bits).
+inline uint64_t mix(uint64_t tag) { return tag * 0x9E3779B97F4A7C15ull; }
+
+// Vertex keys (d int32 coordinates; the (d+1)-th is implied: they sum to 0) packed into one
+// 64-bit tag, coordinate i + bias in its own `bits`-bit field. Valid when every coordinate
+// of every vertex AND of its blur neighbours lies in (-2^(bits-1), 2^(bits-1)) (checked by
+// packed_key_bits), so no field carries into the next: then tags add like the keys, which
+// lets locate and blur derive every key they need from another with one add, and no tag is
+// 0 (every field is >= 1).
+struct KeyPacking {
+  uint64_t bias = 0;                              // tag of the all-zero key
+  uint64_t ones = 0;                              // tag increment of +1 on every coordinate
+  uint64_t unit[PermutohedralLattice::kMaxDim + 1] = {};  // +1 on coordinate i (0 for i = d)
+  uint64_t step[PermutohedralLattice::kMaxDim + 1] = {};  // (d+1) * unit[i]
+
+  KeyPacking(int d, int bits) {
+    for (int i = 0; i < d; ++i) {
+      unit[i] = uint64_t{1} << (bits * (d - 1 - i));
+      step[i] = (d + 1) * unit[i];
+      ones += unit[i];
+      bias += (uint64_t{1} << (bits - 1)) * unit[i];
+    }
+  }
+};
+
+// Open-addressing hash table from packed tags to dense vertex indices, with a small
+// direct-mapped cache of recent vertices in front (it stays in L1: consecutive pixels keep
+// touching the same few vertices). Grows by doubling during the build only.
+class TagTable {
+ public:
+  explicit TagTable(int64_t expected) { reset(table_capacity(expected)); }
+
+  // Index of the vertex with this tag, inserting it if absent.
+  int32_t insert(uint64_t tag) {
+    Slot& cached = recent_[mix(tag) >> (64 - kRecentBits)];
+    if (cached.tag == tag) return cached.index;
+    if (2 * (size() + 1) > static_cast<int64_t>(slots_.size())) grow();
+    Slot& slot = slots_[probe(tag)];
+    if (slot.tag == 0) {
+      slot = {tag, static_cast<int32_t>(size())};
+      tags_.push_back(tag);
     }
     cached = slot;
     return slot.index;
   }
 
+  // Index of tag, or -1 when absent. Read-only: safe to call from several threads.
+  int32_t find(uint64_t tag) const {
+    const Slot& slot = slots_[probe(tag)];
+    return slot.tag == 0 ? -1 : slot.index;
+  }
+
+  int64_t size() const { return static_cast<int64_t>(tags_.size()); }
+  const std::vector<uint64_t>& tags() const { return tags_; }
+
+ private:
+  struct Slot {
+    uint64_t tag = 0;  // 0: empty (no vertex has tag 0)
+    int32_t index = -1;
+  };
+
+  void reset(int64_t cap) {
+    slots_.assign(cap, Slot{});
+    shift_ = 64;
+    for (int64_t c = cap; c > 1; c >>= 1) --shift_;
+  }
+
+  int64_t probe(uint64_t tag) const {
+    const int64_t mask = static_cast<int64_t>(slots_.size()) - 1;
+    for (int64_t s = static_cast<int64_t>(mix(tag) >> shift_);; s = (s + 1) & mask) {
+      if (slots_[s].tag == tag || slots_[s].tag == 0) return s;
+    }
+  }
+
+  void grow() {
+    reset(static_cast<int64_t>(slots_.size()) * 2);
+    for (int64_t e = 0; e < size(); ++e) slots_[probe(tags_[e])] = {tags_[e], static_cast<int32_t>(e)};
+  }
+
+  static constexpr int kRecentBits = 10;
+  std::vector<Slot> recent_ = std::vector<Slot>(size_t{1} << kRecentBits);
+  int shift_ = 0;
+  std::vector<Slot> slots_;
+  std::vector<uint64_t> tags_;  // by vertex index
+};
+
+// The general case, for features too spread out to pack: a hash table from explicit keys
+// (d int32 each) to dense vertex indices; equal hashes are confirmed against the stored key.
+class KeyTable {
+ public:
+  KeyTable(int d, int64_t expected) : d_(d) { reset(table_capacity(expected)); }
+
+  // Index of key, inserting it if absent.
+  int32_t insert(const int32_t* key) {
+    if (2 * (size_ + 1) > static_cast<int64_t>(slots_.size())) grow();
+    const uint64_t hash = hash_of(key);
+    Slot& slot = slots_[probe(hash, key)];
+    if (slot.index < 0) {
+      slot = {hash, static_cast<int32_t>(size_++)};
+      keys_.insert(keys_.end(), key, key + d_);
+    }
+    return slot.index;
+  }
+
   // Index of key, or -1 when absent. Read-only: safe to call from several threads.
-  int32_t find(const int32_t* key) const { return slots_[probe(make_tag(key), key)].index; }
+  int32_t find(const int32_t* key) const { return slots_[probe(hash_of(key), key)].index; }
 
   int64_t size() const { return size_; }
   const std::vector<int32_t>& keys() const { return keys_; }
 
  private:
   struct Slot {
-    uint64_t tag = 0;
+    uint64_t hash = 0;
     int32_t index = -1;
   };
 
-  uint64_t make_tag(const int32_t* key) const {
+  uint64_t hash_of(const int32_t* key) const {
     uint64_t t = 0;
-    if (bits_ > 0) {
-      const uint64_t bias = uint64_t{1} << (bits_ - 1), mask = (uint64_t{1} << bits_) - 1;
-      for (int i = 0; i < d_; ++i) t = (t << bits_) | ((static_cast<uint64_t>(key[i]) + bias) & mask);
-      return t;
-    }
-    for (int i = 0; i < d_; ++i) t = (t + static_cast<uint32_t>(key[i])) * 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < d_; ++i) t = mix(t + static_cast<uint32_t>(key[i]));
     return t;
   }
 
@@ -70,13 +151,11 @@ class KeyTable {
     for (int64_t c = cap; c > 1; c >>= 1) --shift_;
   }
 
-  // Fibonacci hashing takes the HIGH bits of the product, so every coordinate reaches the
-  // slot index (a plain modulo of a power of two would keep only the low bits).
-  int64_t probe(uint64_t tag, const int32_t* key) const {
+  int64_t probe(uint64_t hash, const int32_t* key) const {
     const int64_t mask = static_cast<int64_t>(slots_.size()) - 1;
-    for (int64_t s = static_cast<int64_t>((tag * 0x9E3779B97F4A7C15ull) >> shift_);; s = (s + 1) & mask) {
+    for (int64_t s = static_cast<int64_t>(mix(hash) >> shift_);; s = (s + 1) & mask) {
       const Slot& slot = slots_[s];
-      if (slot.index < 0 || (slot.tag == tag && (bits_ > 0 || same_key(slot.index, key)))) return s;
+      if (slot.index < 0 || (slot.hash == hash && same_key(slot.index, key))) return s;
     }
   }
 
@@ -91,24 +170,21 @@ class KeyTable {
     reset(static_cast<int64_t>(slots_.size()) * 2);
     for (int64_t e = 0; e < size_; ++e) {
       const int32_t* key = &keys_[e * d_];
-      const uint64_t tag = make_tag(key);
-      slots_[probe(tag, key)] = {tag, static_cast<int32_t>(e)};
+      slots_[probe(hash_of(key), key)] = {hash_of(key), static_cast<int32_t>(e)};
     }
   }
 
-  static constexpr int kRecentBits = 10;
   int d_;
-  int bits_;
-  std::vector<Slot> recent_ = std::vector<Slot>(size_t{1} << kRecentBits);
   int64_t size_ = 0;
   int shift_ = 0;
   std::vector<Slot> slots_;
   std::vector<int32_t> keys_;
 };
 
-// Coordinate width that packs every vertex key of these features into 64 bits, or 0 when
-// they do not fit. Keys stay within sum_j |f_j| s_j + d max_j |f_j| s_j of the origin (the
-// elevation), plus 3 (d+1) for rounding, wrap-around and the vertex offset.
+// Coordinate width that packs every vertex key of these features, and its blur neighbours',
+// into 64 bits, or 0 when they do not fit. Keys stay within sum_j |f_j| s_j + d max_j |f_j| s_j
+// of the origin (the elevation), plus 4 (d+1) for rounding, wrap-around, the vertex offset
+// and the blur neighbour.
 int packed_key_bits(const float* features, int64_t n, int d, const float* scale) {
   const int bits = std::min(32, 64 / d);
   std::vector<float> max_abs(d, 0.0f);
@@ -119,19 +195,17 @@ int packed_key_bits(const float* features, int64_t n, int d, const float* scale)
     sum += max_abs[j] * scale[j];
     largest = std::max(largest, static_cast<double>(max_abs[j] * scale[j]));
   }
-  const double bound = sum + d * largest + 3.0 * (d + 1) + 1.0;
+  const double bound = sum + d * largest + 4.0 * (d + 1) + 1.0;
   return bound < std::ldexp(1.0, bits - 1) ? bits : 0;
 }
 
 // Embeds one feature vector in the lattice (Adams et al. 2010, p.5-10): writes the
-// barycentric weights (d+1) and the enclosing simplex as (rem0[0..d-1], rank[0..d-1]),
-// which is all the vertex keys depend on.
+// barycentric weights (d+1) and the enclosing simplex as its remainder-0 point rem0 and the
+// rank of each coordinate's residual (d+1 each), which is all the vertex keys depend on.
 template <int D>
-void locate_point(const float* f, int d_runtime, const float* scale, float* weight, int32_t* simplex) {
+void locate_point(const float* f, int d_runtime, const float* scale, float* weight, int32_t* rem0, int32_t* rank) {
   const int d = D > 0 ? D : d_runtime;
   float elevated[PermutohedralLattice::kMaxDim + 1];
-  int32_t rem0[PermutohedralLattice::kMaxDim + 1];
-  int32_t rank[PermutohedralLattice::kMaxDim + 1];
   float bary[PermutohedralLattice::kMaxDim + 2];
   // Elevate onto the hyperplane sum(x) = 0 of R^(d+1).
   float sm = 0;
@@ -183,25 +257,76 @@ void locate_point(const float* f, int d_runtime, const float* scale, float* weig
   }
   bary[0] += 1.0f + bary[d + 1];
   for (int i = 0; i <= d; ++i) weight[i] = bary[i];
-  for (int i = 0; i < d; ++i) {
-    simplex[i] = rem0[i];
-    simplex[d + i] = rank[i];
+}
+
+// Locates points [b, e) and indexes their simplex vertices in `table`: offset (index + 1)
+// and weight per point and vertex. The vertex with remainder r has the key
+// rem0 + r - (d+1) [rank > d - r] (Adams et al. 2010, "canonical simplex"), so going from r-1
+// to r adds 1 to every coordinate and subtracts d+1 from the one of rank d - r + 1: one add
+// on the packed tag. A vertex with the same tag as the previous point's vertex of the same
+// remainder reuses its index (neighbouring pixels share many vertices).
+template <int D>
+void locate_range_packed(const float* features, int64_t b, int64_t e, int d_runtime, const float* scale,
+                         const KeyPacking& packing, TagTable& table, int32_t* offset, float* weight) {
+  constexpr int kMax = PermutohedralLattice::kMaxDim;
+  const int d = D > 0 ? D : d_runtime;
+  const int vd = d + 1;
+  int32_t rem0[kMax + 1], rank[kMax + 1], by_rank[kMax + 1], prev_index[kMax + 1];
+  uint64_t prev_tag[kMax + 1] = {};  // 0: no vertex
+  for (int64_t i = b; i < e; ++i) {
+    locate_point<D>(features + i * d, d, scale, weight + i * vd, rem0, rank);
+    uint64_t tag = packing.bias;
+    for (int k = 0; k < d; ++k) tag += static_cast<uint64_t>(static_cast<int64_t>(rem0[k])) * packing.unit[k];
+    for (int k = 0; k <= d; ++k) by_rank[rank[k]] = k;
+    for (int r = 0; r <= d; ++r) {
+      if (r > 0) tag += packing.ones - packing.step[by_rank[d - r + 1]];
+      if (tag != prev_tag[r]) {
+        prev_tag[r] = tag;
+        prev_index[r] = table.insert(tag) + 1;
+      }
+      offset[i * vd + r] = prev_index[r];
+    }
   }
 }
 
-// Key of the simplex vertex with the given remainder (Adams et al. 2010, "canonical simplex").
-inline void vertex_key(const int32_t* simplex, int d, int remainder, int32_t* key) {
-  for (int i = 0; i < d; ++i) {
-    const int32_t rank = simplex[d + i];
-    key[i] = simplex[i] + remainder - (rank > d - remainder ? d + 1 : 0);
+// locate_range_packed for keys that do not pack: each vertex key is spelled out.
+template <int D>
+void locate_range_keys(const float* features, int64_t b, int64_t e, int d_runtime, const float* scale,
+                       KeyTable& table, int32_t* offset, float* weight) {
+  constexpr int kMax = PermutohedralLattice::kMaxDim;
+  const int d = D > 0 ? D : d_runtime;
+  const int vd = d + 1;
+  int32_t rem0[kMax + 1], rank[kMax + 1], key[kMax];
+  for (int64_t i = b; i < e; ++i) {
+    locate_point<D>(features + i * d, d, scale, weight + i * vd, rem0, rank);
+    for (int r = 0; r <= d; ++r) {
+      for (int k = 0; k < d; ++k) key[k] = rem0[k] + r - (rank[k] > d - r ? d + 1 : 0);
+      offset[i * vd + r] = table.insert(key) + 1;
+    }
   }
 }
 
 // For every axis and vertex, the slots (index + 1, 0 = none) of the two neighbours one
 // lattice step away along that axis: the key moves by +d on the axis and -1 on the others
 // (and the opposite for the second neighbour).
-void find_blur_neighbors(const KeyTable& table, int d, int64_t m, int num_threads, int32_t* out) {
+void find_blur_neighbors(const TagTable& table, const KeyPacking& packing, int d, int num_threads, int32_t* out) {
+  const std::vector<uint64_t>& tags = table.tags();
+  const int64_t m = table.size();
+  parallel_for(m, kMinVertexChunk, num_threads, [&](int64_t b, int64_t e) {
+    for (int axis = 0; axis <= d; ++axis) {
+      const uint64_t plus = packing.step[axis] - packing.ones;  // +d on the axis, -1 elsewhere
+      for (int64_t j = b; j < e; ++j) {
+        const int64_t o = (axis * m + j) * 2;
+        out[o] = table.find(tags[j] + plus) + 1;
+        out[o + 1] = table.find(tags[j] - plus) + 1;
+      }
+    }
+  });
+}
+
+void find_blur_neighbors(const KeyTable& table, int d, int num_threads, int32_t* out) {
   const std::vector<int32_t>& keys = table.keys();
+  const int64_t m = table.size();
   parallel_for(m, kMinVertexChunk, num_threads, [&](int64_t b, int64_t e) {
     int32_t n1[PermutohedralLattice::kMaxDim], n2[PermutohedralLattice::kMaxDim];
     for (int axis = 0; axis <= d; ++axis) {
@@ -215,7 +340,7 @@ void find_blur_neighbors(const KeyTable& table, int d, int64_t m, int num_thread
           n1[axis] = key[axis] + d;
           n2[axis] = key[axis] - d;
         }
-        int64_t o = (axis * m + j) * 2;
+        const int64_t o = (axis * m + j) * 2;
         out[o] = table.find(n1) + 1;
         out[o + 1] = table.find(n2) + 1;
       }
@@ -223,40 +348,34 @@ void find_blur_neighbors(const KeyTable& table, int d, int64_t m, int num_thread
   });
 }
 
-// Locates points [b, e) and indexes their simplex vertices in `table`: offset (index + 1)
-// and weight per point and vertex. A vertex with the same key as the previous point's
-// vertex of the same remainder reuses its index: neighbouring pixels share most vertices,
-// and comparing d ints is cheaper than a hash probe.
-template <int D>
-void locate_range(const float* features, int64_t b, int64_t e, int d_runtime, const float* scale, KeyTable& table,
-                  int32_t* offset, float* weight) {
-  constexpr int kMax = PermutohedralLattice::kMaxDim;
-  const int d = D > 0 ? D : d_runtime;
-  const int vd = d + 1;
-  int32_t simplex[2 * kMax], key[kMax], prev_keys[(kMax + 1) * kMax];
-  for (int64_t i = b; i < e; ++i) {
-    locate_point<D>(features + i * d, d, scale, weight + i * vd, simplex);
-    for (int r = 0; r <= d; ++r) {
-      vertex_key(simplex, d, r, key);
-      int32_t* prev = prev_keys + r * d;
-      bool same = i > b;
-      for (int k = 0; k < d; ++k) same &= key[k] == prev[k];
-      if (same) {
-        offset[i * vd + r] = offset[(i - 1) * vd + r];
-      } else {
-        offset[i * vd + r] = table.insert(key) + 1;
-        std::copy_n(key, d, prev);
-      }
-    }
+// Each thread locates a contiguous range of points into its own table (Table: TagTable or
+// KeyTable, located by locate(table, b, e)); the tables are then merged into the first one
+// and the other ranges' vertex indices remapped. Returns the merged table.
+template <typename Table, typename Locate, typename Reinsert>
+Table locate_all(int64_t n, int vd, int num_threads, std::vector<Table> tables, int32_t* offset, Locate locate,
+                 Reinsert reinsert) {
+  const int chunks = static_cast<int>(tables.size());
+  const int64_t per_chunk = (n + chunks - 1) / chunks;
+  parallel_for(chunks, 1, std::min(chunks, num_threads), [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c) locate(tables[c], c * per_chunk, std::min(n, (c + 1) * per_chunk));
+  });
+  Table& table = tables[0];
+  for (int c = 1; c < chunks; ++c) {
+    std::vector<int32_t> remap(tables[c].size() + 1, 0);
+    for (int64_t j = 0; j < tables[c].size(); ++j) remap[j + 1] = reinsert(table, tables[c], j) + 1;
+    const int64_t b = c * per_chunk * vd, e = std::min(n, (c + 1) * per_chunk) * vd;
+    for (int64_t j = b; j < e; ++j) offset[j] = remap[offset[j]];
   }
+  return std::move(table);
 }
 
-// Splats points [b, e) (vs channels each) into dst. VS > 0 fixes the channel count at
-// compile time (the 2-label case uses 1), VS == 0 reads it from vs.
-template <int VS>
-void splat_range(const float* in, int vs_runtime, int vd, int64_t b, int64_t e, const int32_t* offset,
+// Splats points [b, e) (vs channels each) into dst. VD/VS > 0 fix the vertices per point
+// and the channel count at compile time (d = 2 and 5; the 2-label case uses 1 channel),
+// 0 reads them from vd/vs.
+template <int VD, int VS>
+void splat_range(const float* in, int vd_runtime, int vs_runtime, int64_t b, int64_t e, const int32_t* offset,
                  const float* weight, float* dst) {
-  const int vs = VS > 0 ? VS : vs_runtime;
+  const int vd = VD > 0 ? VD : vd_runtime, vs = VS > 0 ? VS : vs_runtime;
   for (int64_t i = b; i < e; ++i) {
     const float* v = in + i * vs;
     for (int r = 0; r < vd; ++r) {
@@ -269,10 +388,10 @@ void splat_range(const float* in, int vs_runtime, int vd, int64_t b, int64_t e, 
 
 // Slices points [b, e) from the lattice values, scaled by alpha. Accumulates in a local
 // buffer: accumulating in `out` would make every add wait on the previous store.
-template <int VS>
-void slice_range(const float* values, int vs_runtime, int vd, int64_t b, int64_t e, const int32_t* offset,
+template <int VD, int VS>
+void slice_range(const float* values, int vd_runtime, int vs_runtime, int64_t b, int64_t e, const int32_t* offset,
                  const float* weight, float alpha, float* out) {
-  const int vs = VS > 0 ? VS : vs_runtime;
+  const int vd = VD > 0 ? VD : vd_runtime, vs = VS > 0 ? VS : vs_runtime;
   float acc[VS > 0 ? VS : PermutohedralLattice::kMaxValues];
   for (int64_t i = b; i < e; ++i) {
     for (int k = 0; k < vs; ++k) acc[k] = 0.0f;
@@ -285,13 +404,27 @@ void slice_range(const float* values, int vs_runtime, int vd, int64_t b, int64_t
   }
 }
 
+// Calls fn with std::integral_constant<int, VD>{} for the vertex counts of d = 2 and d = 5
+// (the dense CRF's kernels) and 0 (read at run time) otherwise.
+template <typename Fn>
+void with_vertex_count(int vd, Fn&& fn) {
+  switch (vd) {
+    case 3: fn(std::integral_constant<int, 3>{}); break;
+    case 6: fn(std::integral_constant<int, 6>{}); break;
+    default: fn(std::integral_constant<int, 0>{});
+  }
+}
+
+void grow_to(std::vector<float>& v, size_t size) {
+  if (v.size() < size) v.resize(size);
+}
+
 }  // namespace
 
 void PermutohedralLattice::build(const float* features, int64_t n, int d, int num_threads) {
   if (d < 1 || d > kMaxDim) throw std::invalid_argument("permutohedral lattice: d must be in [1, 16]");
   n_ = n;
   d_ = d;
-  prepared_vs_ = prepared_threads_ = 0;
   // Scale so that the blur's [1/2 1 1/2] passes approximate a unit-variance Gaussian
   // (Adams et al. 2010, p.6), as in the reference dense CRF code.
   float scale[kMaxDim];
@@ -301,84 +434,102 @@ void PermutohedralLattice::build(const float* features, int64_t n, int d, int nu
   const int vd = d + 1;
   weight_.resize(n * vd);
   offset_.resize(n * vd);
-  // Each thread locates a contiguous range of points into its own hash table; the tables
-  // are then merged into the first one and the other ranges' vertex indices remapped.
   const int chunks = static_cast<int>(std::clamp<int64_t>(n / kMinPointChunk, 1, std::max(1, num_threads)));
-  const int64_t per_chunk = (n + chunks - 1) / chunks;
-  std::vector<KeyTable> tables(chunks, KeyTable(d, packed_key_bits(features, n, d, scale)));
-  parallel_for(chunks, 1, chunks, [&](int64_t cb, int64_t ce) {
-    for (int64_t c = cb; c < ce; ++c) {
-      const int64_t b = c * per_chunk, e = std::min(n, b + per_chunk);
-      switch (d) {
-        case 2: locate_range<2>(features, b, e, d, scale, tables[c], offset_.data(), weight_.data()); break;
-        case 5: locate_range<5>(features, b, e, d, scale, tables[c], offset_.data(), weight_.data()); break;
-        default: locate_range<0>(features, b, e, d, scale, tables[c], offset_.data(), weight_.data());
-      }
-    }
-  });
-  KeyTable& table = tables[0];
-  for (int c = 1; c < chunks; ++c) {
-    const std::vector<int32_t>& keys = tables[c].keys();
-    std::vector<int32_t> remap(tables[c].size() + 1, 0);
-    for (int64_t j = 0; j < tables[c].size(); ++j) remap[j + 1] = table.insert(&keys[j * d]) + 1;
-    const int64_t b = c * per_chunk * vd, e = std::min(n, (c + 1) * per_chunk) * vd;
-    for (int64_t j = b; j < e; ++j) offset_[j] = remap[offset_[j]];
+  // A guess of the vertex count per chunk (a few % of the points for images) sizes the
+  // tables so they rarely grow.
+  const int64_t expected = n / chunks / 16;
+  float* w = weight_.data();
+  int32_t* o = offset_.data();
+  if (const int bits = packed_key_bits(features, n, d, scale)) {
+    const KeyPacking packing(d, bits);
+    TagTable table = locate_all(
+        n, vd, num_threads, std::vector<TagTable>(chunks, TagTable(expected)), o,
+        [&](TagTable& t, int64_t b, int64_t e) {
+          switch (d) {
+            case 2: locate_range_packed<2>(features, b, e, d, scale, packing, t, o, w); break;
+            case 5: locate_range_packed<5>(features, b, e, d, scale, packing, t, o, w); break;
+            default: locate_range_packed<0>(features, b, e, d, scale, packing, t, o, w);
+          }
+        },
+        [](TagTable& into, const TagTable& from, int64_t j) { return into.insert(from.tags()[j]); });
+    m_ = table.size();
+    neighbors_.resize(vd * m_ * 2);
+    find_blur_neighbors(table, packing, d, num_threads, neighbors_.data());
+  } else {
+    KeyTable table = locate_all(
+        n, vd, num_threads, std::vector<KeyTable>(chunks, KeyTable(d, expected)), o,
+        [&](KeyTable& t, int64_t b, int64_t e) { locate_range_keys<0>(features, b, e, d, scale, t, o, w); },
+        [d](KeyTable& into, const KeyTable& from, int64_t j) { return into.insert(&from.keys()[j * d]); });
+    m_ = table.size();
+    neighbors_.resize(vd * m_ * 2);
+    find_blur_neighbors(table, d, num_threads, neighbors_.data());
   }
-  m_ = table.size();
-  neighbors_.resize(vd * m_ * 2);
-  find_blur_neighbors(table, d, m_, num_threads, neighbors_.data());
 }
 
-void PermutohedralLattice::prepare(int value_size, int num_threads) {
+void PermutohedralLattice::normalize(int num_threads, Workspace& ws) {
+  const std::vector<float> ones(n_, 1.0f);
+  std::vector<float> norm(n_);
+  filter(ones.data(), norm.data(), 1, num_threads, ws);
+  const int vd = d_ + 1;
+  parallel_for(n_, kMinPointChunk, num_threads, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float s = 1.0f / std::sqrt(norm[i] + 1e-20f);
+      for (int r = 0; r < vd; ++r) weight_[i * vd + r] *= s;
+    }
+  });
+}
+
+size_t PermutohedralLattice::memory_bytes() const {
+  return offset_.capacity() * sizeof(int32_t) + weight_.capacity() * sizeof(float) +
+         neighbors_.capacity() * sizeof(int32_t);
+}
+
+void PermutohedralLattice::filter(const float* in, float* out, int value_size, int num_threads,
+                                  Workspace& ws) const {
   if (value_size < 1 || value_size > kMaxValues)
     throw std::invalid_argument("permutohedral lattice: value_size must be in [1, 256]");
   const int threads = std::max(1, num_threads);
-  if (value_size == prepared_vs_ && threads == prepared_threads_) return;
-  const size_t slots = static_cast<size_t>(m_ + 1) * value_size;
-  values_.assign(slots, 0.0f);
-  blurred_.assign(slots, 0.0f);
-  splat_scratch_.assign(threads - 1, std::vector<float>(slots, 0.0f));
-  prepared_vs_ = value_size;
-  prepared_threads_ = threads;
+  splat(in, value_size, threads, ws);
+  blur(value_size, threads, ws);
+  slice(out, value_size, threads, ws);
 }
 
-void PermutohedralLattice::filter(const float* in, float* out, int value_size, int num_threads) {
-  const int threads = std::max(1, num_threads);
-  if (value_size != prepared_vs_ || threads > prepared_threads_)
-    throw std::logic_error("PermutohedralLattice::filter: call prepare() for this value size first");
-  splat(in, value_size, threads);
-  blur(value_size, threads);
-  slice(out, value_size, threads);
-}
-
-void PermutohedralLattice::splat(const float* in, int vs, int num_threads) {
+void PermutohedralLattice::splat(const float* in, int vs, int num_threads, Workspace& ws) const {
   const int vd = d_ + 1;
+  const size_t slots = static_cast<size_t>(m_ + 1) * vs;
   // One contiguous point range per thread, each into its own buffer (no write conflicts).
   const int chunks = static_cast<int>(std::clamp<int64_t>(n_ / kMinPointChunk, 1, num_threads));
   const int64_t per_chunk = (n_ + chunks - 1) / chunks;
+  grow_to(ws.values, slots);
+  if (static_cast<int>(ws.splat.size()) < chunks - 1) ws.splat.resize(chunks - 1);
+  for (int c = 1; c < chunks; ++c) grow_to(ws.splat[c - 1], slots);
   parallel_for(chunks, 1, chunks, [&](int64_t cb, int64_t ce) {
     for (int64_t c = cb; c < ce; ++c) {
-      float* dst = c == 0 ? values_.data() : splat_scratch_[c - 1].data();
-      std::fill_n(dst, (m_ + 1) * vs, 0.0f);
+      float* dst = c == 0 ? ws.values.data() : ws.splat[c - 1].data();
+      std::fill_n(dst, slots, 0.0f);
       const int64_t b = c * per_chunk, e = std::min(n_, b + per_chunk);
-      if (vs == 1) splat_range<1>(in, vs, vd, b, e, offset_.data(), weight_.data(), dst);
-      else splat_range<0>(in, vs, vd, b, e, offset_.data(), weight_.data(), dst);
+      with_vertex_count(vd, [&](auto VD) {
+        if (vs == 1) splat_range<VD, 1>(in, vd, vs, b, e, offset_.data(), weight_.data(), dst);
+        else splat_range<VD, 0>(in, vd, vs, b, e, offset_.data(), weight_.data(), dst);
+      });
     }
   });
   if (chunks == 1) return;
-  parallel_for((m_ + 1) * vs, kMinVertexChunk, num_threads, [&](int64_t b, int64_t e) {
+  parallel_for(static_cast<int64_t>(slots), kMinVertexChunk, num_threads, [&](int64_t b, int64_t e) {
     for (int c = 1; c < chunks; ++c) {
-      const float* src = splat_scratch_[c - 1].data();
-      for (int64_t j = b; j < e; ++j) values_[j] += src[j];
+      const float* src = ws.splat[c - 1].data();
+      for (int64_t j = b; j < e; ++j) ws.values[j] += src[j];
     }
   });
 }
 
-void PermutohedralLattice::blur(int vs, int num_threads) {
+void PermutohedralLattice::blur(int vs, int num_threads, Workspace& ws) const {
+  grow_to(ws.blurred, static_cast<size_t>(m_ + 1) * vs);
+  std::fill_n(ws.blurred.data(), vs, 0.0f);  // the "none" slot neighbours outside read
   for (int axis = 0; axis <= d_; ++axis) {
     const int32_t* nb = &neighbors_[static_cast<size_t>(axis) * m_ * 2];
-    const float* src = values_.data();
-    float* dst = blurred_.data();
+    const float* src = ws.values.data();
+    float* dst = ws.blurred.data();
     parallel_for(m_, kMinVertexChunk, num_threads, [&](int64_t b, int64_t e) {
       for (int64_t j = b; j < e; ++j) {
         const float* self = src + (j + 1) * vs;
@@ -388,17 +539,19 @@ void PermutohedralLattice::blur(int vs, int num_threads) {
         for (int k = 0; k < vs; ++k) o[k] = self[k] + 0.5f * (n1[k] + n2[k]);
       }
     });
-    values_.swap(blurred_);
+    ws.values.swap(ws.blurred);
   }
 }
 
-void PermutohedralLattice::slice(float* out, int vs, int num_threads) {
+void PermutohedralLattice::slice(float* out, int vs, int num_threads, const Workspace& ws) const {
   const int vd = d_ + 1;
   // Compensates the blur's gain so a constant signal keeps its scale (as in the reference).
   const float alpha = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(d_)));
   parallel_for(n_, kMinPointChunk, num_threads, [&](int64_t b, int64_t e) {
-    if (vs == 1) slice_range<1>(values_.data(), vs, vd, b, e, offset_.data(), weight_.data(), alpha, out);
-    else slice_range<0>(values_.data(), vs, vd, b, e, offset_.data(), weight_.data(), alpha, out);
+    with_vertex_count(vd, [&](auto VD) {
+      if (vs == 1) slice_range<VD, 1>(ws.values.data(), vd, vs, b, e, offset_.data(), weight_.data(), alpha, out);
+      else slice_range<VD, 0>(ws.values.data(), vd, vs, b, e, offset_.data(), weight_.data(), alpha, out);
+    });
   });
 }
 

@@ -5,10 +5,11 @@
 // approximates sum_j exp(-|f_i - f_j|^2 / 2) * v_j up to a constant factor (the dense CRF
 // normalises it away), with features given in units of the Gaussian's standard deviation.
 //
-// The lattice is built once per feature set; filter() then runs without allocating as long
-// as prepare() was called for the value size and thread count used.
+// The lattice is built once per feature set and is read-only afterwards: filter() keeps its
+// scratch in a caller-owned Workspace, so one lattice can serve several threads at once.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -16,28 +17,38 @@ namespace ivos {
 
 class PermutohedralLattice {
  public:
+  // Scratch buffers of filter(); reusable across lattices and calls (they only grow).
+  struct Workspace {
+    std::vector<float> values, blurred;
+    std::vector<std::vector<float>> splat;  // one per extra thread
+  };
+
   // Builds the lattice for n points with d-dimensional features (row-major n x d, already
   // divided by the Gaussian's standard deviation per dimension). d in [1, kMaxDim].
   void build(const float* features, int64_t n, int d, int num_threads);
 
-  // Sizes the scratch buffers for filtering value_size channels with num_threads threads.
-  void prepare(int value_size, int num_threads);
+  // Switches to the symmetric normalisation of the dense CRF: from now on filter() computes
+  // nrm .* K(nrm .* in) with nrm = 1 / sqrt(K 1) per point, K the plain lattice filter.
+  // Folding nrm into the splat and slice weights saves two passes over the points per call.
+  void normalize(int num_threads, Workspace& ws);
 
   // out = lattice filter of in; both row-major n x value_size (they must not alias),
   // value_size in [1, kMaxValues].
-  // prepare(value_size, num_threads) must have been called since build().
-  void filter(const float* in, float* out, int value_size, int num_threads);
+  void filter(const float* in, float* out, int value_size, int num_threads, Workspace& ws) const;
 
   int64_t num_points() const { return n_; }
   int64_t num_vertices() const { return m_; }
+  int dim() const { return d_; }
+  // Bytes held by the lattice's arrays (for cache budgets).
+  size_t memory_bytes() const;
 
   static constexpr int kMaxDim = 16;
   static constexpr int kMaxValues = 256;  // channels per filter() call
 
  private:
-  void splat(const float* in, int vs, int num_threads);
-  void blur(int vs, int num_threads);
-  void slice(float* out, int vs, int num_threads);
+  void splat(const float* in, int vs, int num_threads, Workspace& ws) const;
+  void blur(int vs, int num_threads, Workspace& ws) const;
+  void slice(float* out, int vs, int num_threads, const Workspace& ws) const;
 
   int64_t n_ = 0;  // points
   int64_t m_ = 0;  // lattice vertices
@@ -48,12 +59,6 @@ class PermutohedralLattice {
   std::vector<float> weight_;
   // Per axis and vertex ((d+1) x m x 2): the two blur neighbours' slots (0 = none).
   std::vector<int32_t> neighbors_;
-  // Scratch: lattice values (m+1) x vs, the blur's second buffer, one splat buffer per
-  // extra thread (threads splat disjoint point ranges, then the buffers are summed).
-  std::vector<float> values_, blurred_;
-  std::vector<std::vector<float>> splat_scratch_;
-  int prepared_vs_ = 0;
-  int prepared_threads_ = 0;
 };
 
 }  // namespace ivos
