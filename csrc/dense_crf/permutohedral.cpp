@@ -199,64 +199,99 @@ int packed_key_bits(const float* features, int64_t n, int d, const float* scale)
   return bound < std::ldexp(1.0, bits - 1) ? bits : 0;
 }
 
-// Embeds one feature vector in the lattice (Adams et al. 2010, p.5-10): writes the
-// barycentric weights (d+1) and the enclosing simplex as its remainder-0 point rem0 and the
-// rank of each coordinate's residual (d+1 each), which is all the vertex keys depend on.
+// Points per locate_block() call: the per-point steps run as loops over a block of points,
+// which the compiler vectorises (a single point's d+1 = 6 coordinates do not fill SIMD
+// registers, and its data-dependent choices would be branches).
+constexpr int kBlock = 64;
+
+// Embeds points [0, count) (count <= kBlock, features row-major count x d) in the lattice
+// (Adams et al. 2010, p.5-10): writes their barycentric weights (count x (d+1)) and their
+// enclosing simplices as the remainder-0 point rem0 and the rank of each coordinate's
+// residual, coordinate-major: rem0[k * kBlock + j] for coordinate k of point j. That is all
+// the vertex keys depend on.
 template <int D>
-void locate_point(const float* f, int d_runtime, const float* scale, float* weight, int32_t* rem0, int32_t* rank) {
+void locate_block(const float* features, int count, int d_runtime, const float* scale, float* weight,
+                  int32_t* rem0, int32_t* rank) {
+  constexpr int kMax = PermutohedralLattice::kMaxDim;
   const int d = D > 0 ? D : d_runtime;
-  float elevated[PermutohedralLattice::kMaxDim + 1];
-  float bary[PermutohedralLattice::kMaxDim + 2];
-  // Elevate onto the hyperplane sum(x) = 0 of R^(d+1).
-  float sm = 0;
-  for (int j = d; j > 0; --j) {
-    float cf = f[j - 1] * scale[j - 1];
-    elevated[j] = sm - j * cf;
-    sm += cf;
-  }
-  elevated[0] = sm;
-  // Closest remainder-0 point by rounding each coordinate to a multiple of d+1 (ties go
-  // down, as in the reference). Branch-free: the choices are data-dependent coin flips.
   const float down = 1.0f / (d + 1);
-  int sum = 0;
-  for (int i = 0; i <= d; ++i) {
-    // floor/ceil via integer conversion: std::floor is a libm call without SSE4.1.
-    const float v = down * elevated[i];
-    int fl = static_cast<int>(v);
-    fl -= v < static_cast<float>(fl);
-    const int c = fl + (v > static_cast<float>(fl));
-    const bool round_up = static_cast<float>(c * (d + 1)) - elevated[i] < elevated[i] - static_cast<float>(fl * (d + 1));
-    const int k = round_up ? c : fl;
-    rem0[i] = k * (d + 1);
-    sum += k;
-  }
-  // Rank of each coordinate's residual, then fix the point back onto the plane.
-  float residual[PermutohedralLattice::kMaxDim + 1];
-  for (int i = 0; i <= d; ++i) {
-    residual[i] = elevated[i] - rem0[i];
-    rank[i] = 0;
-  }
-  for (int i = 0; i < d; ++i) {
-    for (int j = i + 1; j <= d; ++j) {
-      const int less = residual[i] < residual[j];
-      rank[i] += less;
-      rank[j] += 1 - less;
+  float elevated[(kMax + 1) * kBlock], sm[kBlock] = {};
+  int32_t sum[kBlock] = {};
+  // Elevate onto the hyperplane sum(x) = 0 of R^(d+1).
+  for (int k = d; k > 0; --k) {
+    float* el = elevated + k * kBlock;
+    for (int j = 0; j < count; ++j) {
+      const float cf = features[j * d + k - 1] * scale[k - 1];
+      el[j] = sm[j] - k * cf;
+      sm[j] += cf;
     }
   }
-  for (int i = 0; i <= d; ++i) {
-    rank[i] += sum;
-    const int wrap = (rank[i] < 0) - (rank[i] > d);
-    rank[i] += wrap * (d + 1);
-    rem0[i] += wrap * (d + 1);
+  std::copy_n(sm, count, elevated);
+  // Closest remainder-0 point by rounding each coordinate to a multiple of d+1 (ties go
+  // down, as in the reference); floor/ceil via integer conversion (std::floor is a libm
+  // call without SSE4.1).
+  for (int k = 0; k <= d; ++k) {
+    const float* el = elevated + k * kBlock;
+    int32_t* r0 = rem0 + k * kBlock;
+    for (int j = 0; j < count; ++j) {
+      const float v = down * el[j];
+      int fl = static_cast<int>(v);
+      fl -= v < static_cast<float>(fl);
+      const int c = fl + (v > static_cast<float>(fl));
+      const bool round_up = static_cast<float>(c * (d + 1)) - el[j] < el[j] - static_cast<float>(fl * (d + 1));
+      const int kk = round_up ? c : fl;
+      r0[j] = kk * (d + 1);
+      sum[j] += kk;
+    }
   }
-  for (int i = 0; i <= d + 1; ++i) bary[i] = 0;
-  for (int i = 0; i <= d; ++i) {
-    float v = (elevated[i] - rem0[i]) * down;
-    bary[d - rank[i]] += v;
-    bary[d - rank[i] + 1] -= v;
+  // Rank of each coordinate's residual, then fix the point back onto the plane.
+  for (int k = 0; k <= d; ++k) std::fill_n(rank + k * kBlock, count, 0);
+  for (int a = 0; a < d; ++a) {
+    for (int b = a + 1; b <= d; ++b) {
+      const float *ea = elevated + a * kBlock, *eb = elevated + b * kBlock;
+      const int32_t *ra = rem0 + a * kBlock, *rb = rem0 + b * kBlock;
+      int32_t *rka = rank + a * kBlock, *rkb = rank + b * kBlock;
+      for (int j = 0; j < count; ++j) {
+        const int less = ea[j] - ra[j] < eb[j] - rb[j];
+        rka[j] += less;
+        rkb[j] += 1 - less;
+      }
+    }
   }
-  bary[0] += 1.0f + bary[d + 1];
-  for (int i = 0; i <= d; ++i) weight[i] = bary[i];
+  for (int k = 0; k <= d; ++k) {
+    int32_t *rk = rank + k * kBlock, *r0 = rem0 + k * kBlock;
+    for (int j = 0; j < count; ++j) {
+      const int r = rk[j] + sum[j];
+      const int wrap = (r < 0) - (r > d);
+      rk[j] = r + wrap * (d + 1);
+      r0[j] += wrap * (d + 1);
+    }
+  }
+  // Barycentric weights: with u[s] the scaled residual of the coordinate of rank s,
+  // w[0] = u[d] + 1 - u[0] and w[r] = u[d-r] - u[d-r+1] (the reference accumulates the same
+  // terms through scattered adds, giving the same floats).
+  for (int k = 0; k <= d; ++k) {  // the scaled residuals, in place of the elevated point
+    float* el = elevated + k * kBlock;
+    const int32_t* r0 = rem0 + k * kBlock;
+    for (int j = 0; j < count; ++j) el[j] = (el[j] - r0[j]) * down;
+  }
+  float u[(kMax + 1) * kBlock];
+  for (int s = 0; s <= d; ++s) {
+    float* us = u + s * kBlock;
+    std::fill_n(us, count, 0.0f);
+    for (int k = 0; k <= d; ++k) {
+      const float* res = elevated + k * kBlock;
+      const int32_t* rk = rank + k * kBlock;
+      // A multiply by 0/1 (exact) rather than a select, which GCC leaves as a branch.
+      for (int j = 0; j < count; ++j) us[j] += res[j] * static_cast<float>(rk[j] == s);
+    }
+  }
+  const int vd = d + 1;
+  for (int j = 0; j < count; ++j) weight[j * vd] = u[d * kBlock + j] + (1.0f - u[j]);
+  for (int r = 1; r <= d; ++r) {
+    const float *hi = u + (d - r) * kBlock, *lo = u + (d - r + 1) * kBlock;
+    for (int j = 0; j < count; ++j) weight[j * vd + r] = hi[j] - lo[j];
+  }
 }
 
 // Locates points [b, e) and indexes their simplex vertices in `table`: offset (index + 1)
@@ -271,37 +306,43 @@ void locate_range_packed(const float* features, int64_t b, int64_t e, int d_runt
   constexpr int kMax = PermutohedralLattice::kMaxDim;
   const int d = D > 0 ? D : d_runtime;
   const int vd = d + 1;
-  int32_t rem0[kMax + 1], rank[kMax + 1], by_rank[kMax + 1], prev_index[kMax + 1];
+  int32_t rem0[(kMax + 1) * kBlock], rank[(kMax + 1) * kBlock], by_rank[kMax + 1], prev_index[kMax + 1];
   uint64_t prev_tag[kMax + 1] = {};  // 0: no vertex
-  for (int64_t i = b; i < e; ++i) {
-    locate_point<D>(features + i * d, d, scale, weight + i * vd, rem0, rank);
-    uint64_t tag = packing.bias;
-    for (int k = 0; k < d; ++k) tag += static_cast<uint64_t>(static_cast<int64_t>(rem0[k])) * packing.unit[k];
-    for (int k = 0; k <= d; ++k) by_rank[rank[k]] = k;
-    for (int r = 0; r <= d; ++r) {
-      if (r > 0) tag += packing.ones - packing.step[by_rank[d - r + 1]];
-      if (tag != prev_tag[r]) {
-        prev_tag[r] = tag;
-        prev_index[r] = table.insert(tag) + 1;
+  for (int64_t i0 = b; i0 < e; i0 += kBlock) {
+    const int count = static_cast<int>(std::min<int64_t>(kBlock, e - i0));
+    locate_block<D>(features + i0 * d, count, d, scale, weight + i0 * vd, rem0, rank);
+    for (int j = 0; j < count; ++j) {
+      uint64_t tag = packing.bias;
+      for (int k = 0; k < d; ++k) tag += static_cast<uint64_t>(static_cast<int64_t>(rem0[k * kBlock + j])) * packing.unit[k];
+      for (int k = 0; k <= d; ++k) by_rank[rank[k * kBlock + j]] = k;
+      int32_t* out = offset + (i0 + j) * vd;
+      for (int r = 0; r <= d; ++r) {
+        if (r > 0) tag += packing.ones - packing.step[by_rank[d - r + 1]];
+        if (tag != prev_tag[r]) {
+          prev_tag[r] = tag;
+          prev_index[r] = table.insert(tag) + 1;
+        }
+        out[r] = prev_index[r];
       }
-      offset[i * vd + r] = prev_index[r];
     }
   }
 }
 
 // locate_range_packed for keys that do not pack: each vertex key is spelled out.
-template <int D>
-void locate_range_keys(const float* features, int64_t b, int64_t e, int d_runtime, const float* scale,
-                       KeyTable& table, int32_t* offset, float* weight) {
+void locate_range_keys(const float* features, int64_t b, int64_t e, int d, const float* scale, KeyTable& table,
+                       int32_t* offset, float* weight) {
   constexpr int kMax = PermutohedralLattice::kMaxDim;
-  const int d = D > 0 ? D : d_runtime;
   const int vd = d + 1;
-  int32_t rem0[kMax + 1], rank[kMax + 1], key[kMax];
-  for (int64_t i = b; i < e; ++i) {
-    locate_point<D>(features + i * d, d, scale, weight + i * vd, rem0, rank);
-    for (int r = 0; r <= d; ++r) {
-      for (int k = 0; k < d; ++k) key[k] = rem0[k] + r - (rank[k] > d - r ? d + 1 : 0);
-      offset[i * vd + r] = table.insert(key) + 1;
+  int32_t rem0[(kMax + 1) * kBlock], rank[(kMax + 1) * kBlock], key[kMax];
+  for (int64_t i0 = b; i0 < e; i0 += kBlock) {
+    const int count = static_cast<int>(std::min<int64_t>(kBlock, e - i0));
+    locate_block<0>(features + i0 * d, count, d, scale, weight + i0 * vd, rem0, rank);
+    for (int j = 0; j < count; ++j) {
+      for (int r = 0; r <= d; ++r) {
+        for (int k = 0; k < d; ++k)
+          key[k] = rem0[k * kBlock + j] + r - (rank[k * kBlock + j] > d - r ? d + 1 : 0);
+        offset[(i0 + j) * vd + r] = table.insert(key) + 1;
+      }
     }
   }
 }
@@ -458,7 +499,7 @@ void PermutohedralLattice::build(const float* features, int64_t n, int d, int nu
   } else {
     KeyTable table = locate_all(
         n, vd, num_threads, std::vector<KeyTable>(chunks, KeyTable(d, expected)), o,
-        [&](KeyTable& t, int64_t b, int64_t e) { locate_range_keys<0>(features, b, e, d, scale, t, o, w); },
+        [&](KeyTable& t, int64_t b, int64_t e) { locate_range_keys(features, b, e, d, scale, t, o, w); },
         [d](KeyTable& into, const KeyTable& from, int64_t j) { return into.insert(&from.keys()[j * d]); });
     m_ = table.size();
     neighbors_.resize(vd * m_ * 2);
