@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -215,25 +216,31 @@ void locate_block(const float* features, int count, int d_runtime, const float* 
   constexpr int kMax = PermutohedralLattice::kMaxDim;
   const int d = D > 0 ? D : d_runtime;
   const float down = 1.0f / (d + 1);
+  // Every loop runs over the whole block (points past count are zeros and their results
+  // are dropped): a fixed trip count is what lets GCC vectorise all of them.
+  float f[kMax * kBlock] = {};
+  for (int j = 0; j < kBlock; ++j)
+    for (int k = 0; k < d; ++k) f[k * kBlock + j] = features[j * d + k];
   float elevated[(kMax + 1) * kBlock], sm[kBlock] = {};
   int32_t sum[kBlock] = {};
   // Elevate onto the hyperplane sum(x) = 0 of R^(d+1).
   for (int k = d; k > 0; --k) {
     float* el = elevated + k * kBlock;
-    for (int j = 0; j < count; ++j) {
-      const float cf = features[j * d + k - 1] * scale[k - 1];
+    const float* fk = f + (k - 1) * kBlock;
+    for (int j = 0; j < kBlock; ++j) {
+      const float cf = fk[j] * scale[k - 1];
       el[j] = sm[j] - k * cf;
       sm[j] += cf;
     }
   }
-  std::copy_n(sm, count, elevated);
+  std::copy_n(sm, kBlock, elevated);
   // Closest remainder-0 point by rounding each coordinate to a multiple of d+1 (ties go
   // down, as in the reference); floor/ceil via integer conversion (std::floor is a libm
   // call without SSE4.1).
   for (int k = 0; k <= d; ++k) {
     const float* el = elevated + k * kBlock;
     int32_t* r0 = rem0 + k * kBlock;
-    for (int j = 0; j < count; ++j) {
+    for (int j = 0; j < kBlock; ++j) {
       const float v = down * el[j];
       int fl = static_cast<int>(v);
       fl -= v < static_cast<float>(fl);
@@ -245,13 +252,13 @@ void locate_block(const float* features, int count, int d_runtime, const float* 
     }
   }
   // Rank of each coordinate's residual, then fix the point back onto the plane.
-  for (int k = 0; k <= d; ++k) std::fill_n(rank + k * kBlock, count, 0);
+  for (int k = 0; k <= d; ++k) std::fill_n(rank + k * kBlock, kBlock, 0);
   for (int a = 0; a < d; ++a) {
     for (int b = a + 1; b <= d; ++b) {
       const float *ea = elevated + a * kBlock, *eb = elevated + b * kBlock;
       const int32_t *ra = rem0 + a * kBlock, *rb = rem0 + b * kBlock;
       int32_t *rka = rank + a * kBlock, *rkb = rank + b * kBlock;
-      for (int j = 0; j < count; ++j) {
+      for (int j = 0; j < kBlock; ++j) {
         const int less = ea[j] - ra[j] < eb[j] - rb[j];
         rka[j] += less;
         rkb[j] += 1 - less;
@@ -260,7 +267,7 @@ void locate_block(const float* features, int count, int d_runtime, const float* 
   }
   for (int k = 0; k <= d; ++k) {
     int32_t *rk = rank + k * kBlock, *r0 = rem0 + k * kBlock;
-    for (int j = 0; j < count; ++j) {
+    for (int j = 0; j < kBlock; ++j) {
       const int r = rk[j] + sum[j];
       const int wrap = (r < 0) - (r > d);
       rk[j] = r + wrap * (d + 1);
@@ -269,23 +276,27 @@ void locate_block(const float* features, int count, int d_runtime, const float* 
   }
   // Barycentric weights: with u[s] the scaled residual of the coordinate of rank s,
   // w[0] = u[d] + 1 - u[0] and w[r] = u[d-r] - u[d-r+1] (the reference accumulates the same
-  // terms through scattered adds, giving the same floats).
-  for (int k = 0; k <= d; ++k) {  // the scaled residuals, in place of the elevated point
-    float* el = elevated + k * kBlock;
+  // terms through scattered adds, giving the same floats). The ranks are a permutation, so
+  // u[s] is picked with integer masks on the floats' bits (GCC turns float selects into
+  // branches, which do not vectorise).
+  uint32_t res_bits[(kMax + 1) * kBlock], u_bits[(kMax + 1) * kBlock] = {};
+  for (int k = 0; k <= d; ++k) {
+    const float* el = elevated + k * kBlock;
     const int32_t* r0 = rem0 + k * kBlock;
-    for (int j = 0; j < count; ++j) el[j] = (el[j] - r0[j]) * down;
+    float res[kBlock];
+    for (int j = 0; j < kBlock; ++j) res[j] = (el[j] - r0[j]) * down;
+    std::memcpy(res_bits + k * kBlock, res, sizeof(res));
   }
-  float u[(kMax + 1) * kBlock];
   for (int s = 0; s <= d; ++s) {
-    float* us = u + s * kBlock;
-    std::fill_n(us, count, 0.0f);
+    uint32_t* us = u_bits + s * kBlock;
     for (int k = 0; k <= d; ++k) {
-      const float* res = elevated + k * kBlock;
+      const uint32_t* rb = res_bits + k * kBlock;
       const int32_t* rk = rank + k * kBlock;
-      // A multiply by 0/1 (exact) rather than a select, which GCC leaves as a branch.
-      for (int j = 0; j < count; ++j) us[j] += res[j] * static_cast<float>(rk[j] == s);
+      for (int j = 0; j < kBlock; ++j) us[j] |= rb[j] & (0u - static_cast<uint32_t>(rk[j] == s));
     }
   }
+  float u[(kMax + 1) * kBlock];
+  std::memcpy(u, u_bits, sizeof(float) * (d + 1) * kBlock);
   const int vd = d + 1;
   for (int j = 0; j < count; ++j) weight[j * vd] = u[d * kBlock + j] + (1.0f - u[j]);
   for (int r = 1; r <= d; ++r) {
