@@ -266,3 +266,60 @@ def test_float64_prob_is_accepted_and_input_is_not_modified():
     np.testing.assert_allclose(out, ivos.dense_crf(image, prob), atol=1e-6)
     ivos.dense_crf(image, prob, roi=(1, 1, 5, 5))
     np.testing.assert_array_equal(prob, before)
+
+
+# ---- lattice paths and threading --------------------------------------------------------------
+
+def test_spread_out_features_match_brute_force():
+    """srgb = 0.5 spreads the colour features too far for the lattice's packed 64-bit vertex
+    keys, so it takes the general (explicit-key) path; that path must meet the same tolerance."""
+    params = dict(TINY, srgb=0.5)
+    rng = np.random.default_rng(7)
+    errors = []
+    for _ in range(20):
+        image, prob = tiny_case(rng, 2)
+        want = brute_force_crf(image, prob, iterations=5, **params)[1]
+        errors.append(np.abs(ivos.dense_crf(image, prob[1], iterations=5, **params) - want))
+    assert max(float(e.max()) for e in errors) <= BRUTE_FORCE_MAX_ABS
+    assert float(np.mean([e.mean() for e in errors])) <= BRUTE_FORCE_MEAN_ABS
+
+
+def _native_crf(image, fg, threads: int) -> np.ndarray:
+    from ivos import _C
+
+    return _C.dense_crf_cpu(image, fg, 5, 3.0, 3.0, 80.0, 13.0, 10.0, ivos.ops.crf.PROB_FLOOR, threads)
+
+
+def _synthetic_frame(seed: int, h: int = 180, w: int = 320):
+    """A blocky colour image with noise and a matching noisy foreground (enough pixels that
+    the lattice work is split between threads)."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, size=(h // 20 + 1, w // 20 + 1, 3))
+    image = np.clip(np.kron(blocks, np.ones((20, 20, 1)))[:h, :w] + rng.normal(0, 12, (h, w, 3)), 0, 255)
+    fg = np.clip(0.5 + 0.3 * (image[..., 0] > 128) - 0.15 + rng.normal(0, 0.2, (h, w)), 0.05, 0.95)
+    return image.astype(np.uint8), fg.astype(np.float32)
+
+
+def test_thread_count_changes_results_only_by_rounding():
+    """More threads split the splat into per-thread sums (another float summation order):
+    marginals agree to rounding, labels exactly."""
+    image, fg = _synthetic_frame(0)
+    single = _native_crf(image, fg, 1)
+    for threads in (2, 4):
+        multi = _native_crf(image, fg, threads)
+        np.testing.assert_allclose(multi, single, atol=1e-5)
+        assert np.array_equal(multi > 0.5, single > 0.5)
+
+
+def test_concurrent_calls_from_python_threads_give_identical_results():
+    """Calls from several Python threads at once (per-thread buffers, one shared cache of
+    smoothness lattices, one thread pool that runs a busy caller's work inline) give exactly
+    the sequential results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    frames = [_synthetic_frame(seed, h=120 + 20 * seed) for seed in range(3)]
+    want = [_native_crf(image, fg, 2) for image, fg in frames]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        got = list(pool.map(lambda k: _native_crf(*frames[k % 3], 2), range(12)))
+    for k, q in enumerate(got):
+        np.testing.assert_array_equal(q, want[k % 3])

@@ -266,3 +266,58 @@ def test_render_clicks_cuda_rejects_a_host_pointer():
     host = np.zeros((4, 4), np.float32)
     with pytest.raises(ivos.InvalidInput, match="device_ptr"):
         ivos.render_clicks_cuda(host.ctypes.data, 4, 4, [[1, 1, 1]], sigma=1.0)
+
+
+# ---- threading (ivos::parallel_for's persistent pool) ----------------------------------------
+
+def _busy_case(seed: int):
+    """Enough clicks and strokes at 1080x1920 that the C++ op splits the rows over threads."""
+    rng = np.random.default_rng(seed)
+    h, w = 1080, 1920
+    clicks = np.stack([rng.uniform(-50, w + 50, 60), rng.uniform(-50, h + 50, 60), rng.integers(0, 2, 60)], 1)
+    strokes = [(rng.uniform(0, min(h, w), (5, 2)), int(rng.integers(0, 2))) for _ in range(3)]
+    points = np.concatenate([p for p, _ in strokes]).astype(np.float32)
+    offsets = np.array([0, 5, 10, 15], np.int64)
+    labels = np.array([label for _, label in strokes], np.int32)
+    return h, w, clicks.astype(np.float32), points, offsets, labels
+
+
+def _render_native(case, sigma: float, threads: int) -> np.ndarray:
+    h, w, clicks, points, offsets, labels = case
+    out = np.full((h, w), np.nan, np.float32)
+    _C.render_clicks_cpu(out, clicks, points, offsets, labels, sigma, threads)
+    return out
+
+
+def test_thread_count_does_not_change_the_result():
+    """Rows are split between threads differently; every pixel must come out bit-identical."""
+    case = _busy_case(0)
+    single = _render_native(case, 25.0, 1)
+    for threads in (2, 3, 8):
+        np.testing.assert_array_equal(_render_native(case, 25.0, threads), single)
+
+
+def test_concurrent_calls_from_python_threads_give_identical_results():
+    """Calls from several Python threads at once share the one thread pool (a call that finds
+    it busy runs inline): each must still produce exactly the sequential result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [_busy_case(seed) for seed in range(4)]
+    want = [_render_native(case, 25.0, 2) for case in cases]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda k: _render_native(cases[k % 4], 25.0, 2), range(16)))
+    for k, image in enumerate(got):
+        np.testing.assert_array_equal(image, want[k % 4])
+
+
+def test_returned_arrays_do_not_share_recycled_memory():
+    """render_clicks without out= returns recycled memory: a live result must never be
+    handed out again (it would be overwritten by the next call)."""
+    first = ivos.render_clicks(48, 64, [[10, 10, 1]], sigma=3.0)
+    kept = first.copy()
+    second = ivos.render_clicks(48, 64, [[40, 30, 0]], sigma=3.0)
+    assert not np.shares_memory(first, second)
+    np.testing.assert_array_equal(first, kept)
+    del first
+    third = ivos.render_clicks(48, 64, [[20, 20, 1]], sigma=3.0)
+    np.testing.assert_array_equal(third, ivos.render_clicks(48, 64, [[20, 20, 1]], sigma=3.0, device="numpy"))
