@@ -54,15 +54,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", type=Path, help="write a PNG (J per sequence and protocol, fix gain) here")
 
 
-def read_sequence(root: Path, name: str, max_frames: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """(frames (N, H, W, 3) uint8, masks (N, H, W) uint8 {0,1}) of one DAVIS-2016 sequence."""
+def read_sequence(root: Path, name: str, max_frames: int | None) -> tuple[object, np.ndarray]:
+    """(video, masks (N, H, W) uint8 {0,1}) of one DAVIS-2016 sequence. The video is the
+    sequence's JPEG folder, decoded lazily by the engine (so per-frame times include JPEG
+    decoding); with ``max_frames``, the first frames as an in-memory array."""
     from PIL import Image
 
-    files = sorted((root / "JPEGImages" / "480p" / name).glob("*.jpg"))[:max_frames]
-    frames = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+    folder = root / "JPEGImages" / "480p" / name
+    files = sorted(folder.glob("*.jpg"))[:max_frames]
     masks = np.stack([(np.asarray(Image.open(root / "Annotations" / "480p" / name / f"{f.stem}.png").convert("L"))
                        > 127).astype(np.uint8) for f in files])
-    return frames, masks
+    if max_frames is None:
+        return folder, masks
+    return np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files]), masks
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -130,7 +134,7 @@ def _fix_worst(vp, state, frame: np.ndarray, gt: np.ndarray, idx: int) -> dict:
     return out
 
 
-def _full_finetune(weights: Path, vp, frames: np.ndarray, gt: np.ndarray, steps: int, threads: int) -> dict:
+def _full_finetune(weights: Path, vp, frames, gt: np.ndarray, steps: int, threads: int) -> dict:
     """Backbone + head fine-tuned in torch on the same augmented examples as the head-only
     fine-tune (batch norm frozen: statistics of a few near-identical images are useless),
     then propagated in torch with the same geometry and prior logic."""
@@ -336,9 +340,10 @@ def run(args) -> int:
               "finetune_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "sequences": {}}
     for name in names:
         t0 = time.time()
-        frames, gt = read_sequence(davis, name, args.max_frames)
+        video, gt = read_sequence(davis, name, args.max_frames)
         r: dict = {}
-        state = vp.init_state(frames)
+        state = vp.init_state(video)
+        frames = state.video
         vp.add_new_mask(state, 0, gt[0])
         r["gt_init"] = _run_propagation(vp, state, gt)
         if image_predictor is not None:
@@ -346,7 +351,7 @@ def run(args) -> int:
                                   r["gt_init"]["worst"])
             r["clicks"] = {}
             for k, mask in _click_masks(image_predictor, frames[0], gt[0].astype(bool), CLICKS_INIT).items():
-                st = vp.init_state(frames)
+                st = vp.init_state(video)
                 vp.add_new_mask(st, 0, mask)
                 run_k = _run_propagation(vp, st, gt)
                 run_k["init_iou"] = iou(mask, gt[0])

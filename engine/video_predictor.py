@@ -135,14 +135,19 @@ class VideoPredictor:
         mode: "osvos+mask" (default: previous-mask prior) or "osvos" (frames independent).
         crf: dense-CRF post-processing of each propagated frame.
         finetune_config: fine-tuning knobs (``FinetuneConfig``).
+        roi_margin: in "osvos+mask" mode, pixels farther than this many times the previous
+            mask's box size (plus 10% of the frame size) outside that box are background: an object moves
+            a bounded distance between frames, while background look-alikes far away are
+            OSVOS's typical false positives. None = off.
     """
 
     def __init__(self, osvos_model: Model, click_model: Model | None = None, *, mode: str = "osvos+mask",
-                 crf: bool = False, finetune_config: FinetuneConfig | None = None):
+                 crf: bool = False, finetune_config: FinetuneConfig | None = None, roi_margin: float | None = 0.5):
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
         self.crf = bool(crf)
+        self.roi_margin = roi_margin
         self.finetune_config = finetune_config or FinetuneConfig(use_prior=mode == "osvos+mask")
         self._osvos = OsvosSession(osvos_model)
         self._clicker = None
@@ -317,7 +322,10 @@ class VideoPredictor:
         if idx in state.annotations:
             mask = state.annotations[idx]
             return FrameResult(idx, mask, 1.0, FrameTimings((t1 - t0) * 1e3, 0.0, 0.0, (t1 - t0) * 1e3), "annotated")
-        prob = self._osvos.predict(frame, prior if self.mode == "osvos+mask" else None)
+        use_prior = self.mode == "osvos+mask"
+        prob = self._osvos.predict(frame, prior if use_prior else None)
+        if use_prior and self.roi_margin is not None and prior is not None and prior.any():
+            self._gate(prob, prior, self.roi_margin)
         t2 = time.perf_counter()
         if self.crf:
             from .ops.crf import dense_crf
@@ -331,6 +339,21 @@ class VideoPredictor:
         t3 = time.perf_counter()
         timings = FrameTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t3 - t0) * 1e3)
         return FrameResult(idx, mask, confidence, timings, "propagated")
+
+    @staticmethod
+    def _gate(prob: np.ndarray, prior: np.ndarray, margin: float) -> None:
+        """Zeroes ``prob`` outside the prior's box grown by ``margin`` x its size + 10% of the
+        frame size (in place)."""
+        from .export_masks import mask_bbox
+
+        x, y, bw, bh = mask_bbox(prior)
+        h, w = prob.shape
+        mx, my = int(margin * bw + 0.1 * w), int(margin * bh + 0.1 * h)
+        x0, y0, x1, y1 = max(0, x - mx), max(0, y - my), min(w, x + bw + mx), min(h, y + bh + my)
+        prob[:y0] = 0.0
+        prob[y1:] = 0.0
+        prob[:, :x0] = 0.0
+        prob[:, x1:] = 0.0
 
     @staticmethod
     def _thumb(state: VideoState, idx: int, frame: np.ndarray) -> None:

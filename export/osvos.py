@@ -48,14 +48,16 @@ class OsvosConfig:
         name: registry name (also the bundle name).
         backbone: "clicknet" (a ClickNet encoder) or "vgg16".
         click_config: ClickNet config name of the backbone (backbone "clicknet").
-        working_size: (height, width) of the network input, multiples of 32. 288x512 is
-            exactly 16:9 and keeps the CPU backbone near 60% of the 150 ms frame budget.
+        working_size: (height, width) of the network input, multiples of 32. 480x864 holds a
+            480p frame at full resolution (logits at stride 4: 120x216); on the DAVIS dev
+            split it gave +0.06 J over 288x512 (+0.02 over 384x672) at about 70 ms a frame
+            on 2 shared CPU cores (benchmarks/results/video.md).
     """
 
     name: str
     backbone: str
     click_config: str = "ivos-cpu"
-    working_size: tuple[int, int] = (288, 512)
+    working_size: tuple[int, int] = (480, 864)
 
 
 OSVOS_CONFIGS = {

@@ -106,3 +106,32 @@ def export_osvos_bundle(net: OsvosNet, out_dir: str | Path, *, version: str, mea
     (out / "model.json").write_text(json.dumps(card, indent=2) + "\n")
     read_bundle(out)  # the runtime must accept what we wrote
     return card
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Re-exports an OSVOS weights file as a bundle (e.g. at another working size):
+    ``python -m ivos.export.osvos_export --weights export/weights/osvos-cpu.pt --out DIR [--size H W]``."""
+    import argparse
+    import dataclasses
+
+    from .checkpoint import IMAGENET_MEAN, IMAGENET_STD
+    from .osvos import load_osvos
+
+    p = argparse.ArgumentParser(description=main.__doc__.split("\n")[0])
+    p.add_argument("--weights", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="working size, multiples of 32")
+    p.add_argument("--version", default="0.1.0")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    net, meta = load_osvos(args.weights)
+    if args.size:
+        if any(s % 32 for s in args.size):
+            raise SystemExit(f"--size must be multiples of 32, got {args.size}")
+        net.config = dataclasses.replace(net.config, working_size=tuple(args.size))
+    export_osvos_bundle(net, args.out, version=args.version, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                        card_extra={"model_card": {"training": meta}})
+
+
+if __name__ == "__main__":
+    main()

@@ -40,7 +40,7 @@ from ivos.export.models import build_model
 from ivos.export.osvos import OSVOS_CONFIGS, build_osvos, save_osvos
 from ivos.export.osvos_export import export_osvos_bundle
 from ivos.osvos_engine import Letterbox, PAD_RGB
-from ivos.osvos_finetune import FinetuneConfig, _deform, _pool4, augment
+from ivos.osvos_finetune import FinetuneConfig, _deform, _pool4, augment, crop_batch
 from ivos.osvos_head import head_forward
 
 from .data import default_data_root
@@ -117,11 +117,13 @@ def build_features(net, seqs, working, rng, aug: FinetuneConfig) -> dict[str, np
                 out["target"].append(_pool4(target)[None].astype(np.float16))
                 n += 1
         log.info("features: %s done, %d examples, %.0f s", name, n, time.time() - t0)
-    return {k: np.stack(v) for k, v in out.items()}
+    return {k: np.stack(out.pop(k)) for k in list(out)}  # one key at a time: peak memory ~1.5x, not 2x
 
 
-def train_head(net, data: dict[str, np.ndarray], steps: int, batch: int, lr: float, seed: int) -> list[float]:
-    """Adam + cosine decay on BCE over the cached features; updates ``net``'s head in place."""
+def train_head(net, data: dict[str, np.ndarray], steps: int, batch: int, lr: float, seed: int,
+               crop: int) -> list[float]:
+    """Adam + cosine decay on BCE over random crops of the cached features (as fine-tuning
+    does, ``ivos.osvos_finetune.crop_batch``); updates ``net``'s head in place."""
     gen = torch.Generator().manual_seed(seed)
     params = net.head_params()
     opt = torch.optim.Adam(params.values(), lr=lr)
@@ -130,7 +132,7 @@ def train_head(net, data: dict[str, np.ndarray], steps: int, batch: int, lr: flo
     losses, t0 = [], time.time()
     for step in range(1, steps + 1):
         idx = torch.randint(0, len(tensors["low"]), (batch,), generator=gen)
-        b = {k: v[idx].float() for k, v in tensors.items()}
+        b = {k: v.float() for k, v in crop_batch(tensors, idx, crop, gen).items()}
         loss = F.binary_cross_entropy_with_logits(head_forward(params, b["low"], b["high"], b["prior"]), b["target"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -147,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--click-weights", type=Path, required=True, help="ivos-cpu click weights (or a last.pt)")
     p.add_argument("--config", default="osvos-cpu", choices=sorted(OSVOS_CONFIGS))
     p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--crop", type=int, default=64, help="training crop side in stride-4 feature pixels")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -169,12 +172,12 @@ def main(argv: list[str] | None = None) -> None:
     data = build_features(net, seqs, net.config.working_size, rng, FinetuneConfig())
     feature_s = time.time() - t0
     t1 = time.time()
-    losses = train_head(net, data, args.steps, args.batch, args.lr, args.seed)
+    losses = train_head(net, data, args.steps, args.batch, args.lr, args.seed, args.crop)
     train_s = time.time() - t1
     meta = {
         "backbone": source, "data": {"davis2016_train_sequences": [s[0] for s in seqs],
                                      "examples": int(len(data["low"]))},
-        "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed, "threads": args.threads,
+        "steps": args.steps, "batch": args.batch, "crop": args.crop, "working_size": list(net.config.working_size), "lr": args.lr, "seed": args.seed, "threads": args.threads,
         "feature_seconds": round(feature_s, 1), "train_seconds": round(train_s, 1),
         "final_loss": round(float(np.mean(losses[-100:])), 4),
     }
