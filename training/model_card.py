@@ -53,7 +53,7 @@ def _log_lines(run: Path) -> tuple[dict, list[dict]]:
     return args, metrics
 
 
-def write_card(run: Path, weights: str, out: Path) -> None:
+def write_card(run: Path, weights: str, out: Path, note: str = "") -> None:
     model, config, meta = load_click_model(run / weights)
     args, metrics = _log_lines(run)
     stage = meta["stage"]
@@ -95,6 +95,8 @@ def write_card(run: Path, weights: str, out: Path) -> None:
         s1 = torch.load(run / "stage1.pt", map_location="cpu", weights_only=True)["metadata"]
         lines.append(f"- preceded by stage 1: {s1['steps']} steps, {s1['train_wall_s'] / 60:.1f} min "
                      f"(published as the `-nomask` model); correction share {args.get('corr_fraction')}")
+    if note:
+        lines.append(f"- note: {note}")
     lines += [RECIPE, "", "## Validation (network alone)", "",
               "| step | mIoU@1 | mIoU@5 | NoC@85 | NoC@90 |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {m['step']} | {m['miou@1']:.3f} | {m['miou@5']:.3f} | {m['noc@85']:.2f} | {m['noc@90']:.2f} |" for m in vals]
@@ -113,8 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--run", type=Path, required=True, help="run folder, e.g. runs/ivos-cpu")
     p.add_argument("--weights", default="final.pt", help="file in the run folder: final.pt or stage1.pt")
     p.add_argument("--out", type=Path, required=True, help="output path without suffix: writes <out>.pt and <out>.md")
+    p.add_argument("--note", default="", help="free text added to the Training section (e.g. how the run was scheduled)")
     a = p.parse_args(argv)
-    write_card(a.run, a.weights, a.out)
+    write_card(a.run, a.weights, a.out, a.note)
 
 
 if __name__ == "__main__":
