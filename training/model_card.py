@@ -28,7 +28,7 @@ RECIPE = """\
 - First interaction: 1-5 positive clicks (d_margin 3, d_step 5), 0-5 negatives by iFCN's
   3 strategies (d_hull 40), strokes with p = 0.15 each (training/click_sim.py).
 - Views: 80% object crops with context x1.2-2.5 (+-15% jitter), 20% whole-image views, flip,
-  colour jitter, at the training size below; randomly initialised (no ImageNet weights).
+  colour jitter, at the training crop size; randomly initialised (no ImageNet weights).
 - Loss: binary cross-entropy on logits. AdamW (wd 1e-4), linear warm-up then cosine decay.
 - Validation: held-aside objects (DAVIS sequences bus/elephant/lucia/rhino/tennis and 20 BSDS
   images) as object-centred 320x320 crops, RITM simulated user (ivos.bench.clicker), up to
@@ -103,7 +103,7 @@ def write_card(run: Path, weights: str, out: Path, note: str = "") -> None:
     if losses:
         lines += ["", f"Final training loss (mean of the last {args.get('log_every')} steps): {losses[-1]['loss']:.4f}."]
     lines += ["", "## Limitations", "",
-              "- Trained from random initialisation for about an hour on a shared 2-core CPU: far from the paper's "
+              "- Trained from random initialisation for under an hour (wall times above) on a shared 2-core CPU: far from the paper's "
               "ImageNet+PASCAL-pretrained ResNet-101; expect many more clicks than the paper's NoC.",
               "- Validation is on a small held-aside set (network only, no CRF, no click clamping), not GrabCut/Berkeley; "
               "use `ivos-bench` for those numbers.", ""]
