@@ -34,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="evaluate only the first N samples")
     p.add_argument("--method", nargs="+", choices=METHODS,
                    help="methods to compare (default: model when --model is given, else grabcut)")
-    p.add_argument("--model", help="model bundle folder for the 'model' method")
+    p.add_argument("--model", nargs="+", help="model bundle folder(s) for the 'model' method; several "
+                   "bundles (e.g. the Table-1 ablations) are evaluated side by side, named by their bundle name")
     p.add_argument("--backend", choices=("auto", "ort", "torch"), default="auto",
                    help="backend for the 'model' method (default auto)")
     crf = p.add_mutually_exclusive_group()
@@ -105,8 +106,10 @@ def _segmenters(args) -> tuple[list, str | None]:
             from .segmenters import load_model_segmenters
 
             modes = {"on": [True], "off": [False], "both": [False, True]}[args.crf_mode]
-            model_segs, backend = load_model_segmenters(args.model, backend=args.backend, crf_modes=modes)
-            segs += model_segs
+            for bundle in args.model:
+                model_segs, backend = load_model_segmenters(bundle, backend=args.backend, crf_modes=modes,
+                                                            named=len(args.model) > 1)
+                segs += model_segs
     return segs, backend
 
 

@@ -43,13 +43,16 @@ class PredictorSegmenter:
         return result.mask
 
 
-def load_model_segmenters(bundle: str, *, backend: str, crf_modes: list[bool]) -> tuple[list[PredictorSegmenter], str]:
+def load_model_segmenters(bundle: str, *, backend: str, crf_modes: list[bool],
+                          named: bool = False) -> tuple[list[PredictorSegmenter], str]:
     """Loads ``bundle`` once and returns one segmenter per CRF mode ("model" without CRF,
-    "model+crf" with), each with its own predictor so their cached images never mix, plus
-    the name of the backend that actually runs (``Model.backend``)."""
+    "model+crf" with; the bundle's name instead of "model" when ``named``), each with its own
+    predictor so their cached images never mix, plus the name of the backend that actually
+    runs (``Model.backend``)."""
     import ivos
 
     model = ivos.load(bundle, backend=backend)
-    segs = [PredictorSegmenter(ivos.ImagePredictor(model), name="model+crf" if crf else "model", crf=crf)
+    base = model.bundle.name if named else "model"
+    segs = [PredictorSegmenter(ivos.ImagePredictor(model), name=f"{base}+crf" if crf else base, crf=crf)
             for crf in crf_modes]
     return segs, str(getattr(model, "backend", backend))
