@@ -47,6 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="first N frames of each sequence only")
     p.add_argument("--no-clicks", action="store_true", help="skip protocols (b) and (c)")
     p.add_argument("--full-finetune", action="store_true", help="also fine-tune backbone + head in torch")
+    p.add_argument("--full-steps", type=int, default=60, help="steps of --full-finetune")
+    p.add_argument("--full-batch", type=int, default=4, help="batch of --full-finetune (whole 480x864 images)")
     p.add_argument("--osvos-weights", type=Path, default=None,
                    help="torch weights for --full-finetune (default: export/weights/osvos-cpu.pt)")
     p.add_argument("--json", type=Path, help="write all numbers here")
@@ -89,8 +91,16 @@ def _run_propagation(vp, state, gt: np.ndarray) -> dict:
             "finetune_s": state.finetune_report.seconds, "finetune": {
                 "features_s": state.finetune_report.feature_seconds, "fit_s": state.finetune_report.train_seconds,
                 "examples": state.finetune_report.examples, "loss": state.finetune_report.final_loss},
-            "worst": int(np.argmin(ious[1:]) + 1), "suggested": s.frame_idx, "suggest_hit": s.frame_idx in worst3,
+            "worst": worst_frame(ious, gt), "suggested": s.frame_idx, "suggest_hit": s.frame_idx in worst3,
             "difficulty": d.score, "image_motion": d.image_motion}
+
+
+def worst_frame(ious: np.ndarray, gt: np.ndarray) -> int:
+    """The lowest-IoU frame after frame 0 among frames where the object is visible (a frame
+    without the object is fixed by clearing its mask, not by clicks: the Table 3 protocol
+    corrects object masks)."""
+    visible = [i for i in range(1, len(gt)) if gt[i].any()] or list(range(1, len(gt)))
+    return int(min(visible, key=lambda i: ious[i]))
 
 
 def _click_masks(image_predictor, frame: np.ndarray, gt: np.ndarray, counts: tuple[int, ...]) -> dict[int, np.ndarray]:
@@ -134,7 +144,7 @@ def _fix_worst(vp, state, frame: np.ndarray, gt: np.ndarray, idx: int) -> dict:
     return out
 
 
-def _full_finetune(weights: Path, vp, frames, gt: np.ndarray, steps: int, threads: int) -> dict:
+def _full_finetune(weights: Path, vp, frames, gt: np.ndarray, steps: int, batch: int, threads: int) -> dict:
     """Backbone + head fine-tuned in torch on the same augmented examples as the head-only
     fine-tune (batch norm frozen: statistics of a few near-identical images are useless),
     then propagated in torch with the same geometry and prior logic."""
@@ -161,7 +171,7 @@ def _full_finetune(weights: Path, vp, frames, gt: np.ndarray, steps: int, thread
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr * 0.1)
     gen = torch.Generator().manual_seed(cfg.seed)
     for _ in range(steps):
-        idx = torch.randint(0, len(images), (cfg.batch,), generator=gen)
+        idx = torch.randint(0, len(images), (batch,), generator=gen)
         loss = F.binary_cross_entropy_with_logits(net(images[idx], priors[idx]), targets[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -179,7 +189,8 @@ def _full_finetune(weights: Path, vp, frames, gt: np.ndarray, steps: int, thread
             masks[i] = (session.logits_to_frame(logits, box) > 0.5).astype(np.uint8)
             ms.append((time.perf_counter() - t) * 1e3)
     ious = [iou(masks[i], gt[i]) for i in range(1, len(frames))]
-    return {"j": float(np.mean(ious)), "finetune_s": ft_s, "frame_ms_p50": float(np.median(ms)), "steps": steps}
+    return {"j": float(np.mean(ious)), "finetune_s": ft_s, "frame_ms_p50": float(np.median(ms)), "steps": steps,
+            "batch": batch}
 
 
 def _percentiles(values: list[float]) -> dict:
@@ -241,7 +252,8 @@ def markdown(report: dict) -> str:
               f"difficulty vs J (Pearson r over sequences): {s['difficulty_j_corr']}"]
     if s.get("full_finetune"):
         f = s["full_finetune"]
-        lines += ["", f"full fine-tuning in torch (backbone + head, {f['steps']} steps): J {f['j']:.3f} "
+        lines += ["", f"full fine-tuning in torch (backbone + head, {f['steps']} steps of {f['batch']} whole images, "
+                      f"lr 1e-4): J {f['j']:.3f} "
                       f"vs head-only {f['j_head_only']:.3f}; fine-tune {f['finetune_s']:.1f} s vs "
                       f"{f['finetune_s_head_only']:.1f} s"]
     return "\n".join(lines) + "\n"
@@ -308,7 +320,7 @@ def summarize(seqs: dict) -> dict:
     if all("full_finetune" in r for r in seqs.values()):
         f = [r["full_finetune"] for r in seqs.values()]
         s["full_finetune"] = {"j": float(np.mean([x["j"] for x in f])), "finetune_s": float(np.mean([x["finetune_s"] for x in f])),
-                              "steps": f[0]["steps"], "j_head_only": s["j_gt_init"],
+                              "steps": f[0]["steps"], "batch": f[0]["batch"], "j_head_only": s["j_gt_init"],
                               "finetune_s_head_only": float(np.mean([r["gt_init"]["finetune_s"] for r in seqs.values()]))}
     return s
 
@@ -358,7 +370,8 @@ def run(args) -> int:
                 r["clicks"][str(k)] = run_k
         if args.full_finetune:
             r["full_finetune"] = _full_finetune(args.osvos_weights or Path(__file__).resolve().parents[1] / "export"
-                                                / "weights" / "osvos-cpu.pt", vp, frames, gt, cfg.steps, args.threads)
+                                                / "weights" / "osvos-cpu.pt", vp, frames, gt, args.full_steps,
+                                                args.full_batch, args.threads)
         report["sequences"][name] = r
         log.warning("%s: J gt %.3f%s (%.0f s)", name, r["gt_init"]["j"],
                     "".join(f", {k} clicks {v['j']:.3f}" for k, v in r.get("clicks", {}).items()), time.time() - t0)

@@ -79,6 +79,7 @@ def add_segment_arguments(p: argparse.ArgumentParser) -> None:
 def segment(args: argparse.Namespace) -> int:
     import ivos
     from .export_masks import mask_bbox, write_overlay_video, write_png_masks, write_rle_json, write_sticker
+    from .osvos_finetune import FinetuneConfig
     from .video_predictor import VideoPredictor
 
     if not args.click:
@@ -87,7 +88,8 @@ def segment(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     osvos = ivos.load(args.osvos_bundle, backend=args.backend, threads=args.threads)
     clicker = ivos.load(args.click_bundle, backend=args.backend, threads=args.threads)
-    predictor = VideoPredictor(osvos, clicker, mode=args.mode, crf=args.crf)
+    predictor = VideoPredictor(osvos, clicker, mode=args.mode, crf=args.crf,
+                               finetune_config=FinetuneConfig(use_prior=args.mode == "osvos+mask", threads=args.threads))
     state = predictor.init_state(video, cache_size=args.cache)
     n = state.num_frames
     by_frame: dict[int, list[tuple[float, float, int]]] = {}

@@ -139,15 +139,22 @@ class VideoPredictor:
             mask's box size (plus 10% of the frame size) outside that box are background: an object moves
             a bounded distance between frames, while background look-alikes far away are
             OSVOS's typical false positives. None = off.
+        refine_radius: ``refine`` keeps the network's new mask only within this fraction of
+            the frame diagonal around the frame's refinement clicks and the current mask
+            elsewhere: a correction click is about the error under it, and a small click
+            network rewriting the whole mask from one click undoes correct regions
+            (measured on DAVIS dev, benchmarks/results/video.md). None = whole mask.
     """
 
     def __init__(self, osvos_model: Model, click_model: Model | None = None, *, mode: str = "osvos+mask",
-                 crf: bool = False, finetune_config: FinetuneConfig | None = None, roi_margin: float | None = 0.5):
+                 crf: bool = False, finetune_config: FinetuneConfig | None = None, roi_margin: float | None = 0.5,
+                 refine_radius: float | None = 0.1):
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
         self.crf = bool(crf)
         self.roi_margin = roi_margin
+        self.refine_radius = refine_radius
         self.finetune_config = finetune_config or FinetuneConfig(use_prior=mode == "osvos+mask")
         self._osvos = OsvosSession(osvos_model)
         self._clicker = None
@@ -198,7 +205,7 @@ class VideoPredictor:
         idx = state.video.check_index(frame_idx)
         if idx not in state.masks:
             raise InvalidInput(f"frame_idx {idx} has no propagated mask to refine yet: run propagate_in_video first")
-        return self._click(state, idx, points, labels, clear=False)
+        return self._click(state, idx, points, labels, clear=False, local=self.refine_radius is not None)
 
     def add_new_mask(self, state: VideoState, frame_idx: int, mask: Any) -> FrameResult:
         """Sets frame ``frame_idx``'s annotation to ``mask`` (uint8/bool (H, W), values 0/1)."""
@@ -214,7 +221,8 @@ class VideoPredictor:
         self._annotate(state, idx, m)
         return self._annotated_result(idx, m)
 
-    def _click(self, state: VideoState, frame_idx: Any, points: Any, labels: Any, *, clear: bool) -> FrameResult:
+    def _click(self, state: VideoState, frame_idx: Any, points: Any, labels: Any, *, clear: bool,
+               local: bool = False) -> FrameResult:
         self._check_state(state)
         if self._clicker is None:
             raise InvalidInput("this VideoPredictor has no click model: pass click_model= to use clicks, "
@@ -242,11 +250,24 @@ class VideoPredictor:
         self._clicker.set_image(frame)
         res = self._clicker.predict(np.array([c[:2] for c in clicks], np.float32),
                                     np.array([c[2] for c in clicks], np.int64), mask_input=base)
+        mask = res.mask
+        if local and base is not None:
+            near = self._near_clicks(h, w, clicks, self.refine_radius * float(np.hypot(h, w)))
+            mask = np.where(near, res.mask, base).astype(np.uint8)
         t2 = time.perf_counter()
         state.clicks[idx] = clicks  # only now: a failed prediction leaves the state as it was
-        self._annotate(state, idx, res.mask)
+        self._annotate(state, idx, mask)
         timings = FrameTimings((t1 - t0) * 1e3, res.timings.total_ms, 0.0, (t2 - t0) * 1e3)
-        return FrameResult(idx, res.mask, 1.0, timings, "annotated")
+        return FrameResult(idx, mask, 1.0, timings, "annotated")
+
+    @staticmethod
+    def _near_clicks(h: int, w: int, clicks: list[tuple[float, float, int]], radius: float) -> np.ndarray:
+        """(h, w) bool: pixels within ``radius`` px of any click."""
+        yy, xx = np.ogrid[0:h, 0:w]
+        near = np.zeros((h, w), bool)
+        for x, y, _ in clicks:
+            near |= (xx - x) ** 2 + (yy - y) ** 2 <= radius * radius
+        return near
 
     @staticmethod
     def _annotate(state: VideoState, idx: int, mask: np.ndarray) -> None:

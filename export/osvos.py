@@ -3,15 +3,17 @@ functional head of ``ivos.osvos_head`` that one-shot fine-tuning retrains per vi
 
 Configurations (``OSVOS_CONFIGS``):
 
-* ``osvos-cpu``: the backbone is the trained click network's encoder (``ivos-cpu``), fed
-  RGB + a prior-mask channel; its click channel is dropped (a click channel of zeros
-  contributes nothing, so slicing the first convolution computes the same function with one
-  input fewer). The backbone stays frozen: training it from scratch on 2 CPU cores is out
-  of reach, and freezing it is what makes per-video fine-tuning a seconds-long head fit on
-  cached features (``ivos.osvos_finetune``). The prior channel is the click network's mask
-  channel: in "osvos" mode it is zeros (pure one-shot segmentation, per frame independent,
-  as the paper); in "osvos+mask" mode it holds the previous frame's mask (MaskTrack-style
-  temporal prior).
+* ``osvos-cpu``: the backbone is a ClickNet encoder (``ivos-cpu`` architecture, a dilated
+  ResNet-light, 0.74 M parameters), fed RGB + a prior-mask channel; its click channel is
+  dropped (a click channel of zeros contributes nothing, so slicing the first convolution
+  computes the same function with one input fewer). The backbone stays frozen: training it
+  on 2 CPU cores is out of reach, and freezing it is what makes per-video fine-tuning a
+  seconds-long head fit on cached features (``ivos.osvos_finetune``). Which encoder weights:
+  measured on DAVIS dev, a seeded random initialisation beats the click network's trained
+  encoder (see ``training/osvos_parent.py``), so the shipped weights use it. The prior channel
+  (the click network's mask input) is zeros in "osvos" mode (pure one-shot segmentation,
+  frames independent, as the paper) and the previous frame's mask in "osvos+mask" mode
+  (MaskTrack-style temporal prior).
 * ``osvos-vgg16``: OSVOS's VGG-16 (13 3x3 convs), with pool4 dropped and conv5 dilated by 2
   (DeepLab) so that it returns the same (stride-4, stride-8) feature pair and the same head
   and engine path apply. Defined for GPU training; shapes are unit-tested only.
@@ -165,8 +167,8 @@ class OsvosGraph(nn.Module):
 
 def build_osvos(config: OsvosConfig | str, click_model: ClickNet | None = None,
                 head: dict[str, np.ndarray] | None = None) -> OsvosNet:
-    """An OsvosNet. For backbone "clicknet", ``click_model`` is the trained click network
-    (a random ``build_model(config.click_config)`` when None: tests and shape checks only)."""
+    """An OsvosNet. For backbone "clicknet", ``click_model`` provides the encoder (a random
+    ``build_model(config.click_config)`` when None)."""
     if isinstance(config, str):
         if config not in OSVOS_CONFIGS:
             raise KeyError(f"unknown OSVOS config {config!r}; known: {sorted(OSVOS_CONFIGS)}")
