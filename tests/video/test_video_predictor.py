@@ -141,3 +141,20 @@ def test_missing_click_model(osvos_bundle, make_clip):
         vp.add_new_points(state, 0, [[5, 5]], [1])
     with pytest.raises(ivos.InvalidInput, match="mode"):
         VideoPredictor(ivos.load(osvos_bundle, backend="ort"), mode="sam")
+
+
+def test_refine_edits_only_near_its_clicks(predictor, make_clip):
+    frames, masks = make_clip(n=4, h=60, w=80)
+    state = predictor.init_state(frames)
+    predictor.add_new_mask(state, 0, masks[0])
+    _propagated(predictor, state)
+    before = state.mask(2)
+    old_radius = predictor.refine_radius
+    predictor.refine_radius = 0.1  # 10 px on this 60x80 frame
+    try:
+        fixed = predictor.refine(state, 2, [[20, 20]], [1])
+    finally:
+        predictor.refine_radius = old_radius
+    yy, xx = np.mgrid[0:60, 0:80]
+    far = (xx - 20) ** 2 + (yy - 20) ** 2 > 10.0 ** 2
+    assert np.array_equal(fixed.mask[far], before[far])
