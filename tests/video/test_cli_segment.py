@@ -9,9 +9,13 @@ from ivos.cli import DEFAULT_CLICK, DEFAULT_OSVOS, DEMO_CLIP, main
 pytest.importorskip("av", reason="the demo clip is an mp4: needs PyAV (pip install 'ivos[video]')")
 
 
-def _demo_click():
+def _demo_clicks():
+    """The demo's click arguments: ["--click", "X,Y,F", ...]."""
     info = json.loads(DEMO_CLIP.with_suffix(".json").read_text())
-    return info, f"{info['click']['x']},{info['click']['y']},{info['click']['frame']}"
+    args = []
+    for c in info["clicks"]:
+        args += ["--click", f"{c['x']},{c['y']},{c['frame']}"]
+    return info, args
 
 
 def _check_outputs(out, n_frames, *, transparent=True):
@@ -43,8 +47,8 @@ def _check_outputs(out, n_frames, *, transparent=True):
 
 
 def test_segment_demo_clip_writes_all_outputs(tmp_path, osvos_bundle, click_bundle):
-    info, click = _demo_click()
-    code = main(["segment", "demo", "--click", click, "--out", str(tmp_path / "out"),
+    info, clicks = _demo_clicks()
+    code = main(["segment", "demo", *clicks, "--out", str(tmp_path / "out"),
                  "--osvos-bundle", str(osvos_bundle), "--click-bundle", str(click_bundle), "--threads", "1"])
     assert code == 0
     # random-weight models: the mask may be anything, so only the sticker's format is checked
@@ -58,8 +62,8 @@ def test_segment_demo_clip_with_shipped_models(tmp_path):
         pytest.skip(f"shipped bundles {DEFAULT_OSVOS} / {DEFAULT_CLICK} are not built here")
     from ivos.export_masks import rle_decode
 
-    info, click = _demo_click()
-    assert main(["segment", "demo", "--click", click, "--out", str(tmp_path / "out")]) == 0
+    info, clicks = _demo_clicks()
+    assert main(["segment", "demo", *clicks, "--out", str(tmp_path / "out"), "--threads", "1"]) == 0
     masks, _ = _check_outputs(tmp_path / "out", info["frames"])
     gt = [rle_decode(r) for r in info["ground_truth_rle"]]
     ious = [np.logical_and(m, g).sum() / max(1, np.logical_or(m, g).sum()) for m, g in zip(masks, gt)]
