@@ -216,10 +216,12 @@ void locate_block(const float* features, int count, int d_runtime, const float* 
   constexpr int kMax = PermutohedralLattice::kMaxDim;
   const int d = D > 0 ? D : d_runtime;
   const float down = 1.0f / (d + 1);
-  // Every loop runs over the whole block (points past count are zeros and their results
-  // are dropped): a fixed trip count is what lets GCC vectorise all of them.
+  // Every loop below runs over the whole block (points past count are zeros and their
+  // results are dropped): a fixed trip count is what lets GCC vectorise all of them. Only
+  // the `count` real points are read: reading a full block past the end of `features`
+  // faults when the buffer ends at a page boundary.
   float f[kMax * kBlock] = {};
-  for (int j = 0; j < kBlock; ++j)
+  for (int j = 0; j < count; ++j)
     for (int k = 0; k < d; ++k) f[k * kBlock + j] = features[j * d + k];
   float elevated[(kMax + 1) * kBlock], sm[kBlock] = {};
   int32_t sum[kBlock] = {};
