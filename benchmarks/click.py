@@ -38,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "bundles (e.g. the Table-1 ablations) are evaluated side by side, named by their bundle name")
     p.add_argument("--backend", choices=("auto", "ort", "torch"), default="auto",
                    help="backend for the 'model' method (default auto)")
+    p.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto",
+                   help="network arithmetic for the 'model' method (default auto: the bundle's int8 "
+                   "network on ONNX Runtime CPU when it ships one)")
     crf = p.add_mutually_exclusive_group()
     crf.add_argument("--crf", dest="crf_mode", action="store_const", const="on",
                      help="'model' with the dense CRF")
@@ -107,7 +110,7 @@ def _segmenters(args) -> tuple[list, str | None]:
 
             modes = {"on": [True], "off": [False], "both": [False, True]}[args.crf_mode]
             for bundle in args.model:
-                model_segs, backend = load_model_segmenters(bundle, backend=args.backend, crf_modes=modes,
+                model_segs, backend = load_model_segmenters(bundle, backend=args.backend, precision=args.precision, crf_modes=modes,
                                                             named=len(args.model) > 1)
                 segs += model_segs
     return segs, backend

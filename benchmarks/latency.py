@@ -1,6 +1,7 @@
 """``ivos-bench latency``: click -> mask latency of ``ivos.ImagePredictor`` per stage
-(prepare, render, infer, post, CRF), ONNX Runtime vs torch eager on the same bundle in the
-same run, with and without the dense CRF, for a 480x854 and a 1080x1920 frame.
+(prepare, render, infer, post, CRF), ONNX Runtime (float, and int8 when the bundle ships
+it) vs torch eager on the same bundle in the same run, with and without the dense CRF, for a
+480x854 and a 1080x1920 frame.
 
 Each click session replays the RITM simulated user on a real DAVIS frame (so the zoom-in
 views are the ones a user gets); without the data set, a synthetic frame with an ellipse.
@@ -21,12 +22,17 @@ import numpy as np
 log = logging.getLogger("ivos.bench")
 
 FRAME_SIZES = ((480, 854), (1080, 1920))
+BACKEND_CONFIGS = {"ort": ("ort", "fp32"), "ort-int8": ("ort", "int8"), "torch": ("torch", "fp32"),
+                   "tensorrt": ("tensorrt", "auto")}
+"""--backends name -> (ivos.load backend, precision)."""
 STAGES = ("prepare_ms", "render_ms", "infer_ms", "post_ms", "crf_ms", "total_ms")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="ivos-cpu", help="bundle folder or shipped model name (default ivos-cpu)")
-    p.add_argument("--backends", nargs="+", default=["ort", "torch"], help="backends to compare (ort torch tensorrt)")
+    p.add_argument("--backends", nargs="+", choices=sorted(BACKEND_CONFIGS),
+                   help="configurations to compare (default: ort, ort-int8 when the bundle has it, torch); "
+                   "'ort' and 'torch' run the float network")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="device for every backend")
     p.add_argument("--threads", type=int, default=0, help="backend CPU threads (0 = one per core)")
     p.add_argument("--rounds", type=int, default=6, help="click sessions per configuration (+1 warm-up)")
@@ -99,19 +105,20 @@ def measure(models: dict, frames: dict, *, rounds: int, clicks: int, progress=No
     return rows
 
 
-def summary_keys(rows: list[dict], backends: list[str]) -> dict[str, float]:
+def summary_keys(rows: list[dict]) -> dict[str, float]:
     """The headline keys for the 480x854 frame: ``<backend>_p50_ms``, ``<backend>_crf_p50_ms``
     and the ORT/torch speed ratio of the network stage and of the whole click."""
     out = {}
     for row in rows:
         if row["frame"] != "480x854":
             continue
-        key = f"{row['backend']}{'_crf' if row['crf'] else ''}_p50_ms"
+        key = f"{row['backend'].replace('-', '_')}{'_crf' if row['crf'] else ''}_p50_ms"
         out[key] = row["total_ms"]["p50"]
         out[key.replace("_p50_ms", "_infer_p50_ms")] = row["infer_ms"]["p50"]
-    if {"ort", "torch"} <= set(backends):
-        out["ort_speedup_vs_torch_total"] = out["torch_p50_ms"] / out["ort_p50_ms"]
-        out["ort_speedup_vs_torch_infer"] = out["torch_infer_p50_ms"] / out["ort_infer_p50_ms"]
+    for name in ("ort", "ort_int8"):
+        if "torch_p50_ms" in out and f"{name}_p50_ms" in out:
+            out[f"{name}_speedup_vs_torch_total"] = out["torch_p50_ms"] / out[f"{name}_p50_ms"]
+            out[f"{name}_speedup_vs_torch_infer"] = out["torch_infer_p50_ms"] / out[f"{name}_infer_p50_ms"]
     return out
 
 
@@ -147,7 +154,15 @@ def run(args: argparse.Namespace) -> int:
 
     from .click import find_data_root
 
-    models = {b: ivos.load(args.model, backend=b, device=args.device, threads=args.threads) for b in args.backends}
+    backends = args.backends
+    if not backends:
+        from ivos.bundle import read_bundle
+        from ivos.model import resolve_bundle
+
+        has_int8 = read_bundle(resolve_bundle(args.model)).has_artifact("onnx_int8")
+        backends = ["ort", "ort-int8", "torch"] if has_int8 and args.device == "cpu" else ["ort", "torch"]
+    models = {b: ivos.load(args.model, backend=BACKEND_CONFIGS[b][0], precision=BACKEND_CONFIGS[b][1],
+                           device=args.device, threads=args.threads) for b in backends}
     root = find_data_root(args.data_root)
     frames = {f"{h}x{w}": _frame(root, (h, w)) for h, w in FRAME_SIZES}
     total = (args.rounds + 1) * len(frames) * len(models) * 2
@@ -155,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         rows = measure(models, frames, rounds=args.rounds, clicks=args.clicks, progress=bar)
     env = environment(models)
     env["frames"] = {k: v[2] for k, v in frames.items()}
-    result = {**summary_keys(rows, args.backends), "model": str(args.model), "rows": rows, "environment": env,
+    result = {**summary_keys(rows), "model": str(args.model), "rows": rows, "environment": env,
               "protocol": f"{args.rounds} sessions x {args.clicks} RITM clicks per configuration, interleaved"}
     print(f"environment: {json.dumps(env)}\n")
     print(markdown(rows))

@@ -43,7 +43,7 @@ class PredictorSegmenter:
         return result.mask
 
 
-def load_model_segmenters(bundle: str, *, backend: str, crf_modes: list[bool],
+def load_model_segmenters(bundle: str, *, backend: str, crf_modes: list[bool], precision: str = "auto",
                           named: bool = False) -> tuple[list[PredictorSegmenter], str]:
     """Loads ``bundle`` once and returns one segmenter per CRF mode ("model" without CRF,
     "model+crf" with; the bundle's name instead of "model" when ``named``), each with its own
@@ -51,7 +51,7 @@ def load_model_segmenters(bundle: str, *, backend: str, crf_modes: list[bool],
     runs (``Model.backend``)."""
     import ivos
 
-    model = ivos.load(bundle, backend=backend)
+    model = ivos.load(bundle, backend=backend, precision=precision)
     base = model.bundle.name if named else "model"
     segs = [PredictorSegmenter(ivos.ImagePredictor(model), name=f"{base}+crf" if crf else base, crf=crf)
             for crf in crf_modes]

@@ -26,6 +26,11 @@ class Model:
         return self.runner.name
 
     @property
+    def precision(self) -> str:
+        """Arithmetic of the network that runs: "fp32", "fp16" or "int8"."""
+        return self.runner.precision
+
+    @property
     def device(self) -> str:
         return self.runner.device
 
@@ -50,7 +55,8 @@ def resolve_bundle(bundle: str | Path) -> Path:
     return path
 
 
-def load(bundle: str | Path, *, device: str = "auto", backend: str = "auto", threads: int = 0) -> Model:
+def load(bundle: str | Path, *, device: str = "auto", backend: str = "auto", threads: int = 0,
+         precision: str = "auto") -> Model:
     """Loads a model bundle folder (``model.json`` + artifacts).
 
     Args:
@@ -59,6 +65,8 @@ def load(bundle: str | Path, *, device: str = "auto", backend: str = "auto", thr
         backend: "auto" (TensorRT plan for this GPU > ORT CUDA > ORT CPU > torch), "ort",
             "tensorrt" or "torch".
         threads: intra-op CPU threads of the backend (0 = its default, one per core).
+        precision: "auto" (the bundle's int8 network when ONNX Runtime runs on the CPU and the
+            bundle ships one, else float), "fp32" or "int8" (ONNX Runtime CPU only).
 
     Raises:
         ModelError: the bundle is missing, corrupt or incompatible (the message names the field).
@@ -66,6 +74,6 @@ def load(bundle: str | Path, *, device: str = "auto", backend: str = "auto", thr
     """
     threads = nonnegative_int("threads", threads)
     parsed = read_bundle(resolve_bundle(bundle))
-    runner = create_runner(parsed, backend=backend, device=device, threads=threads)
+    runner = create_runner(parsed, backend=backend, device=device, threads=threads, precision=precision)
     log.info("ivos: loaded %s %s with %s", parsed.name, parsed.version, runner.name)
     return Model(parsed, runner)

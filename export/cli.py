@@ -2,6 +2,7 @@
 
   ivos-export click CHECKPOINT --out DIR       ONNX + torch.export program + model.json,
                                                verified against torch right after export
+  ivos-export int8 BUNDLE                      adds an int8 ONNX (CPU) calibrated on DAVIS train
   ivos-export tensorrt BUNDLE                  builds an FP16 TensorRT plan for this GPU
 """
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import logging
 import sys
 from pathlib import Path
+
+import numpy as np
 
 
 def _click(args: argparse.Namespace) -> int:
@@ -38,6 +41,30 @@ def _click(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int8(args: argparse.Namespace) -> int:
+    import os
+
+    from ivos.bench.datasets import open_dataset
+
+    from .quantize import quantize_bundle, record_calibration_inputs
+
+    root = args.data_root or Path(os.environ.get("IVOS_DATA_ROOT", Path(__file__).resolve().parents[1].parent
+                                                 / "shared" / "datasets"))
+    if args.split in ("dev", "val", "test"):
+        raise SystemExit(f"ivos-export int8: calibrate on training data, not the evaluation split {args.split!r}")
+    dataset = open_dataset("DAVIS2016", root=root, split=args.split)
+    picks = np.linspace(0, len(dataset) - 1, min(args.images, len(dataset))).round().astype(int)
+    samples = (dataset[int(i)] for i in picks)
+    inputs = record_calibration_inputs(args.bundle, samples, clicks_per_sample=args.clicks)
+    source = f"DAVIS2016 {args.split}: {len(picks)} frames x up to {args.clicks} simulated clicks"
+    section = quantize_bundle(args.bundle, inputs, source=source)
+    a = section["agreement_with_float"]
+    print(f"wrote {args.bundle / section['file']}: {source}; vs float on {a['n_inputs']} held-back inputs: "
+          f"mask IoU mean {a['mask_iou_mean']:.4f} (min {a['mask_iou_min']:.4f}), "
+          f"logit max abs diff {a['logit_max_abs_diff']:.3f}")
+    return 0
+
+
 def _tensorrt(args: argparse.Namespace) -> int:
     from .tensorrt import build_plan
 
@@ -60,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=False,
                    help="whether predictors run the dense CRF by default")
     p.set_defaults(func=_click)
+    p = sub.add_parser("int8", help="add an int8 ONNX Runtime (CPU) network to a click bundle")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--data-root", type=Path, help="datasets root (default $IVOS_DATA_ROOT or ../shared/datasets)")
+    p.add_argument("--split", default="train", help="DAVIS2016 split to calibrate on (training data only)")
+    p.add_argument("--images", type=int, default=48, help="frames to calibrate on (spread over the split)")
+    p.add_argument("--clicks", type=int, default=4, help="simulated clicks per frame")
+    p.set_defaults(func=_int8)
     p = sub.add_parser("tensorrt", help="build a TensorRT plan for this GPU into a bundle")
     p.add_argument("bundle", type=Path)
     p.add_argument("--fp32", action="store_true", help="build in FP32 instead of FP16")

@@ -13,8 +13,12 @@ log = logging.getLogger("ivos")
 
 BACKENDS = ("auto", "ort", "tensorrt", "torch")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "int8")
+"""``auto``: the bundle's int8 ONNX (``artifacts.onnx_int8``) when ONNX Runtime runs on the
+CPU and the bundle has one (ivos-export writes it only after measuring its accuracy), else
+the float network. ``int8`` demands it (ONNX Runtime CPU only); ``fp32`` never uses it."""
 
-__all__ = ["BACKENDS", "DEVICES", "RunContext", "Runner", "create_runner"]
+__all__ = ["BACKENDS", "DEVICES", "PRECISIONS", "RunContext", "Runner", "create_runner"]
 
 
 def _gpu_visible() -> bool:
@@ -33,9 +37,11 @@ def _backend_has_cuda(backend: str) -> bool:
     return torch.cuda.is_available()
 
 
-def _auto_candidates(bundle: Bundle, device: str) -> list[tuple[str, str]]:
+def _auto_candidates(bundle: Bundle, device: str, precision: str) -> list[tuple[str, str]]:
     """(backend, device) pairs in order of preference: TensorRT plan for this GPU, ORT CUDA
-    EP, ORT CPU, then torch (when only torch is installed)."""
+    EP, ORT CPU, then torch (when only torch is installed). int8 means ORT on the CPU."""
+    if precision == "int8":
+        return [("ort", "cpu")] if find_spec("onnxruntime") and device != "cuda" else []
     gpu = device in ("auto", "cuda") and _gpu_visible()
     out = []
     if gpu and find_spec("tensorrt") and bundle.artifacts.get("tensorrt"):
@@ -55,11 +61,28 @@ def _auto_candidates(bundle: Bundle, device: str) -> list[tuple[str, str]]:
     return out
 
 
-def _create(bundle: Bundle, backend: str, device: str, threads: int) -> Runner:
+def _onnx_file(bundle: Bundle, device: str, precision: str) -> tuple[str, str]:
+    """(artifact key, precision) of the ONNX file ORT runs on ``device``."""
+    if precision == "int8":
+        if device != "cpu":
+            raise BackendUnavailable("the int8 network runs on ONNX Runtime's CPU provider only; "
+                                     "use precision='fp32' (or 'auto') on the GPU")
+        bundle.artifact("onnx_int8")  # ModelError naming the field when the bundle has none
+        return "onnx_int8", "int8"
+    if precision == "auto" and device == "cpu" and bundle.has_artifact("onnx_int8"):
+        return "onnx_int8", "int8"
+    return "onnx", "fp32"
+
+
+def _create(bundle: Bundle, backend: str, device: str, threads: int, precision: str) -> Runner:
+    if backend != "ort" and precision == "int8":
+        raise BackendUnavailable(f"precision 'int8' needs backend 'ort' on the CPU, got backend {backend!r}")
     if backend == "ort":
         from .ort import OrtRunner
 
-        return OrtRunner(bundle.artifact("onnx"), bundle.inputs, bundle.outputs, device=device, threads=threads)
+        key, actual = _onnx_file(bundle, device, precision)
+        return OrtRunner(bundle.artifact(key), bundle.inputs, bundle.outputs, device=device, threads=threads,
+                         precision=actual)
     if backend == "torch":
         from .torch_backend import TorchRunner
 
@@ -70,25 +93,29 @@ def _create(bundle: Bundle, backend: str, device: str, threads: int) -> Runner:
     if plan is None:
         raise BackendUnavailable(f"bundle {bundle.path} has no TensorRT plan for this GPU and TensorRT version: "
                                  "build one with `ivos-export tensorrt`")
-    return TensorRTRunner(plan, bundle.inputs, bundle.outputs)
+    path, entry = plan
+    return TensorRTRunner(path, bundle.inputs, bundle.outputs, precision=str(entry.get("precision", "fp16")))
 
 
-def create_runner(bundle: Bundle, *, backend: str = "auto", device: str = "auto", threads: int = 0) -> Runner:
-    """Loads ``bundle`` with ``backend`` on ``device``. ``auto`` tries, in order, a TensorRT
-    plan for this GPU, ONNX Runtime CUDA, ONNX Runtime CPU and torch; the returned runner's
-    ``name`` says what actually runs."""
+def create_runner(bundle: Bundle, *, backend: str = "auto", device: str = "auto", threads: int = 0,
+                  precision: str = "auto") -> Runner:
+    """Loads ``bundle`` with ``backend`` on ``device`` at ``precision`` (see PRECISIONS).
+    ``auto`` tries, in order, a TensorRT plan for this GPU, ONNX Runtime CUDA, ONNX Runtime
+    CPU and torch; the returned runner's ``name`` says what actually runs."""
     if backend not in BACKENDS:
         raise InvalidInput(f"backend must be one of {BACKENDS}, got {backend!r}")
     if device not in DEVICES:
         raise InvalidInput(f"device must be one of {DEVICES}, got {device!r}")
+    if precision not in PRECISIONS:
+        raise InvalidInput(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if backend != "auto":
         if device == "auto":
             device = "cuda" if backend == "tensorrt" or (_gpu_visible() and _backend_has_cuda(backend)) else "cpu"
-        return _create(bundle, backend, device, threads)
+        return _create(bundle, backend, device, threads, precision)
     errors = []
-    for name, dev in _auto_candidates(bundle, device):
+    for name, dev in _auto_candidates(bundle, device, precision):
         try:
-            return _create(bundle, name, dev, threads)
+            return _create(bundle, name, dev, threads, precision)
         except BackendUnavailable as e:  # try the next one, but say why
             log.info("ivos: backend %s/%s unavailable: %s", name, dev, e)
             errors.append(f"{name}/{dev}: {e}")

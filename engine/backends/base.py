@@ -55,6 +55,8 @@ class Runner(ABC):
     name: str
     #: "cpu" or "cuda"
     device: str
+    #: arithmetic of the network that runs: "fp32", "fp16" (TensorRT plans) or "int8"
+    precision: str = "fp32"
 
     def __init__(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]):
         self.input_specs = inputs

@@ -56,7 +56,7 @@ class OrtRunner(Runner):
     """An ``onnxruntime.InferenceSession`` (thread-safe ``run``) over one ONNX file."""
 
     def __init__(self, onnx_path: Path, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...], *,
-                 device: str = "cpu", threads: int = 0):
+                 device: str = "cpu", threads: int = 0, precision: str = "fp32"):
         super().__init__(inputs, outputs)
         ort = _import_ort()
         opts = ort.SessionOptions()
@@ -75,7 +75,8 @@ class OrtRunner(Runner):
             raise BackendUnavailable(f"ONNX Runtime could not start the CUDA provider (got {actual}); "
                                      "check the CUDA/cuDNN libraries onnxruntime-gpu needs")
         self.device = device
-        self.name = f"onnxruntime:{actual[0]}"
+        self.precision = precision
+        self.name = f"onnxruntime:{actual[0]}" + (":int8" if precision == "int8" else "")
         log.info("ivos: %s loaded %s", self.name, onnx_path.name)
 
     def create_context(self, dims: Mapping[str, int] | None = None) -> OrtContext:

@@ -55,7 +55,7 @@ def current_compute_capability() -> str:
     return f"sm_{prop.major}{prop.minor}"
 
 
-def matching_plan(bundle: Bundle) -> Path | None:
+def matching_plan(bundle: Bundle) -> tuple[Path, dict] | None:
     """The bundle's plan built for this GPU and TensorRT version, or None."""
     trt = import_tensorrt()
     cc = current_compute_capability()
@@ -63,7 +63,7 @@ def matching_plan(bundle: Bundle) -> Path | None:
         if entry.get("compute_capability") == cc and entry.get("tensorrt_version") == trt.__version__:
             path = bundle.path / entry["file"]
             if path.is_file():
-                return path
+                return path, entry
     return None
 
 
@@ -105,8 +105,10 @@ class TensorRTContext(RunContext):
 class TensorRTRunner(Runner):
     """A deserialized TensorRT engine; each predictor gets its own execution context."""
 
-    def __init__(self, plan_path: Path, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]):
+    def __init__(self, plan_path: Path, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...], *,
+                 precision: str = "fp16"):
         super().__init__(inputs, outputs)
+        self.precision = precision
         trt = import_tensorrt()
         self.cudart = import_cudart()
         self._logger = trt.Logger(trt.Logger.WARNING)

@@ -1,0 +1,96 @@
+"""int8 CPU artifact: recorded calibration, quantization into the bundle, and precision
+selection at load time (auto picks int8 on ONNX Runtime CPU; fp32 and other backends never)."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import ivos
+from ivos.bench.datasets import Sample
+from ivos.export.onnx_export import synthetic_click_inputs
+from ivos.model import SHIPPED_MODELS
+
+
+def _samples(n: int, size: int = 96):
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        yy, xx = np.mgrid[0:size, 0:size]
+        cx, cy, r = rng.uniform(30, 66, 2).tolist() + [rng.uniform(12, 25)]
+        gt = (xx - cx) ** 2 + (yy - cy) ** 2 < r ** 2
+        image = rng.integers(0, 120, (size, size, 3), dtype=np.uint8)
+        image[gt] += 100
+        out.append(Sample(f"s{i}", image, gt, None))
+    return out
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(tiny_bundle, tmp_path_factory):
+    from ivos.export.quantize import quantize_bundle, record_calibration_inputs
+
+    out = tmp_path_factory.mktemp("int8") / "tiny"
+    shutil.copytree(tiny_bundle, out)
+    inputs = record_calibration_inputs(out, _samples(4), clicks_per_sample=3, threads=1)
+    quantize_bundle(out, inputs, source="synthetic ellipses")
+    return out, inputs
+
+
+def test_calibration_records_every_network_input(int8_bundle):
+    _, inputs = int8_bundle
+    assert len(inputs) == 12  # 4 samples x 3 clicks, one network run per click
+    assert set(inputs[0]) == {"image", "mask", "clicks"}
+    assert inputs[0]["clicks"].shape == (1, 1, 64, 64) and inputs[0]["clicks"].dtype == np.float32
+    assert not np.array_equal(inputs[0]["clicks"], inputs[1]["clicks"])  # copies, not the live buffer
+    assert inputs[0]["mask"].max() == 0 and any(x["mask"].max() > 0 for x in inputs[1:3])  # previous masks fed back
+
+
+def test_quantized_bundle_card(int8_bundle):
+    bundle, _ = int8_bundle
+    card = json.loads((bundle / "model.json").read_text())
+    assert card["artifacts"]["onnx_int8"] == "model.int8.onnx" and (bundle / "model.int8.onnx").is_file()
+    q = card["quantization"]
+    assert q["calibration"] == {"source": "synthetic ellipses", "n_inputs": 10}  # 12 minus 20% held back
+    assert 0.0 <= q["agreement_with_float"]["mask_iou_min"] <= q["agreement_with_float"]["mask_iou_mean"] <= 1.0
+
+
+def test_precision_selection(int8_bundle, tiny_bundle):
+    bundle, _ = int8_bundle
+    auto = ivos.load(bundle, threads=1)
+    assert auto.precision == "int8" and auto.backend == "onnxruntime:CPUExecutionProvider:int8"
+    assert ivos.load(bundle, precision="fp32", threads=1).precision == "fp32"
+    assert ivos.load(bundle, backend="torch", threads=1).precision == "fp32"
+    assert ivos.load(tiny_bundle, threads=1).precision == "fp32"  # no int8 artifact: the float network
+
+
+def test_int8_predictor_clicks(int8_bundle):
+    bundle, _ = int8_bundle
+    predictor = ivos.ImagePredictor(ivos.load(bundle, precision="int8", threads=1), crf=False)
+    sample = _samples(1)[0]
+    predictor.set_image(sample.image)
+    result = predictor.add_click(48, 48, positive=True)
+    assert result.mask.shape == (96, 96) and result.mask[48, 48] == 1  # clicked pixel clamped
+    assert result.backend.endswith(":int8")
+
+
+def test_int8_bad_requests(int8_bundle, tiny_bundle):
+    bundle, _ = int8_bundle
+    with pytest.raises(ivos.ModelError, match="artifacts.onnx_int8"):
+        ivos.load(tiny_bundle, precision="int8")
+    with pytest.raises(ivos.BackendUnavailable, match="int8"):
+        ivos.load(bundle, backend="torch", precision="int8")
+    with pytest.raises(ivos.InvalidInput, match="precision"):
+        ivos.load(bundle, precision="fp16")
+
+
+@pytest.mark.skipif(not (SHIPPED_MODELS / "ivos-cpu" / "model.int8.onnx").is_file(), reason="no shipped int8 network")
+def test_shipped_int8_agrees_with_float():
+    import onnxruntime as ort
+
+    base = SHIPPED_MODELS / "ivos-cpu"
+    f32 = ort.InferenceSession(str(base / "model.onnx"), providers=["CPUExecutionProvider"])
+    q = ort.InferenceSession(str(base / "model.int8.onnx"), providers=["CPUExecutionProvider"])
+    for seed in range(3):
+        feed = dict(zip(["image", "mask", "clicks"], synthetic_click_inputs(320, 1, seed, sigma=5.0)))
+        a, b = f32.run(None, feed)[0] > 0, q.run(None, feed)[0] > 0
+        assert (a & b).sum() / max(1, (a | b).sum()) > 0.9
