@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "ops": ("ops", "click rendering and dense CRF: numpy vs C++ vs CUDA vs pydensecrf2"),
     "click": ("click", "NoC@85/90 and mIoU per click (RITM clicker): GrabCut baseline vs model bundles"),
     "video": ("video", "DAVIS J from GT / clicked first frames, worst-frame correction vs GrabCut, fine-tune s, ms/frame"),
+    "parity": ("parity", "per-sample NoC agreement of two ivos-bench click runs (ORT vs torch, int8 vs float)"),
     "latency": ("latency", "click -> mask latency per stage: ORT vs torch, with/without CRF, 480x854 and 1080x1920"),
 }
 
