@@ -103,7 +103,7 @@ def write_card(run: Path, weights: str, out: Path, note: str = "") -> None:
     if losses:
         lines += ["", f"Final training loss (mean of the last {args.get('log_every')} steps): {losses[-1]['loss']:.4f}."]
     lines += ["", "## Limitations", "",
-              "- Trained from random initialisation for under an hour (wall times above) on a shared 2-core CPU: far from the paper's "
+              "- Trained from random initialisation for the wall times above on a 2-core CPU: far from the paper's "
               "ImageNet+PASCAL-pretrained ResNet-101; expect many more clicks than the paper's NoC.",
               "- Validation is on a small held-aside set (network only, no CRF, no click clamping), not GrabCut/Berkeley; "
               "use `ivos-bench` for those numbers.", ""]
