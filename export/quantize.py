@@ -80,7 +80,7 @@ def record_calibration_inputs(bundle_dir: str | Path, samples: Iterable, *, clic
     return recorder.recorded
 
 
-def _agreement(float_path: Path, int8_path: Path, inputs: list[dict[str, np.ndarray]]) -> dict[str, float]:
+def float_agreement(float_path: Path, int8_path: Path, inputs: list[dict[str, np.ndarray]]) -> dict[str, float]:
     """Logit max-abs difference and mask IoU (logits > 0) of the int8 network vs the float one."""
     import onnxruntime as ort
 
@@ -132,7 +132,7 @@ def quantize_bundle(bundle_dir: str | Path, calibration: list[dict[str, np.ndarr
         keep_float = [convs[0], convs[-1]]
         quantize_static(str(prepared), str(out), _Reader(), quant_format=QuantFormat.QOperator, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=keep_float)
-    agreement = _agreement(float_path, out, check)
+    agreement = float_agreement(float_path, out, check)
     section = {"file": INT8_FILE, "method": "onnxruntime static, QOperator, per-channel int8 weights, uint8 "
                "activations, MinMax; first and last Conv kept float", "calibration": {"source": source, "n_inputs": len(fit)},
                "agreement_with_float": agreement}
