@@ -1,0 +1,86 @@
+"""Sweep of ``VideoPredictor(refine_radius=...)``: the Table-3 worst-frame correction gain
+(IoU points after 1/4/10 RITM clicks, the same protocol as ``ivos-bench video``) for each
+radius, on named DAVIS-2016 sequences. Used to choose the default on held-aside TRAIN
+sequences, then reported on dev:
+
+    python -m ivos.bench.refine_sweep --sequences bus elephant lucia rhino tennis --radii 0.1 0.2 0.3
+    python -m ivos.bench.refine_sweep --split dev --radii 0.1 0.2 0.3 0
+
+(radius 0 = None: the network's whole new mask). Prints one line per sequence and radius,
+then the mean gains; one CPU thread.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+CLICKS_FIX = (1, 4, 10)
+
+
+def correction_gains(vp, video, gt: np.ndarray) -> tuple[int, float, dict[int, float]]:
+    """Propagates from the ground-truth first mask, then corrects the worst frame with up to
+    10 RITM clicks through ``vp.refine``: (frame, IoU before, {k: IoU gain after k clicks})."""
+    from .clicker import next_click
+    from .video import iou, worst_frame
+
+    state = vp.init_state(video)
+    vp.add_new_mask(state, 0, gt[0])
+    for _ in vp.propagate_in_video(state):
+        pass
+    ious = np.array([iou(state.mask(i), gt[i]) for i in range(len(gt))])
+    idx = worst_frame(ious, gt)
+    before = float(ious[idx])
+    clicks, pred, gains = [], state.mask(idx), {}
+    for k in range(1, max(CLICKS_FIX) + 1):
+        c = next_click(gt[idx].astype(bool), pred, clicked=clicks)
+        if c is not None:
+            clicks.append(c)
+            pred = vp.refine(state, idx, [[c.x, c.y]], [int(c.positive)]).mask
+        if k in CLICKS_FIX:
+            gains[k] = iou(pred, gt[idx]) - before
+    return idx, before, gains
+
+
+def main(argv: list[str] | None = None) -> int:
+    import ivos
+    from ivos.cli import DEFAULT_CLICK, DEFAULT_OSVOS
+
+    from .click import find_data_root
+    from .video import read_sequence
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", type=str, default=None)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--split", help="sequences of DAVIS2016/ImageSets/<split>.txt")
+    which.add_argument("--sequences", nargs="+", help="sequence names")
+    p.add_argument("--radii", nargs="+", type=float, default=[0.1, 0.2, 0.3], help="0 = whole mask (None)")
+    args = p.parse_args(argv)
+    root = find_data_root(None if args.data_root is None else __import__("pathlib").Path(args.data_root))
+    if root is None or not (root / "DAVIS2016").is_dir():
+        raise SystemExit("no DAVIS2016 under the data root: pass --data-root ../shared/datasets")
+    davis = root / "DAVIS2016"
+    names = args.sequences or (davis / "ImageSets" / f"{args.split}.txt").read_text().split()
+    osvos = ivos.load(DEFAULT_OSVOS, backend="ort", threads=1)
+    clicker = ivos.load(DEFAULT_CLICK, backend="ort", threads=1)
+    gains: dict[float, list[dict[int, float]]] = {r: [] for r in args.radii}
+    for name in names:
+        video, gt = read_sequence(davis, name, None)
+        for r in args.radii:
+            vp = ivos.VideoPredictor(osvos, clicker, finetune_config=ivos.FinetuneConfig(threads=1),
+                                     refine_radius=r or None)
+            idx, before, g = correction_gains(vp, video, gt)
+            gains[r].append(g)
+            print(f"{name} radius {r or None}: frame {idx}, IoU before {100 * before:.1f}, gain "
+                  + ", ".join(f"{k} click(s) {100 * v:+.1f}" for k, v in g.items()), flush=True)
+    print("\n| radius | " + " | ".join(f"{k} click(s)" for k in CLICKS_FIX) + " |")
+    print("|---|" + "---|" * len(CLICKS_FIX))
+    for r in args.radii:
+        print(f"| {r or 'None (whole mask)'} | "
+              + " | ".join(f"{100 * np.mean([g[k] for g in gains[r]]):+.1f}" for k in CLICKS_FIX) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
