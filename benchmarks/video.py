@@ -43,9 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="engine and fine-tuning CPU threads (0 = default)")
     p.add_argument("--mode", default="osvos+mask", choices=("osvos", "osvos+mask"))
     p.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default: FinetuneConfig)")
+    p.add_argument("--sequences", nargs="+", help="these sequence names instead of the split's")
     p.add_argument("--limit", type=int, default=None, help="first N sequences only")
     p.add_argument("--max-frames", type=int, default=None, help="first N frames of each sequence only")
     p.add_argument("--no-clicks", action="store_true", help="skip protocols (b) and (c)")
+    p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
+                   help="dense CRF on every propagated frame (VideoPredictor's default: on)")
     p.add_argument("--full-finetune", action="store_true", help="also fine-tune backbone + head in torch")
     p.add_argument("--full-steps", type=int, default=60, help="steps of --full-finetune")
     p.add_argument("--full-batch", type=int, default=4, help="batch of --full-finetune (whole 480x864 images)")
@@ -207,7 +210,7 @@ def _environment(args, backend: str) -> dict:
 
     env = {"python": platform.python_version(), "numpy": np.__version__, "ivos": ivos.__version__,
            "platform": platform.platform(), "cpu_count": os.cpu_count(), "engine_threads": args.threads,
-           "backend": backend, "mode": args.mode, "load_avg_at_start": os.getloadavg()[0]}
+           "backend": backend, "mode": args.mode, "crf": args.crf, "load_avg_at_start": os.getloadavg()[0]}
     try:
         import torch
 
@@ -224,7 +227,7 @@ def _environment(args, backend: str) -> dict:
 
 def markdown(report: dict) -> str:
     s = report["summary"]
-    lines = [f"# ivos-bench video ({report['split']} split)", "", f"command: `{report['command']}`", "",
+    lines = [f"# ivos-bench video ({report['split']})", "", f"command: `{report['command']}`", "",
              "environment: " + ", ".join(f"{k}={v}" for k, v in report["environment"].items()), "",
              "| sequence | frames | J (GT init) | " + " | ".join(f"J ({k} clicks)" for k in CLICKS_INIT)
              + " | worst IoU | difficulty | suggested / worst |", "|---" * (7 + len(CLICKS_INIT)) + "|"]
@@ -338,17 +341,17 @@ def run(args) -> int:
     if root is None or not (root / "DAVIS2016").is_dir():
         raise ivos.InvalidInput(f"--data-root: no DAVIS2016 folder under {root}; pass --data-root ../shared/datasets")
     davis = root / "DAVIS2016"
-    names = (davis / "ImageSets" / f"{args.split}.txt").read_text().split()[:args.limit]
+    names = (args.sequences or (davis / "ImageSets" / f"{args.split}.txt").read_text().split())[:args.limit]
     osvos = ivos.load(args.osvos_bundle or DEFAULT_OSVOS, backend=args.backend, threads=args.threads)
     clicker = None if args.no_clicks else ivos.load(args.click_bundle or DEFAULT_CLICK, backend=args.backend,
                                                      threads=args.threads)
     cfg = ivos.FinetuneConfig(use_prior=args.mode == "osvos+mask", threads=args.threads)
     if args.steps:
         cfg = replace(cfg, steps=args.steps)
-    vp = ivos.VideoPredictor(osvos, clicker, mode=args.mode, finetune_config=cfg)
+    vp = ivos.VideoPredictor(osvos, clicker, mode=args.mode, finetune_config=cfg, crf=args.crf)
     image_predictor = None if clicker is None else ivos.ImagePredictor(clicker, crf=False)
     report = {"command": "ivos-bench video " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["video"] else sys.argv[1:]),
-              "split": args.split, "environment": _environment(args, osvos.backend),
+              "split": f"sequences {' '.join(names)}" if args.sequences else f"{args.split} split", "environment": _environment(args, osvos.backend),
               "finetune_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "sequences": {}}
     for name in names:
         t0 = time.time()

@@ -69,7 +69,9 @@ def add_segment_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", choices=("auto", "ort", "tensorrt", "torch"))
     p.add_argument("--mode", default="osvos+mask", choices=("osvos", "osvos+mask"),
                    help="osvos: frames independent (paper); osvos+mask: previous mask as a prior")
-    p.add_argument("--crf", action="store_true", help="dense CRF on every propagated frame")
+    p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
+                   help="dense CRF on every propagated frame (default on: J +0.05 on held-aside train "
+                   "sequences, +0.013 on DAVIS dev, ~35 ms a frame)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads of the engine (0 = one per core)")
     p.add_argument("--cache", type=int, default=32, help="decoded frames kept in memory")
     p.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4")
