@@ -110,8 +110,8 @@ def _segmenters(args) -> tuple[list, str | None]:
 
             modes = {"on": [True], "off": [False], "both": [False, True]}[args.crf_mode]
             for bundle in args.model:
-                model_segs, backend = load_model_segmenters(bundle, backend=args.backend, precision=args.precision, crf_modes=modes,
-                                                            named=len(args.model) > 1)
+                model_segs, backend = load_model_segmenters(bundle, backend=args.backend, precision=args.precision,
+                                                            crf_modes=modes, named=len(args.model) > 1)
                 segs += model_segs
     return segs, backend
 

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
-CLICKS_FIX = (1, 4, 10)
-
-
 def correction_gains(vp, video, gt: np.ndarray) -> tuple[int, float, dict[int, float]]:
-    """Propagates from the ground-truth first mask, then corrects the worst frame with up to
-    10 RITM clicks through ``vp.refine``: (frame, IoU before, {k: IoU gain after k clicks})."""
-    from .clicker import next_click
-    from .video import iou, worst_frame
+    """Propagates from the ground-truth first mask, then corrects the worst frame with RITM
+    clicks through ``vp.refine``: (frame, IoU before, {k: IoU gain after k clicks})."""
+    from .video import correction_ious, iou, refine_corrector, worst_frame
 
     state = vp.init_state(video)
     vp.add_new_mask(state, 0, gt[0])
@@ -31,16 +28,8 @@ def correction_gains(vp, video, gt: np.ndarray) -> tuple[int, float, dict[int, f
         pass
     ious = np.array([iou(state.mask(i), gt[i]) for i in range(len(gt))])
     idx = worst_frame(ious, gt)
-    before = float(ious[idx])
-    clicks, pred, gains = [], state.mask(idx), {}
-    for k in range(1, max(CLICKS_FIX) + 1):
-        c = next_click(gt[idx].astype(bool), pred, clicked=clicks)
-        if c is not None:
-            clicks.append(c)
-            pred = vp.refine(state, idx, [[c.x, c.y]], [int(c.positive)]).mask
-        if k in CLICKS_FIX:
-            gains[k] = iou(pred, gt[idx]) - before
-    return idx, before, gains
+    after = correction_ious(refine_corrector(vp, state, idx), state.mask(idx), gt[idx])
+    return idx, float(ious[idx]), {k: v - ious[idx] for k, v in after.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,16 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     from ivos.cli import DEFAULT_CLICK, DEFAULT_OSVOS
 
     from .click import find_data_root
-    from .video import read_sequence
+    from .video import CLICKS_FIX, read_sequence
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-root", type=str, default=None)
+    p.add_argument("--data-root", type=Path, default=None)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--split", help="sequences of DAVIS2016/ImageSets/<split>.txt")
     which.add_argument("--sequences", nargs="+", help="sequence names")
     p.add_argument("--radii", nargs="+", type=float, default=[0.1, 0.2, 0.3], help="0 = whole mask (None)")
     args = p.parse_args(argv)
-    root = find_data_root(None if args.data_root is None else __import__("pathlib").Path(args.data_root))
+    root = find_data_root(args.data_root)
     if root is None or not (root / "DAVIS2016").is_dir():
         raise SystemExit("no DAVIS2016 under the data root: pass --data-root ../shared/datasets")
     davis = root / "DAVIS2016"

@@ -122,29 +122,37 @@ def _click_masks(image_predictor, frame: np.ndarray, gt: np.ndarray, counts: tup
     return out
 
 
+def correction_ious(correct, start: np.ndarray, gt: np.ndarray) -> dict[int, float]:
+    """IoU against ``gt`` after k RITM clicks (k in CLICKS_FIX), starting from mask ``start``;
+    ``correct(clicks, pred)`` returns the mask after the newest click of ``clicks``."""
+    from .clicker import next_click
+
+    clicks, pred, out = [], start, {}
+    for k in range(1, max(CLICKS_FIX) + 1):
+        c = next_click(gt, pred, clicked=clicks)
+        if c is not None:
+            clicks.append(c)
+            pred = correct(clicks, pred)
+        if k in CLICKS_FIX:
+            out[k] = iou(pred, gt)
+    return out
+
+
+def refine_corrector(vp, state, idx: int):
+    """``correct(clicks, pred)`` for ``correction_ious``: each click through ``vp.refine``."""
+    return lambda clicks, pred: vp.refine(state, idx, [[clicks[-1].x, clicks[-1].y]], [int(clicks[-1].positive)]).mask
+
+
 def _fix_worst(vp, state, frame: np.ndarray, gt: np.ndarray, idx: int) -> dict:
     """Table 3 protocol on frame ``idx``: IoU after k clicks, ours (refine) vs GrabCut."""
-    from .clicker import next_click
     from .grabcut_baseline import GrabCutSegmenter
 
     start = state.mask(idx)
-    before = iou(start, gt)
-    out = {"frame": idx, "before": before, "ours": {}, "grabcut": {}}
     grabcut = GrabCutSegmenter()
     grabcut.set_image(frame)
-    for name in ("ours", "grabcut"):
-        clicks, pred = [], start
-        for k in range(1, max(CLICKS_FIX) + 1):
-            c = next_click(gt, pred, clicked=clicks)
-            if c is not None:
-                clicks.append(c)
-                if name == "ours":
-                    pred = vp.refine(state, idx, [[c.x, c.y]], [int(c.positive)]).mask
-                else:
-                    pred = grabcut.predict(clicks, pred).astype(np.uint8)
-            if k in CLICKS_FIX:
-                out[name][k] = iou(pred, gt)
-    return out
+    return {"frame": idx, "before": iou(start, gt),
+            "ours": correction_ious(refine_corrector(vp, state, idx), start, gt),
+            "grabcut": correction_ious(lambda clicks, pred: grabcut.predict(clicks, pred).astype(np.uint8), start, gt)}
 
 
 def _full_finetune(weights: Path, vp, frames, gt: np.ndarray, steps: int, batch: int, threads: int) -> dict:
@@ -351,7 +359,8 @@ def run(args) -> int:
     vp = ivos.VideoPredictor(osvos, clicker, mode=args.mode, finetune_config=cfg, crf=args.crf)
     image_predictor = None if clicker is None else ivos.ImagePredictor(clicker, crf=False)
     report = {"command": "ivos-bench video " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["video"] else sys.argv[1:]),
-              "split": f"sequences {' '.join(names)}" if args.sequences else f"{args.split} split", "environment": _environment(args, osvos.backend),
+              "split": f"sequences {' '.join(names)}" if args.sequences else f"{args.split} split",
+              "environment": _environment(args, osvos.backend),
               "finetune_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "sequences": {}}
     for name in names:
         t0 = time.time()

@@ -42,14 +42,12 @@ def _click(args: argparse.Namespace) -> int:
 
 
 def _int8(args: argparse.Namespace) -> int:
-    import os
-
+    from ivos.bench.click import find_data_root
     from ivos.bench.datasets import open_dataset
 
     from .quantize import quantize_bundle, record_calibration_inputs
 
-    root = args.data_root or Path(os.environ.get("IVOS_DATA_ROOT", Path(__file__).resolve().parents[1].parent
-                                                 / "shared" / "datasets"))
+    root = find_data_root(args.data_root)
     if args.split in ("dev", "val", "test"):
         raise SystemExit(f"ivos-export int8: calibrate on training data, not the evaluation split {args.split!r}")
     dataset = open_dataset("DAVIS2016", root=root, split=args.split)
