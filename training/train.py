@@ -43,6 +43,7 @@ from . import click_sim
 from .augment import make_view
 from .data import Cache, default_data_root, load_cache
 from .interactions import encode_batch, first_interaction
+from .mask_sim import perturbed_mask
 from .validate import make_val_set, validate
 
 log = logging.getLogger("ivos.training")
@@ -64,7 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr2", type=float, default=1e-3, help="peak AdamW LR of stage 2 (cosine decay)")
     p.add_argument("--wd", type=float, default=1e-4)
     p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps at the start of each stage")
-    p.add_argument("--corr-fraction", type=float, default=0.5, help="share of a stage-2 batch that are correction examples")
+    p.add_argument("--corr-fraction", type=float, default=0.375, help="share of a stage-2 batch that are correction examples")
+    p.add_argument("--perturbed-fraction", type=float, default=0.25,
+                   help="share of a stage-2 batch that are refinement examples (perturbed ground-truth mask, "
+                        "correction clicks only; training.mask_sim)")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-every", type=int, default=500)
@@ -106,22 +110,31 @@ def sample_views(cache: Cache, n: int, size: int, rng: np.random.Generator):
 
 
 def make_batch(cache: Cache, args, rng: np.random.Generator, encoding: str, corrector: ClickNet | None):
-    """One training batch (image, mask, clicks, gt tensors). With a ``corrector`` (stage 2),
-    the first round(corr_fraction * batch) samples are correction examples."""
+    """One training batch (image, mask, clicks, gt tensors). With a ``corrector`` (stage 2)
+    the batch holds, in order: round(corr_fraction * batch) correction examples (the
+    corrector's prediction from the first interaction as the mask, the first interaction plus
+    correction clicks), round(perturbed_fraction * batch) refinement examples (a
+    ``mask_sim.perturbed_mask`` as the mask, correction clicks only: the video ``refine``
+    case), then first-interaction examples without a mask."""
     views = sample_views(cache, args.batch, args.size, rng)
     inters = [first_interaction(v, rng) for v in views]
-    masks = None
-    n_corr = round(args.corr_fraction * args.batch) if corrector is not None else 0
+    if corrector is None:
+        return encode_batch(views, inters, None, encoding)
+    n_corr = round(args.corr_fraction * args.batch)
+    n_pert = min(round(args.perturbed_fraction * args.batch), args.batch - n_corr)
+    masks = np.zeros((args.batch, args.size, args.size), bool)
     if n_corr:
         image, zeros, clicks, _ = encode_batch(views[:n_corr], inters[:n_corr], None, corrector.config.click_encoding)
         with torch.no_grad():
-            preds = (corrector(image, zeros, clicks) > 0).squeeze(1).numpy()
-        masks = np.zeros((args.batch, args.size, args.size), bool)
-        masks[:n_corr] = preds
+            masks[:n_corr] = (corrector(image, zeros, clicks) > 0).squeeze(1).numpy()
         for i in range(n_corr):
-            extra = click_sim.correction_clicks(views[i].gt, preds[i], int(rng.choice(click_sim.N_CORR_CHOICES)), rng,
+            extra = click_sim.correction_clicks(views[i].gt, masks[i], int(rng.choice(click_sim.N_CORR_CHOICES)), rng,
                                                 previous=inters[i][0])
             inters[i] = (np.concatenate([inters[i][0], extra]), inters[i][1])
+    for i in range(n_corr, n_corr + n_pert):
+        masks[i] = perturbed_mask(views[i].gt, rng)
+        inters[i] = (click_sim.correction_clicks(views[i].gt, masks[i], int(rng.choice(click_sim.N_CORR_CHOICES)), rng),
+                     [])
     return encode_batch(views, inters, masks, encoding)
 
 
