@@ -138,21 +138,24 @@ def berkeley(root: Path) -> EvalSet:
     return EvalSet("Berkeley", _pair(images, masks, "Berkeley"), mask_fg128)
 
 
-def davis2016(root: Path, split: str) -> EvalSet:
-    """DAVIS-2016, 480p: the sequences of ``ImageSets/<split>.txt``, every 10th annotated frame
-    (in sorted file order), sample names ``<seq>/<frame>``."""
+def davis2016(root: Path, split: str, sequences: list[str] | None = None) -> EvalSet:
+    """DAVIS-2016, 480p: the sequences of ``ImageSets/<split>.txt`` (or the named
+    ``sequences``, e.g. train sequences held aside for tuning), every 10th annotated frame (in
+    sorted file order), sample names ``<seq>/<frame>``."""
     base = Path(root) / "DAVIS2016"
-    listing = base / "ImageSets" / f"{split}.txt"
-    if not listing.is_file():
-        have = sorted(p.stem for p in (base / "ImageSets").glob("*.txt")) if base.is_dir() else []
-        raise InvalidInput(f"split {split!r}: {listing} does not exist; available splits: {have}")
+    if sequences is None:
+        listing = base / "ImageSets" / f"{split}.txt"
+        if not listing.is_file():
+            have = sorted(p.stem for p in (base / "ImageSets").glob("*.txt")) if base.is_dir() else []
+            raise InvalidInput(f"split {split!r}: {listing} does not exist; available splits: {have}")
+        sequences = listing.read_text().split()
     entries = []
-    for seq in listing.read_text().split():
+    for seq in sequences:
         frames = _images_by_stem(_require_dir(base / "JPEGImages" / "480p" / seq, f"DAVIS2016 {seq}"))
         annos = _images_by_stem(_require_dir(base / "Annotations" / "480p" / seq, f"DAVIS2016 {seq}"))
         pairs = _pair(frames, annos, f"DAVIS2016 {seq}")
         entries += [(f"{seq}/{s}", i, m) for s, i, m in pairs[::DAVIS_EVERY]]
-    return EvalSet(f"DAVIS2016-{split}", entries, mask_fg128)
+    return EvalSet(f"DAVIS2016-{split}" if split else "DAVIS2016-" + "+".join(sequences), entries, mask_fg128)
 
 
 def folder(images: Path, masks: Path) -> EvalSet:

@@ -22,9 +22,12 @@ from ivos.export.click_encodings import click_channels
 RECIPE = """\
 - Two stages (paper 2.1.1): stage 1 without initial masks (the `-nomask` twin, mask input
   replaced by zeros); stage 2 from the stage-1 weights (mask-channel weights of the first conv
-  zeroed), half of every batch being correction examples: the frozen stage-1 model predicts
-  from the first interaction, N_corr in {0,1,2,3,4,5,10,20} clicks are sampled in its error
-  regions and that prediction is the mask input.
+  zeroed). A stage-2 batch mixes three kinds of examples (shares below): correction examples
+  (the frozen stage-1 model predicts from the first interaction, N_corr in
+  {0,1,2,3,4,5,10,20} clicks are sampled in its error regions, and that prediction is the
+  mask input), refinement examples (a perturbed ground-truth mask, `training/mask_sim.py`,
+  with N_corr correction clicks only: the video `refine` case, no earlier clicks on the
+  object), and first interactions without a mask.
 - First interaction: 1-5 positive clicks (d_margin 3, d_step 5), 0-5 negatives by iFCN's
   3 strategies (d_hull 40), strokes with p = 0.15 each (training/click_sim.py).
 - Views: 80% object crops with context x1.2-2.5 (+-15% jitter), 20% whole-image views, flip,
@@ -94,7 +97,8 @@ def write_card(run: Path, weights: str, out: Path, note: str = "") -> None:
     if stage == 2:
         s1 = torch.load(run / "stage1.pt", map_location="cpu", weights_only=True)["metadata"]
         lines.append(f"- preceded by stage 1: {s1['steps']} steps, {s1['train_wall_s'] / 60:.1f} min "
-                     f"(published as the `-nomask` model); correction share {args.get('corr_fraction')}")
+                     f"(published as the `-nomask` model); correction share {args.get('corr_fraction')}, "
+                     f"refinement share {args.get('perturbed_fraction', 0)}")
     if note:
         lines.append(f"- note: {note}")
     lines += [RECIPE, "", "## Validation (network alone)", "",

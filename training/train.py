@@ -7,7 +7,10 @@ Stage 2 starts from the stage-1 weights with the mask channel's first-conv weigh
 ``--corr-fraction`` of every batch by correction examples generated online: the frozen
 stage-1 model (eval, no_grad) predicts from the first interaction, N_corr in
 {0,1,2,3,4,5,10,20} correction clicks are sampled in its error regions, and the network gets
-all clicks plus that prediction as its mask input. The rest of the batch has zero masks.
+all clicks plus that prediction as its mask input. ``--perturbed-fraction`` of the batch are
+refinement examples: a ground-truth mask perturbed like a propagated video mask
+(``training.mask_sim``) with correction clicks only, the case of ``VideoPredictor.refine``.
+The rest of the batch are first interactions with zero masks.
 
 Loss: plain binary cross-entropy on logits (the paper's loss). RITM's normalised focal loss
 helps NoC@90 on large backbones, but it adds a knob we cannot tune in a CPU-hour; BCE it is.

@@ -1,0 +1,66 @@
+"""Sweep of the click CRF's parameters: NoC@85/90 (RITM simulated user, the protocol of
+``ivos-bench click``) for each setting, side by side with the network alone, to choose
+``ivos.ImagePredictor``'s CRF defaults on data that is neither trained on nor reported:
+
+    python -m ivos.bench.crf_sweep --sequences bus elephant lucia rhino tennis \\
+        --compat-bilateral 2 5 10 --srgb 5 13 --sxy-bilateral 30 80
+
+(the five DAVIS-2016 train sequences that training holds aside for validation, every 10th
+frame). Every combination of the listed values is run; the other parameters keep
+``ivos.predictor.CRF_DEFAULTS``. Prints one markdown row per setting; one CPU thread.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    import ivos
+    from ivos.cli import DEFAULT_CLICK
+    from ivos.predictor import CRF_DEFAULTS
+
+    from .click import find_data_root
+    from .datasets import davis2016
+    from .noc import evaluate
+    from .segmenters import PredictorSegmenter
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", type=Path, default=None)
+    p.add_argument("--sequences", nargs="+", required=True, help="DAVIS-2016 sequence names")
+    p.add_argument("--model", default=str(DEFAULT_CLICK), help="click bundle (default: the shipped ivos-cpu)")
+    p.add_argument("--compat-bilateral", nargs="+", type=float, default=[CRF_DEFAULTS["compat_bilateral"]])
+    p.add_argument("--srgb", nargs="+", type=float, default=[CRF_DEFAULTS["srgb"]])
+    p.add_argument("--sxy-bilateral", nargs="+", type=float, default=[CRF_DEFAULTS["sxy_bilateral"]])
+    p.add_argument("--compat-gaussian", nargs="+", type=float, default=[CRF_DEFAULTS["compat_gaussian"]])
+    p.add_argument("--iterations", nargs="+", type=int, default=[CRF_DEFAULTS["iterations"]])
+    args = p.parse_args(argv)
+    root = find_data_root(args.data_root)
+    if root is None or not (root / "DAVIS2016").is_dir():
+        raise SystemExit("no DAVIS2016 under the data root: pass --data-root ../shared/datasets")
+    samples = list(davis2016(root, "", args.sequences))
+    model = ivos.load(args.model, threads=1)
+    grid = [dict(zip(("compat_bilateral", "srgb", "sxy_bilateral", "compat_gaussian", "iterations"), values))
+            for values in itertools.product(args.compat_bilateral, args.srgb, args.sxy_bilateral,
+                                            args.compat_gaussian, args.iterations)]
+    segmenters = [PredictorSegmenter(ivos.ImagePredictor(model), name="no CRF", crf=False)]
+    segmenters += [PredictorSegmenter(ivos.ImagePredictor(model, crf_params=params), name=_label(params), crf=True)
+                   for params in grid]
+    print(f"{len(samples)} samples of {', '.join(args.sequences)}; model {model.bundle.name} ({model.backend})",
+          flush=True)
+    results = evaluate(segmenters, samples, on_sample=lambda s: print(".", end="", flush=True))
+    print("\n\n| setting | NoC@85 | NoC@90 | #fail@90 | mIoU@1 | mIoU@5 |\n|---|---:|---:|---:|---:|---:|")
+    for name, r in results.items():
+        print(f"| {name} | {r.noc85:.2f} | {r.noc90:.2f} | {r.n_fail90} | {r.miou_per_click[0]:.3f} | "
+              f"{r.miou_per_click[4]:.3f} |")
+    return 0
+
+
+def _label(params: dict) -> str:
+    return "CRF " + " ".join(f"{k}={v:g}" for k, v in params.items())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
