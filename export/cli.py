@@ -30,7 +30,7 @@ def _click(args: argparse.Namespace) -> int:
     }
     if args.metrics:
         card_extra["metrics"] = json.loads(Path(args.metrics).read_text())
-    postprocess = {"crf": args.crf, "crf_params": {}}
+    postprocess = {"crf": args.crf, "crf_params": _crf_params(args.crf_param)}
     card = export_click_bundle(
         model, args.out, name=args.name or config.name, version=args.version,
         click_encoding=config.click_encoding, click_sigma=float(meta["click_sigma"]),
@@ -39,6 +39,24 @@ def _click(args: argparse.Namespace) -> int:
         postprocess=postprocess)
     print(f"wrote {args.out} ({card['name']}): ORT vs torch max abs diff {card['export']['parity_max_abs_diff']:.2e}")
     return 0
+
+
+def _crf_params(pairs: list[str]) -> dict[str, float]:
+    """``["srgb=5", "iterations=5"]`` -> ``{"srgb": 5.0, "iterations": 5}``, names checked
+    against ``ivos.dense_crf``'s keywords."""
+    from ivos.errors import InvalidInput
+    from ivos.predictor import CRF_DEFAULTS
+
+    out: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in CRF_DEFAULTS:
+            raise InvalidInput(f"--crf-param must be NAME=VALUE with NAME one of {sorted(CRF_DEFAULTS)}, got {pair!r}")
+        try:
+            out[name] = int(value) if name == "iterations" else float(value)
+        except ValueError:
+            raise InvalidInput(f"--crf-param {name}: {value!r} is not a number") from None
+    return out
 
 
 def _int8(args: argparse.Namespace) -> int:
@@ -84,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", type=Path, help="JSON file of measured metrics to put in the model card")
     p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=False,
                    help="whether predictors run the dense CRF by default")
+    p.add_argument("--crf-param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a dense-CRF parameter stored in the bundle (repeatable; e.g. srgb=5, chosen with "
+                        "python -m ivos.bench.crf_sweep); unset ones keep ivos.dense_crf's defaults")
     p.set_defaults(func=_click)
     p = sub.add_parser("int8", help="add an int8 ONNX Runtime (CPU) network to a click bundle")
     p.add_argument("bundle", type=Path)
