@@ -49,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-clicks", action="store_true", help="skip protocols (b) and (c)")
     p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
                    help="dense CRF on every propagated frame (VideoPredictor's default: on)")
+    p.add_argument("--crf-param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a dense-CRF parameter for propagated frames (repeatable; default: ivos.dense_crf's)")
     p.add_argument("--full-finetune", action="store_true", help="also fine-tune backbone + head in torch")
     p.add_argument("--full-steps", type=int, default=60, help="steps of --full-finetune")
     p.add_argument("--full-batch", type=int, default=4, help="batch of --full-finetune (whole 480x864 images)")
@@ -342,6 +344,7 @@ def run(args) -> int:
 
     import ivos
     from ivos.cli import DEFAULT_CLICK, DEFAULT_OSVOS
+    from ivos.ops.crf import parse_crf_params
 
     from .click import find_data_root
 
@@ -356,7 +359,8 @@ def run(args) -> int:
     cfg = ivos.FinetuneConfig(use_prior=args.mode == "osvos+mask", threads=args.threads)
     if args.steps:
         cfg = replace(cfg, steps=args.steps)
-    vp = ivos.VideoPredictor(osvos, clicker, mode=args.mode, finetune_config=cfg, crf=args.crf)
+    vp = ivos.VideoPredictor(osvos, clicker, mode=args.mode, finetune_config=cfg, crf=args.crf,
+                             crf_params=parse_crf_params(args.crf_param))
     image_predictor = None if clicker is None else ivos.ImagePredictor(clicker, crf=False)
     report = {"command": "ivos-bench video " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["video"] else sys.argv[1:]),
               "split": f"sequences {' '.join(names)}" if args.sequences else f"{args.split} split",

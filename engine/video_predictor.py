@@ -136,6 +136,8 @@ class VideoPredictor:
         crf: dense-CRF post-processing of each propagated frame (default on: mean J 0.774 vs
             0.724 on five held-aside DAVIS train sequences, 0.703 vs 0.690 on dev, for ~35 ms
             a 480p frame; benchmarks/results/video_ablations.md).
+        crf_params: keyword arguments for ``ivos.dense_crf`` on propagated frames (default:
+            its defaults).
         finetune_config: fine-tuning knobs (``FinetuneConfig``).
         roi_margin: in "osvos+mask" mode, pixels farther than this many times the previous
             mask's box size (plus 10% of the frame size) outside that box are background: an object moves
@@ -151,11 +153,12 @@ class VideoPredictor:
 
     def __init__(self, osvos_model: Model, click_model: Model | None = None, *, mode: str = "osvos+mask",
                  crf: bool = True, finetune_config: FinetuneConfig | None = None, roi_margin: float | None = 0.5,
-                 refine_radius: float | None = 0.2):
+                 refine_radius: float | None = 0.2, crf_params: dict[str, Any] | None = None):
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
         self.crf = bool(crf)
+        self.crf_params = dict(crf_params or {})
         self.roi_margin = roi_margin
         self.refine_radius = refine_radius
         self.finetune_config = finetune_config or FinetuneConfig(use_prior=mode == "osvos+mask")
@@ -354,7 +357,7 @@ class VideoPredictor:
         if self.crf:
             from .ops.crf import dense_crf
 
-            prob = dense_crf(frame, prob)
+            prob = dense_crf(frame, prob, **self.crf_params)
         mask = (prob > 0.5).astype(np.uint8)
         uncertain = int(np.count_nonzero((prob > 0.2) & (prob < 0.8)))
         confidence = 1.0 - uncertain / max(int(mask.sum()) + uncertain, 1)

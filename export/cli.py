@@ -17,6 +17,8 @@ import numpy as np
 
 
 def _click(args: argparse.Namespace) -> int:
+    from ivos.ops.crf import parse_crf_params
+
     from .checkpoint import load_click_model
     from .click_encodings import click_channels
     from .onnx_export import export_click_bundle
@@ -30,7 +32,7 @@ def _click(args: argparse.Namespace) -> int:
     }
     if args.metrics:
         card_extra["metrics"] = json.loads(Path(args.metrics).read_text())
-    postprocess = {"crf": args.crf, "crf_params": _crf_params(args.crf_param)}
+    postprocess = {"crf": args.crf, "crf_params": parse_crf_params(args.crf_param)}
     card = export_click_bundle(
         model, args.out, name=args.name or config.name, version=args.version,
         click_encoding=config.click_encoding, click_sigma=float(meta["click_sigma"]),
@@ -39,24 +41,6 @@ def _click(args: argparse.Namespace) -> int:
         postprocess=postprocess)
     print(f"wrote {args.out} ({card['name']}): ORT vs torch max abs diff {card['export']['parity_max_abs_diff']:.2e}")
     return 0
-
-
-def _crf_params(pairs: list[str]) -> dict[str, float]:
-    """``["srgb=5", "iterations=5"]`` -> ``{"srgb": 5.0, "iterations": 5}``, names checked
-    against ``ivos.dense_crf``'s keywords."""
-    from ivos.errors import InvalidInput
-    from ivos.predictor import CRF_DEFAULTS
-
-    out: dict[str, float] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or name not in CRF_DEFAULTS:
-            raise InvalidInput(f"--crf-param must be NAME=VALUE with NAME one of {sorted(CRF_DEFAULTS)}, got {pair!r}")
-        try:
-            out[name] = int(value) if name == "iterations" else float(value)
-        except ValueError:
-            raise InvalidInput(f"--crf-param {name}: {value!r} is not a number") from None
-    return out
 
 
 def _int8(args: argparse.Namespace) -> int:

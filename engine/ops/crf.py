@@ -130,3 +130,23 @@ def dense_crf(
     out = prob.copy()
     out[..., y0:y1, x0:x1] = refined
     return out
+
+
+CRF_PARAMETERS = ("iterations", "sxy_gaussian", "compat_gaussian", "sxy_bilateral", "srgb", "compat_bilateral")
+"""The tunable keywords of ``dense_crf`` (what bundles and CLIs may set)."""
+
+
+def parse_crf_params(pairs: list[str], option: str = "--crf-param") -> dict[str, float]:
+    """CLI ``NAME=VALUE`` strings -> ``dense_crf`` keywords, e.g. ``["srgb=5", "iterations=5"]``
+    -> ``{"srgb": 5.0, "iterations": 5}``. Raises ``InvalidInput`` naming ``option`` for an
+    unknown name or a value that is not a number."""
+    out: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in CRF_PARAMETERS:
+            raise InvalidInput(f"{option} must be NAME=VALUE with NAME one of {list(CRF_PARAMETERS)}, got {pair!r}")
+        try:
+            out[name] = int(value) if name == "iterations" else float(value)
+        except ValueError:
+            raise InvalidInput(f"{option} {name}: {value!r} is not a number") from None
+    return out
