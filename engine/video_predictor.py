@@ -138,6 +138,9 @@ class VideoPredictor:
             a 480p frame; benchmarks/results/video_ablations.md).
         crf_params: keyword arguments for ``ivos.dense_crf`` on propagated frames (default:
             its defaults).
+        click_crf: dense CRF after the click network in ``add_new_points`` and ``refine``;
+            None (default) = the click bundle's ``postprocess.crf`` with its tuned
+            ``crf_params``.
         finetune_config: fine-tuning knobs (``FinetuneConfig``).
         roi_margin: in "osvos+mask" mode, pixels farther than this many times the previous
             mask's box size (plus 10% of the frame size) outside that box are background: an object moves
@@ -153,7 +156,8 @@ class VideoPredictor:
 
     def __init__(self, osvos_model: Model, click_model: Model | None = None, *, mode: str = "osvos+mask",
                  crf: bool = True, finetune_config: FinetuneConfig | None = None, roi_margin: float | None = 0.5,
-                 refine_radius: float | None = 0.2, crf_params: dict[str, Any] | None = None):
+                 refine_radius: float | None = 0.2, crf_params: dict[str, Any] | None = None,
+                 click_crf: bool | None = None):
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
@@ -167,7 +171,7 @@ class VideoPredictor:
         if click_model is not None:
             from .predictor import ImagePredictor
 
-            self._clicker = ImagePredictor(click_model, crf=False)
+            self._clicker = ImagePredictor(click_model, crf=click_crf)
 
     # ---- state ---------------------------------------------------------------------------
     def init_state(self, video: Any, *, cache_size: int = 32) -> VideoState:
