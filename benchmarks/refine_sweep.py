@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--split", help="sequences of DAVIS2016/ImageSets/<split>.txt")
     which.add_argument("--sequences", nargs="+", help="sequence names")
+    p.add_argument("--click-bundle", default=None, help="click bundle (default: the shipped ivos-cpu)")
+    p.add_argument("--click-crf", action=argparse.BooleanOptionalAction, default=None,
+                   help="dense CRF after the click network (default: the click bundle's)")
     p.add_argument("--radii", nargs="+", type=float, default=[0.1, 0.2, 0.3], help="0 = whole mask (None)")
     args = p.parse_args(argv)
     root = find_data_root(args.data_root)
@@ -52,13 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     davis = root / "DAVIS2016"
     names = args.sequences or (davis / "ImageSets" / f"{args.split}.txt").read_text().split()
     osvos = ivos.load(DEFAULT_OSVOS, backend="ort", threads=1)
-    clicker = ivos.load(DEFAULT_CLICK, backend="ort", threads=1)
+    clicker = ivos.load(args.click_bundle or DEFAULT_CLICK, backend="ort", threads=1)
     gains: dict[float, list[dict[int, float]]] = {r: [] for r in args.radii}
     for name in names:
         video, gt = read_sequence(davis, name, None)
         for r in args.radii:
             vp = ivos.VideoPredictor(osvos, clicker, finetune_config=ivos.FinetuneConfig(threads=1),
-                                     refine_radius=r or None)
+                                     refine_radius=r or None, click_crf=args.click_crf)
             idx, before, g = correction_gains(vp, video, gt)
             gains[r].append(g)
             print(f"{name} radius {r or None}: frame {idx}, IoU before {100 * before:.1f}, gain "
