@@ -53,7 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="dense CRF after the click network, for the first-frame clicks and the corrections "
                         "(default: the click bundle's postprocess.crf)")
     p.add_argument("--crf-param", action="append", default=[], metavar="NAME=VALUE",
-                   help="a dense-CRF parameter for propagated frames (repeatable; default: ivos.dense_crf's)")
+                   help="a dense-CRF parameter for propagated frames (repeatable; default: "
+                        "ivos.video_predictor.CRF_PARAMS)")
     p.add_argument("--full-finetune", action="store_true", help="also fine-tune backbone + head in torch")
     p.add_argument("--full-steps", type=int, default=60, help="steps of --full-finetune")
     p.add_argument("--full-batch", type=int, default=4, help="batch of --full-finetune (whole 480x864 images)")
@@ -224,7 +225,7 @@ def _environment(args, backend: str) -> dict:
     env = {"python": platform.python_version(), "numpy": np.__version__, "ivos": ivos.__version__,
            "platform": platform.platform(), "cpu_count": os.cpu_count(), "engine_threads": args.threads,
            "backend": backend, "mode": args.mode, "crf": args.crf,
-           "crf_params": args.crf_param, "click_crf": "bundle default" if args.click_crf is None else args.click_crf,
+           "click_crf": "bundle default" if args.click_crf is None else args.click_crf,
            "load_avg_at_start": os.getloadavg()[0]}
     try:
         import torch
@@ -365,11 +366,12 @@ def run(args) -> int:
     if args.steps:
         cfg = replace(cfg, steps=args.steps)
     vp = ivos.VideoPredictor(osvos, clicker, mode=args.mode, finetune_config=cfg, crf=args.crf,
-                             crf_params=parse_crf_params(args.crf_param), click_crf=args.click_crf)
+                             crf_params=parse_crf_params(args.crf_param) if args.crf_param else None,
+                             click_crf=args.click_crf)
     image_predictor = None if clicker is None else ivos.ImagePredictor(clicker, crf=args.click_crf)
     report = {"command": "ivos-bench video " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["video"] else sys.argv[1:]),
               "split": f"sequences {' '.join(names)}" if args.sequences else f"{args.split} split",
-              "environment": _environment(args, osvos.backend),
+              "environment": {**_environment(args, osvos.backend), "crf_params": vp.crf_params},
               "finetune_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "sequences": {}}
     for name in names:
         t0 = time.time()

@@ -40,6 +40,11 @@ from .video import FrameSource, open_video
 log = logging.getLogger("ivos")
 
 MODES = ("osvos", "osvos+mask")
+CRF_PARAMS = {"compat_bilateral": 3.0, "srgb": 5.0, "sxy_bilateral": 40.0}
+"""Dense-CRF keywords for propagated frames (the rest: ``ivos.dense_crf``'s defaults). The
+click CRF's setting chosen on held-aside DAVIS train frames (benchmarks/results/
+click_crf_sweep.md); on the five held-aside train sequences it gives mean J 0.810 vs 0.774
+with dense_crf's defaults (benchmarks/results/video_ablations.md)."""
 MAX_EXAMPLES = 48
 """Cap on fine-tuning examples (annotated frames x augmentations): keeps re-fine-tuning
 after many corrections inside the same time budget."""
@@ -137,7 +142,7 @@ class VideoPredictor:
             0.724 on five held-aside DAVIS train sequences, 0.703 vs 0.690 on dev, for ~35 ms
             a 480p frame; benchmarks/results/video_ablations.md).
         crf_params: keyword arguments for ``ivos.dense_crf`` on propagated frames (default:
-            its defaults).
+            ``CRF_PARAMS``).
         click_crf: dense CRF after the click network in ``add_new_points`` and ``refine``;
             None (default) = the click bundle's ``postprocess.crf`` with its tuned
             ``crf_params``.
@@ -162,7 +167,7 @@ class VideoPredictor:
             raise InvalidInput(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
         self.crf = bool(crf)
-        self.crf_params = dict(crf_params or {})
+        self.crf_params = dict(CRF_PARAMS if crf_params is None else crf_params)
         self.roi_margin = roi_margin
         self.refine_radius = refine_radius
         self.finetune_config = finetune_config or FinetuneConfig(use_prior=mode == "osvos+mask")
