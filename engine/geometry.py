@@ -52,13 +52,15 @@ def full_view(height: int, width: int) -> Box:
     return Box(0, 0, width, height)
 
 
-def zoom_box(height: int, width: int, mask: np.ndarray | None, points: np.ndarray) -> Box:
+def zoom_box(height: int, width: int, mask: np.ndarray | None, points: np.ndarray, *,
+             min_side: int = MIN_ZOOM_SIDE) -> Box:
     """The view for the next prediction: the full view when there is no mask yet, else a
     square around the mask's bounding box and all points, enlarged by ZOOM_EXPANSION.
 
     Args:
         mask: uint8/bool (height, width) current mask or None.
         points: (N, 2) float (x, y) of every click/stroke vertex in original pixels.
+        min_side: smallest box side in original pixels (default ``MIN_ZOOM_SIDE``).
     """
     full = full_view(height, width)
     full_side = max(height, width)
@@ -73,7 +75,7 @@ def zoom_box(height: int, width: int, mask: np.ndarray | None, points: np.ndarra
         y_lo = min(y_lo, int(np.floor(points[:, 1].min())))
         y_hi = max(y_hi, int(np.ceil(points[:, 1].max())) + 1)
     side = int(np.ceil(max(x_hi - x_lo, y_hi - y_lo) * ZOOM_EXPANSION))
-    side = max(side, min(MIN_ZOOM_SIDE, full_side))
+    side = max(side, min(min_side, full_side))
     if side >= FULL_VIEW_FRACTION * full_side:
         return full
     cx, cy = (x_lo + x_hi) / 2, (y_lo + y_hi) / 2

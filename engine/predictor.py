@@ -20,7 +20,7 @@ import numpy as np
 
 from ._validate import describe, finite_array, rgb_image
 from .errors import InvalidInput
-from .geometry import Box, zoom_box
+from .geometry import MIN_ZOOM_SIDE, Box, zoom_box
 from .model import Model
 from .ops.clicks import render_clicks
 from .ops.crf import dense_crf
@@ -95,10 +95,12 @@ class ImagePredictor:
         crf_params: keyword arguments for ``ivos.dense_crf`` (defaults: the bundle's).
         soft_strokes: when True, strokes guide the network but their pixels are not clamped.
         zoom: zoom in around the mask after the first click (RITM/FocalClick style).
+        min_zoom_side: smallest zoom-in view side in original pixels (default
+            ``ivos.geometry.MIN_ZOOM_SIDE``).
     """
 
     def __init__(self, model: Model, *, crf: bool | None = None, crf_params: dict[str, Any] | None = None,
-                 soft_strokes: bool = False, zoom: bool = True):
+                 soft_strokes: bool = False, zoom: bool = True, min_zoom_side: int | None = None):
         if model.bundle.task != "click-refinement":
             raise InvalidInput(f"model must be a click-refinement bundle, got task {model.bundle.task!r}")
         self.model = model
@@ -107,6 +109,7 @@ class ImagePredictor:
         self.crf_params = dict(post.get("crf_params", {})) if crf_params is None else dict(crf_params)
         self.soft_strokes = soft_strokes
         self.zoom = zoom
+        self.min_zoom_side = MIN_ZOOM_SIDE if min_zoom_side is None else int(min_zoom_side)
         self._ctx = model.create_context()
         names = [s.name for s in model.bundle.inputs]
         if names != ["image", "mask", "clicks"]:
@@ -208,7 +211,7 @@ class ImagePredictor:
         if len(coords) == 0 and not strokes and mask is None:
             raise InvalidInput("point_coords is empty and there are no strokes or mask_input: nothing to predict from")
         all_points = np.concatenate([coords] + [s.points for s in strokes]) if strokes else coords
-        box = zoom_box(h, w, mask, all_points) if self.zoom else zoom_box(h, w, None, all_points)
+        box = zoom_box(h, w, mask if self.zoom else None, all_points, min_side=self.min_zoom_side)
 
         self._prepare_image(box)
         self._prepare_mask(box, mask)

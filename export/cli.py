@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="whether predictors run the dense CRF by default")
     p.add_argument("--crf-param", action="append", default=[], metavar="NAME=VALUE",
                    help="a dense-CRF parameter stored in the bundle (repeatable; e.g. srgb=5, chosen with "
-                        "python -m ivos.bench.crf_sweep); unset ones keep ivos.dense_crf's defaults")
+                        "python -m ivos.bench.click_sweep); unset ones keep ivos.dense_crf's defaults")
     p.set_defaults(func=_click)
     p = sub.add_parser("int8", help="add an int8 ONNX Runtime (CPU) network to a click bundle")
     p.add_argument("bundle", type=Path)

@@ -1,13 +1,15 @@
-"""Sweep of the click CRF's parameters: NoC@85/90 (RITM simulated user, the protocol of
-``ivos-bench click``) for each setting, side by side with the network alone, to choose
-``ivos.ImagePredictor``'s CRF defaults on data that is neither trained on nor reported:
+"""Sweep of ``ivos.ImagePredictor`` settings (the click CRF's parameters, the smallest zoom-in
+view): NoC@85/90 (RITM simulated user, the protocol of ``ivos-bench click``) for each setting,
+side by side with the network alone, to choose defaults on data that is neither trained on
+nor reported:
 
-    python -m ivos.bench.crf_sweep --sequences bus elephant lucia rhino tennis \\
+    python -m ivos.bench.click_sweep --sequences bus elephant lucia rhino tennis \\
         --compat-bilateral 2 5 10 --srgb 5 13 --sxy-bilateral 30 80
 
 (the five DAVIS-2016 train sequences that training holds aside for validation, every 10th
-frame). Every combination of the listed values is run; the other parameters keep
-``ivos.predictor.CRF_DEFAULTS``. Prints one markdown row per setting; one CPU thread.
+frame). Every combination of the listed values is run; the other CRF parameters keep
+``ivos.predictor.CRF_DEFAULTS``. With several ``--min-zoom-side`` values, each is run with
+and without every CRF setting. Prints one markdown row per setting; one CPU thread.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     import ivos
     from ivos.cli import DEFAULT_CLICK
+    from ivos.geometry import MIN_ZOOM_SIDE
     from ivos.predictor import CRF_DEFAULTS
 
     from .click import find_data_root
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sxy-bilateral", nargs="+", type=float, default=[CRF_DEFAULTS["sxy_bilateral"]])
     p.add_argument("--compat-gaussian", nargs="+", type=float, default=[CRF_DEFAULTS["compat_gaussian"]])
     p.add_argument("--iterations", nargs="+", type=int, default=[CRF_DEFAULTS["iterations"]])
+    p.add_argument("--min-zoom-side", nargs="+", type=int, default=[MIN_ZOOM_SIDE],
+                   help="smallest zoom-in view side(s), original pixels")
     args = p.parse_args(argv)
     root = find_data_root(args.data_root)
     if root is None or not (root / "DAVIS2016").is_dir():
@@ -45,9 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     grid = [dict(zip(("compat_bilateral", "srgb", "sxy_bilateral", "compat_gaussian", "iterations"), values))
             for values in itertools.product(args.compat_bilateral, args.srgb, args.sxy_bilateral,
                                             args.compat_gaussian, args.iterations)]
-    segmenters = [PredictorSegmenter(ivos.ImagePredictor(model), name="no CRF", crf=False)]
-    segmenters += [PredictorSegmenter(ivos.ImagePredictor(model, crf_params=params), name=_label(params), crf=True)
-                   for params in grid]
+    segmenters = []
+    for side in args.min_zoom_side:
+        zoom = f"min zoom {side}, " if len(args.min_zoom_side) > 1 else ""
+        segmenters.append(PredictorSegmenter(ivos.ImagePredictor(model, min_zoom_side=side), name=f"{zoom}no CRF",
+                                             crf=False))
+        segmenters += [PredictorSegmenter(ivos.ImagePredictor(model, crf_params=params, min_zoom_side=side),
+                                          name=zoom + _label(params), crf=True) for params in grid]
     print(f"{len(samples)} samples of {', '.join(args.sequences)}; model {model.bundle.name} ({model.backend})",
           flush=True)
     results = evaluate(segmenters, samples, on_sample=lambda s: print(".", end="", flush=True))
