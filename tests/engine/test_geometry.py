@@ -27,9 +27,10 @@ def test_zoom_box_is_a_square_around_mask_and_clicks():
 def test_min_side_bounds_the_zoom_on_tiny_objects():
     mask = _mask(480, 854, 270, 283, 840, 853)  # a 13 px object at the border
     default = zoom_box(480, 854, mask, np.zeros((0, 2), np.float32))
-    tight = zoom_box(480, 854, mask, np.zeros((0, 2), np.float32), min_side=64)
-    assert default.width == MIN_ZOOM_SIDE and tight.width == 64
-    assert abs(tight.x0 + 32 - 846.5) <= 1 and abs(tight.y0 + 32 - 276.5) <= 1  # centred on the object
+    wide = zoom_box(480, 854, mask, np.zeros((0, 2), np.float32), min_side=200)
+    assert default.width == MIN_ZOOM_SIDE and wide.width == 200
+    c = MIN_ZOOM_SIDE / 2
+    assert abs(default.x0 + c - 846.5) <= 1 and abs(default.y0 + c - 276.5) <= 1  # centred on the object
 
 
 def test_large_objects_get_the_full_view():
