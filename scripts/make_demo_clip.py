@@ -111,7 +111,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_mp4(args.out, frames, args.fps)
     # The demo's click, chosen by hand on frame 0: the pebble's centre. One click is enough
-    # with the shipped networks (mean IoU 0.996 over the clip; see DEMO_CLIP.md).
+    # with the shipped networks (mean IoU 0.979 over the clip; see DEMO_CLIP.md).
     clicks = [(120, 136)]
     outside = [c for c in clicks if not masks[0][c[1], c[0]]]
     if outside:
