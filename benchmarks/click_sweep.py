@@ -8,7 +8,7 @@ nor reported:
 
 (the five DAVIS-2016 train sequences that training holds aside for validation, every 10th
 frame). Every combination of the listed values is run; the other CRF parameters keep
-``ivos.predictor.CRF_DEFAULTS``. With several ``--min-zoom-side`` values, each is run with
+``ivos.ops.crf.CRF_DEFAULTS``. With several ``--min-zoom-side`` values, each is run with
 and without every CRF setting. Prints one markdown row per setting; one CPU thread.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     import ivos
     from ivos.cli import DEFAULT_CLICK
     from ivos.geometry import MIN_ZOOM_SIDE
-    from ivos.predictor import CRF_DEFAULTS
+    from ivos.ops.crf import CRF_DEFAULTS
 
     from .click import find_data_root
     from .datasets import davis2016
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     root = find_data_root(args.data_root)
     if root is None or not (root / "DAVIS2016").is_dir():
         raise SystemExit("no DAVIS2016 under the data root: pass --data-root ../shared/datasets")
-    samples = list(davis2016(root, "", args.sequences))
+    samples = list(davis2016(root, sequences=args.sequences))
     model = ivos.load(args.model, threads=1)
     grid = [dict(zip(("compat_bilateral", "srgb", "sxy_bilateral", "compat_gaussian", "iterations"), values))
             for values in itertools.product(args.compat_bilateral, args.srgb, args.sxy_bilateral,

@@ -138,24 +138,31 @@ def berkeley(root: Path) -> EvalSet:
     return EvalSet("Berkeley", _pair(images, masks, "Berkeley"), mask_fg128)
 
 
-def davis2016(root: Path, split: str, sequences: list[str] | None = None) -> EvalSet:
+def davis_sequences(root: Path, split: str) -> list[str]:
+    """Sequence names of DAVIS-2016 ``ImageSets/<split>.txt`` under data root ``root``."""
+    base = Path(root) / "DAVIS2016"
+    listing = base / "ImageSets" / f"{split}.txt"
+    if not listing.is_file():
+        have = sorted(p.stem for p in (base / "ImageSets").glob("*.txt")) if base.is_dir() else []
+        raise InvalidInput(f"split {split!r}: {listing} does not exist; available splits: {have}")
+    return listing.read_text().split()
+
+
+def davis2016(root: Path, split: str = "dev", sequences: list[str] | None = None) -> EvalSet:
     """DAVIS-2016, 480p: the sequences of ``ImageSets/<split>.txt`` (or the named
     ``sequences``, e.g. train sequences held aside for tuning), every 10th annotated frame (in
     sorted file order), sample names ``<seq>/<frame>``."""
     base = Path(root) / "DAVIS2016"
+    name = f"DAVIS2016-{split}" if sequences is None else "DAVIS2016-" + "+".join(sequences)
     if sequences is None:
-        listing = base / "ImageSets" / f"{split}.txt"
-        if not listing.is_file():
-            have = sorted(p.stem for p in (base / "ImageSets").glob("*.txt")) if base.is_dir() else []
-            raise InvalidInput(f"split {split!r}: {listing} does not exist; available splits: {have}")
-        sequences = listing.read_text().split()
+        sequences = davis_sequences(root, split)
     entries = []
     for seq in sequences:
         frames = _images_by_stem(_require_dir(base / "JPEGImages" / "480p" / seq, f"DAVIS2016 {seq}"))
         annos = _images_by_stem(_require_dir(base / "Annotations" / "480p" / seq, f"DAVIS2016 {seq}"))
         pairs = _pair(frames, annos, f"DAVIS2016 {seq}")
         entries += [(f"{seq}/{s}", i, m) for s, i, m in pairs[::DAVIS_EVERY]]
-    return EvalSet(f"DAVIS2016-{split}" if split else "DAVIS2016-" + "+".join(sequences), entries, mask_fg128)
+    return EvalSet(name, entries, mask_fg128)
 
 
 def folder(images: Path, masks: Path) -> EvalSet:

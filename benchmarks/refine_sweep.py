@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 def correction_gains(vp, video, gt: np.ndarray) -> tuple[int, float, dict[int, float]]:
     """Propagates from the ground-truth first mask, then corrects the worst frame with RITM
     clicks through ``vp.refine``: (frame, IoU before, {k: IoU gain after k clicks})."""
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from ivos.cli import DEFAULT_CLICK, DEFAULT_OSVOS
 
     from .click import find_data_root
+    from .datasets import davis_sequences
     from .video import CLICKS_FIX, read_sequence
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if root is None or not (root / "DAVIS2016").is_dir():
         raise SystemExit("no DAVIS2016 under the data root: pass --data-root ../shared/datasets")
     davis = root / "DAVIS2016"
-    names = args.sequences or (davis / "ImageSets" / f"{args.split}.txt").read_text().split()
+    names = args.sequences or davis_sequences(root, args.split)
     osvos = ivos.load(DEFAULT_OSVOS, backend="ort", threads=1)
     clicker = ivos.load(args.click_bundle or DEFAULT_CLICK, backend="ort", threads=1)
     gains: dict[float, list[dict[int, float]]] = {r: [] for r in args.radii}

@@ -353,12 +353,13 @@ def run(args) -> int:
     from ivos.ops.crf import parse_crf_params
 
     from .click import find_data_root
+    from .datasets import davis_sequences
 
     root = find_data_root(args.data_root)
     if root is None or not (root / "DAVIS2016").is_dir():
         raise ivos.InvalidInput(f"--data-root: no DAVIS2016 folder under {root}; pass --data-root ../shared/datasets")
     davis = root / "DAVIS2016"
-    names = (args.sequences or (davis / "ImageSets" / f"{args.split}.txt").read_text().split())[:args.limit]
+    names = (args.sequences or davis_sequences(root, args.split))[:args.limit]
     osvos = ivos.load(args.osvos_bundle or DEFAULT_OSVOS, backend=args.backend, threads=args.threads)
     clicker = None if args.no_clicks else ivos.load(args.click_bundle or DEFAULT_CLICK, backend=args.backend,
                                                      threads=args.threads)

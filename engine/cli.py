@@ -70,8 +70,8 @@ def add_segment_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", default="osvos+mask", choices=("osvos", "osvos+mask"),
                    help="osvos: frames independent (paper); osvos+mask: previous mask as a prior")
     p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
-                   help="dense CRF on every propagated frame (default on: J +0.05 on held-aside train "
-                   "sequences, +0.013 on DAVIS dev, ~35 ms a frame)")
+                   help="dense CRF on every propagated frame (default on: held-aside DAVIS train "
+                   "sequences J 0.810 vs 0.724 without; see benchmarks/results/video_ablations.md)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads of the engine (0 = one per core)")
     p.add_argument("--cache", type=int, default=32, help="decoded frames kept in memory")
     p.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4")

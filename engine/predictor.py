@@ -23,7 +23,7 @@ from .errors import InvalidInput
 from .geometry import MIN_ZOOM_SIDE, Box, zoom_box
 from .model import Model
 from .ops.clicks import render_clicks
-from .ops.crf import dense_crf
+from .ops.crf import CRF_DEFAULTS, dense_crf
 from .ops.distmap import render_distance_maps
 
 log = logging.getLogger("ivos")
@@ -37,10 +37,6 @@ CRF_MAX_PIXELS = 160_000
 """Pixel budget of the CRF per click. A larger region (the full view of a big frame) is
 refined at a lower resolution with the spatial scales (sxy) shrunk alike, then upsampled:
 the CRF costs ~linear time in pixels, and a click must stay interactive at 1080p."""
-
-CRF_DEFAULTS = {"iterations": 5, "sxy_gaussian": 3.0, "compat_gaussian": 3.0, "sxy_bilateral": 80.0,
-                "srgb": 13.0, "compat_bilateral": 10.0}
-"""``ivos.dense_crf``'s defaults (pydensecrf's usual values), overridden by ``crf_params``."""
 
 PAD_RGB = (124, 116, 104)
 """Padding colour for views that extend past the image: the ImageNet mean, i.e. 0 after

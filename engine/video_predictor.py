@@ -138,9 +138,9 @@ class VideoPredictor:
         click_model: a click-refinement bundle (task "click-refinement") for add_new_points
             and refine; None = masks only (add_new_mask).
         mode: "osvos+mask" (default: previous-mask prior) or "osvos" (frames independent).
-        crf: dense-CRF post-processing of each propagated frame (default on: mean J 0.774 vs
-            0.724 on five held-aside DAVIS train sequences, 0.703 vs 0.690 on dev, for ~35 ms
-            a 480p frame; benchmarks/results/video_ablations.md).
+        crf: dense-CRF post-processing of each propagated frame (default on: mean J 0.810
+            with ``CRF_PARAMS`` vs 0.724 without on five held-aside DAVIS train sequences;
+            benchmarks/results/video_ablations.md).
         crf_params: keyword arguments for ``ivos.dense_crf`` on propagated frames (default:
             ``CRF_PARAMS``).
         click_crf: dense CRF after the click network in ``add_new_points`` and ``refine``;

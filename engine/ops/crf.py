@@ -69,6 +69,12 @@ def _is_zero(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and value == 0
 
 
+CRF_DEFAULTS = {"iterations": 5, "sxy_gaussian": 3.0, "compat_gaussian": 3.0, "sxy_bilateral": 80.0,
+                "srgb": 13.0, "compat_bilateral": 10.0}
+"""``dense_crf``'s tunable keywords (what bundles and CLIs may set) with their defaults
+(pydensecrf's usual values)."""
+
+
 def dense_crf(
     image: np.ndarray,
     prob: np.ndarray,
@@ -132,10 +138,6 @@ def dense_crf(
     return out
 
 
-CRF_PARAMETERS = ("iterations", "sxy_gaussian", "compat_gaussian", "sxy_bilateral", "srgb", "compat_bilateral")
-"""The tunable keywords of ``dense_crf`` (what bundles and CLIs may set)."""
-
-
 def parse_crf_params(pairs: list[str], option: str = "--crf-param") -> dict[str, float]:
     """CLI ``NAME=VALUE`` strings -> ``dense_crf`` keywords, e.g. ``["srgb=5", "iterations=5"]``
     -> ``{"srgb": 5.0, "iterations": 5}``. Raises ``InvalidInput`` naming ``option`` for an
@@ -143,8 +145,8 @@ def parse_crf_params(pairs: list[str], option: str = "--crf-param") -> dict[str,
     out: dict[str, float] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or name not in CRF_PARAMETERS:
-            raise InvalidInput(f"{option} must be NAME=VALUE with NAME one of {list(CRF_PARAMETERS)}, got {pair!r}")
+        if not sep or name not in CRF_DEFAULTS:
+            raise InvalidInput(f"{option} must be NAME=VALUE with NAME one of {list(CRF_DEFAULTS)}, got {pair!r}")
         try:
             out[name] = int(value) if name == "iterations" else float(value)
         except ValueError:
