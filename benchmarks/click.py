@@ -49,6 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     crf.add_argument("--both-crf", dest="crf_mode", action="store_const", const="both",
                      help="both, side by side (default)")
     p.set_defaults(crf_mode="both")
+    p.add_argument("--flip", choices=("bundle", "on", "off", "both"), default="bundle",
+                   help="test-time flip averaging of the model: the bundle's default (default), on, off, or both "
+                        "(rows named +flip)")
     p.add_argument("--json", type=Path, help="write all numbers (per method and per sample) here")
     p.add_argument("--plot", type=Path, help="write a PNG of mIoU vs number of clicks here")
 
@@ -109,11 +112,18 @@ def _segmenters(args) -> tuple[list, str | None]:
             from .segmenters import load_model_segmenters
 
             modes = {"on": [True], "off": [False], "both": [False, True]}[args.crf_mode]
+            flips = {"bundle": [None], "on": [True], "off": [False], "both": [False, True]}[args.flip]
             for bundle in args.model:
                 model_segs, backend = load_model_segmenters(bundle, backend=args.backend, precision=args.precision,
-                                                            crf_modes=modes, named=len(args.model) > 1)
+                                                            crf_modes=modes, flip_modes=flips,
+                                                            named=len(args.model) > 1)
                 segs += model_segs
     return segs, backend
+
+
+def _flip_settings(segs: list) -> dict[str, bool]:
+    """Whether each model method averages over mirrored views (ImagePredictor.flip)."""
+    return {s.name: bool(s.predictor.flip) for s in segs if hasattr(s, "predictor")}
 
 
 def markdown(report: dict) -> str:
@@ -181,7 +191,8 @@ def run(args) -> int:
     report = {
         "dataset": data.name, "n_images": len(data), "max_clicks": args.max_clicks,
         "command": "ivos-bench " + shlex.join(sys.argv[1:]),
-        "environment": _environment(backend, [s.name for s in segs]),
+        "environment": {**_environment(backend, [s.name for s in segs]),
+                        **({"flip": flips} if (flips := _flip_settings(segs)) else {})},
         # the first method's headline numbers at top level, for scripts that expect one method
         **{k: first[k] for k in ("noc85", "noc90", "n_fail90", "miou_per_click", "spc")},
         "methods": methods,

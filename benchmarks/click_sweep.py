@@ -1,5 +1,5 @@
 """Sweep of ``ivos.ImagePredictor`` settings (the click CRF's parameters, the smallest zoom-in
-view): NoC@85/90 (RITM simulated user, the protocol of ``ivos-bench click``) for each setting,
+view, test-time flip averaging): NoC@85/90 (RITM simulated user, the protocol of ``ivos-bench click``) for each setting,
 side by side with the network alone, to choose defaults on data that is neither trained on
 nor reported:
 
@@ -8,8 +8,8 @@ nor reported:
 
 (the five DAVIS-2016 train sequences that training holds aside for validation, every 10th
 frame). Every combination of the listed values is run; the other CRF parameters keep
-``ivos.ops.crf.CRF_DEFAULTS``. With several ``--min-zoom-side`` values, each is run with
-and without every CRF setting. Prints one markdown row per setting; one CPU thread.
+``ivos.ops.crf.CRF_DEFAULTS``. With several ``--min-zoom-side`` or ``--flip`` values, each
+combination is run with and without every CRF setting. Prints one markdown row per setting; one CPU thread.
 """
 from __future__ import annotations
 
@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations", nargs="+", type=int, default=[CRF_DEFAULTS["iterations"]])
     p.add_argument("--min-zoom-side", nargs="+", type=int, default=[MIN_ZOOM_SIDE],
                    help="smallest zoom-in view side(s), original pixels")
+    p.add_argument("--flip", nargs="+", choices=("off", "on"), default=["off"],
+                   help="test-time flip averaging setting(s) (ImagePredictor(flip=...))")
     args = p.parse_args(argv)
     root = find_data_root(args.data_root)
     if root is None or not (root / "DAVIS2016").is_dir():
@@ -51,12 +53,14 @@ def main(argv: list[str] | None = None) -> int:
             for values in itertools.product(args.compat_bilateral, args.srgb, args.sxy_bilateral,
                                             args.compat_gaussian, args.iterations)]
     segmenters = []
-    for side in args.min_zoom_side:
-        zoom = f"min zoom {side}, " if len(args.min_zoom_side) > 1 else ""
-        segmenters.append(PredictorSegmenter(ivos.ImagePredictor(model, min_zoom_side=side), name=f"{zoom}no CRF",
+    for side, flip in itertools.product(args.min_zoom_side, args.flip):
+        prefix = (f"min zoom {side}, " if len(args.min_zoom_side) > 1 else "") + \
+                 (f"flip {flip}, " if len(args.flip) > 1 else "")
+        options = {"min_zoom_side": side, "flip": flip == "on"}
+        segmenters.append(PredictorSegmenter(ivos.ImagePredictor(model, **options), name=f"{prefix}no CRF",
                                              crf=False))
-        segmenters += [PredictorSegmenter(ivos.ImagePredictor(model, crf_params=params, min_zoom_side=side),
-                                          name=zoom + _label(params), crf=True) for params in grid]
+        segmenters += [PredictorSegmenter(ivos.ImagePredictor(model, crf_params=params, **options),
+                                          name=prefix + _label(params), crf=True) for params in grid]
     print(f"{len(samples)} samples of {', '.join(args.sequences)}; model {model.bundle.name} ({model.backend})",
           flush=True)
     results = evaluate(segmenters, samples, on_sample=lambda s: print(".", end="", flush=True))

@@ -44,15 +44,19 @@ class PredictorSegmenter:
 
 
 def load_model_segmenters(bundle: str, *, backend: str, crf_modes: list[bool], precision: str = "auto",
-                          named: bool = False) -> tuple[list[PredictorSegmenter], str]:
-    """Loads ``bundle`` once and returns one segmenter per CRF mode ("model" without CRF,
-    "model+crf" with; the bundle's name instead of "model" when ``named``), each with its own
+                          flip_modes: list[bool | None] = (None,), named: bool = False
+                          ) -> tuple[list[PredictorSegmenter], str]:
+    """Loads ``bundle`` once and returns one segmenter per flip and CRF mode ("model" without
+    CRF, "model+crf" with; "+flip" added for an explicit flip=True when ``flip_modes`` holds
+    both settings; the bundle's name instead of "model" when ``named``), each with its own
     predictor so their cached images never mix, plus the name of the backend that actually
-    runs (``Model.backend``)."""
+    runs (``Model.backend``). A flip mode of None keeps the bundle's default."""
     import ivos
 
     model = ivos.load(bundle, backend=backend, precision=precision)
     base = model.bundle.name if named else "model"
-    segs = [PredictorSegmenter(ivos.ImagePredictor(model), name=f"{base}+crf" if crf else base, crf=crf)
-            for crf in crf_modes]
+    mark_flip = len(set(flip_modes)) > 1
+    segs = [PredictorSegmenter(ivos.ImagePredictor(model, flip=flip),
+                               name=base + ("+flip" if flip and mark_flip else "") + ("+crf" if crf else ""), crf=crf)
+            for flip in flip_modes for crf in crf_modes]
     return segs, str(getattr(model, "backend", backend))

@@ -93,16 +93,21 @@ class ImagePredictor:
         zoom: zoom in around the mask after the first click (RITM/FocalClick style).
         min_zoom_side: smallest zoom-in view side in original pixels (default
             ``ivos.geometry.MIN_ZOOM_SIDE``).
+        flip: test-time augmentation: also run the network on the mirrored view and average
+            the two logit maps (one more network run per click). None = the bundle's default
+            (``postprocess.flip``, off when absent).
     """
 
     def __init__(self, model: Model, *, crf: bool | None = None, crf_params: dict[str, Any] | None = None,
-                 soft_strokes: bool = False, zoom: bool = True, min_zoom_side: int | None = None):
+                 soft_strokes: bool = False, zoom: bool = True, min_zoom_side: int | None = None,
+                 flip: bool | None = None):
         if model.bundle.task != "click-refinement":
             raise InvalidInput(f"model must be a click-refinement bundle, got task {model.bundle.task!r}")
         self.model = model
         post = model.bundle.postprocess
         self.crf = bool(post.get("crf", False)) if crf is None else bool(crf)
         self.crf_params = dict(post.get("crf_params", {})) if crf_params is None else dict(crf_params)
+        self.flip = bool(post.get("flip", False)) if flip is None else bool(flip)
         self.soft_strokes = soft_strokes
         self.zoom = zoom
         self.min_zoom_side = MIN_ZOOM_SIDE if min_zoom_side is None else int(min_zoom_side)
@@ -214,7 +219,7 @@ class ImagePredictor:
         t1 = time.perf_counter()
         self._render(box, coords, labels, strokes)
         t2 = time.perf_counter()
-        logits = self._ctx.run()["logits"]
+        logits = self._infer()
         t3 = time.perf_counter()
         prob = self._upsample(box, logits[0, 0], h, w)
         self._clamp(prob, coords, labels, strokes)
@@ -309,6 +314,27 @@ class ImagePredictor:
         else:
             render_clicks(size, size, clicks, sigma=self._sigma, strokes=work_strokes,
                           out=self._ctx.inputs["clicks"][0, 0])
+
+    def _infer(self) -> np.ndarray:
+        """(1, 1, size, size) float32 logits of the bound inputs; with ``flip``, the mean of
+        the view's and its mirror image's logits (the inputs are mirrored back afterwards, so
+        the cached image view stays valid)."""
+        logits = self._ctx.run()["logits"]
+        if not self.flip:
+            return logits
+        logits = logits.copy()  # the next run overwrites the bound output buffer
+        self._mirror_inputs()
+        try:
+            logits += self._ctx.run()["logits"][..., ::-1]
+        finally:
+            self._mirror_inputs()
+        logits *= 0.5
+        return logits
+
+    def _mirror_inputs(self) -> None:
+        """Mirrors every bound input left-right in place (width is the last axis)."""
+        for buf in self._ctx.inputs.values():
+            buf[...] = buf[..., ::-1].copy()
 
     def _upsample(self, box: Box, logits: np.ndarray, h: int, w: int) -> np.ndarray:
         """Foreground probability (H, W) float32: the view's logits resized back to original

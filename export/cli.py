@@ -32,11 +32,14 @@ def _click(args: argparse.Namespace) -> int:
     }
     if args.metrics:
         card_extra["metrics"] = json.loads(Path(args.metrics).read_text())
-    postprocess = {"crf": args.crf, "crf_params": parse_crf_params(args.crf_param)}
+    postprocess = {"crf": args.crf, "crf_params": parse_crf_params(args.crf_param), "flip": args.flip}
+    working_size = int(meta["working_size"]) if args.working_size is None else args.working_size
+    if working_size < 32 or working_size % 8:
+        raise SystemExit(f"ivos-export click: --working-size must be a multiple of 8 and >= 32, got {working_size}")
     card = export_click_bundle(
         model, args.out, name=args.name or config.name, version=args.version,
         click_encoding=config.click_encoding, click_sigma=float(meta["click_sigma"]),
-        click_channels=click_channels(config.click_encoding), working_size=int(meta["working_size"]),
+        click_channels=click_channels(config.click_encoding), working_size=working_size,
         mean=tuple(meta["imagenet_mean"]), std=tuple(meta["imagenet_std"]), card_extra=card_extra,
         postprocess=postprocess)
     print(f"wrote {args.out} ({card['name']}): ORT vs torch max abs diff {card['export']['parity_max_abs_diff']:.2e}")
@@ -89,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crf-param", action="append", default=[], metavar="NAME=VALUE",
                    help="a dense-CRF parameter stored in the bundle (repeatable; e.g. srgb=5, chosen with "
                         "python -m ivos.bench.click_sweep); unset ones keep ivos.dense_crf's defaults")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
+                   help="whether predictors average the network over the view and its mirror image by default "
+                        "(one more network run per click)")
+    p.add_argument("--working-size", type=int, default=None,
+                   help="side of the square view the network runs at, px (default: the checkpoint's, 320)")
     p.set_defaults(func=_click)
     p = sub.add_parser("int8", help="add an int8 ONNX Runtime (CPU) network to a click bundle")
     p.add_argument("bundle", type=Path)

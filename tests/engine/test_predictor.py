@@ -76,6 +76,33 @@ def test_predict_is_stateless_and_matches_add_click(ort_model):
     assert p.result is a
 
 
+def test_flip_averages_the_view_and_its_mirror_image(ort_model):
+    """flip=True makes the prediction mirror-equivariant (the random-weight network alone is
+    not), and leaves the cached view intact (a repeated call gives the same result)."""
+    image = _image()
+    points, labels = np.array([[100.0, 60.0], [20.0, 10.0]]), np.array([1, 0])
+    mirrored = points.copy()
+    mirrored[:, 0] = image.shape[1] - 1 - points[:, 0]
+
+    def both_ways(predictor):
+        predictor.set_image(image)
+        first = predictor.predict(points, labels).probabilities
+        assert np.array_equal(predictor.predict(points, labels).probabilities, first)
+        predictor.set_image(np.ascontiguousarray(image[:, ::-1]))
+        return first, predictor.predict(mirrored, labels).probabilities[:, ::-1]
+
+    a, b = both_ways(ivos.ImagePredictor(ort_model, crf=False, flip=True))
+    with_flip = np.abs(a - b).max()
+    a, b = both_ways(ivos.ImagePredictor(ort_model, crf=False))
+    without = np.abs(a - b).max()
+    assert with_flip < 1e-5 and without > 1e-4
+
+
+def test_flip_default_comes_from_the_bundle(ort_model):
+    assert ivos.ImagePredictor(ort_model).flip is False  # the test bundle does not set it
+    assert ivos.ImagePredictor(ort_model, flip=True).flip is True
+
+
 def test_stroke_is_clamped_unless_soft(ort_model):
     image = _image()
     points = np.array([[70, 40], [130, 80]], np.float32)
