@@ -107,3 +107,29 @@ def test_checkpoint_roundtrip(tmp_path):
     inputs = _inputs(config)
     with torch.no_grad():
         assert torch.equal(loaded(*inputs), model(*inputs))
+
+
+def test_export_cli_stores_postprocess_defaults_and_working_size(tmp_path):
+    """``ivos-export click`` writes the CRF/flip defaults and the chosen working size into
+    model.json, and the runtime picks them up."""
+    import json
+
+    pytest.importorskip("onnxruntime", reason="exporting a bundle needs onnxruntime (pip install 'ivos[cpu]')")
+
+    import ivos
+    from ivos.export.cli import main
+    from ivos.export.models import ClickNetConfig
+
+    config = ClickNetConfig(name="tiny", widths=(8, 8, 16, 16), blocks=(1, 1, 1, 1), stem_width=8,
+                            head_width=8, skip_width=8, decoder_width=8)
+    save_click_model(tmp_path / "m.pt", build_model(config), {"steps": 1})
+    out = tmp_path / "bundle"
+    assert main(["click", str(tmp_path / "m.pt"), "--out", str(out), "--crf", "--crf-param", "srgb=5",
+                 "--flip", "--working-size", "96"]) == 0
+    card = json.loads((out / "model.json").read_text())
+    assert card["working_size"] == [96, 96]
+    assert card["postprocess"] == {"crf": True, "crf_params": {"srgb": 5.0}, "flip": True}
+    predictor = ivos.ImagePredictor(ivos.load(out, backend="ort", threads=1))
+    assert predictor.flip and predictor.crf and predictor.crf_params == {"srgb": 5.0}
+    with pytest.raises(SystemExit, match="multiple of 8"):
+        main(["click", str(tmp_path / "m.pt"), "--out", str(tmp_path / "bad"), "--working-size", "100"])
