@@ -2,7 +2,9 @@
 network corrects (paper 2.3, ``VideoPredictor.refine``).
 
 A propagated mask is usually close to the object with a wrong boundary, sometimes drifted,
-with a stray blob on a look-alike or a missing part, and now and then lost altogether. The
+with a stray blob on a look-alike or a missing part, sometimes spilled over into a large
+background region next to the object (a leak: the object then is a small part of the mask),
+and now and then lost altogether. The
 refinement network then sees that mask plus the user's correction clicks *only* (no earlier
 clicks on the object). Training only on the paper's correction examples (the no-mask model's
 prediction plus the first interaction's clicks plus corrections) leaves that case unseen: a
@@ -25,6 +27,11 @@ P_LOST = 0.08
 
 P_EXTRA_BLOB = 0.35
 """Probability of 1-2 false-positive blobs near the object (drift onto a look-alike)."""
+
+P_LEAK = 0.15
+"""Probability that the mask spills over into the background next to the object: a smooth
+region 0.5-2.5 L in radius overlapping the object (propagation latching onto an adjacent
+look-alike such as water or grass; one correction click on it must not erase the object)."""
 
 P_MISSING_PART = 0.3
 """Probability of a part of the object cut away (occlusion, fast motion)."""
@@ -58,8 +65,9 @@ def _ellipse(shape: tuple[int, int], center: tuple[float, float], radii: tuple[f
 
 def perturbed_mask(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A plausible wrong mask of the object ``gt`` (bool (H, W), non-empty): shifted, scaled
-    and rotated a little, its boundary displaced smoothly, maybe with a stray blob, a missing
-    part, or (rarely) lost to a nearby place. Returns bool (H, W)."""
+    and rotated a little, maybe leaking into a large adjacent region, its boundary displaced
+    smoothly, maybe with a stray blob, a missing part, or (rarely) lost to a nearby place.
+    Returns bool (H, W)."""
     h, w = gt.shape
     ys, xs = np.nonzero(gt)
     cx, cy = float(xs.mean()), float(ys.mean())
@@ -74,6 +82,12 @@ def perturbed_mask(gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     warped = cv2.warpAffine(gt.astype(np.uint8), affine, (w, h), flags=cv2.INTER_NEAREST).astype(bool)
     if not warped.any():
         warped = gt.copy()
+    if not lost and rng.random() < P_LEAK:
+        radii = size * rng.uniform(0.5, 2.5, 2)
+        direction = rng.uniform(0.0, 2.0 * np.pi)
+        reach = rng.uniform(0.3, 1.0) * radii.max()
+        center = (cx + reach * np.cos(direction), cy + reach * np.sin(direction))
+        warped |= _ellipse((h, w), center, tuple(radii), float(rng.uniform(0, 180)))
     amplitude = BOUNDARY_NOISE * size * rng.uniform(0.2, 1.0)
     noise = _smooth_noise((h, w), max(4.0, size * rng.uniform(0.15, 0.5)), rng)
     mask = _signed_distance(warped) + amplitude * (noise + rng.uniform(-0.3, 0.3)) > 0

@@ -26,7 +26,15 @@ def test_perturbed_masks_are_wrong_but_mostly_close():
     ious = np.array([_iou(perturbed_mask(gt, rng), gt) for _ in range(200)])
     assert ious.max() < 1.0  # every mask needs correcting
     assert 0.55 < np.median(ious) < 0.95  # near the object, as propagation leaves it
-    assert (ious < 0.3).mean() < 0.2  # lost masks are the exception
+    assert (ious < 0.3).mean() < 0.3  # lost and leaking masks are the exception
+
+
+def test_some_masks_leak_into_a_large_region_around_the_object():
+    gt = _rect(size=256, box=(110, 140, 110, 150))
+    rng = np.random.default_rng(2)
+    masks = [perturbed_mask(gt, rng) for _ in range(200)]
+    leaks = [m for m in masks if (m & gt).sum() > 0.7 * gt.sum() and (m & ~gt).sum() > 2 * gt.sum()]
+    assert 0.05 < len(leaks) / len(masks) < 0.3
 
 
 def test_perturbed_mask_is_deterministic_and_shaped():
