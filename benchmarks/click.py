@@ -49,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     crf.add_argument("--both-crf", dest="crf_mode", action="store_const", const="both",
                      help="both, side by side (default)")
     p.set_defaults(crf_mode="both")
+    p.add_argument("--threads", type=int, default=0,
+                   help="the model backend's CPU threads (0 = its default, one per core); OpenCV's are left alone")
     p.add_argument("--flip", choices=("bundle", "on", "off", "both"), default="bundle",
                    help="test-time flip averaging of the model: the bundle's default (default), on, off, or both "
                         "(rows named +flip)")
@@ -69,7 +71,7 @@ def find_data_root(explicit: Path | None) -> Path | None:
     return None
 
 
-def _environment(backend: str | None, methods: list[str]) -> dict:
+def _environment(backend: str | None, methods: list[str], threads: int) -> dict:
     import numpy as np
 
     import ivos
@@ -78,7 +80,7 @@ def _environment(backend: str | None, methods: list[str]) -> dict:
         "python": platform.python_version(), "numpy": np.__version__, "ivos": ivos.__version__,
         "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "model_threads": threads,
     }
     try:
         env["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -115,7 +117,7 @@ def _segmenters(args) -> tuple[list, str | None]:
             flips = {"bundle": [None], "on": [True], "off": [False], "both": [False, True]}[args.flip]
             for bundle in args.model:
                 model_segs, backend = load_model_segmenters(bundle, backend=args.backend, precision=args.precision,
-                                                            crf_modes=modes, flip_modes=flips,
+                                                            crf_modes=modes, flip_modes=flips, threads=args.threads,
                                                             named=len(args.model) > 1)
                 segs += model_segs
     return segs, backend
@@ -191,7 +193,7 @@ def run(args) -> int:
     report = {
         "dataset": data.name, "n_images": len(data), "max_clicks": args.max_clicks,
         "command": "ivos-bench " + shlex.join(sys.argv[1:]),
-        "environment": {**_environment(backend, [s.name for s in segs]),
+        "environment": {**_environment(backend, [s.name for s in segs], args.threads),
                         **({"flip": flips} if (flips := _flip_settings(segs)) else {})},
         # the first method's headline numbers at top level, for scripts that expect one method
         **{k: first[k] for k in ("noc85", "noc90", "n_fail90", "miou_per_click", "spc")},

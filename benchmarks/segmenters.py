@@ -44,7 +44,7 @@ class PredictorSegmenter:
 
 
 def load_model_segmenters(bundle: str, *, backend: str, crf_modes: list[bool], precision: str = "auto",
-                          flip_modes: list[bool | None] = (None,), named: bool = False
+                          flip_modes: list[bool | None] = (None,), threads: int = 0, named: bool = False
                           ) -> tuple[list[PredictorSegmenter], str]:
     """Loads ``bundle`` once and returns one segmenter per flip and CRF mode ("model" without
     CRF, "model+crf" with; "+flip" added for an explicit flip=True when ``flip_modes`` holds
@@ -53,7 +53,7 @@ def load_model_segmenters(bundle: str, *, backend: str, crf_modes: list[bool], p
     runs (``Model.backend``). A flip mode of None keeps the bundle's default."""
     import ivos
 
-    model = ivos.load(bundle, backend=backend, precision=precision)
+    model = ivos.load(bundle, backend=backend, precision=precision, threads=threads)
     base = model.bundle.name if named else "model"
     mark_flip = len(set(flip_modes)) > 1
     segs = [PredictorSegmenter(ivos.ImagePredictor(model, flip=flip),
