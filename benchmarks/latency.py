@@ -98,7 +98,8 @@ def measure(models: dict, frames: dict, *, rounds: int, clicks: int, progress=No
                 progress.update(1)
     rows = []
     for (fname, bname, crf), timings in samples.items():
-        row = {"frame": fname, "backend": bname, "runs": models[bname].backend, "crf": crf}
+        row = {"frame": fname, "backend": bname, "runs": models[bname].backend, "crf": crf,
+               "flip": predictors[(fname, bname, crf)].flip}
         for stage in STAGES:
             row[stage] = _percentiles([getattr(t, stage) for t in timings])
         rows.append(row)
@@ -138,12 +139,13 @@ def environment(models: dict) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| frame | backend | CRF | total p50 / p90 / p99 (ms) | prepare | render | infer | post | CRF |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| frame | backend | CRF | flip | total p50 / p90 / p99 (ms) | prepare | render | infer | post | CRF |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         total = r["total_ms"]
         stages = " | ".join(f"{r[s]['p50']:.1f}" for s in STAGES[:-1])
         lines.append(f"| {r['frame']} | {r['runs']} | {'on' if r['crf'] else 'off'} | "
+                     f"{'on' if r.get('flip') else 'off'} | "
                      f"{total['p50']:.1f} / {total['p90']:.1f} / {total['p99']:.1f} | {stages} |")
     return "\n".join(lines)
 
