@@ -1,5 +1,5 @@
 """Sweep of ``ivos.ImagePredictor`` settings (the click CRF's parameters, the smallest zoom-in
-view, test-time flip averaging): NoC@85/90 (RITM simulated user, the protocol of ``ivos-bench click``) for each setting,
+view and its expansion, test-time flip averaging): NoC@85/90 (RITM simulated user, the protocol of ``ivos-bench click``) for each setting,
 side by side with the network alone, to choose defaults on data that is neither trained on
 nor reported:
 
@@ -8,7 +8,7 @@ nor reported:
 
 (the five DAVIS-2016 train sequences that training holds aside for validation, every 10th
 frame). Every combination of the listed values is run; the other CRF parameters keep
-``ivos.ops.crf.CRF_DEFAULTS``. With several ``--min-zoom-side`` or ``--flip`` values, each
+``ivos.ops.crf.CRF_DEFAULTS``. With several ``--min-zoom-side``, ``--zoom-expansion`` or ``--flip`` values, each
 combination is run with and without every CRF setting. Prints one markdown row per setting; one CPU thread.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     import ivos
     from ivos.cli import DEFAULT_CLICK
-    from ivos.geometry import MIN_ZOOM_SIDE
+    from ivos.geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION
     from ivos.ops.crf import CRF_DEFAULTS
 
     from .click import find_data_root
@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations", nargs="+", type=int, default=[CRF_DEFAULTS["iterations"]])
     p.add_argument("--min-zoom-side", nargs="+", type=int, default=[MIN_ZOOM_SIDE],
                    help="smallest zoom-in view side(s), original pixels")
+    p.add_argument("--zoom-expansion", nargs="+", type=float, default=[ZOOM_EXPANSION],
+                   help="zoom-in view side / mask-and-clicks box side value(s)")
     p.add_argument("--flip", nargs="+", choices=("off", "on"), default=["off"],
                    help="test-time flip averaging setting(s) (ImagePredictor(flip=...))")
     args = p.parse_args(argv)
@@ -53,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
             for values in itertools.product(args.compat_bilateral, args.srgb, args.sxy_bilateral,
                                             args.compat_gaussian, args.iterations)]
     segmenters = []
-    for side, flip in itertools.product(args.min_zoom_side, args.flip):
+    for side, expansion, flip in itertools.product(args.min_zoom_side, args.zoom_expansion, args.flip):
         prefix = (f"min zoom {side}, " if len(args.min_zoom_side) > 1 else "") + \
+                 (f"zoom x{expansion:g}, " if len(args.zoom_expansion) > 1 else "") + \
                  (f"flip {flip}, " if len(args.flip) > 1 else "")
-        options = {"min_zoom_side": side, "flip": flip == "on"}
+        options = {"min_zoom_side": side, "zoom_expansion": expansion, "flip": flip == "on"}
         segmenters.append(PredictorSegmenter(ivos.ImagePredictor(model, **options), name=f"{prefix}no CRF",
                                              crf=False))
         segmenters += [PredictorSegmenter(ivos.ImagePredictor(model, crf_params=params, **options),

@@ -57,7 +57,7 @@ def full_view(height: int, width: int) -> Box:
 
 
 def zoom_box(height: int, width: int, mask: np.ndarray | None, points: np.ndarray, *,
-             min_side: int = MIN_ZOOM_SIDE) -> Box:
+             min_side: int = MIN_ZOOM_SIDE, expansion: float = ZOOM_EXPANSION) -> Box:
     """The view for the next prediction: the full view when there is no mask yet, else a
     square around the mask's bounding box and all points, enlarged by ZOOM_EXPANSION.
 
@@ -65,6 +65,8 @@ def zoom_box(height: int, width: int, mask: np.ndarray | None, points: np.ndarra
         mask: uint8/bool (height, width) current mask or None.
         points: (N, 2) float (x, y) of every click/stroke vertex in original pixels.
         min_side: smallest box side in original pixels (default ``MIN_ZOOM_SIDE``).
+        expansion: box side / side of the mask-and-points bounding box (default
+            ``ZOOM_EXPANSION``).
     """
     full = full_view(height, width)
     full_side = max(height, width)
@@ -78,7 +80,7 @@ def zoom_box(height: int, width: int, mask: np.ndarray | None, points: np.ndarra
         x_hi = max(x_hi, int(np.ceil(points[:, 0].max())) + 1)
         y_lo = min(y_lo, int(np.floor(points[:, 1].min())))
         y_hi = max(y_hi, int(np.ceil(points[:, 1].max())) + 1)
-    side = int(np.ceil(max(x_hi - x_lo, y_hi - y_lo) * ZOOM_EXPANSION))
+    side = int(np.ceil(max(x_hi - x_lo, y_hi - y_lo) * expansion))
     side = max(side, min(min_side, full_side))
     if side >= FULL_VIEW_FRACTION * full_side:
         return full

@@ -20,7 +20,7 @@ import numpy as np
 
 from ._validate import describe, finite_array, rgb_image
 from .errors import InvalidInput
-from .geometry import MIN_ZOOM_SIDE, Box, zoom_box
+from .geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION, Box, zoom_box
 from .model import Model
 from .ops.clicks import render_clicks
 from .ops.crf import CRF_DEFAULTS, dense_crf
@@ -93,6 +93,8 @@ class ImagePredictor:
         zoom: zoom in around the mask after the first click (RITM/FocalClick style).
         min_zoom_side: smallest zoom-in view side in original pixels (default
             ``ivos.geometry.MIN_ZOOM_SIDE``).
+        zoom_expansion: zoom-in view side / side of the mask-and-clicks box (default
+            ``ivos.geometry.ZOOM_EXPANSION``).
         flip: test-time augmentation: also run the network on the mirrored view and average
             the two logit maps (one more network run per click). None = the bundle's default
             (``postprocess.flip``, off when absent).
@@ -100,7 +102,7 @@ class ImagePredictor:
 
     def __init__(self, model: Model, *, crf: bool | None = None, crf_params: dict[str, Any] | None = None,
                  soft_strokes: bool = False, zoom: bool = True, min_zoom_side: int | None = None,
-                 flip: bool | None = None):
+                 zoom_expansion: float | None = None, flip: bool | None = None):
         if model.bundle.task != "click-refinement":
             raise InvalidInput(f"model must be a click-refinement bundle, got task {model.bundle.task!r}")
         self.model = model
@@ -111,6 +113,9 @@ class ImagePredictor:
         self.soft_strokes = soft_strokes
         self.zoom = zoom
         self.min_zoom_side = MIN_ZOOM_SIDE if min_zoom_side is None else int(min_zoom_side)
+        self.zoom_expansion = ZOOM_EXPANSION if zoom_expansion is None else float(zoom_expansion)
+        if not 1.0 <= self.zoom_expansion <= 10.0:
+            raise InvalidInput(f"zoom_expansion must be in [1, 10], got {zoom_expansion!r}")
         self._ctx = model.create_context()
         names = [s.name for s in model.bundle.inputs]
         if names != ["image", "mask", "clicks"]:
@@ -212,7 +217,8 @@ class ImagePredictor:
         if len(coords) == 0 and not strokes and mask is None:
             raise InvalidInput("point_coords is empty and there are no strokes or mask_input: nothing to predict from")
         all_points = np.concatenate([coords] + [s.points for s in strokes]) if strokes else coords
-        box = zoom_box(h, w, mask if self.zoom else None, all_points, min_side=self.min_zoom_side)
+        box = zoom_box(h, w, mask if self.zoom else None, all_points, min_side=self.min_zoom_side,
+                       expansion=self.zoom_expansion)
 
         self._prepare_image(box)
         self._prepare_mask(box, mask)

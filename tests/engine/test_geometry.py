@@ -1,6 +1,7 @@
 """View boxes: the full view without a mask, a square zoom-in around mask and clicks, its
 smallest side, and the switch back to the full view for large objects."""
 import numpy as np
+import pytest
 
 from ivos.geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION, Box, full_view, zoom_box
 
@@ -36,3 +37,17 @@ def test_min_side_bounds_the_zoom_on_tiny_objects():
 def test_large_objects_get_the_full_view():
     mask = _mask(480, 854, 10, 470, 50, 800)
     assert zoom_box(480, 854, mask, np.zeros((0, 2), np.float32)) == full_view(480, 854)
+
+
+def test_zoom_expansion_scales_the_box_and_is_validated(tiny_bundle):
+    mask = np.zeros((480, 854), bool)
+    mask[200:260, 400:460] = True  # 60 px square
+    none = np.zeros((0, 2), np.float32)
+    assert zoom_box(480, 854, mask, none, expansion=2.0).width == 120
+    assert zoom_box(480, 854, mask, none).width == int(np.ceil(60 * ZOOM_EXPANSION))
+    import ivos
+
+    model = ivos.load(tiny_bundle, backend="ort", threads=1)
+    assert ivos.ImagePredictor(model, zoom_expansion=1.8).zoom_expansion == 1.8
+    with pytest.raises(ivos.InvalidInput, match="zoom_expansion"):
+        ivos.ImagePredictor(model, zoom_expansion=0.5)
