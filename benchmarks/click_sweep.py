@@ -1,15 +1,16 @@
 """Sweep of ``ivos.ImagePredictor`` settings (the click CRF's parameters, the smallest zoom-in
-view and its expansion, test-time flip averaging): NoC@85/90 (RITM simulated user, the protocol of ``ivos-bench click``) for each setting,
-side by side with the network alone, to choose defaults on data that is neither trained on
-nor reported:
+view and its expansion, test-time flip averaging): NoC@85/90 (RITM simulated user, the
+protocol of ``ivos-bench click``) for each setting, side by side with the network alone, to
+choose defaults on data that is neither trained on nor reported:
 
     python -m ivos.bench.click_sweep --sequences bus elephant lucia rhino tennis \\
         --compat-bilateral 2 5 10 --srgb 5 13 --sxy-bilateral 30 80
 
 (the five DAVIS-2016 train sequences that training holds aside for validation, every 10th
 frame). Every combination of the listed values is run; the other CRF parameters keep
-``ivos.ops.crf.CRF_DEFAULTS``. With several ``--min-zoom-side``, ``--zoom-expansion`` or ``--flip`` values, each
-combination is run with and without every CRF setting. Prints one markdown row per setting; one CPU thread.
+``ivos.ops.crf.CRF_DEFAULTS``. With several ``--min-zoom-side``, ``--zoom-expansion`` or
+``--flip`` values, each combination is run with and without every CRF setting. Prints one
+markdown row per setting; one CPU thread.
 """
 from __future__ import annotations
 

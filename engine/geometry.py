@@ -59,7 +59,7 @@ def full_view(height: int, width: int) -> Box:
 def zoom_box(height: int, width: int, mask: np.ndarray | None, points: np.ndarray, *,
              min_side: int = MIN_ZOOM_SIDE, expansion: float = ZOOM_EXPANSION) -> Box:
     """The view for the next prediction: the full view when there is no mask yet, else a
-    square around the mask's bounding box and all points, enlarged by ZOOM_EXPANSION.
+    square around the mask's bounding box and all points, enlarged by ``expansion``.
 
     Args:
         mask: uint8/bool (height, width) current mask or None.
