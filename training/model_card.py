@@ -27,8 +27,8 @@ RECIPE = """\
   {0,1,2,3,4,5,10,20} clicks are sampled in its error regions, and that prediction is the
   mask input), refinement examples (a perturbed ground-truth mask, `training/mask_sim.py`:
   shifted/scaled/rotated, wobbly boundary, stray blobs, missing parts, leaks into a large
-  adjacent region, or lost; with N_corr correction clicks only: the video `refine` case, no earlier clicks on the
-  object), and first interactions without a mask.
+  adjacent region, or lost; with N_corr correction clicks only: the video `refine` case,
+  no earlier clicks on the object), and first interactions without a mask.
 - First interaction: 1-5 positive clicks (d_margin 3, d_step 5), 0-5 negatives by iFCN's
   3 strategies (d_hull 40), strokes with p = 0.15 each (training/click_sim.py).
 - Views: 80% object crops with context x1.2-2.5 (+-15% jitter), 20% whole-image views, flip,
