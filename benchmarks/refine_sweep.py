@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--click-crf", action=argparse.BooleanOptionalAction, default=None,
                    help="dense CRF after the click network (default: the click bundle's)")
     p.add_argument("--radii", nargs="+", type=float, default=[0.1, 0.2, 0.3], help="0 = whole mask (None)")
+    p.add_argument("--connected", nargs="+", choices=("off", "on"), default=["off"],
+                   help="VideoPredictor(refine_connected=...) setting(s), each run with every radius")
     args = p.parse_args(argv)
     root = find_data_root(args.data_root)
     if root is None or not (root / "DAVIS2016").is_dir():
@@ -58,21 +60,22 @@ def main(argv: list[str] | None = None) -> int:
     names = args.sequences or davis_sequences(root, args.split)
     osvos = ivos.load(DEFAULT_OSVOS, backend="ort", threads=1)
     clicker = ivos.load(args.click_bundle or DEFAULT_CLICK, backend="ort", threads=1)
-    gains: dict[float, list[dict[int, float]]] = {r: [] for r in args.radii}
+    settings = [(r, c) for c in args.connected for r in args.radii]
+    gains: dict[tuple, list[dict[int, float]]] = {s: [] for s in settings}
     for name in names:
         video, gt = read_sequence(davis, name, None)
-        for r in args.radii:
+        for r, c in settings:
             vp = ivos.VideoPredictor(osvos, clicker, finetune_config=ivos.FinetuneConfig(threads=1),
-                                     refine_radius=r or None, click_crf=args.click_crf)
+                                     refine_radius=r or None, refine_connected=c == "on", click_crf=args.click_crf)
             idx, before, g = correction_gains(vp, video, gt)
-            gains[r].append(g)
-            print(f"{name} radius {r or None}: frame {idx}, IoU before {100 * before:.1f}, gain "
+            gains[(r, c)].append(g)
+            print(f"{name} radius {r or None} connected {c}: frame {idx}, IoU before {100 * before:.1f}, gain "
                   + ", ".join(f"{k} click(s) {100 * v:+.1f}" for k, v in g.items()), flush=True)
-    print("\n| radius | " + " | ".join(f"{k} click(s)" for k in CLICKS_FIX) + " |")
-    print("|---|" + "---|" * len(CLICKS_FIX))
-    for r in args.radii:
-        print(f"| {r or 'None (whole mask)'} | "
-              + " | ".join(f"{100 * np.mean([g[k] for g in gains[r]]):+.1f}" for k in CLICKS_FIX) + " |")
+    print("\n| radius | connected | " + " | ".join(f"{k} click(s)" for k in CLICKS_FIX) + " |")
+    print("|---|---|" + "---|" * len(CLICKS_FIX))
+    for r, c in settings:
+        print(f"| {r or 'None (whole mask)'} | {c} | "
+              + " | ".join(f"{100 * np.mean([g[k] for g in gains[(r, c)]]):+.1f}" for k in CLICKS_FIX) + " |")
     return 0
 
 

@@ -157,12 +157,17 @@ class VideoPredictor:
             network rewriting the whole mask from one click undoes correct regions.
             0.2 was chosen by the 1-click gain on five held-aside DAVIS *train* sequences
             (benchmarks/results/video_ablations.md, "Refinement radius"). None = whole mask.
+        refine_connected: ``refine`` keeps only the connected regions of the network's change
+            (new mask vs current mask) that contain one of the frame's refinement clicks
+            (FocalClick's progressive merge): a correction is about the error under the
+            click, and changes elsewhere are the network's guesses. Applied after
+            ``refine_radius``.
     """
 
     def __init__(self, osvos_model: Model, click_model: Model | None = None, *, mode: str = "osvos+mask",
                  crf: bool = True, finetune_config: FinetuneConfig | None = None, roi_margin: float | None = 0.5,
                  refine_radius: float | None = 0.2, crf_params: dict[str, Any] | None = None,
-                 click_crf: bool | None = None):
+                 click_crf: bool | None = None, refine_connected: bool = False):
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
@@ -170,6 +175,7 @@ class VideoPredictor:
         self.crf_params = dict(CRF_PARAMS if crf_params is None else crf_params)
         self.roi_margin = roi_margin
         self.refine_radius = refine_radius
+        self.refine_connected = bool(refine_connected)
         self.finetune_config = finetune_config or FinetuneConfig(use_prior=mode == "osvos+mask")
         self._osvos = OsvosSession(osvos_model)
         self._clicker = None
@@ -220,7 +226,7 @@ class VideoPredictor:
         idx = state.video.check_index(frame_idx)
         if idx not in state.masks:
             raise InvalidInput(f"frame_idx {idx} has no propagated mask to refine yet: run propagate_in_video first")
-        return self._click(state, idx, points, labels, clear=False, local=self.refine_radius is not None)
+        return self._click(state, idx, points, labels, clear=False, local=True)
 
     def add_new_mask(self, state: VideoState, frame_idx: int, mask: Any) -> FrameResult:
         """Sets frame ``frame_idx``'s annotation to ``mask`` (uint8/bool (H, W), values 0/1)."""
@@ -267,13 +273,30 @@ class VideoPredictor:
                                     np.array([c[2] for c in clicks], np.int64), mask_input=base)
         mask = res.mask
         if local and base is not None:
-            near = self._near_clicks(h, w, clicks, self.refine_radius * float(np.hypot(h, w)))
-            mask = np.where(near, res.mask, base).astype(np.uint8)
+            if self.refine_radius is not None:
+                near = self._near_clicks(h, w, clicks, self.refine_radius * float(np.hypot(h, w)))
+                mask = np.where(near, mask, base).astype(np.uint8)
+            if self.refine_connected:
+                mask = self._changes_at_clicks(base, mask, clicks)
         t2 = time.perf_counter()
         state.clicks[idx] = clicks  # only now: a failed prediction leaves the state as it was
         self._annotate(state, idx, mask)
         timings = FrameTimings((t1 - t0) * 1e3, res.timings.total_ms, 0.0, (t2 - t0) * 1e3)
         return FrameResult(idx, mask, 1.0, timings, "annotated")
+
+    @staticmethod
+    def _changes_at_clicks(base: np.ndarray, new: np.ndarray, clicks: list[tuple[float, float, int]]) -> np.ndarray:
+        """(h, w) uint8: ``base`` with only those 8-connected regions of ``new != base`` that
+        contain a click pixel taken over from ``new``."""
+        import cv2
+
+        changed = (new != base).astype(np.uint8)
+        _, labels = cv2.connectedComponents(changed, connectivity=8)
+        h, w = base.shape
+        hit = {int(labels[min(h - 1, int(round(y))), min(w - 1, int(round(x)))]) for x, y, _ in clicks}
+        hit.discard(0)  # the unchanged background label
+        keep = np.isin(labels, list(hit))
+        return np.where(keep, new, base).astype(np.uint8)
 
     @staticmethod
     def _near_clicks(h: int, w: int, clicks: list[tuple[float, float, int]], radius: float) -> np.ndarray:

@@ -158,3 +158,37 @@ def test_refine_edits_only_near_its_clicks(predictor, make_clip):
     yy, xx = np.mgrid[0:60, 0:80]
     far = (xx - 20) ** 2 + (yy - 20) ** 2 > 10.0 ** 2
     assert np.array_equal(fixed.mask[far], before[far])
+
+
+def test_connected_refinement_keeps_only_changes_under_the_clicks():
+    """refine_connected: of the network's changes, only the regions holding a click survive."""
+    from ivos.video_predictor import VideoPredictor
+
+    base = np.zeros((40, 60), np.uint8)
+    base[5:15, 5:15] = 1  # a false-positive blob the user clicks away
+    base[25:35, 40:50] = 1  # a correct region the network wrongly erases too
+    new = np.zeros_like(base)
+    new[20:24, 20:24] = 1  # and a spurious addition elsewhere
+    kept = VideoPredictor._changes_at_clicks(base, new, [(10.0, 10.0, 0)])
+    expected = base.copy()
+    expected[5:15, 5:15] = 0
+    assert np.array_equal(kept, expected)
+    assert np.array_equal(VideoPredictor._changes_at_clicks(base, new, []), base)
+
+
+def test_refine_connected_leaves_far_regions_alone(predictor, make_clip):
+    frames, masks = make_clip(n=4, h=60, w=80)
+    state = predictor.init_state(frames)
+    predictor.add_new_mask(state, 0, masks[0])
+    _propagated(predictor, state)
+    before = state.mask(2)
+    old = predictor.refine_radius, predictor.refine_connected
+    predictor.refine_radius, predictor.refine_connected = None, True
+    try:
+        fixed = predictor.refine(state, 2, [[20, 20]], [1])
+    finally:
+        predictor.refine_radius, predictor.refine_connected = old
+    import cv2
+
+    _, labels = cv2.connectedComponents((fixed.mask != before).astype(np.uint8), connectivity=8)
+    assert set(np.unique(labels[fixed.mask != before])) <= {labels[20, 20]}
