@@ -143,21 +143,29 @@ def test_missing_click_model(osvos_bundle, make_clip):
         VideoPredictor(ivos.load(osvos_bundle, backend="ort"), mode="sam")
 
 
-def test_refine_edits_only_near_its_clicks(predictor, make_clip):
+def _refine_with(predictor, make_clip, **settings):
+    """Refines frame 2 of a propagated 60x80 clip with one positive click at (20, 20) under
+    the given VideoPredictor settings (restored afterwards): (mask before, mask after)."""
     frames, masks = make_clip(n=4, h=60, w=80)
     state = predictor.init_state(frames)
     predictor.add_new_mask(state, 0, masks[0])
     _propagated(predictor, state)
     before = state.mask(2)
-    old_radius = predictor.refine_radius
-    predictor.refine_radius = 0.1  # 10 px on this 60x80 frame
+    old = {name: getattr(predictor, name) for name in settings}
+    for name, value in settings.items():
+        setattr(predictor, name, value)
     try:
-        fixed = predictor.refine(state, 2, [[20, 20]], [1])
+        return before, predictor.refine(state, 2, [[20, 20]], [1]).mask
     finally:
-        predictor.refine_radius = old_radius
+        for name, value in old.items():
+            setattr(predictor, name, value)
+
+
+def test_refine_edits_only_near_its_clicks(predictor, make_clip):
+    before, fixed = _refine_with(predictor, make_clip, refine_radius=0.1)  # 10 px on this frame
     yy, xx = np.mgrid[0:60, 0:80]
     far = (xx - 20) ** 2 + (yy - 20) ** 2 > 10.0 ** 2
-    assert np.array_equal(fixed.mask[far], before[far])
+    assert np.array_equal(fixed[far], before[far])
 
 
 def test_connected_refinement_keeps_only_changes_under_the_clicks():
@@ -177,18 +185,8 @@ def test_connected_refinement_keeps_only_changes_under_the_clicks():
 
 
 def test_refine_connected_leaves_far_regions_alone(predictor, make_clip):
-    frames, masks = make_clip(n=4, h=60, w=80)
-    state = predictor.init_state(frames)
-    predictor.add_new_mask(state, 0, masks[0])
-    _propagated(predictor, state)
-    before = state.mask(2)
-    old = predictor.refine_radius, predictor.refine_connected
-    predictor.refine_radius, predictor.refine_connected = None, True
-    try:
-        fixed = predictor.refine(state, 2, [[20, 20]], [1])
-    finally:
-        predictor.refine_radius, predictor.refine_connected = old
     import cv2
 
-    _, labels = cv2.connectedComponents((fixed.mask != before).astype(np.uint8), connectivity=8)
-    assert set(np.unique(labels[fixed.mask != before])) <= {labels[20, 20]}
+    before, fixed = _refine_with(predictor, make_clip, refine_radius=None, refine_connected=True)
+    _, labels = cv2.connectedComponents((fixed != before).astype(np.uint8), connectivity=8)
+    assert set(np.unique(labels[fixed != before])) <= {labels[20, 20]}
