@@ -226,7 +226,7 @@ class VideoPredictor:
         idx = state.video.check_index(frame_idx)
         if idx not in state.masks:
             raise InvalidInput(f"frame_idx {idx} has no propagated mask to refine yet: run propagate_in_video first")
-        return self._click(state, idx, points, labels, clear=False, local=True)
+        return self._click(state, idx, points, labels, clear=False, correcting=True)
 
     def add_new_mask(self, state: VideoState, frame_idx: int, mask: Any) -> FrameResult:
         """Sets frame ``frame_idx``'s annotation to ``mask`` (uint8/bool (H, W), values 0/1)."""
@@ -243,7 +243,7 @@ class VideoPredictor:
         return self._annotated_result(idx, m)
 
     def _click(self, state: VideoState, frame_idx: Any, points: Any, labels: Any, *, clear: bool,
-               local: bool = False) -> FrameResult:
+               correcting: bool = False) -> FrameResult:
         self._check_state(state)
         if self._clicker is None:
             raise InvalidInput("this VideoPredictor has no click model: pass click_model= to use clicks, "
@@ -272,7 +272,7 @@ class VideoPredictor:
         res = self._clicker.predict(np.array([c[:2] for c in clicks], np.float32),
                                     np.array([c[2] for c in clicks], np.int64), mask_input=base)
         mask = res.mask
-        if local and base is not None:
+        if correcting and base is not None:
             if self.refine_radius is not None:
                 near = self._near_clicks(h, w, clicks, self.refine_radius * float(np.hypot(h, w)))
                 mask = np.where(near, mask, base).astype(np.uint8)

@@ -4,13 +4,13 @@ network corrects (paper 2.3, ``VideoPredictor.refine``).
 A propagated mask is usually close to the object with a wrong boundary, sometimes drifted,
 with a stray blob on a look-alike or a missing part, sometimes spilled over into a large
 background region next to the object (a leak: the object then is a small part of the mask),
-and now and then lost altogether. The
-refinement network then sees that mask plus the user's correction clicks *only* (no earlier
-clicks on the object). Training only on the paper's correction examples (the no-mask model's
-prediction plus the first interaction's clicks plus corrections) leaves that case unseen: a
-single negative click on a stray blob then wipes out the whole object (measured on the DAVIS
-dev worst frames before this module existed). ``perturbed_mask`` makes such masks from the
-ground truth; ``training.train`` pairs them with correction clicks alone.
+and now and then lost altogether. The refinement network then sees that mask plus the
+user's correction clicks *only* (no earlier clicks on the object). Training only on the
+paper's correction examples (the no-mask model's prediction plus the first interaction's
+clicks plus corrections) leaves that case unseen: a single negative click on a stray blob
+then wipes out the whole object (measured on the DAVIS dev worst frames before this module
+existed). ``perturbed_mask`` makes such masks from the ground truth; ``training.train``
+pairs them with correction clicks alone.
 
 All sizes scale with the object's size L = sqrt(area) in pixels. Same generator state, same
 mask.
