@@ -1,12 +1,14 @@
-"""Sweep of ``VideoPredictor(refine_radius=...)``: the Table-3 worst-frame correction gain
-(IoU points after 1/4/10 RITM clicks, the same protocol as ``ivos-bench video``) for each
-radius, on named DAVIS-2016 sequences. Used to choose the default on held-aside TRAIN
-sequences, then reported on dev:
+"""Sweep of ``VideoPredictor``'s refine settings (``refine_radius``, ``refine_connected``,
+``refine_focus``): the Table-3 worst-frame correction gain (IoU points after 1/4/10 RITM
+clicks, the same protocol as ``ivos-bench video``) for each setting, on named DAVIS-2016
+sequences. Each sequence is propagated once (from its ground-truth first mask); every setting
+corrects the same worst frame. Used to choose the defaults on held-aside TRAIN sequences,
+then reported on dev:
 
-    python -m ivos.bench.refine_sweep --sequences bus elephant lucia rhino tennis --radii 0.1 0.2 0.3
+    python -m ivos.bench.refine_sweep --sequences bus elephant lucia rhino tennis --radii 0.2 0 --focus off on
     python -m ivos.bench.refine_sweep --split dev --radii 0.1 0.2 0.3 0
 
-(radius 0 = None: the network's whole new mask). Prints one line per sequence and radius,
+(radius 0 = None: the network's whole new mask). Prints one line per sequence and setting,
 then the mean gains; one CPU thread.
 """
 from __future__ import annotations
@@ -18,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 
-def correction_gains(vp, video, gt: np.ndarray) -> tuple[int, float, dict[int, float]]:
-    """Propagates from the ground-truth first mask, then corrects the worst frame with RITM
-    clicks through ``vp.refine``: (frame, IoU before, {k: IoU gain after k clicks})."""
-    from .video import correction_ious, iou, refine_corrector, worst_frame
+def propagate_from_gt(vp, video, gt: np.ndarray):
+    """A state propagated from the ground-truth first mask, and its worst frame:
+    (state, frame, IoU before)."""
+    from .video import iou, worst_frame
 
     state = vp.init_state(video)
     vp.add_new_mask(state, 0, gt[0])
@@ -29,8 +31,23 @@ def correction_gains(vp, video, gt: np.ndarray) -> tuple[int, float, dict[int, f
         pass
     ious = np.array([iou(state.mask(i), gt[i]) for i in range(len(gt))])
     idx = worst_frame(ious, gt)
-    after = correction_ious(refine_corrector(vp, state, idx), state.mask(idx), gt[idx])
-    return idx, float(ious[idx]), {k: v - ious[idx] for k, v in after.items()}
+    return state, idx, float(ious[idx])
+
+
+def correction_gains(vp, state, idx: int, before: float, gt: np.ndarray) -> dict[int, float]:
+    """Corrects frame ``idx`` of a propagated ``state`` with RITM clicks through ``vp.refine``
+    ({k: IoU gain after k clicks}); the state is left as it was, so that every setting
+    corrects the same propagation."""
+    from .video import correction_ious, refine_corrector
+
+    saved = {k: dict(getattr(state, k)) for k in ("annotations", "clicks", "masks", "confidence")}
+    try:
+        after = correction_ious(refine_corrector(vp, state, idx), state.mask(idx), gt[idx])
+    finally:
+        for k, v in saved.items():
+            getattr(state, k).clear()
+            getattr(state, k).update(v)
+    return {k: v - before for k, v in after.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--radii", nargs="+", type=float, default=[0.1, 0.2, 0.3], help="0 = whole mask (None)")
     p.add_argument("--connected", nargs="+", choices=("off", "on"), default=["off"],
                    help="VideoPredictor(refine_connected=...) setting(s), each run with every radius")
+    p.add_argument("--focus", nargs="+", choices=("off", "on"), default=["off"],
+                   help="VideoPredictor(refine_focus=...) setting(s), each run with every other setting")
     args = p.parse_args(argv)
     root = find_data_root(args.data_root)
     if root is None or not (root / "DAVIS2016").is_dir():
@@ -60,22 +79,23 @@ def main(argv: list[str] | None = None) -> int:
     names = args.sequences or davis_sequences(root, args.split)
     osvos = ivos.load(DEFAULT_OSVOS, backend="ort", threads=1)
     clicker = ivos.load(args.click_bundle or DEFAULT_CLICK, backend="ort", threads=1)
-    settings = [(r, c) for c in args.connected for r in args.radii]
+    settings = [(r, c, f) for f in args.focus for c in args.connected for r in args.radii]
     gains: dict[tuple, list[dict[int, float]]] = {s: [] for s in settings}
+    vp = ivos.VideoPredictor(osvos, clicker, finetune_config=ivos.FinetuneConfig(threads=1), click_crf=args.click_crf)
     for name in names:
         video, gt = read_sequence(davis, name, None)
-        for r, c in settings:
-            vp = ivos.VideoPredictor(osvos, clicker, finetune_config=ivos.FinetuneConfig(threads=1),
-                                     refine_radius=r or None, refine_connected=c == "on", click_crf=args.click_crf)
-            idx, before, g = correction_gains(vp, video, gt)
-            gains[(r, c)].append(g)
-            print(f"{name} radius {r or None} connected {c}: frame {idx}, IoU before {100 * before:.1f}, gain "
-                  + ", ".join(f"{k} click(s) {100 * v:+.1f}" for k, v in g.items()), flush=True)
-    print("\n| radius | connected | " + " | ".join(f"{k} click(s)" for k in CLICKS_FIX) + " |")
-    print("|---|---|" + "---|" * len(CLICKS_FIX))
-    for r, c in settings:
-        print(f"| {r or 'None (whole mask)'} | {c} | "
-              + " | ".join(f"{100 * np.mean([g[k] for g in gains[(r, c)]]):+.1f}" for k in CLICKS_FIX) + " |")
+        state, idx, before = propagate_from_gt(vp, video, gt)
+        for r, c, f in settings:
+            vp.refine_radius, vp.refine_connected, vp.refine_focus = r or None, c == "on", f == "on"
+            g = correction_gains(vp, state, idx, before, gt)
+            gains[(r, c, f)].append(g)
+            print(f"{name} radius {r or None} connected {c} focus {f}: frame {idx}, IoU before {100 * before:.1f}, "
+                  "gain " + ", ".join(f"{k} click(s) {100 * v:+.1f}" for k, v in g.items()), flush=True)
+    print("\n| radius | connected | focus | " + " | ".join(f"{k} click(s)" for k in CLICKS_FIX) + " |")
+    print("|---|---|---|" + "---|" * len(CLICKS_FIX))
+    for r, c, f in settings:
+        print(f"| {r or 'None (whole mask)'} | {c} | {f} | "
+              + " | ".join(f"{100 * np.mean([g[k] for g in gains[(r, c, f)]]):+.1f}" for k in CLICKS_FIX) + " |")
     return 0
 
 

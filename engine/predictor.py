@@ -197,7 +197,7 @@ class ImagePredictor:
 
     # ---- stateless prediction ----------------------------------------------------------
     def predict(self, point_coords: Any, point_labels: Any, mask_input: np.ndarray | None = None, *,
-                strokes: Sequence[Stroke] = (), crf: bool | None = None) -> ClickResult:
+                strokes: Sequence[Stroke] = (), crf: bool | None = None, view: Box | None = None) -> ClickResult:
         """Predicts the mask for the given clicks (does not touch the click history).
 
         Args:
@@ -207,6 +207,9 @@ class ImagePredictor:
                 video mask to correct); None = no mask yet.
             strokes: optional sequence of ``Stroke``.
             crf: override the predictor's CRF setting for this call.
+            view: the box (original pixels) the network sees; None = the full view without a
+                mask, else the zoom-in box around the mask and all points. Probabilities
+                outside the view are 0.
         """
         t0 = time.perf_counter()
         self._require_image()
@@ -217,8 +220,11 @@ class ImagePredictor:
         if len(coords) == 0 and not strokes and mask is None:
             raise InvalidInput("point_coords is empty and there are no strokes or mask_input: nothing to predict from")
         all_points = np.concatenate([coords] + [s.points for s in strokes]) if strokes else coords
-        box = zoom_box(h, w, mask if self.zoom else None, all_points, min_side=self.min_zoom_side,
-                       expansion=self.zoom_expansion)
+        if view is None:
+            box = zoom_box(h, w, mask if self.zoom else None, all_points, min_side=self.min_zoom_side,
+                           expansion=self.zoom_expansion)
+        else:
+            box = self._check_view(view, h, w)
 
         self._prepare_image(box)
         self._prepare_mask(box, mask)
@@ -254,6 +260,14 @@ class ImagePredictor:
             raise InvalidInput(f"{name} has a point outside the {w}x{h} image: (x={x:g}, y={y:g}); "
                                f"expected 0 <= x <= {w - 1}, 0 <= y <= {h - 1}")
         return arr
+
+    @staticmethod
+    def _check_view(view: Any, h: int, w: int) -> Box:
+        if isinstance(view, Box):
+            x0, y0, x1, y1 = view.clip(h, w)
+            if x0 < x1 and y0 < y1:
+                return view
+        raise InvalidInput(f"view must be a Box overlapping the {w}x{h} image, got {view!r}")
 
     @staticmethod
     def _check_labels(labels: Any, n: int) -> np.ndarray:

@@ -190,3 +190,37 @@ def test_refine_connected_leaves_far_regions_alone(predictor, make_clip):
     before, fixed = _refine_with(predictor, make_clip, refine_radius=None, refine_connected=True)
     _, labels = cv2.connectedComponents((fixed != before).astype(np.uint8), connectivity=8)
     assert set(np.unique(labels[fixed != before])) <= {labels[20, 20]}
+
+
+def test_focus_view_frames_only_the_clicked_region(predictor):
+    """refine_focus: the view covers the connected region under (or nearest to) the click."""
+    base = np.zeros((300, 400), np.uint8)
+    base[20:60, 20:60] = 1  # a stray blob
+    base[200:280, 300:380] = 1  # the object
+    inside = predictor._focus_view(base, np.array([[40.0, 40.0]]))
+    x0, y0, x1, y1 = inside.clip(300, 400)
+    assert x0 <= 20 and y0 <= 20 and x1 >= 60 and y1 >= 60 and x1 < 300 and y1 < 200
+    near_object = predictor._focus_view(base, np.array([[290.0, 190.0]]))  # background, by the object
+    x0, y0, x1, y1 = near_object.clip(300, 400)
+    assert x0 <= 290 and y0 <= 190 and x1 >= 380 and y1 >= 280 and x0 > 60
+    assert predictor._focus_view(np.zeros_like(base), np.array([[40.0, 40.0]])) is None
+
+
+def test_refine_focus_keeps_the_mask_outside_the_view(predictor, make_clip):
+    frames, masks = make_clip(n=3, h=120, w=160)
+    state = predictor.init_state(frames)
+    predictor.add_new_mask(state, 0, masks[0])
+    two_blobs = np.zeros((120, 160), np.uint8)
+    two_blobs[5:20, 5:20] = 1
+    two_blobs[80:110, 110:150] = 1
+    predictor.add_new_mask(state, 2, two_blobs)
+    predictor.refine_focus = True
+    try:
+        fixed = predictor.refine(state, 2, [[12, 12]], [0]).mask
+    finally:
+        predictor.refine_focus = False
+    x0, y0, x1, y1 = predictor._focus_view(two_blobs, np.array([[12.0, 12.0]])).clip(120, 160)
+    assert x1 < 110 and y1 < 80  # the view leaves the far blob out ...
+    outside = np.ones(two_blobs.shape, bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(fixed[outside], two_blobs[outside])  # ... and it stays exactly as it was
