@@ -32,7 +32,7 @@ def save_click_model(path: str | Path, model: torch.nn.Module, metadata: dict[st
     """Saves ``model`` (a ``ClickNet``) as fp32 weights + its config + metadata."""
     meta = {"click_sigma": CLICK_SIGMA, "working_size": WORKING_SIZE,
             "imagenet_mean": list(IMAGENET_MEAN), "imagenet_std": list(IMAGENET_STD), **(metadata or {})}
-    state = {k: v.detach().float() if v.is_floating_point() else v.detach() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu() for k, v in model.state_dict().items()}
     torch.save({"format": "ivos-clicknet-v1", "config": dataclasses.asdict(model.config),
                 "state_dict": state, "metadata": meta}, path)
 

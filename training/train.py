@@ -73,6 +73,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="share of a stage-2 batch that are refinement examples (perturbed ground-truth mask, "
                         "correction clicks only; training.mask_sim)")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    p.add_argument("--device", default="cpu",
+                   help="torch device for the networks (e.g. cuda on the GPU device); batches are made on "
+                        "the CPU either way, so runs on different devices see the same examples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-every", type=int, default=500)
     p.add_argument("--n-val", type=int, default=40)
@@ -129,7 +132,8 @@ def make_batch(cache: Cache, args, rng: np.random.Generator, encoding: str, corr
     if n_corr:
         image, zeros, clicks, _ = encode_batch(views[:n_corr], inters[:n_corr], None, corrector.config.click_encoding)
         with torch.no_grad():
-            masks[:n_corr] = (corrector(image, zeros, clicks) > 0).squeeze(1).numpy()
+            dev = next(corrector.parameters(), torch.empty(0)).device  # a parameterless stand-in: the CPU
+            masks[:n_corr] = (corrector(image.to(dev), zeros.to(dev), clicks.to(dev)) > 0).squeeze(1).cpu().numpy()
         for i in range(n_corr):
             extra = click_sim.correction_clicks(views[i].gt, masks[i], int(rng.choice(click_sim.N_CORR_CHOICES)), rng,
                                                 previous=inters[i][0])
@@ -170,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     _setup_logging(run_dir)
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     data_root = args.data_root or default_data_root()
     t0 = time.time()
     cache = load_cache(data_root, args.runs_dir / "cache")
@@ -183,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     resume_state = None
     metrics: dict = {}
     if args.resume and (run_dir / "last.pt").exists():
-        resume_state = torch.load(run_dir / "last.pt", weights_only=False)
+        resume_state = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
         stage, step, wall = resume_state["stage"], resume_state["step"], resume_state["wall_s"]
         metrics = resume_state["val"]
         rng.bit_generator.state = resume_state["np_rng"]
@@ -202,12 +207,13 @@ def main(argv: list[str] | None = None) -> None:
     while stage <= 2:
         steps = args.stage1_steps if stage == 1 else args.stage2_steps
         peak = args.lr if stage == 1 else args.lr2
-        model = _stage_model(args, stage, stage1_weights)
+        model = _stage_model(args, stage, stage1_weights).to(device)
         corrector = None
         if stage == 2:
             corrector = build_model(stage1_config(args.config)).eval()
             corrector.load_state_dict(stage1_weights)
             corrector.requires_grad_(False)
+            corrector.to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=args.wd)
         if resume_state is not None:
             model.load_state_dict(resume_state["model"])
@@ -219,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         while step < steps:
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, steps, peak, args.warmup)
-            image, mask, clicks, gt = make_batch(cache, args, rng, encoding, corrector)
+            image, mask, clicks, gt = (t.to(device) for t in make_batch(cache, args, rng, encoding, corrector))
             loss = F.binary_cross_entropy_with_logits(model(image, mask, clicks), gt)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -51,12 +51,13 @@ def validate(model, views: list[View], batch: int = 20) -> dict[str, float]:
     """Runs the simulated user on every view. Returns miou@1, miou@5, noc@85, noc@90 (a view
     that never reaches the threshold counts MAX_CLICKS) and n."""
     model.eval()
+    device = next(model.parameters()).device
     size = views[0].gt.shape[0]
     encoding = model.config.click_encoding
     ious = np.zeros((len(views), MAX_CLICKS))
     for lo in range(0, len(views), batch):
         chunk = views[lo:lo + batch]
-        images = torch.from_numpy(np.stack([normalise_image(v.image) for v in chunk]))
+        images = torch.from_numpy(np.stack([normalise_image(v.image) for v in chunk])).to(device)
         preds = np.zeros((len(chunk), size, size), bool)
         clicks: list[list[Click]] = [[] for _ in chunk]
         active = np.arange(len(chunk))
@@ -67,8 +68,9 @@ def validate(model, views: list[View], batch: int = 20) -> dict[str, float]:
                     clicks[i].append(c)
             enc = np.stack([encode_clicks(size, size, np.array([[c.x, c.y, int(c.positive)] for c in clicks[i]], np.float32),
                                           encoding, sigma=CLICK_SIGMA) for i in active])
-            mask = torch.from_numpy(preds[active, None].astype(np.float32))
-            preds[active] = (model(images[active], mask, torch.from_numpy(enc)) > 0).squeeze(1).numpy()
+            mask = torch.from_numpy(preds[active, None].astype(np.float32)).to(device)
+            logits = model(images[torch.from_numpy(active).to(device)], mask, torch.from_numpy(enc).to(device))
+            preds[active] = (logits > 0).squeeze(1).cpu().numpy()
             for i in active:
                 ious[lo + i, k:] = _iou(preds[i], chunk[i].gt)  # later clicks keep it if the view stops here
             # a view that reached the top threshold after the 5th click no longer changes any metric
