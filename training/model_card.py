@@ -100,6 +100,10 @@ def write_card(run: Path, weights: str, out: Path, note: str = "") -> None:
         lines.append(f"- preceded by stage 1: {s1['steps']} steps, {s1['train_wall_s'] / 60:.1f} min "
                      f"(published as the `-nomask` model); correction share {args.get('corr_fraction')}, "
                      f"refinement share {args.get('perturbed_fraction', 0)}")
+    if meta.get("weight_average"):
+        parts = ", ".join(f"stage {w['stage']} step {w['steps']} (`{w['file']}`)" for w in meta["weight_average"])
+        lines.append(f"- **weights: the element-wise mean of {parts}** (`python -m training.average_weights`); "
+                     "the step count and wall time above are the last file's")
     if note:
         lines.append(f"- note: {note}")
     lines += [RECIPE, "", "## Validation (network alone)", "",
