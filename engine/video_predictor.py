@@ -277,25 +277,35 @@ class VideoPredictor:
         frame = state.video[idx]
         t1 = time.perf_counter()
         self._clicker.set_image(frame)
-        view = self._focus_view(base, pts) if correcting and self.refine_focus and base is not None else None
+        correcting = correcting and base is not None
+        view = self._focus_view(base, pts) if correcting and self.refine_focus else None
         res = self._clicker.predict(np.array([c[:2] for c in clicks], np.float32),
                                     np.array([c[2] for c in clicks], np.int64), mask_input=base, view=view)
-        mask = res.mask
-        if view is not None:
-            x0, y0, x1, y1 = view.clip(h, w)
-            mask = base.copy()
-            mask[y0:y1, x0:x1] = res.mask[y0:y1, x0:x1]
-        if correcting and base is not None:
-            if self.refine_radius is not None:
-                near = self._near_clicks(h, w, clicks, self.refine_radius * float(np.hypot(h, w)))
-                mask = np.where(near, mask, base).astype(np.uint8)
-            if self.refine_connected:
-                mask = self._changes_at_clicks(base, mask, clicks)
+        mask = self._limit_reach(base, res.mask, clicks, view) if correcting else res.mask
         t2 = time.perf_counter()
         state.clicks[idx] = clicks  # only now: a failed prediction leaves the state as it was
         self._annotate(state, idx, mask)
         timings = FrameTimings((t1 - t0) * 1e3, res.timings.total_ms, 0.0, (t2 - t0) * 1e3)
         return FrameResult(idx, mask, 1.0, timings, "annotated")
+
+    def _limit_reach(self, base: np.ndarray, new: np.ndarray, clicks: list[tuple[float, float, int]],
+                     view) -> np.ndarray:
+        """(h, w) uint8: the corrected mask ``new`` where the refine settings let it reach,
+        ``base`` (the mask before the correction) elsewhere: outside the focus ``view``
+        (a ``Box`` or None), beyond ``refine_radius``, outside the changed regions holding a
+        click (``refine_connected``)."""
+        h, w = base.shape
+        mask = new
+        if view is not None:
+            x0, y0, x1, y1 = view.clip(h, w)
+            mask = base.copy()
+            mask[y0:y1, x0:x1] = new[y0:y1, x0:x1]
+        if self.refine_radius is not None:
+            near = self._near_clicks(h, w, clicks, self.refine_radius * float(np.hypot(h, w)))
+            mask = np.where(near, mask, base).astype(np.uint8)
+        if self.refine_connected:
+            mask = self._changes_at_clicks(base, mask, clicks)
+        return mask
 
     def _focus_view(self, base: np.ndarray, points: np.ndarray):
         """The zoom-in ``Box`` around the connected regions of ``base`` (H, W) that ``points``

@@ -1,8 +1,9 @@
 """Averages click-network checkpoints of one run, element by element (a "model soup" of
 checkpoints along one training trajectory; BatchNorm running statistics are averaged too,
 integer buffers such as ``num_batches_tracked`` are taken from the last file). The output
-keeps the last file's config and metadata (less its validation score), plus ``metadata["weight_average"]`` naming the
-inputs, so ``load_click_model`` and ``ivos-export click`` take it like any checkpoint:
+keeps the last file's config and metadata (less its validation score), plus
+``metadata["weight_average"]`` naming the inputs, so ``load_click_model`` and
+``ivos-export click`` take it like any checkpoint:
 
     python -m training.average_weights runs/ivos-cpu-long/step34000_final.pt runs/ivos-cpu-long/final.pt \\
         --out runs/ivos-cpu-long/soup_34k_46k.pt
