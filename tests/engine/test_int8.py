@@ -82,21 +82,33 @@ def test_int8_bad_requests(int8_bundle, tiny_bundle):
         ivos.load(bundle, precision="fp16")
 
 
-@pytest.mark.skipif(not (SHIPPED_MODELS / "ivos-cpu" / "model.int8.onnx").is_file(), reason="no shipped int8 network")
+SHIPPED_INT8 = SHIPPED_MODELS / "ivos-cpu" / "model.int8.onnx"
+
+AGREEMENT_FLOOR = 0.94
+"""Lower bound on the mean int8-vs-float mask IoU per network run. int8 kernels differ by
+instruction set, so the agreement does too; measured on the inputs below
+(``benchmarks/results/int8_isa.md``, ``python -m ivos.bench.int8_isa``): 0.994 with AVX-512
+VNNI (AMD EPYC, native) and 0.982 with AVX2 (qemu -cpu Haswell, which reproduces the 0.969 an
+AVX2-only AMD EPYC gave on the earlier frames). The floor sits 0.04 below the lowest."""
+
+
+def _davis_train_samples(n: int):
+    from ivos.bench.int8_isa import davis_train_samples
+
+    samples = davis_train_samples(n)
+    if not samples:
+        pytest.skip("DAVIS2016 train split not found under the data root (../shared/datasets)")
+    return samples
+
+
+@pytest.mark.skipif(not SHIPPED_INT8.is_file(), reason="no shipped int8 network")
 def test_shipped_int8_agrees_with_float_on_real_clicks():
-    """On inputs of real click sessions (DAVIS train frames; not an evaluation set) the
-    shipped int8 network's masks match the float network's. (Synthetic sinusoid textures are
-    outside the calibration range, so they are no measure of it.)"""
-    from ivos.bench.click import find_data_root
-    from ivos.bench.datasets import open_dataset
+    """On inputs of real click sessions the shipped int8 network's masks match the float
+    network's, within the spread measured across instruction sets (``AGREEMENT_FLOOR``).
+    (Synthetic sinusoid textures are outside the calibration range: no measure of it.)"""
     from ivos.export.quantize import float_agreement, record_calibration_inputs
 
-    root = find_data_root(None)
-    if root is None or not (root / "DAVIS2016" / "ImageSets" / "train.txt").is_file():
-        pytest.skip("DAVIS2016 train split not found under the data root (../shared/datasets)")
-    davis = open_dataset("DAVIS2016", root=root, split="train")
-    samples = [davis[i] for i in (5, len(davis) // 2, len(davis) - 5)]
     bundle = SHIPPED_MODELS / "ivos-cpu"
-    inputs = record_calibration_inputs(bundle, samples, clicks_per_sample=3, threads=1)
+    inputs = record_calibration_inputs(bundle, _davis_train_samples(3), clicks_per_sample=3, threads=1)
     agreement = float_agreement(bundle / "model.onnx", bundle / "model.int8.onnx", inputs)
-    assert agreement["mask_iou_mean"] > 0.97, agreement
+    assert agreement["mask_iou_mean"] > AGREEMENT_FLOOR, agreement
