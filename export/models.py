@@ -35,8 +35,11 @@ class ClickNetConfig:
 
     Attributes:
         name: registry name.
-        encoder: "resnet101" (paper: bottleneck blocks 3-4-23-3, 7x7 stem + max-pool) or
-            "resnet-light" (basic blocks, two 3x3 stride-2 stem convs, no max-pool).
+        encoder: "resnet101" (paper: bottleneck blocks 3-4-23-3, 7x7 stem + max-pool),
+            "resnet-light" (basic blocks, two 3x3 stride-2 stem convs, no max-pool), or
+            "efficientnet-lite0/1/2" (an ImageNet-pretrained trunk, ``export/lite_clicknet.py``;
+            there ``head_width`` is the pyramid width and ``decoder_width`` the stride-4 width,
+            the other ResNet fields are unused).
         click_encoding: "gaussian" (1 channel, the paper) or "distmap" (2 channels, iFCN).
         use_mask: whether the current-mask channel is used (False: the "w/o init. mask"
             ablation; the input is still accepted and replaced by zeros).
@@ -80,6 +83,14 @@ MODEL_CONFIGS: dict[str, ClickNetConfig] = {
     "ivos-cpu-distmap-nomask": dataclasses.replace(
         _CPU, name="ivos-cpu-distmap-nomask", click_encoding="distmap", use_mask=False),
 }
+_LITE0 = ClickNetConfig(name="ivos-lite0", encoder="efficientnet-lite0", head_width=64, decoder_width=48)
+MODEL_CONFIGS.update({
+    "ivos-lite0": _LITE0,
+    "ivos-lite0-nomask": dataclasses.replace(_LITE0, name="ivos-lite0-nomask", use_mask=False),
+    "ivos-lite0-distmap": dataclasses.replace(_LITE0, name="ivos-lite0-distmap", click_encoding="distmap"),
+})
+PRETRAINED_ENCODERS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
+"""Encoders with ImageNet weights (training starts from them; ``load_pretrained_trunk``)."""
 
 
 def _conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1, relu: bool = True) -> nn.Sequential:
@@ -200,12 +211,16 @@ class ClickNet(nn.Module):
         return F.interpolate(self.classifier(x), size=image.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def build_model(config: ClickNetConfig | str) -> ClickNet:
-    """Builds a randomly initialised network from a config or a ``MODEL_CONFIGS`` name."""
+def build_model(config: ClickNetConfig | str) -> nn.Module:
+    """Builds a network from a config or a ``MODEL_CONFIGS`` name, randomly initialised
+    (pretrained encoders too: ``model.load_pretrained_trunk()`` loads their ImageNet weights)."""
     if isinstance(config, str):
         if config not in MODEL_CONFIGS:
             raise KeyError(f"unknown model {config!r}; known: {sorted(MODEL_CONFIGS)}")
         config = MODEL_CONFIGS[config]
+    if config.encoder in PRETRAINED_ENCODERS:
+        from .lite_clicknet import LiteClickNet  # noqa: PLC0415 (it imports this module's config)
+        return LiteClickNet(config)
     return ClickNet(config)
 
 
@@ -214,4 +229,7 @@ def zero_mask_weights(model: ClickNet) -> None:
     """Zeroes the first-conv weights that read the mask channel (the last input channel), so a
     model initialised from a stage-1 (no-mask) checkpoint computes the same function whatever
     mask it is given, and learns to use the mask from there."""
-    model.encoder.stem[0][0].weight[:, -1].zero_()
+    if hasattr(model, "mask_input_weight"):
+        model.mask_input_weight()[:, -1].zero_()
+    else:
+        model.encoder.stem[0][0].weight[:, -1].zero_()

@@ -72,6 +72,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--perturbed-fraction", type=float, default=0.25,
                    help="share of a stage-2 batch that are refinement examples (perturbed ground-truth mask, "
                         "correction clicks only; training.mask_sim)")
+    p.add_argument("--trunk-lr-mult", type=float, default=0.2,
+                   help="LR multiplier of a pretrained trunk's parameters (the new layers get the full LR)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="channels_last memory format (about 1.4x faster on CPU for depthwise trunks)")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--device", default="cpu",
                    help="torch device for the networks (e.g. cuda on the GPU device); batches are made on "
@@ -161,11 +165,27 @@ def _setup_logging(run_dir: Path) -> None:
 
 def _stage_model(args, stage: int, stage1_weights: dict | None) -> ClickNet:
     if stage == 1:
-        return build_model(stage1_config(args.config))
+        model = build_model(stage1_config(args.config))
+        if hasattr(model, "load_pretrained_trunk"):
+            model.load_pretrained_trunk()
+            log.info("stage 1 starts from the ImageNet weights of %s", model.config.encoder)
+        return model
     model = build_model(args.config)
     model.load_state_dict(stage1_weights)
     zero_mask_weights(model)
     return model
+
+
+def _param_groups(model: torch.nn.Module, trunk_lr_mult: float) -> list[dict]:
+    """AdamW groups: a pretrained trunk's parameters (``model.trunk``) at ``trunk_lr_mult`` x
+    the LR, everything else at the LR; each group's ``lr_mult`` scales the schedule."""
+    trunk = getattr(model, "trunk", None)
+    trunk_ids = {id(p) for p in trunk.parameters()} if trunk is not None else set()
+    rest = [p for p in model.parameters() if id(p) not in trunk_ids]
+    groups = [{"params": rest, "lr_mult": 1.0}]
+    if trunk_ids:
+        groups.append({"params": list(trunk.parameters()), "lr_mult": trunk_lr_mult})
+    return groups
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -214,7 +234,9 @@ def main(argv: list[str] | None = None) -> None:
             corrector.load_state_dict(stage1_weights)
             corrector.requires_grad_(False)
             corrector.to(device)
-        opt = torch.optim.AdamW(model.parameters(), lr=peak, weight_decay=args.wd)
+        if args.channels_last:
+            model.to(memory_format=torch.channels_last)
+        opt = torch.optim.AdamW(_param_groups(model, args.trunk_lr_mult), lr=peak, weight_decay=args.wd)
         if resume_state is not None:
             model.load_state_dict(resume_state["model"])
             opt.load_state_dict(resume_state["optimizer"])
@@ -224,8 +246,10 @@ def main(argv: list[str] | None = None) -> None:
         loss_avg, t_last = 0.0, time.time()
         while step < steps:
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, steps, peak, args.warmup)
+                group["lr"] = lr_at(step, steps, peak, args.warmup) * group["lr_mult"]
             image, mask, clicks, gt = (t.to(device) for t in make_batch(cache, args, rng, encoding, corrector))
+            if args.channels_last:
+                image, mask, clicks = (t.contiguous(memory_format=torch.channels_last) for t in (image, mask, clicks))
             loss = F.binary_cross_entropy_with_logits(model(image, mask, clicks), gt)
             opt.zero_grad(set_to_none=True)
             loss.backward()
