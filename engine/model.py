@@ -5,9 +5,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._validate import nonnegative_int
+from ._validate import describe, nonnegative_int
 from .backends import RunContext, Runner, create_runner
 from .bundle import Bundle, read_bundle
+from .errors import InvalidInput, ModelError
 
 log = logging.getLogger("ivos")
 
@@ -47,12 +48,30 @@ SHIPPED_MODELS = Path(__file__).resolve().parent / "models"
 """Bundles that ship inside the package (``ivos/models/<name>``), loadable by name."""
 
 
+def shipped_bundles() -> list[str]:
+    """Names of the bundles that ship inside the package, loadable by name."""
+    if not SHIPPED_MODELS.is_dir():
+        return []
+    return sorted(p.name for p in SHIPPED_MODELS.iterdir() if (p / "model.json").is_file())
+
+
 def resolve_bundle(bundle: str | Path) -> Path:
-    """A bundle folder path, or the name of a shipped bundle (e.g. "ivos-cpu")."""
+    """A bundle folder path, or the name of a shipped bundle (e.g. "ivos-cpu").
+
+    Raises:
+        InvalidInput: ``bundle`` is not a str or path.
+        ModelError: neither a path that exists nor a shipped bundle's name (the message
+            lists the shipped names).
+    """
+    if not isinstance(bundle, (str, Path)) or (isinstance(bundle, str) and not bundle):
+        raise InvalidInput(f"bundle must be a bundle folder path or a shipped bundle name, got {describe(bundle)}")
     path = Path(bundle)
-    if not path.exists() and (SHIPPED_MODELS / str(bundle) / "model.json").is_file():
-        return SHIPPED_MODELS / str(bundle)
-    return path
+    if path.exists():
+        return path
+    if isinstance(bundle, str) and (SHIPPED_MODELS / bundle / "model.json").is_file():
+        return SHIPPED_MODELS / bundle
+    raise ModelError(f"model bundle {str(bundle)!r} not found: no such folder, and no shipped bundle of that name "
+                     f"(shipped bundles: {', '.join(shipped_bundles()) or 'none'})")
 
 
 def load(bundle: str | Path, *, device: str = "auto", backend: str = "auto", threads: int = 0,
@@ -60,16 +79,23 @@ def load(bundle: str | Path, *, device: str = "auto", backend: str = "auto", thr
     """Loads a model bundle folder (``model.json`` + artifacts).
 
     Args:
-        bundle: path of the bundle folder, or the name of a shipped bundle ("ivos-cpu").
+        bundle: path of the bundle folder, or the name of a shipped bundle
+            (``shipped_bundles()``: "ivos-cpu", "osvos-cpu").
         device: "auto", "cpu" or "cuda".
         backend: "auto" (TensorRT plan for this GPU > ORT CUDA > ORT CPU > torch), "ort",
             "tensorrt" or "torch".
         threads: intra-op CPU threads of the backend (0 = its default, one per core).
         precision: "auto" (the bundle's int8 network when ONNX Runtime runs on the CPU and the
-            bundle ships one, else float), "fp32" or "int8" (ONNX Runtime CPU only).
+            bundle ships one, else float), "fp32" or "int8" (ONNX Runtime CPU only). With
+            "auto", an int8 network ONNX Runtime cannot load (corrupt file, inputs that do
+            not match the card) logs a warning on the "ivos" logger and the float network
+            runs instead (``Model.precision`` says "fp32"); "int8" raises ModelError.
 
     Raises:
-        ModelError: the bundle is missing, corrupt or incompatible (the message names the field).
+        ModelError: the bundle is missing, corrupt or incompatible (the message names the
+            file and field), e.g. a network file ONNX Runtime cannot parse, or graph
+            inputs/outputs whose names, shapes or dtypes differ from the card's.
+        InvalidInput: an argument has the wrong type or value.
         BackendUnavailable: the backend cannot run here (the message names what to install).
     """
     threads = nonnegative_int("threads", threads)

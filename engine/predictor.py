@@ -18,7 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._validate import describe, finite_array, rgb_image
+from ._validate import click_labels, crf_params as check_crf_params, describe, flag, image_coordinate, image_points, \
+    positive_float, positive_int, rgb_image
 from .errors import InvalidInput
 from .geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION, Box, zoom_box
 from .model import Model
@@ -37,6 +38,15 @@ CRF_MAX_PIXELS = 160_000
 """Pixel budget of the CRF per click. A larger region (the full view of a big frame) is
 refined at a lower resolution with the spatial scales (sxy) shrunk alike, then upsampled:
 the CRF costs ~linear time in pixels, and a click must stay interactive at 1080p."""
+
+MAX_IMAGE_PIXELS = 50_000_000
+"""Largest image (height x width) ``set_image`` accepts unless the predictor is created with
+``max_image_pixels=`` (None = no limit). 50 megapixels admits every common camera and video
+frame (8K UHD is 33 MP, a 48 MP phone photo 8064x6048 = 48.8 MP) and bounds a click's cost:
+measured with ``ivos-cpu`` (int8, CRF on) on a 2-core VM, a click's peak memory grows by
+about 19 MiB per megapixel (0.9 GiB at 48 MP) and takes 2-3.5 s at 48 MP, while a 20000 x
+20000 image (400 MP) took 129 s and 9 GB per click. Besides, every click kept for ``undo``
+holds its mask and probabilities: 5 bytes per pixel (240 MB per click at 48 MP)."""
 
 PAD_RGB = (124, 116, 104)
 """Padding colour for views that extend past the image: the ImageNet mean, i.e. 0 after
@@ -69,7 +79,8 @@ class ClickResult:
 
 @dataclass(frozen=True)
 class Stroke:
-    """A polyline (M, 2) float32 of (x, y) original pixels, positive or negative."""
+    """A polyline (M, 2) float32 of (x, y) original pixels (the click convention of
+    ``ImagePredictor.predict``), positive or negative."""
 
     points: np.ndarray
     positive: bool
@@ -82,8 +93,27 @@ class _Interaction:
     result: ClickResult | None = None
 
 
+class _Default:
+    def __repr__(self) -> str:
+        return "MAX_IMAGE_PIXELS"
+
+
+_MODULE_LIMIT: Any = _Default()
+
+
 class ImagePredictor:
     """Interactive segmentation of one image at a time.
+
+    Coordinates: points are (x, y) in original pixels, x = column, y = row, in continuous
+    pixel coordinates: pixel ``image[i, j]`` spans ``j <= x < j + 1``, ``i <= y < i + 1``.
+    Integer coordinates name pixels (``add_click(j, i, ...)`` clicks ``image[i, j]``) and
+    mouse positions scaled to the image can be passed as they are: a point is inside the
+    image when ``0 <= x < W`` and ``0 <= y < H`` (x = W - 0.5 is in the last column; x = W,
+    negative, NaN and infinite coordinates raise ``InvalidInput``). The network and the click
+    rendering place a point at its coordinates with pixel centres at integers (the
+    convention of ``ivos.geometry``), so a fractional point is seen within one pixel of
+    where a GUI shows it; the pixel ``image[floor(y), floor(x)]`` it lies in is always
+    clamped to its label (``CLAMP_RADIUS``).
 
     Args:
         model: from ``ivos.load``; may be shared by several predictors/threads.
@@ -98,24 +128,40 @@ class ImagePredictor:
         flip: test-time augmentation: also run the network on the mirrored view and average
             the two logit maps (one more network run per click). None = the bundle's default
             (``postprocess.flip``, off when absent).
+        max_image_pixels: largest image (height x width) ``set_image`` accepts; None = no
+            limit. Default: ``ivos.predictor.MAX_IMAGE_PIXELS`` (50 megapixels; see there
+            for the memory and time a click costs per megapixel).
+
+    Raises:
+        InvalidInput: ``model`` is not a click-refinement ``ivos.Model``, or a flag or
+            parameter has the wrong type or range (the message names it).
     """
 
     def __init__(self, model: Model, *, crf: bool | None = None, crf_params: dict[str, Any] | None = None,
                  soft_strokes: bool = False, zoom: bool = True, min_zoom_side: int | None = None,
-                 zoom_expansion: float | None = None, flip: bool | None = None):
+                 zoom_expansion: float | None = None, flip: bool | None = None,
+                 max_image_pixels: int | None = _MODULE_LIMIT):
+        if not isinstance(model, Model):
+            raise InvalidInput(f"model must be an ivos.Model from ivos.load(bundle), got {describe(model)}")
         if model.bundle.task != "click-refinement":
             raise InvalidInput(f"model must be a click-refinement bundle, got task {model.bundle.task!r}")
         self.model = model
         post = model.bundle.postprocess
-        self.crf = bool(post.get("crf", False)) if crf is None else bool(crf)
-        self.crf_params = dict(post.get("crf_params", {})) if crf_params is None else dict(crf_params)
-        self.flip = bool(post.get("flip", False)) if flip is None else bool(flip)
-        self.soft_strokes = soft_strokes
-        self.zoom = zoom
-        self.min_zoom_side = MIN_ZOOM_SIDE if min_zoom_side is None else int(min_zoom_side)
-        self.zoom_expansion = ZOOM_EXPANSION if zoom_expansion is None else float(zoom_expansion)
+        self.crf = bool(post.get("crf", False)) if crf is None else flag("crf", crf)
+        self.crf_params = check_crf_params("crf_params", dict(post.get("crf_params", {})) if crf_params is None
+                                           else crf_params)
+        self.flip = bool(post.get("flip", False)) if flip is None else flag("flip", flip)
+        self.soft_strokes = flag("soft_strokes", soft_strokes)
+        self.zoom = flag("zoom", zoom)
+        self.min_zoom_side = MIN_ZOOM_SIDE if min_zoom_side is None else positive_int("min_zoom_side", min_zoom_side)
+        self.zoom_expansion = (ZOOM_EXPANSION if zoom_expansion is None
+                               else positive_float("zoom_expansion", zoom_expansion))
         if not 1.0 <= self.zoom_expansion <= 10.0:
             raise InvalidInput(f"zoom_expansion must be in [1, 10], got {zoom_expansion!r}")
+        if isinstance(max_image_pixels, _Default):
+            max_image_pixels = MAX_IMAGE_PIXELS
+        self.max_image_pixels = (None if max_image_pixels is None
+                                 else positive_int("max_image_pixels", max_image_pixels))
         self._ctx = model.create_context()
         names = [s.name for s in model.bundle.inputs]
         if names != ["image", "mask", "clicks"]:
@@ -133,8 +179,16 @@ class ImagePredictor:
 
     # ---- image -------------------------------------------------------------------------
     def set_image(self, image: np.ndarray) -> None:
-        """Sets the (H, W, 3) uint8 RGB image and forgets all clicks."""
-        self._image = rgb_image("image", image)
+        """Sets the (H, W, 3) uint8 RGB image and forgets all clicks.
+
+        Raises:
+            InvalidInput: not an (H, W, 3) uint8 array, empty, or more than
+                ``max_image_pixels`` pixels (checked before anything is copied).
+        """
+        self._image = rgb_image("image", image, max_pixels=self.max_image_pixels,
+                                limit_hint="pass ImagePredictor(model, max_image_pixels=N) to raise it "
+                                           "(None = no limit; see ivos.predictor.MAX_IMAGE_PIXELS), "
+                                           "or downscale the image")
         self._view = None
         self._history = []
 
@@ -151,18 +205,28 @@ class ImagePredictor:
     # ---- stateful interaction ----------------------------------------------------------
     def add_click(self, x: float, y: float, positive: bool) -> ClickResult:
         """Adds a click at (x, y) original pixels and predicts with every click so far and the
-        current mask as input."""
+        current mask as input.
+
+        Args:
+            x: column, 0 <= x < W (continuous pixel coordinates, see the class docstring).
+            y: row, 0 <= y < H.
+            positive: True (or 1): on the object; False (or 0): background. Any other value
+                (None, "no", 0.5, 2) raises ``InvalidInput``.
+        """
         self._require_image()
+        h, w = self._image.shape[:2]
+        click = (image_coordinate("x", x, w, "column"), image_coordinate("y", y, h, "row"), flag("positive", positive))
         state = self._next_interaction()
-        state.clicks.append((float(x), float(y), bool(positive)))
+        state.clicks.append(click)
         return self._predict_interaction(state)
 
     def add_stroke(self, points: Any, positive: bool) -> ClickResult:
-        """Adds a stroke (polyline of (x, y) original pixels, shape (M, 2)) and predicts."""
+        """Adds a stroke (polyline of (x, y) original pixels, shape (M, 2), every vertex
+        inside the image as for clicks) and predicts. ``positive``: True/False (or 1/0)."""
         self._require_image()
         pts = self._check_points("points", points)
         state = self._next_interaction()
-        state.strokes.append(Stroke(pts, bool(positive)))
+        state.strokes.append(Stroke(pts, flag("positive", positive)))
         return self._predict_interaction(state)
 
     def undo(self) -> ClickResult | None:
@@ -186,7 +250,7 @@ class ImagePredictor:
 
     def _predict_interaction(self, state: _Interaction) -> ClickResult:
         prev_mask = state.result.mask if state.result is not None else None
-        coords = np.array([(x, y) for x, y, _ in state.clicks], np.float32).reshape(-1, 2)
+        coords = np.array([(x, y) for x, y, _ in state.clicks], np.float64).reshape(-1, 2)
         labels = np.array([int(p) for _, _, p in state.clicks], np.int64)
         try:
             state.result = self.predict(coords, labels, mask_input=prev_mask, strokes=state.strokes)
@@ -201,8 +265,11 @@ class ImagePredictor:
         """Predicts the mask for the given clicks (does not touch the click history).
 
         Args:
-            point_coords: (N, 2) float (x, y) in original pixels, inside the image.
-            point_labels: (N,) int, 1 positive / 0 negative.
+            point_coords: (N, 2) (x, y) in original pixels (x = column), inside the image:
+                0 <= x < W, 0 <= y < H (continuous pixel coordinates, see the class
+                docstring). Integer or float dtype.
+            point_labels: (N,) integers 1 positive / 0 negative, or booleans (float labels
+                are refused: 0.7 is neither).
             mask_input: optional uint8/bool (H, W) current mask in {0, 1} (e.g. a propagated
                 video mask to correct); None = no mask yet.
             strokes: optional sequence of ``Stroke``.
@@ -210,6 +277,10 @@ class ImagePredictor:
             view: the box (original pixels) the network sees; None = the full view without a
                 mask, else the zoom-in box around the mask and all points. Probabilities
                 outside the view are 0.
+
+        Raises:
+            InvalidInput: no image set, or an argument of the wrong type, shape, dtype or
+                range (the message names it).
         """
         t0 = time.perf_counter()
         self._require_image()
@@ -217,6 +288,8 @@ class ImagePredictor:
         coords = self._check_points("point_coords", point_coords, allow_empty=True)
         labels = self._check_labels(point_labels, len(coords))
         mask = self._check_mask(mask_input, h, w)
+        strokes = self._check_strokes(strokes)
+        use_crf = self.crf if crf is None else flag("crf", crf)
         if len(coords) == 0 and not strokes and mask is None:
             raise InvalidInput("point_coords is empty and there are no strokes or mask_input: nothing to predict from")
         all_points = np.concatenate([coords] + [s.points for s in strokes]) if strokes else coords
@@ -236,7 +309,6 @@ class ImagePredictor:
         prob = self._upsample(box, logits[0, 0], h, w)
         self._clamp(prob, coords, labels, strokes)
         t4 = time.perf_counter()
-        use_crf = self.crf if crf is None else bool(crf)
         if use_crf:
             self._crf(prob, box.clip(h, w))
             self._clamp(prob, coords, labels, strokes)
@@ -249,34 +321,34 @@ class ImagePredictor:
     def _check_points(self, name: str, points: Any, *, allow_empty: bool = False) -> np.ndarray:
         self._require_image()
         h, w = self._image.shape[:2]
-        arr = finite_array(name, points, dtype=np.float32)
-        if arr.size == 0 and allow_empty:
-            return np.zeros((0, 2), np.float32)
-        if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) == 0:
-            raise InvalidInput(f"{name} must have shape (N>=1, 2) holding (x, y), got {describe(arr)}")
-        outside = (arr[:, 0] < 0) | (arr[:, 0] > w - 1) | (arr[:, 1] < 0) | (arr[:, 1] > h - 1)
-        if outside.any():
-            x, y = arr[np.argmax(outside)]
-            raise InvalidInput(f"{name} has a point outside the {w}x{h} image: (x={x:g}, y={y:g}); "
-                               f"expected 0 <= x <= {w - 1}, 0 <= y <= {h - 1}")
-        return arr
+        return image_points(name, points, h, w, allow_empty=allow_empty)
+
+    def _check_strokes(self, strokes: Any) -> list[Stroke]:
+        if isinstance(strokes, (Stroke, str, bytes, np.ndarray)) or not isinstance(strokes, (list, tuple)):
+            raise InvalidInput(f"strokes must be a list or tuple of ivos.Stroke, got {describe(strokes)}")
+        out = []
+        for i, stroke in enumerate(strokes):
+            if not isinstance(stroke, Stroke):
+                raise InvalidInput(f"strokes[{i}] must be an ivos.Stroke, got {describe(stroke)}")
+            out.append(Stroke(self._check_points(f"strokes[{i}].points", stroke.points),
+                              flag(f"strokes[{i}].positive", stroke.positive)))
+        return out
 
     @staticmethod
     def _check_view(view: Any, h: int, w: int) -> Box:
-        if isinstance(view, Box):
+        if isinstance(view, Box) and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                         for v in (view.x0, view.y0, view.width, view.height)):
             x0, y0, x1, y1 = view.clip(h, w)
-            if x0 < x1 and y0 < y1:
+            # A view is resized to the working size: one far larger than the image would only
+            # allocate a huge padded canvas.
+            if x0 < x1 and y0 < y1 and max(view.width, view.height) <= 4 * max(h, w):
                 return view
-        raise InvalidInput(f"view must be a Box overlapping the {w}x{h} image, got {view!r}")
+        raise InvalidInput(f"view must be a Box of integers overlapping the {w}x{h} image, with sides at most "
+                           f"{4 * max(h, w)}, got {view!r}")
 
     @staticmethod
     def _check_labels(labels: Any, n: int) -> np.ndarray:
-        arr = np.asarray(labels)
-        if arr.ndim != 1 or len(arr) != n:
-            raise InvalidInput(f"point_labels must have shape ({n},) to match point_coords, got {describe(arr)}")
-        if n and not np.all((arr == 0) | (arr == 1)):
-            raise InvalidInput(f"point_labels must be 1 (positive) or 0 (negative), got {np.unique(arr)[:5]}")
-        return arr.astype(np.int64)
+        return click_labels("point_labels", labels, n)
 
     @staticmethod
     def _check_mask(mask: Any, h: int, w: int) -> np.ndarray | None:
@@ -368,7 +440,8 @@ class ImagePredictor:
         prob = np.zeros((h, w), np.float32)
         out = prob[y0:y1, x0:x1]
         np.negative(region, out=out)
-        np.exp(out, out=out)
+        with np.errstate(over="ignore"):  # logits below -88 overflow exp to inf: probability 0, as it should
+            np.exp(out, out=out)
         out += 1.0
         np.reciprocal(out, out=out)
         return prob

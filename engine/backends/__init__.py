@@ -6,7 +6,7 @@ import logging
 from importlib.util import find_spec
 
 from ..bundle import Bundle
-from ..errors import BackendUnavailable, InvalidInput
+from ..errors import BackendUnavailable, InvalidInput, ModelError
 from .base import RunContext, Runner
 
 log = logging.getLogger("ivos")
@@ -16,7 +16,9 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "int8")
 """``auto``: the bundle's int8 ONNX (``artifacts.onnx_int8``) when ONNX Runtime runs on the
 CPU and the bundle has one (ivos-export writes it only after measuring its accuracy), else
-the float network. ``int8`` demands it (ONNX Runtime CPU only); ``fp32`` never uses it."""
+the float network; an int8 file ONNX Runtime cannot load is logged as a warning and the
+float network runs. ``int8`` demands it (ONNX Runtime CPU only; ModelError when it cannot
+load); ``fp32`` never uses it."""
 
 __all__ = ["BACKENDS", "DEVICES", "PRECISIONS", "RunContext", "Runner", "create_runner"]
 
@@ -81,8 +83,18 @@ def _create(bundle: Bundle, backend: str, device: str, threads: int, precision: 
         from .ort import OrtRunner
 
         key, actual = _onnx_file(bundle, device, precision)
-        return OrtRunner(bundle.artifact(key), bundle.inputs, bundle.outputs, device=device, threads=threads,
-                         precision=actual)
+
+        def ort_runner(key: str, actual: str) -> Runner:
+            return OrtRunner(bundle.artifact(key), bundle.inputs, bundle.outputs, device=device, threads=threads,
+                             precision=actual, card=bundle.path / "model.json", artifact=key)
+
+        if key == "onnx_int8" and precision == "auto":
+            try:
+                return ort_runner(key, actual)
+            except ModelError as e:  # the int8 file is optional under "auto": run the float network
+                log.warning("ivos: %s; running the float network (artifacts.onnx) instead", e)
+                return ort_runner("onnx", "fp32")
+        return ort_runner(key, actual)
     if backend == "torch":
         from .torch_backend import TorchRunner
 
@@ -119,5 +131,30 @@ def create_runner(bundle: Bundle, *, backend: str = "auto", device: str = "auto"
         except BackendUnavailable as e:  # try the next one, but say why
             log.info("ivos: backend %s/%s unavailable: %s", name, dev, e)
             errors.append(f"{name}/{dev}: {e}")
-    raise BackendUnavailable("no backend can run this bundle here. Install onnxruntime (pip install 'ivos[cpu]'). "
-                             + " | ".join(errors))
+    raise BackendUnavailable(_why_nothing_runs(bundle, device, precision) + (
+        " Tried: " + " | ".join(errors) if errors else ""))
+
+
+def _why_nothing_runs(bundle: Bundle, device: str, precision: str) -> str:
+    """What to install (or change) when no ``auto`` candidate could run the bundle."""
+    if precision == "int8" and device == "cuda":
+        return "precision 'int8' runs on ONNX Runtime's CPU provider only: use device='cpu' or precision='fp32'."
+    has_ort = find_spec("onnxruntime") is not None
+    if device == "cuda":
+        reasons = []
+        if not _gpu_visible():
+            reasons.append("no CUDA device is visible to ivos (no NVIDIA GPU or driver here, or ivos._C was "
+                           "built without CUDA; see ivos.build_info())")
+        if has_ort:
+            from .ort import no_cuda_provider_message, ort_cuda_available
+
+            if not ort_cuda_available():
+                reasons.append(no_cuda_provider_message())
+        else:
+            reasons.append("ONNX Runtime is not installed: pip install 'ivos[gpu]' (onnxruntime-gpu)")
+        return "device 'cuda' cannot run this bundle here: " + "; ".join(reasons) + ". Use device='cpu' or 'auto'."
+    if not has_ort:
+        return ("no backend can run this bundle here: ONNX Runtime is not installed (pip install 'ivos[cpu]', "
+                "or 'ivos[gpu]' for CUDA)" + ("" if bundle.has_artifact("torch") else
+                                               "; the bundle has no torch artifact for the torch backend") + ".")
+    return "no backend can run this bundle here."

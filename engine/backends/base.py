@@ -9,12 +9,13 @@ writing straight into the buffer) and calls ``ctx.run()``, which returns the out
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Mapping
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ..bundle import TensorSpec
-from ..errors import InvalidInput
+from ..errors import InvalidInput, ModelError
 
 _NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "uint8": np.uint8}
 
@@ -30,6 +31,32 @@ def concrete_shape(spec: TensorSpec, dims: Mapping[str, int]) -> tuple[int, ...]
         else:
             raise InvalidInput(f"dims must give a size for the dynamic dimension {d!r} of {spec.name!r}")
     return tuple(shape)
+
+
+def check_io(card: Path, network: Path, kind: str, specs: tuple[TensorSpec, ...],
+             actual: Sequence[tuple[str, Sequence[Any], str]]) -> None:
+    """Raises ModelError naming ``card``'s field when the network's ``kind`` ("inputs" or
+    "outputs") differ from the card's ``specs``: names (as a set), rank, static sizes (a
+    dynamic dim, a string or None in ``actual``, matches any size) and dtypes.
+
+    ``actual``: (name, shape, dtype name as in TensorSpec, or the framework's own name when
+    it has no equivalent) per tensor of the network file ``network``."""
+    got = {name: (tuple(shape), dtype) for name, shape, dtype in actual}
+    if set(got) != {s.name for s in specs}:
+        raise ModelError(f"{card}: field {kind!r} names {[s.name for s in specs]}, but the network {network.name} "
+                         f"has the {kind} {sorted(got)}")
+    for i, spec in enumerate(specs):
+        shape, dtype = got[spec.name]
+        static = [d if isinstance(d, int) and not isinstance(d, bool) and d >= 0 else None for d in shape]
+        if len(shape) != len(spec.shape) or any(
+                isinstance(want, int) and have is not None and want != have for want, have in zip(spec.shape, static)):
+            shown = [d if d is not None else "?" for d in static]
+            raise ModelError(f"{card}: field {kind}[{i}].shape ({spec.name!r}) is {list(spec.shape)}, but the network "
+                             f"{network.name} has {shown}: the card does not describe this network (re-export the "
+                             "bundle, or fix the card)")
+        if dtype != spec.dtype:
+            raise ModelError(f"{card}: field {kind}[{i}].dtype ({spec.name!r}) is {spec.dtype!r}, but the network "
+                             f"{network.name} has {dtype!r}")
 
 
 def allocate(specs: tuple[TensorSpec, ...], dims: Mapping[str, int]) -> dict[str, np.ndarray]:

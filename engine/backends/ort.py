@@ -14,8 +14,8 @@ from typing import Mapping
 import numpy as np
 
 from ..bundle import TensorSpec
-from ..errors import BackendUnavailable
-from .base import RunContext, Runner, allocate
+from ..errors import BackendUnavailable, ModelError
+from .base import RunContext, Runner, allocate, check_io
 
 log = logging.getLogger("ivos")
 
@@ -37,6 +37,20 @@ def ort_cuda_available() -> bool:
         return False
 
 
+def no_cuda_provider_message() -> str:
+    """Why ORT cannot run on CUDA here, for an installed ONNX Runtime without the CUDA EP."""
+    ort = _import_ort()
+    return (f"the installed onnxruntime {getattr(ort, '__version__', '?')} has no CUDAExecutionProvider "
+            f"(its providers: {', '.join(ort.get_available_providers())}): it is the CPU build. For CUDA, "
+            "install onnxruntime-gpu instead of onnxruntime (pip uninstall onnxruntime && pip install "
+            "'ivos[gpu]'); never both, the two packages overwrite each other")
+
+
+# ONNX Runtime's element types (NodeArg.type) as TensorSpec dtypes.
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
+               "tensor(uint8)": "uint8"}
+
+
 class OrtContext(RunContext):
     def __init__(self, session, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]):
         self._session = session
@@ -56,8 +70,13 @@ class OrtRunner(Runner):
     """An ``onnxruntime.InferenceSession`` (thread-safe ``run``) over one ONNX file."""
 
     def __init__(self, onnx_path: Path, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...], *,
-                 device: str = "cpu", threads: int = 0, precision: str = "fp32"):
+                 device: str = "cpu", threads: int = 0, precision: str = "fp32", card: Path | None = None,
+                 artifact: str = "onnx"):
+        """Raises ModelError naming ``card`` (default: ``model.json`` next to the file) and
+        ``artifacts.<artifact>`` when ONNX Runtime cannot load the file, or when the graph's
+        inputs/outputs differ from ``inputs``/``outputs``."""
         super().__init__(inputs, outputs)
+        card = onnx_path.parent / "model.json" if card is None else card
         ort = _import_ort()
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -66,10 +85,22 @@ class OrtRunner(Runner):
         providers = ["CPUExecutionProvider"]
         if device == "cuda":
             if not ort_cuda_available():
-                raise BackendUnavailable("ONNX Runtime has no CUDA provider here: pip install 'ivos[gpu]' "
-                                         "(and uninstall onnxruntime) on a machine with an NVIDIA GPU")
+                raise BackendUnavailable(f"device 'cuda' with backend 'ort': {no_cuda_provider_message()}")
             providers.insert(0, "CUDAExecutionProvider")
-        self._session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
+        try:
+            self._session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
+        except MemoryError:
+            raise
+        except Exception as e:  # onnxruntime's own types (InvalidProtobuf, Fail, ...) derive from Exception
+            reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise ModelError(f"{card}: field artifacts.{artifact} names {onnx_path.name}, which ONNX Runtime "
+                             f"cannot load ({type(e).__name__}: {reason[:300]}); the file is corrupt, truncated "
+                             "or not an ONNX model: re-export or re-download the bundle") from None
+        session = self._session
+        check_io(card, onnx_path, "inputs", inputs,
+                 [(a.name, a.shape, _ORT_DTYPES.get(a.type, a.type)) for a in session.get_inputs()])
+        check_io(card, onnx_path, "outputs", outputs,
+                 [(a.name, a.shape, _ORT_DTYPES.get(a.type, a.type)) for a in session.get_outputs()])
         actual = self._session.get_providers()
         if device == "cuda" and actual[0] != "CUDAExecutionProvider":
             raise BackendUnavailable(f"ONNX Runtime could not start the CUDA provider (got {actual}); "

@@ -9,7 +9,7 @@ from typing import Mapping
 import numpy as np
 
 from ..bundle import TensorSpec
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, ModelError
 from .base import RunContext, Runner, allocate
 
 log = logging.getLogger("ivos")
@@ -60,8 +60,16 @@ class TorchRunner(Runner):
             torch.set_num_threads(threads)
         self.torch = torch
         self.torch_device = torch.device(device)
-        program = torch.export.load(str(pt2_path))
-        self.module = program.module().to(self.torch_device)
+        try:
+            program = torch.export.load(str(pt2_path))
+            module = program.module()
+        except MemoryError:
+            raise
+        except Exception as e:  # a corrupt/truncated archive raises zipfile, pickle or torch errors
+            raise ModelError(f"{pt2_path.parent / 'model.json'}: field artifacts.torch names {pt2_path.name}, which "
+                             f"torch.export.load cannot load ({type(e).__name__}: {str(e)[:300]}); re-export the "
+                             "bundle") from None
+        self.module = module.to(self.torch_device)
         self.device = device
         self.name = f"torch:{device}"
         log.info("ivos: %s loaded %s", self.name, pt2_path.name)

@@ -161,12 +161,16 @@ def test_bad_clicks(ort_model):
     with pytest.raises(ivos.InvalidInput, match="set_image"):
         p.add_click(1, 1, True)
     p.set_image(_image())
-    with pytest.raises(ivos.InvalidInput, match="point_coords.*outside"):
+    with pytest.raises(ivos.InvalidInput, match=r"x must be a column inside the image, 0 <= x < 200"):
         p.add_click(200, 10, True)
-    with pytest.raises(ivos.InvalidInput, match="point_coords.*outside"):
+    with pytest.raises(ivos.InvalidInput, match=r"x must .* got -1"):
         p.add_click(-1, 10, True)
-    with pytest.raises(ivos.InvalidInput, match="point_coords.*NaN"):
+    with pytest.raises(ivos.InvalidInput, match=r"x must .* got nan"):
         p.add_click(float("nan"), 10, True)
+    with pytest.raises(ivos.InvalidInput, match="point_coords.*outside"):
+        p.predict(np.array([[200, 10]]), np.array([1]))
+    with pytest.raises(ivos.InvalidInput, match="point_coords.*NaN"):
+        p.predict(np.array([[np.nan, 10]]), np.array([1]))
     assert p.result is None  # failed clicks never join the history
     with pytest.raises(ivos.InvalidInput, match="point_labels"):
         p.predict(np.array([[1, 1], [2, 2]]), np.array([1]))
