@@ -1,11 +1,15 @@
 """``ivos-bench``: one subcommand per benchmark. Subcommands import their heavy dependencies
 only when run, so ``--help`` works without them."""
+
 from __future__ import annotations
 
 import argparse
 import importlib
 import logging
 import sys
+
+DESCRIPTION = ("ivos benchmarks: one subcommand per benchmark (ivos-bench SUBCOMMAND --help for its options). "
+               "Results go to JSON + markdown, with the command and the environment recorded.")
 
 # subcommand -> (module in ivos.bench, one-line help). Each module defines
 # ``add_arguments(parser)`` and ``run(args) -> int``.
@@ -19,8 +23,11 @@ SUBCOMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ivos-bench", description=__doc__)
+    from ivos._cli_help import version
+
+    parser = argparse.ArgumentParser(prog="ivos-bench", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

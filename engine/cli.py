@@ -4,17 +4,33 @@
 
 VIDEO is a video file (mp4/webm/avi/..., needs PyAV) or a folder of frames; ``demo`` names
 the bundled demo clip (``ivos/data/demo_clip.mp4``, CC0). Clicks are (x, y) in original
-pixels on frame FRAME (default 0). Writes into DIR:
+pixels on frame FRAME (default 0). Writes into DIR the ``--format``s asked for (comma-separated
+or repeated; default ``png,rle,overlay,sticker``), files named by the frames' names (a folder's
+file names without suffix, else the zero-padded index ``00012``):
 
-* ``masks/<frame:05d>.png``: one 8-bit 0/255 mask per frame;
-* ``masks.json``: the same masks as COCO RLE (uncompressed counts, column-major);
-* ``overlay.mp4``: the video with the object tinted (H.264);
-* ``sticker.webp``: the animated sticker, the object over transparency (APNG
-  ``sticker.png`` when Pillow lacks WebP);
-* ``summary.json``: timings, fine-tune seconds, the suggested frame to check, difficulty.
+* ``png``: ``masks/<name>.png``, one 8-bit 0/255 (H, W) mask per frame;
+* ``rle``: ``masks.json``, the same masks as COCO RLE (uncompressed counts, column-major);
+* ``coco``: ``coco.json``, a COCO data set (images, annotations with compressed RLE, categories);
+* ``palette``: ``palette/<name>.png``, DAVIS-style indexed PNGs (0 background, 1 the object);
+* ``polygons``: ``polygons.json``, the object's contours (holes marked) and COCO polygons;
+* ``cutouts``: ``cutouts/<name>.png``, the full frame as RGBA with the mask as alpha;
+* ``overlay``: ``overlay.mp4``, the video with the object tinted (H.264);
+* ``sticker``: ``sticker.webp``, the animated sticker, the object over transparency (APNG
+  ``sticker.png`` when Pillow lacks WebP; at most 150 frames, evenly subsampled);
+* ``webm``: ``sticker.webm``, the sticker as VP9 video with alpha, every frame (decode with
+  the libvpx-vp9 decoder: FFmpeg's native vp9 decoder drops the alpha);
+* ``summary.json`` (always): timings, fine-tune seconds, the suggested frame to check,
+  difficulty, and ``outputs``: the files written.
 
-Progress bars (tqdm) live here only; the library logs.
+``--feather PX`` gives the sticker, ``sticker.webm`` and the cut-outs a soft alpha edge over
+about PX pixels (0 = hard). ``--no-overlay`` / ``--no-sticker`` drop ``overlay`` / ``sticker``
+from the formats. The formats are described in ``ivos.export_masks`` and ``ivos.export_formats``.
+
+``overlay`` and ``webm`` need PyAV (the ``video`` extra), as does reading a video file; without
+it a folder of frames still works: the default ``overlay`` is then skipped with a notice.
+Without torch, ``--finetune auto`` propagates with the parent network and says so.
 """
+# Progress bars (tqdm) live here only; the library logs.
 from __future__ import annotations
 
 import argparse
@@ -57,13 +73,87 @@ def _progress(iterable, **kwargs):
     return tqdm(iterable, **kwargs)
 
 
+def _progress_callback(total: int, desc: str, unit: str):
+    """A ``progress(done, total)`` callback drawing one tqdm bar (None without tqdm)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    bar = tqdm(total=total, desc=desc, unit=unit, leave=False)
+
+    def update(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+        if done >= _total:
+            bar.close()
+    return update
+
+
+class _FinetuneBars:
+    """Progress of ``VideoPredictor.finetune``: one bar for the feature pass, one for the steps."""
+
+    def __init__(self, frames: list[int]):
+        print(f"ivos: fine-tuning OSVOS on frame(s) {frames}", file=sys.stderr)
+        self._stage, self._update = None, None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self._stage:
+            self._stage = stage
+            desc = "fine-tune: features" if stage == "features" else "fine-tune: steps"
+            self._update = _progress_callback(total, desc, "example" if stage == "features" else "step")
+        if self._update is not None:
+            self._update(done, total)
+
+
+def _check_out_folder(out: Path) -> None:
+    """Fails before any work when ``--out`` cannot become the output folder."""
+    from .errors import InvalidInput
+
+    for parent in [out, *out.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InvalidInput(f"--out {out}: {parent} exists and is not a folder")
+            break
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidInput(f"--out {out} cannot be created: {e.strerror}") from None
+    probe = out / ".ivos-write-test"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise InvalidInput(f"--out {out} is not writable: {e.strerror}") from None
+
+
+def _finetune_wanted(choice: str) -> bool:
+    """--finetune auto|on|off -> whether to fine-tune; auto says so when torch is missing."""
+    import importlib.util
+
+    from .errors import BackendUnavailable
+
+    have_torch = importlib.util.find_spec("torch") is not None
+    if choice == "on" and not have_torch:
+        raise BackendUnavailable("--finetune on needs torch: pip install 'ivos[export]' (after pip install "
+                                 "torch==2.13.0), or --finetune off to propagate with the parent network")
+    if choice == "auto" and not have_torch:
+        print("ivos: torch is not installed, so OSVOS is not fine-tuned on your clicks: propagating with the "
+              "parent network (less accurate). pip install 'ivos[export]' to fine-tune.", file=sys.stderr)
+    return choice == "on" or (choice == "auto" and have_torch)
+
+
 def add_segment_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video file, folder of frames, or 'demo' (the bundled clip)")
     p.add_argument("--click", type=_click, action="append", default=[], metavar="X,Y[,FRAME]",
                    help="positive click (original pixels; frame default 0); repeatable")
     p.add_argument("--neg", type=_click, action="append", default=[], metavar="X,Y[,FRAME]",
                    help="negative click; repeatable")
-    p.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output folder (created; files of an earlier run in it are replaced)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frame rate of a folder of frames (default 25), or to override a video file's")
+    p.add_argument("--finetune", default="auto", choices=("auto", "on", "off"),
+                   help="fine-tune OSVOS on the annotated frame (needs torch: the 'export' extra). auto: when "
+                   "torch is installed, else propagate with the parent network and say so")
     p.add_argument("--osvos-bundle", type=Path, default=DEFAULT_OSVOS, help="OSVOS model bundle folder")
     p.add_argument("--click-bundle", type=Path, default=DEFAULT_CLICK, help="click-refinement bundle folder")
     p.add_argument("--backend", default="auto", choices=("auto", "ort", "tensorrt", "torch"))
@@ -74,65 +164,177 @@ def add_segment_arguments(p: argparse.ArgumentParser) -> None:
                    "sequences J 0.810 vs 0.724 without; see benchmarks/results/video_ablations.md)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads of the engine (0 = one per core)")
     p.add_argument("--cache", type=int, default=32, help="decoded frames kept in memory")
-    p.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4")
-    p.add_argument("--no-sticker", action="store_true", help="skip the animated sticker")
+    p.add_argument("--format", dest="formats", type=_formats, action="append", default=None, metavar="F[,F...]",
+                   help=f"outputs to write, comma-separated or repeated, among {', '.join(OUTPUT_FORMATS)} "
+                   f"(default {','.join(DEFAULT_FORMATS)}; see the list above)")
+    p.add_argument("--feather", type=_feather, default=0.0, metavar="PX",
+                   help="soft alpha edge of the sticker, sticker.webm and cut-outs over about PX pixels (0 = hard)")
+    p.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4 (drops 'overlay' from --format)")
+    p.add_argument("--no-sticker", action="store_true", help="skip the animated sticker (drops 'sticker' from --format)")
+
+
+OUTPUT_FORMATS = ("png", "rle", "coco", "palette", "polygons", "cutouts", "webm", "sticker", "overlay")
+DEFAULT_FORMATS = ("png", "rle", "overlay", "sticker")
+
+
+def _formats(text: str) -> list[str]:
+    """--format value: comma-separated names among OUTPUT_FORMATS."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in names if t not in OUTPUT_FORMATS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown format {', '.join(map(repr, unknown)) or repr(text)}: "
+                                         f"choose from {', '.join(OUTPUT_FORMATS)}")
+    return names
+
+
+def _feather(text: str) -> float:
+    """--feather value: a finite number of pixels >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of pixels >= 0, got {text!r}")
+    return value
+
+
+NEEDS_PYAV = ("overlay", "webm")
+"""Formats written through PyAV (FFmpeg encoders)."""
+
+
+def _output_formats(args: argparse.Namespace) -> list[str]:
+    """The formats to write: --format (default DEFAULT_FORMATS) less --no-overlay / --no-sticker.
+    Without PyAV a default ``overlay`` is dropped with a notice; an asked-for PyAV format fails
+    here, before any work."""
+    import importlib.util
+
+    from .errors import BackendUnavailable
+
+    chosen = [f for group in (args.formats or [DEFAULT_FORMATS]) for f in group]
+    dropped = ({"overlay"} if args.no_overlay else set()) | ({"sticker"} if args.no_sticker else set())
+    formats = [f for f in dict.fromkeys(chosen) if f not in dropped]
+    if importlib.util.find_spec("av") is None:
+        if args.formats:
+            missing = [f for f in formats if f in NEEDS_PYAV]
+            if missing:
+                raise BackendUnavailable(f"--format {','.join(missing)} needs PyAV: pip install 'ivos[video]'")
+        elif "overlay" in formats:
+            print("ivos: PyAV is not installed: skipping overlay.mp4 (pip install 'ivos[video]' to write it)",
+                  file=sys.stderr)
+            formats.remove("overlay")
+    return formats
+
+
+def _frame_suffix(video: Path, names: list[str]) -> str:
+    """The file suffix of a folder's frames (for coco.json's file names); ".jpg" for video files."""
+    if video.is_dir() and names:
+        for path in video.iterdir():
+            if path.stem == names[0] and path.suffix:
+                return path.suffix
+    return ".jpg"
+
+
+def _write_outputs(args: argparse.Namespace, formats: list[str], predictor, state, video: Path) -> dict[str, str]:
+    """Writes ``formats`` into ``args.out``; returns {format key: path written}."""
+    from . import export_formats as ef
+    from .export_masks import mask_bbox, write_overlay_video, write_png_masks, write_rle_json, write_sticker
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    n, fps = state.num_frames, state.video.fps
+    names = state.video.frame_names
+
+    def masks(desc: str):
+        return _progress(predictor.masks(state), total=n, desc=desc, unit="frame")
+
+    written: dict[str, str] = {}
+    if "png" in formats:
+        write_png_masks(out / "masks", masks("masks"), names=names)
+        written["masks"] = str(out / "masks")
+    if "rle" in formats:
+        write_rle_json(out / "masks.json", predictor.masks(state), video=video.name, fps=fps, names=names)
+        written["rle"] = str(out / "masks.json")
+    if "coco" in formats:
+        ef.write_coco_json(out / "coco.json", ef.single_object(masks("coco"), names), video=video.name,
+                           image_suffix=_frame_suffix(video, names))
+        written["coco"] = str(out / "coco.json")
+    if "palette" in formats:
+        ef.write_palette_pngs(out / "palette", ef.single_object(masks("palette"), names))
+        written["palette"] = str(out / "palette")
+    if "polygons" in formats:
+        ef.write_polygons_json(out / "polygons.json", ef.single_object(masks("polygons"), names), video=video.name)
+        written["polygons"] = str(out / "polygons.json")
+    if "cutouts" in formats:
+        items = ((names[i], state.video[i], m) for i, m in masks("cut-outs"))
+        ef.write_cutouts(out / "cutouts", items, feather=args.feather)
+        written["cutouts"] = str(out / "cutouts")
+    if "overlay" in formats:
+        pairs = ((state.video[i], m) for i, m in predictor.masks(state))
+        write_overlay_video(out / "overlay.mp4", _progress(pairs, total=n, desc="overlay", unit="frame"), fps=fps)
+        written["overlay"] = str(out / "overlay.mp4")
+    if "sticker" in formats or "webm" in formats:
+        union = np.zeros((state.video.height, state.video.width), bool)
+        for _, m in predictor.masks(state):
+            union |= m.astype(bool)
+        box = mask_bbox(union) if union.any() else [0, 0, state.video.width, state.video.height]
+        if "sticker" in formats:
+            step = max(1, -(-n // STICKER_MAX_FRAMES))
+            pairs = ((state.video[i], state.mask(i)) for i in range(0, n, step))
+            sticker = write_sticker(out / "sticker.webp", _progress(pairs, total=-(-n // step), desc="sticker"),
+                                    box=box, fps=fps / step, feather=args.feather)
+            written["sticker"] = str(sticker)
+        if "webm" in formats:
+            pairs = ((state.video[i], m) for i, m in masks("sticker.webm"))
+            ef.write_sticker_webm(out / "sticker.webm", pairs, box=box, fps=fps, feather=args.feather)
+            written["webm"] = str(out / "sticker.webm")
+    return written
 
 
 def segment(args: argparse.Namespace) -> int:
     import ivos
-    from .export_masks import mask_bbox, write_overlay_video, write_png_masks, write_rle_json, write_sticker
     from .osvos_finetune import FinetuneConfig
+    from .video import open_video
     from .video_predictor import VideoPredictor
 
     if not args.click:
         raise ivos.InvalidInput("--click is required: give at least one positive click X,Y[,FRAME]")
     video = DEMO_CLIP if args.video == "demo" else Path(args.video)
     t0 = time.perf_counter()
+    _check_out_folder(args.out)
+    formats = _output_formats(args)
+    finetune = _finetune_wanted(args.finetune)
+    source = open_video(video, cache_size=args.cache, fps=args.fps)
+    source.verify(_progress_callback(len(source), "check frames", "frame"))
     osvos = ivos.load(args.osvos_bundle, backend=args.backend, threads=args.threads)
     clicker = ivos.load(args.click_bundle, backend=args.backend, threads=args.threads)
     predictor = VideoPredictor(osvos, clicker, mode=args.mode, crf=args.crf,
                                finetune_config=FinetuneConfig(use_prior=args.mode == "osvos+mask", threads=args.threads))
-    state = predictor.init_state(video, cache_size=args.cache)
+    state = predictor.init_state(source)
     n = state.num_frames
     by_frame: dict[int, list[tuple[float, float, int]]] = {}
     for (x, y, f), label in [(c, 1) for c in args.click] + [(c, 0) for c in args.neg]:
         by_frame.setdefault(f, []).append((x, y, label))
     for f, clicks in sorted(by_frame.items()):
         predictor.add_new_points(state, f, [c[:2] for c in clicks], [c[2] for c in clicks])
-    print(f"ivos: {video.name}: {n} frames {state.video.width}x{state.video.height}, backend {osvos.backend}; "
-          f"fine-tuning on frame(s) {sorted(state.annotations)} ...", file=sys.stderr)
-    report = predictor.finetune(state)
+    print(f"ivos: {video.name}: {n} frames {state.video.width}x{state.video.height}, backend {osvos.backend}",
+          file=sys.stderr)
+    report = None
+    if finetune:
+        report = predictor.finetune(state, progress=_FinetuneBars(sorted(state.annotations)))
     frame_ms = []
-    for result in _progress(predictor.propagate_in_video(state), total=n, desc="propagate", unit="frame"):
+    propagation = predictor.propagate_in_video(state, finetune=finetune)
+    for result in _progress(propagation, total=n, desc="propagate", unit="frame"):
         if result.source == "propagated":
             frame_ms.append(result.timings.total_ms)
 
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    write_png_masks(out / "masks", _progress(predictor.masks(state), total=n, desc="masks", unit="frame"))
-    write_rle_json(out / "masks.json", predictor.masks(state), video=video.name, fps=state.video.fps)
-    written = {"masks": str(out / "masks"), "rle": str(out / "masks.json")}
-    if not args.no_overlay:
-        pairs = ((state.video[i], m) for i, m in predictor.masks(state))
-        write_overlay_video(out / "overlay.mp4", _progress(pairs, total=n, desc="overlay", unit="frame"),
-                            fps=state.video.fps)
-        written["overlay"] = str(out / "overlay.mp4")
-    if not args.no_sticker:
-        step = max(1, -(-n // STICKER_MAX_FRAMES))
-        union = np.zeros((state.video.height, state.video.width), bool)
-        for _, m in predictor.masks(state):
-            union |= m.astype(bool)
-        box = mask_bbox(union) if union.any() else [0, 0, state.video.width, state.video.height]
-        pairs = ((state.video[i], state.mask(i)) for i in range(0, n, step))
-        sticker = write_sticker(out / "sticker.webp", _progress(pairs, total=-(-n // step), desc="sticker"),
-                                box=box, fps=state.video.fps / step)
-        written["sticker"] = str(sticker)
+    written = _write_outputs(args, formats, predictor, state, video)
     suggestion = predictor.suggest_frame(state) if len(state.annotations) < n else None
     difficulty = predictor.difficulty(state)
     summary = {
         "video": str(video), "frames": n, "backend": osvos.backend, "mode": args.mode,
         "annotated_frames": sorted(state.annotations),
-        "finetune_s": round(report.seconds, 2),
+        "finetuned": report is not None, "finetune_s": None if report is None else round(report.seconds, 2),
         "frame_ms_p50": round(float(np.median(frame_ms)), 1) if frame_ms else None,
         "suggested_frame": None if suggestion is None else suggestion.frame_idx,
         "difficulty": round(difficulty.score, 4), "image_motion": round(difficulty.image_motion, 4),
@@ -144,11 +346,15 @@ def segment(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ._cli_help import plain, version
+
     parser = argparse.ArgumentParser(prog="ivos", description="interactive video object segmentation")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_segment_arguments(sub.add_parser("segment", help="segment an object in a video from clicks",
-                                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
+                                         description=plain(__doc__),
+                                         formatter_class=argparse.RawDescriptionHelpFormatter))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")

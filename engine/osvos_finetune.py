@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -141,13 +141,22 @@ def _pool4(x: np.ndarray) -> np.ndarray:
     return x.reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3), dtype=np.float32)
 
 
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: called as fine-tuning advances; stage is "features" (one
+call per augmented example run through the engine) or "fit" (one call per optimiser step)."""
+
+LOG_EVERY_STEPS = 50
+"""Fine-tuning logs its loss at INFO level every this many steps."""
+
+
 def build_examples(session: OsvosSession, frames: Sequence[np.ndarray], masks: Sequence[np.ndarray],
-                   cfg: FinetuneConfig) -> dict[str, np.ndarray]:
+                   cfg: FinetuneConfig, progress: Progress | None = None) -> dict[str, np.ndarray]:
     """Augmented examples of the annotated (frame (H, W, 3) uint8, mask (H, W) {0,1}) pairs,
     run through the engine once. Returns float32 arrays: low (N, C_low, h/4, w/4), high
     (N, C_high, h/8, w/8), prior (N, 1, h/4, w/4), target (N, 1, h/4, w/4) in [0, 1]; plus
     image (N, h, w, 3) uint8 and full-size prior/target (N, h, w) for full fine-tuning."""
     rng = np.random.default_rng(cfg.seed)
+    total = len(frames) * cfg.augmentations
     out: dict[str, list] = {k: [] for k in ("low", "high", "prior", "target", "image", "prior_full", "target_full")}
     for frame, mask in zip(frames, masks):
         base_img, base_mask = session.to_working_rgb(frame), session.to_working_mask(mask)
@@ -161,6 +170,8 @@ def build_examples(session: OsvosSession, frames: Sequence[np.ndarray], masks: S
             out["image"].append(img)
             out["prior_full"].append(prior)
             out["target_full"].append(target)
+            if progress is not None:
+                progress("features", len(out["low"]), total)
     return {k: np.stack(v) for k, v in out.items()}
 
 
@@ -188,8 +199,8 @@ def crop_batch(data: dict, idx, crop: int, gen) -> dict:
     return {k: torch.stack(v) for k, v in out.items()}
 
 
-def fit_head(examples: dict[str, np.ndarray], init: dict[str, np.ndarray], cfg: FinetuneConfig
-             ) -> tuple[dict[str, np.ndarray], float]:
+def fit_head(examples: dict[str, np.ndarray], init: dict[str, np.ndarray], cfg: FinetuneConfig,
+             progress: Progress | None = None) -> tuple[dict[str, np.ndarray], float]:
     """Adam on binary cross-entropy over the cached features. Returns (params, final loss:
     mean of the last 20 steps)."""
     torch = import_torch()
@@ -205,26 +216,32 @@ def fit_head(examples: dict[str, np.ndarray], init: dict[str, np.ndarray], cfg: 
     opt = torch.optim.Adam(params.values(), lr=cfg.lr)
     n = len(data["low"])
     losses = []
-    for _ in range(cfg.steps):
+    for step in range(1, cfg.steps + 1):
         b = crop_batch(data, torch.randint(0, n, (cfg.batch,), generator=gen), cfg.crop, gen)
         loss = F.binary_cross_entropy_with_logits(head_forward(params, b["low"], b["high"], b["prior"]), b["target"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         losses.append(loss.item())
+        if step % LOG_EVERY_STEPS == 0:
+            log.info("ivos: OSVOS fine-tune step %d/%d loss %.4f", step, cfg.steps, float(np.mean(losses[-LOG_EVERY_STEPS:])))
+        if progress is not None:
+            progress("fit", step, cfg.steps)
     final = float(np.mean(losses[-20:])) if losses else float("nan")
     return {k: v.detach().numpy().copy() for k, v in params.items()}, final
 
 
 def finetune(session: OsvosSession, frames: Sequence[np.ndarray], masks: Sequence[np.ndarray],
-             cfg: FinetuneConfig, init: dict[str, np.ndarray] | None = None) -> FinetuneResult:
+             cfg: FinetuneConfig, init: dict[str, np.ndarray] | None = None,
+             progress: Progress | None = None) -> FinetuneResult:
     """Fine-tunes the head (from ``init``, default the bundle's parent head) on the annotated
-    frames; the session keeps its head unchanged (the caller sets the result)."""
+    frames; the session keeps its head unchanged (the caller sets the result). ``progress``
+    is called as it advances (see ``Progress``)."""
     import_torch()  # fail before spending time on features
     t0 = time.perf_counter()
-    examples = build_examples(session, frames, masks, cfg)
+    examples = build_examples(session, frames, masks, cfg, progress)
     t1 = time.perf_counter()
-    params, loss = fit_head(examples, init if init is not None else session.parent_head, cfg)
+    params, loss = fit_head(examples, init if init is not None else session.parent_head, cfg, progress)
     t2 = time.perf_counter()
     log.info("ivos: OSVOS head fine-tuned on %d examples: features %.1f s, fit %.1f s, loss %.4f",
              len(examples["low"]), t1 - t0, t2 - t1, loss)

@@ -29,12 +29,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ._validate import describe, finite_array
+from ._validate import click_labels, describe, image_points
 from .errors import InvalidInput
 from .export_masks import rle_decode, rle_encode
 from .model import Model
 from .osvos_engine import OsvosSession
-from .osvos_finetune import FinetuneConfig, FinetuneResult, finetune
+from .osvos_finetune import FinetuneConfig, FinetuneResult, Progress, finetune
 from .video import FrameSource, open_video
 
 log = logging.getLogger("ivos")
@@ -193,10 +193,11 @@ class VideoPredictor:
             self._clicker = ImagePredictor(click_model, crf=click_crf)
 
     # ---- state ---------------------------------------------------------------------------
-    def init_state(self, video: Any, *, cache_size: int = 32) -> VideoState:
+    def init_state(self, video: Any, *, cache_size: int = 32, fps: float | None = None) -> VideoState:
         """Opens ``video`` (file path, folder of frames, (N, H, W, 3) uint8 frames or a
-        FrameSource) lazily, keeping at most ``cache_size`` decoded frames."""
-        return VideoState(open_video(video, cache_size=cache_size))
+        FrameSource) lazily, keeping at most ``cache_size`` decoded frames; ``fps`` sets the
+        frame rate of a folder or of in-memory frames (``ivos.video.open_video``)."""
+        return VideoState(open_video(video, cache_size=cache_size, fps=fps))
 
     def reset_state(self, state: VideoState) -> None:
         """Forgets annotations, clicks, masks and the fine-tuned head (keeps the video)."""
@@ -258,18 +259,8 @@ class VideoPredictor:
                                "or use add_new_mask")
         idx = state.video.check_index(frame_idx)
         h, w = state.video.height, state.video.width
-        pts = finite_array("points", points, dtype=np.float32)
-        if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) == 0:
-            raise InvalidInput(f"points must have shape (N>=1, 2) holding (x, y), got {describe(pts)}")
-        outside = (pts[:, 0] < 0) | (pts[:, 0] > w - 1) | (pts[:, 1] < 0) | (pts[:, 1] > h - 1)
-        if outside.any():
-            x, y = pts[np.argmax(outside)]
-            raise InvalidInput(f"points has a point outside the {w}x{h} frame: (x={x:g}, y={y:g}); "
-                               f"expected 0 <= x <= {w - 1}, 0 <= y <= {h - 1}")
-        lab = np.asarray(labels)
-        if lab.shape != (len(pts),) or not np.all((lab == 0) | (lab == 1)):
-            raise InvalidInput(f"labels must have shape ({len(pts)},) with values 1 (positive) / 0 (negative), "
-                               f"got {describe(lab)}")
+        pts = image_points("points", points, h, w)
+        lab = click_labels("labels", labels, len(pts))
         old = [] if clear else state.clicks.get(idx, [])
         clicks = old + [(float(x), float(y), int(l)) for (x, y), l in zip(pts, lab)]
         base = None if clear else (state.annotations.get(idx) if idx in state.annotations else state.mask(idx))
@@ -364,9 +355,10 @@ class VideoPredictor:
         return FrameResult(idx, mask, 1.0, FrameTimings(0.0, 0.0, 0.0, 0.0), "annotated")
 
     # ---- fine-tuning ---------------------------------------------------------------------
-    def finetune(self, state: VideoState) -> FinetuneResult:
+    def finetune(self, state: VideoState, *, progress: Progress | None = None) -> FinetuneResult:
         """Fine-tunes the head on the annotated frames now (``propagate_in_video`` does it
-        when needed). Needs torch (BackendUnavailable otherwise)."""
+        when needed). Needs torch (BackendUnavailable otherwise). ``progress(stage, done,
+        total)`` is called as it advances (``ivos.osvos_finetune.Progress``)."""
         self._check_state(state)
         if not state.annotations:
             raise InvalidInput("no annotated frame to fine-tune on: call add_new_points or add_new_mask first")
@@ -378,7 +370,7 @@ class VideoPredictor:
 
             cfg = replace(cfg, augmentations=per_frame)
         frames = [state.video[i] for i in frames_idx]
-        report = finetune(self._osvos, frames, [state.annotations[i] for i in frames_idx], cfg)
+        report = finetune(self._osvos, frames, [state.annotations[i] for i in frames_idx], cfg, progress=progress)
         state.head, state.head_frames, state.finetune_report = report.params, frames_idx, report
         return report
 

@@ -77,9 +77,12 @@ def _tensorrt(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ivos-export", description=__doc__,
+    from ivos._cli_help import plain, version
+
+    parser = argparse.ArgumentParser(prog="ivos-export", description=plain(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("click", help="export a click-refinement checkpoint to a bundle")
     p.add_argument("checkpoint", type=Path)

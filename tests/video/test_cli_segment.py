@@ -71,7 +71,8 @@ def test_segment_demo_clip_with_shipped_models(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--click", "5000,10"], "outside the 480x272 frame"),
+    (["--click", "5000,10"], "outside the 480x272 image"),
+    (["--click", "480,10"], "expected 0 <= x < 480"),
     (["--click", "10,10,99"], "frame_idx 99 is out of range"),
 ])
 def test_segment_bad_clicks_fail_clearly(tmp_path, osvos_bundle, click_bundle, capsys, args, message):
@@ -88,3 +89,46 @@ def test_segment_unreadable_video(tmp_path, osvos_bundle, click_bundle, capsys):
                  "--osvos-bundle", str(osvos_bundle), "--click-bundle", str(click_bundle)])
     assert code == 2
     assert "bad.webm" in capsys.readouterr().err
+
+
+def _no_finetune_allowed(monkeypatch):
+    """Makes any fine-tuning fail the test: the checks must come before the work."""
+    from ivos.video_predictor import VideoPredictor
+
+    def fail(*args, **kwargs):
+        raise AssertionError("fine-tuning started before the inputs were checked")
+    monkeypatch.setattr(VideoPredictor, "finetune", fail)
+
+
+def test_out_naming_a_file_fails_before_any_work(tmp_path, osvos_bundle, click_bundle, capsys, monkeypatch):
+    _no_finetune_allowed(monkeypatch)
+    (tmp_path / "taken").write_text("not a folder")
+    code = main(["segment", "demo", "--click", "10,10", "--out", str(tmp_path / "taken"),
+                 "--osvos-bundle", str(osvos_bundle), "--click-bundle", str(click_bundle)])
+    assert code == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert (tmp_path / "taken").read_text() == "not a folder"  # nothing lost
+
+
+def test_bad_frame_in_folder_fails_before_any_work(tmp_path, osvos_bundle, click_bundle, capsys, monkeypatch, make_clip):
+    from PIL import Image
+
+    _no_finetune_allowed(monkeypatch)
+    frames, _ = make_clip(n=6)
+    (tmp_path / "f").mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f if i != 4 else f[:-2]).save(tmp_path / "f" / f"{i:05d}.png")
+    code = main(["segment", str(tmp_path / "f"), "--click", "10,10", "--out", str(tmp_path / "o"),
+                 "--osvos-bundle", str(osvos_bundle), "--click-bundle", str(click_bundle)])
+    assert code == 2
+    assert "frame 4 (00004)" in capsys.readouterr().err
+
+
+def test_finetune_off_propagates_with_the_parent_network(tmp_path, osvos_bundle, click_bundle, monkeypatch):
+    _no_finetune_allowed(monkeypatch)
+    info, clicks = _demo_clicks()
+    code = main(["segment", "demo", *clicks, "--out", str(tmp_path / "out"), "--finetune", "off",
+                 "--osvos-bundle", str(osvos_bundle), "--click-bundle", str(click_bundle), "--threads", "1"])
+    assert code == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["finetuned"] is False and summary["finetune_s"] is None

@@ -102,3 +102,74 @@ def test_frame_index_out_of_range(make_clip):
         src[-1]
     with pytest.raises(ivos.InvalidInput, match="integer"):
         src[1.5]
+
+
+def _save_frames(folder, frames, names):
+    from PIL import Image
+
+    folder.mkdir(exist_ok=True)
+    for f, name in zip(frames, names):
+        Image.fromarray(f).save(folder / name)
+
+
+def test_folder_frames_in_natural_order_keep_their_names(tmp_path, make_clip):
+    frames, _ = make_clip(n=4)
+    names = ["1.png", "10.png", "2.png", "frame_003.png"]  # as text: 1, 10, 2; naturally: 1, 2, 10
+    _save_frames(tmp_path / "f", frames, names)
+    src = open_video(tmp_path / "f")
+    assert src.frame_names == ["1", "2", "10", "frame_003"]
+    assert np.array_equal(src[1], frames[2]) and np.array_equal(src[2], frames[1])
+
+
+def test_frame_names_of_other_sources_are_padded_indices(make_clip):
+    frames, _ = make_clip(n=3)
+    assert open_video(frames).frame_names == ["00000", "00001", "00002"]
+
+
+def test_folder_frame_rate_is_given_not_fixed(tmp_path, make_clip):
+    frames, _ = make_clip(n=2)
+    _save_frames(tmp_path / "f", frames, ["a.png", "b.png"])
+    assert open_video(tmp_path / "f").fps == 25.0
+    assert open_video(tmp_path / "f", fps=12.5).fps == 12.5
+    assert open_video(frames, fps=30).fps == 30.0
+    for bad in (0, -1, float("nan"), "fast", True):
+        with pytest.raises(ivos.InvalidInput, match="fps"):
+            open_video(frames, fps=bad)
+
+
+def test_same_frame_name_twice_is_refused(tmp_path, make_clip):
+    frames, _ = make_clip(n=2)
+    _save_frames(tmp_path / "f", frames, ["00001.png", "00001.jpg"])
+    with pytest.raises(ivos.InvalidInput, match="00001"):
+        open_video(tmp_path / "f")
+
+
+@pytest.mark.parametrize("defect", ["mixed size", "corrupt", "truncated"])
+def test_verify_finds_a_bad_frame_before_any_work(tmp_path, make_clip, defect):
+    from PIL import Image
+
+    frames, _ = make_clip(n=5)
+    _save_frames(tmp_path / "f", frames, [f"{i:05d}.jpg" for i in range(5)])
+    bad = tmp_path / "f" / "00003.jpg"
+    if defect == "mixed size":
+        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(bad)
+    elif defect == "corrupt":
+        bad.write_bytes(b"\xff\xd8\xff garbage" * 20)
+    else:
+        bad.write_bytes(bad.read_bytes()[: len(bad.read_bytes()) // 2])
+    src = open_video(tmp_path / "f")  # opening reads only the first frame
+    seen = []
+    with pytest.raises(ivos.InvalidInput, match="00003"):
+        src.verify(lambda done, total: seen.append(done))
+    assert seen == [1, 2, 3]  # progress up to the frame before the bad one
+    assert src.cached == 0  # verifying holds no frames
+
+
+def test_verify_passes_a_good_video(tmp_path, make_clip):
+    frames, _ = make_clip(n=4)
+    path = tmp_path / "clip.mp4"
+    pytest.importorskip("av")
+    _write_mp4(path, frames)
+    seen = []
+    open_video(path).verify(lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (4, 4)

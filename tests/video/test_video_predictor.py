@@ -113,7 +113,7 @@ def test_bad_input_is_clear_and_loses_nothing(predictor, make_clip):
     snapshot = ({k: dict(v) for k, v in state.masks.items()}, {k: v.copy() for k, v in state.annotations.items()},
                 {k: list(v) for k, v in state.clicks.items()}, state.head)
     bad_calls = [
-        (lambda: predictor.add_new_points(state, 0, [[56, 10]], [1]), r"points has a point outside the 56x40 frame"),
+        (lambda: predictor.add_new_points(state, 0, [[56, 10]], [1]), r"points has a point outside the 56x40 image"),
         (lambda: predictor.add_new_points(state, 0, [[-1, 10]], [1]), "outside"),
         (lambda: predictor.refine(state, 1, [[10, 45]], [1]), "outside"),
         (lambda: predictor.refine(state, 5, [[10, 10]], [1]), "frame_idx 5 is out of range"),
@@ -224,3 +224,32 @@ def test_refine_focus_keeps_the_mask_outside_the_view(predictor, make_clip):
     outside = np.ones(two_blobs.shape, bool)
     outside[y0:y1, x0:x1] = False
     assert np.array_equal(fixed[outside], two_blobs[outside])  # ... and it stays exactly as it was
+
+
+def test_finetune_reports_progress(predictor, make_clip):
+    frames, masks = make_clip(n=3)
+    state = predictor.init_state(frames)
+    predictor.add_new_mask(state, 0, masks[0])
+    calls = []
+    predictor.finetune(state, progress=lambda stage, done, total: calls.append((stage, done, total)))
+    cfg = predictor.finetune_config
+    features = [c for c in calls if c[0] == "features"]
+    steps = [c for c in calls if c[0] == "fit"]
+    total = features[0][2]  # augmented copies of the one annotated frame (at least 4)
+    assert [c[1] for c in features] == list(range(1, total + 1)) and all(c[2] == total for c in features)
+    assert [c[1] for c in steps] == list(range(1, cfg.steps + 1)) and steps[-1][2] == cfg.steps
+    assert calls.index(features[-1]) < calls.index(steps[0])  # features first, then the steps
+
+
+def test_video_clicks_follow_the_image_predictor_rules(predictor, make_clip):
+    """Same coordinate and label rules as ImagePredictor: 0 <= x < W (W - 0.5 is inside the
+    last pixel), labels 1/0 as integers or booleans only."""
+    frames, _ = make_clip(n=2)
+    h, w = frames[0].shape[:2]
+    state = predictor.init_state(frames)
+    result = predictor.add_new_points(state, 0, [[w - 0.5, h - 0.5]], [1])
+    assert result.mask[h - 1, w - 1] == 1  # the clicked pixel is clamped to the label
+    for points, labels, name in [([[w, 0]], [1], "points"), ([[1, 1]], [0.7], "labels"),
+                                 ([[1, 1]], ["1"], "labels"), ([[np.nan, 1]], [1], "points")]:
+        with pytest.raises(ivos.InvalidInput, match=name):
+            predictor.add_new_points(state, 0, points, labels)
