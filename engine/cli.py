@@ -125,6 +125,16 @@ def _check_out_folder(out: Path) -> None:
         raise InvalidInput(f"--out {out} is not writable: {e.strerror}") from None
 
 
+def _check_clicks(args: argparse.Namespace, video) -> None:
+    """Every --click/--neg inside its frame and on an existing frame, before any model loads."""
+    from ._validate import image_points
+
+    for flag, clicks in (("--click", args.click), ("--neg", args.neg)):
+        for x, y, frame in clicks:
+            video.check_index(frame, f"{flag} {x:g},{y:g},{frame}: frame")
+            image_points(f"{flag} {x:g},{y:g},{frame}", [[x, y]], video.height, video.width)
+
+
 def _finetune_wanted(choice: str) -> bool:
     """--finetune auto|on|off -> whether to fine-tune; auto says so when torch is missing."""
     import importlib.util
@@ -305,6 +315,7 @@ def segment(args: argparse.Namespace) -> int:
     finetune = _finetune_wanted(args.finetune)
     source = open_video(video, cache_size=args.cache, fps=args.fps)
     source.verify(_progress_callback(len(source), "check frames", "frame"))
+    _check_clicks(args, source)
     osvos = ivos.load(args.osvos_bundle, backend=args.backend, threads=args.threads)
     clicker = ivos.load(args.click_bundle, backend=args.backend, threads=args.threads)
     predictor = VideoPredictor(osvos, clicker, mode=args.mode, crf=args.crf,

@@ -8,6 +8,7 @@ provider the session actually got, and ``device="cuda"`` raises if CUDA did not 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Mapping
 
@@ -81,6 +82,10 @@ class OrtRunner(Runner):
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads  # 0 = one per physical core
+        # Spinning: ORT's pool threads busy-wait for work after each run. It saves microseconds
+        # on an idle machine and steals whole cores from torch, our native ops and other
+        # processes on a busy one (benchmarks/results/threads.md), so it is off by default.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get("IVOS_ORT_SPINNING", "0"))
         opts.log_severity_level = 3
         providers = ["CPUExecutionProvider"]
         if device == "cuda":

@@ -71,11 +71,17 @@ def test_segment_demo_clip_with_shipped_models(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--click", "5000,10"], "outside the 480x272 image"),
+    (["--click", "5000,10"], "--click 5000,10,0 has a point outside the 480x272 image"),
     (["--click", "480,10"], "expected 0 <= x < 480"),
-    (["--click", "10,10,99"], "frame_idx 99 is out of range"),
+    (["--click", "10,10,99"], "--click 10,10,99: frame 99 is out of range"),
+    (["--click", "10,10", "--neg=-1,3"], "--neg -1,3,0 has a point outside"),
 ])
-def test_segment_bad_clicks_fail_clearly(tmp_path, osvos_bundle, click_bundle, capsys, args, message):
+def test_segment_bad_clicks_fail_clearly(tmp_path, osvos_bundle, click_bundle, capsys, monkeypatch, args, message):
+    import ivos
+
+    def no_loading(*a, **k):
+        raise AssertionError("a bundle was loaded before the clicks were checked")
+    monkeypatch.setattr(ivos, "load", no_loading)
     code = main(["segment", "demo", *args, "--out", str(tmp_path / "o"), "--osvos-bundle", str(osvos_bundle),
                  "--click-bundle", str(click_bundle)])
     assert code == 2
