@@ -172,7 +172,8 @@ def add_segment_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
                    help="dense CRF on every propagated frame (default on: held-aside DAVIS train "
                    "sequences J 0.810 vs 0.724 without; see benchmarks/results/video_ablations.md)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads of the engine (0 = one per core)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads of every pool: ONNX Runtime, fine-tuning, CRF (0 = one per usable CPU; "
+                   "benchmarks/results/threads.md)")
     p.add_argument("--cache", type=int, default=32, help="decoded frames kept in memory")
     p.add_argument("--format", dest="formats", type=_formats, action="append", default=None, metavar="F[,F...]",
                    help=f"outputs to write, comma-separated or repeated, among {', '.join(OUTPUT_FORMATS)} "

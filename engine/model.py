@@ -9,6 +9,7 @@ from ._validate import describe, nonnegative_int
 from .backends import RunContext, Runner, create_runner
 from .bundle import Bundle, read_bundle
 from .errors import InvalidInput, ModelError
+from .threads import resolve_threads
 
 log = logging.getLogger("ivos")
 
@@ -84,7 +85,8 @@ def load(bundle: str | Path, *, device: str = "auto", backend: str = "auto", thr
         device: "auto", "cpu" or "cuda".
         backend: "auto" (TensorRT plan for this GPU > ORT CUDA > ORT CPU > torch), "ort",
             "tensorrt" or "torch".
-        threads: intra-op CPU threads of the backend (0 = its default, one per core).
+        threads: intra-op CPU threads of the backend (0 = one per CPU this process may use:
+            ``ivos.threads``, the policy measured in benchmarks/results/threads.md).
         precision: "auto" (the bundle's int8 network when ONNX Runtime runs on the CPU and the
             bundle ships one, else float), "fp32" or "int8" (ONNX Runtime CPU only). With
             "auto", an int8 network ONNX Runtime cannot load (corrupt file, inputs that do
@@ -100,6 +102,7 @@ def load(bundle: str | Path, *, device: str = "auto", backend: str = "auto", thr
     """
     threads = nonnegative_int("threads", threads)
     parsed = read_bundle(resolve_bundle(bundle))
-    runner = create_runner(parsed, backend=backend, device=device, threads=threads, precision=precision)
+    runner = create_runner(parsed, backend=backend, device=device, threads=resolve_threads(threads),
+                           precision=precision)
     log.info("ivos: loaded %s %s with %s", parsed.name, parsed.version, runner.name)
     return Model(parsed, runner)

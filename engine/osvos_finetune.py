@@ -25,6 +25,7 @@ import numpy as np
 
 from .errors import BackendUnavailable
 from .osvos_engine import PAD_RGB, OsvosSession
+from .threads import resolve_threads
 
 log = logging.getLogger("ivos")
 
@@ -47,7 +48,8 @@ class FinetuneConfig:
         crop: side of the random training crops, in stride-4 feature pixels (64 = 256 working
             pixels; 0 = whole maps). The head sees a small neighbourhood, so crops train it
             as well as whole maps at a fraction of the cost; half of them hold an object pixel.
-        threads: torch intra-op threads during fine-tuning (0 = leave torch's setting).
+        threads: torch intra-op threads during fine-tuning (0 = one per CPU this process may
+            use, ``ivos.threads``).
         seed: augmentation and batch-order seed.
     """
 
@@ -208,8 +210,7 @@ def fit_head(examples: dict[str, np.ndarray], init: dict[str, np.ndarray], cfg: 
 
     from .osvos_head import head_forward
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(resolve_threads(cfg.threads))
     gen = torch.Generator().manual_seed(cfg.seed)
     data = {k: torch.from_numpy(examples[k]) for k in ("low", "high", "prior", "target")}
     params = {k: torch.tensor(v, requires_grad=True) for k, v in init.items()}
