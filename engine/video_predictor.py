@@ -29,7 +29,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ._validate import click_labels, describe, image_points
+from ._validate import click_labels, describe, image_points, positive_int
 from .errors import InvalidInput
 from .export_masks import rle_decode, rle_encode
 from .model import Model
@@ -40,6 +40,11 @@ from .video import FrameSource, open_video
 log = logging.getLogger("ivos")
 
 MODES = ("osvos", "osvos+mask")
+MAX_VIDEO_FRAMES = 100_000
+"""Longest video ``init_state`` accepts by default (over an hour at 25 fps). Frames are decoded
+lazily, but the state keeps per frame its mask as RLE (int32 run lengths: about 1-10 KB at
+480p, more for ragged masks), a 1 KB thumbnail and a confidence, so its memory grows with the
+length: about 0.2-1 GB at this limit. ``init_state(max_frames=None)`` lifts it."""
 CRF_PARAMS = {"compat_bilateral": 3.0, "srgb": 5.0, "sxy_bilateral": 40.0}
 """Dense-CRF keywords for propagated frames (the rest: ``ivos.dense_crf``'s defaults). The
 click CRF's setting chosen on held-aside DAVIS train frames (benchmarks/results/
@@ -92,6 +97,13 @@ class VideoDifficulty:
     score: float
     mask_motion: float
     image_motion: float
+
+
+def _compact_rle(mask: np.ndarray) -> dict:
+    """``rle_encode`` with the run lengths as an int32 array (4 bytes a run instead of a
+    Python int's ~36), the form the state keeps; ``rle_decode`` reads both."""
+    rle = rle_encode(mask)
+    return {"size": rle["size"], "counts": np.asarray(rle["counts"], np.int32)}
 
 
 @dataclass
@@ -193,11 +205,20 @@ class VideoPredictor:
             self._clicker = ImagePredictor(click_model, crf=click_crf)
 
     # ---- state ---------------------------------------------------------------------------
-    def init_state(self, video: Any, *, cache_size: int = 32, fps: float | None = None) -> VideoState:
+    def init_state(self, video: Any, *, cache_size: int = 32, fps: float | None = None,
+                   max_frames: int | None = MAX_VIDEO_FRAMES) -> VideoState:
         """Opens ``video`` (file path, folder of frames, (N, H, W, 3) uint8 frames or a
         FrameSource) lazily, keeping at most ``cache_size`` decoded frames; ``fps`` sets the
-        frame rate of a folder or of in-memory frames (``ivos.video.open_video``)."""
-        return VideoState(open_video(video, cache_size=cache_size, fps=fps))
+        frame rate of a folder or of in-memory frames (``ivos.video.open_video``). Videos
+        longer than ``max_frames`` (``MAX_VIDEO_FRAMES``; None: no limit) are refused with
+        InvalidInput, since the state grows with the length."""
+        source = open_video(video, cache_size=cache_size, fps=fps)
+        if max_frames is not None and len(source) > positive_int("max_frames", max_frames):
+            raise InvalidInput(f"video {source.name} has {len(source):,} frames, more than max_frames="
+                               f"{max_frames:,} (the state keeps a mask per frame: about 1-10 KB each); "
+                               "pass init_state(..., max_frames=None) or a larger limit to accept it, "
+                               "or split the video")
+        return VideoState(source)
 
     def reset_state(self, state: VideoState) -> None:
         """Forgets annotations, clicks, masks and the fine-tuned head (keeps the video)."""
@@ -347,7 +368,7 @@ class VideoPredictor:
         mask = np.array(mask, np.uint8)
         mask.setflags(write=False)
         state.annotations[idx] = mask
-        state.masks[idx] = rle_encode(mask)
+        state.masks[idx] = _compact_rle(mask)
         state.confidence[idx] = 1.0
 
     @staticmethod
@@ -429,7 +450,7 @@ class VideoPredictor:
         mask = (prob > 0.5).astype(np.uint8)
         uncertain = int(np.count_nonzero((prob > 0.2) & (prob < 0.8)))
         confidence = 1.0 - uncertain / max(int(mask.sum()) + uncertain, 1)
-        state.masks[idx] = rle_encode(mask)
+        state.masks[idx] = _compact_rle(mask)
         state.confidence[idx] = confidence
         t3 = time.perf_counter()
         timings = FrameTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t3 - t0) * 1e3)

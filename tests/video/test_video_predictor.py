@@ -253,3 +253,19 @@ def test_video_clicks_follow_the_image_predictor_rules(predictor, make_clip):
                                  ([[1, 1]], ["1"], "labels"), ([[np.nan, 1]], [1], "points")]:
         with pytest.raises(ivos.InvalidInput, match=name):
             predictor.add_new_points(state, 0, points, labels)
+
+
+def test_video_length_limit_is_documented_and_can_be_lifted(predictor, make_clip):
+    frames, _ = make_clip(n=5)
+    with pytest.raises(ivos.InvalidInput, match=r"5 frames, more than max_frames=4.*max_frames=None"):
+        predictor.init_state(frames, max_frames=4)
+    assert predictor.init_state(frames, max_frames=None).num_frames == 5
+
+
+def test_state_keeps_masks_as_compact_run_lengths(predictor, make_clip):
+    frames, masks = make_clip(n=3)
+    state = predictor.init_state(frames)
+    predictor.add_new_mask(state, 0, masks[0])
+    rle = state.masks[0]
+    assert isinstance(rle["counts"], np.ndarray) and rle["counts"].dtype == np.int32
+    assert np.array_equal(state.mask(0), masks[0])
