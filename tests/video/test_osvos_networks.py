@@ -93,3 +93,35 @@ def test_refittable_onnx_bakes_the_parent_head(osvos_bundle, tmp_path):
     a = refit.run(["logits"], feed)[0]
     b = full.run(["logits"], {**feed, **head})[0]
     assert np.abs(a - b).max() < 1e-5
+
+
+def test_lite0_osvos_backbone_exports_and_runs_in_the_engine(tmp_path):
+    """osvos-lite0: frozen EfficientNet-Lite0 trunk (multi-scale high features), head weights
+    as graph inputs; the exported bundle propagates through VideoPredictor like osvos-cpu."""
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    import ivos
+    from ivos.export.osvos import OSVOS_CONFIGS, build_osvos
+    from ivos.export.osvos_export import export_osvos_bundle
+    from ivos.video_predictor import VideoPredictor
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(OSVOS_CONFIGS["osvos-lite0"], name="osvos-lite0-tiny", working_size=(64, 96))
+    net = build_osvos(config)
+    assert (net.backbone.low_channels, net.backbone.high_channels) == (24, 40 + 112 + 320)
+    before = net.backbone.trunk._bn0.running_mean.clone()
+    net.train()(torch.randn(1, 3, 64, 96), torch.zeros(1, 1, 64, 96))
+    assert torch.equal(net.backbone.trunk._bn0.running_mean, before) and not net.backbone.training  # frozen
+    export_osvos_bundle(net, tmp_path / "b", version="test", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    frames = np.zeros((3, 40, 56, 3), np.uint8)
+    frames[:, 10:30, 15:40] = 200
+    mask = np.zeros((40, 56), np.uint8)
+    mask[10:30, 15:40] = 1
+    predictor = VideoPredictor(ivos.load(tmp_path / "b", threads=1), None, crf=False)
+    state = predictor.init_state(frames)
+    predictor.add_new_mask(state, 0, mask)
+    results = list(predictor.propagate_in_video(state, finetune=False))
+    assert len(results) == 3 and all(r.mask.shape == (40, 56) for r in results)
