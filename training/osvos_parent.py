@@ -57,7 +57,7 @@ from ivos.osvos_engine import Letterbox, PAD_RGB
 from ivos.osvos_finetune import FinetuneConfig, _deform, _pool4, augment, crop_batch
 from ivos.osvos_head import head_forward
 
-from .data import default_data_root
+from .data import VAL_DAVIS, default_data_root
 
 log = logging.getLogger("ivos.training")
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,6 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--train-size", type=int, nargs=2, metavar=("H", "W"), default=None,
                    help="resolution of the training features (default: the config's working size)")
     p.add_argument("--limit-seqs", type=int, default=None, help="first N train sequences only (smoke runs)")
+    p.add_argument("--hold-aside", action=argparse.BooleanOptionalAction, default=True,
+                   help="leave out the held-aside train sequences (training.data.VAL_DAVIS), on which "
+                   "parents are compared before one ships (osvos-cpu was trained with them)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -203,7 +206,10 @@ def main(argv: list[str] | None = None) -> None:
     net, source = _parent_backbone(args)
     args.weights_out = args.weights_out or ROOT / "export" / "weights" / f"{args.config}.pt"
     args.bundle_out = args.bundle_out or ROOT / "engine" / "models" / args.config
-    seqs = read_davis((args.data_root or default_data_root()) / "DAVIS2016", "train")[:args.limit_seqs]
+    seqs = read_davis((args.data_root or default_data_root()) / "DAVIS2016", "train")
+    if args.hold_aside:
+        seqs = [s for s in seqs if s[0] not in VAL_DAVIS]
+    seqs = seqs[:args.limit_seqs]
     t0 = time.time()
     train_size = tuple(args.train_size) if args.train_size else net.config.working_size
     data = build_features(net, seqs, train_size, rng, FinetuneConfig())
