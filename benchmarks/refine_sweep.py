@@ -40,22 +40,22 @@ def correction_gains(vp, state, idx: int, before: float, gt: np.ndarray) -> dict
     corrects the same propagation."""
     from .video import correction_ious, refine_corrector
 
-    saved = {k: dict(getattr(state, k)) for k in ("annotations", "clicks", "masks", "confidence")}
+    edits = len(state.edits.get(idx, []))
     try:
         after = correction_ious(refine_corrector(vp, state, idx), state.mask(idx), gt[idx])
-    finally:
-        for k, v in saved.items():
-            getattr(state, k).clear()
-            getattr(state, k).update(v)
+    finally:  # undo the corrections, so every setting corrects the same propagated frame
+        while len(state.edits.get(idx, [])) > edits:
+            vp.undo(state, idx)
     return {k: v - before for k, v in after.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     import ivos
     from ivos.cli import DEFAULT_CLICK, DEFAULT_OSVOS
+    from ivos.data_root import dataset_dir
+    from ivos.errors import InvalidInput
+    from ivos.evaluation.datasets import davis_sequences
 
-    from .click import find_data_root
-    from .datasets import davis_sequences
     from .video import CLICKS_FIX, read_sequence
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,11 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--focus", nargs="+", choices=("off", "on"), default=["off"],
                    help="VideoPredictor(refine_focus=...) setting(s), each run with every other setting")
     args = p.parse_args(argv)
-    root = find_data_root(args.data_root)
-    if root is None or not (root / "DAVIS2016").is_dir():
-        raise SystemExit("no DAVIS2016 under the data root: pass --data-root ../shared/datasets")
-    davis = root / "DAVIS2016"
-    names = args.sequences or davis_sequences(root, args.split)
+    try:
+        davis = dataset_dir("DAVIS2016", args.data_root)
+    except InvalidInput as e:
+        raise SystemExit(str(e)) from None
+    names = args.sequences or davis_sequences(davis.parent, args.split)
     osvos = ivos.load(DEFAULT_OSVOS, backend="ort", threads=1)
     clicker = ivos.load(args.click_bundle or DEFAULT_CLICK, backend="ort", threads=1)
     settings = [(r, c, f) for f in args.focus for c in args.connected for r in args.radii]

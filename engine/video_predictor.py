@@ -8,34 +8,43 @@ frame. ``refine`` corrects one frame with clicks, feeding the refinement network
 propagated mask (paper 2.3); the corrected frame joins the annotated frames, so the next
 ``propagate_in_video`` fine-tunes on it too and re-runs. ``suggest_frame`` names the frame
 most likely wrong, without ground truth; ``difficulty`` estimates how hard the video is
-from motion (the paper's future work, section 4.2).
+from motion (the paper's future work, section 4.2). ``undo`` takes back a frame's last edit;
+``save_state`` / ``load_state`` (``VideoState.save`` / ``load``) keep a session in one file.
 
 Modes: "osvos" runs every frame independently (the paper's OSVOS); "osvos+mask" also feeds
 the previous frame's mask as a prior (MaskTrack-style), propagating forward from the first
 annotated frame and then backward from it. Annotated frames always yield the user's mask,
 exactly as the user made it.
 
-State: an explicit ``VideoState`` per video; masks are kept as RLE (a 10,000-frame video of
-480p masks is a few tens of MB, not 4 GB). A failed call (``InvalidInput``) changes nothing
-in the state. A predictor is not thread-safe (one per thread; they can share the ``Model``s);
-no lock is held across a propagation.
+State: an explicit ``VideoState`` per video (``ivos.video_state``: layout, undo stacks, the
+file format of ``save``/``load``); masks are kept as RLE (a 10,000-frame video of 480p masks
+is a few tens of MB, not 4 GB). The predictor holds models and settings only: any number of
+states can share one predictor, even with their ``propagate_in_video`` generators advanced
+alternately (each frame binds its state's head: ``OsvosSession.bind_head``), and a saved state
+continues in another predictor with identical results. Every edit of a frame (a click batch,
+a mask) can be undone (``undo``). A failed call (``InvalidInput``) changes nothing in the
+state. A predictor is not thread-safe (one per thread; they can share the ``Model``s); no
+lock is held across a propagation.
+
+Today every call works on one object, ``obj_id`` 1 (``VideoState.objects[1]``, an
+``ObjectTrack``); the state is laid out per object for SAM 2's multi-object API.
 """
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
 
 from ._validate import click_labels, describe, image_points, positive_int
 from .errors import InvalidInput
-from .export_masks import rle_decode, rle_encode
 from .model import Model
 from .osvos_engine import OsvosSession
 from .osvos_finetune import FinetuneConfig, FinetuneResult, Progress, finetune
-from .video import FrameSource, open_video
+from .video import open_video
+from .video_state import DEFAULT_OBJ_ID, THUMB_SIZE, FrameEdit, ObjectTrack, VideoState, compact_rle, frozen_mask
 
 log = logging.getLogger("ivos")
 
@@ -99,49 +108,6 @@ class VideoDifficulty:
     image_motion: float
 
 
-def _compact_rle(mask: np.ndarray) -> dict:
-    """``rle_encode`` with the run lengths as an int32 array (4 bytes a run instead of a
-    Python int's ~36), the form the state keeps; ``rle_decode`` reads both."""
-    rle = rle_encode(mask)
-    return {"size": rle["size"], "counts": np.asarray(rle["counts"], np.int32)}
-
-
-@dataclass
-class VideoState:
-    """Everything known about one video. Create with ``VideoPredictor.init_state``.
-
-    Attributes:
-        video: the lazily decoded frames.
-        annotations: frame_idx -> the user's mask (uint8 (H, W) {0,1}), kept exactly.
-        clicks: frame_idx -> clicks [(x, y, label)] made on that frame (original pixels).
-        masks: frame_idx -> RLE of the current mask (annotated or propagated).
-        confidence: frame_idx -> confidence of the propagated mask.
-        thumbs: frame_idx -> 32x32 uint8 grey thumbnail (1 KB a frame, for the motion estimate).
-        head: fine-tuned head weights (None: not fine-tuned yet).
-        head_frames: the annotated frames ``head`` was fine-tuned on.
-        finetune_report: timings of the last fine-tune.
-    """
-
-    video: FrameSource
-    annotations: dict[int, np.ndarray] = field(default_factory=dict)
-    clicks: dict[int, list[tuple[float, float, int]]] = field(default_factory=dict)
-    masks: dict[int, dict] = field(default_factory=dict)
-    confidence: dict[int, float] = field(default_factory=dict)
-    thumbs: dict[int, np.ndarray] = field(default_factory=dict)
-    head: dict[str, np.ndarray] | None = None
-    head_frames: tuple[int, ...] = ()
-    finetune_report: FinetuneResult | None = None
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.video)
-
-    def mask(self, frame_idx: int) -> np.ndarray | None:
-        """The current mask of a frame (uint8 (H, W)), or None before it has one."""
-        rle = self.masks.get(frame_idx)
-        return None if rle is None else rle_decode(rle)
-
-
 class VideoPredictor:
     """Interactive video object segmentation (one object).
 
@@ -198,6 +164,8 @@ class VideoPredictor:
         self.refine_focus = bool(refine_focus)
         self.finetune_config = finetune_config or FinetuneConfig(use_prior=mode == "osvos+mask")
         self._osvos = OsvosSession(osvos_model)
+        bundle = osvos_model.bundle
+        self._head_model = f"{bundle.name}@{bundle.version}"  # recorded with a fine-tuned head
         self._clicker = None
         if click_model is not None:
             from .predictor import ImagePredictor
@@ -221,20 +189,32 @@ class VideoPredictor:
         return VideoState(source)
 
     def reset_state(self, state: VideoState) -> None:
-        """Forgets annotations, clicks, masks and the fine-tuned head (keeps the video)."""
+        """Forgets annotations, clicks, undo stacks, masks and the fine-tuned head (keeps the video)."""
         self._check_state(state)
-        state.annotations.clear()
-        state.clicks.clear()
-        state.masks.clear()
-        state.confidence.clear()
-        state.thumbs.clear()
-        state.head, state.head_frames, state.finetune_report = None, (), None
+        state.reset()
+
+    def save_state(self, state: VideoState, path: Any, *, embed_frames: bool = True) -> Any:
+        """``state.save(path, embed_frames=...)`` (SAM-2-style spelling; see
+        ``ivos.video_state`` for the file format). Returns the path written."""
+        return self._check_state(state).save(path, embed_frames=embed_frames)
+
+    def load_state(self, path: Any, *, video: Any = None, cache_size: int | None = None) -> VideoState:
+        """``VideoState.load(path, video=..., cache_size=...)`` (SAM-2-style spelling). The
+        loaded state continues with this predictor exactly as it would have with the one
+        that saved it, given the same bundles and settings; a head fine-tuned for another
+        OSVOS bundle is fine-tuned again at the next ``propagate_in_video``."""
+        return VideoState.load(path, video=video, cache_size=cache_size)
 
     @staticmethod
     def _check_state(state: Any) -> VideoState:
         if not isinstance(state, VideoState):
             raise InvalidInput(f"state must be a VideoState from init_state, got {describe(state)}")
         return state
+
+    @classmethod
+    def _track(cls, state: Any) -> ObjectTrack:
+        """The object every call works on today (``DEFAULT_OBJ_ID``), after checking ``state``."""
+        return cls._check_state(state).track(DEFAULT_OBJ_ID)
 
     # ---- annotation ----------------------------------------------------------------------
     def add_new_points(self, state: VideoState, frame_idx: int, points: Any, labels: Any, *,
@@ -248,19 +228,20 @@ class VideoPredictor:
         """Corrects a propagated frame with clicks (paper 2.3): the refinement network gets
         the frame's current (propagated) mask as input. The corrected mask becomes an
         annotation, kept exactly, and an extra fine-tuning example for the next
-        ``propagate_in_video``."""
-        self._check_state(state)
-        if not state.annotations:
+        ``propagate_in_video``; ``undo`` takes it back."""
+        track = self._track(state)
+        if not track.annotations:
             raise InvalidInput("refine needs an annotated video: call add_new_points or add_new_mask on a frame "
                                "and propagate_in_video before refining")
         idx = state.video.check_index(frame_idx)
-        if idx not in state.masks:
+        if idx not in track.masks:
             raise InvalidInput(f"frame_idx {idx} has no propagated mask to refine yet: run propagate_in_video first")
         return self._click(state, idx, points, labels, clear=False, correcting=True)
 
     def add_new_mask(self, state: VideoState, frame_idx: int, mask: Any) -> FrameResult:
-        """Sets frame ``frame_idx``'s annotation to ``mask`` (uint8/bool (H, W), values 0/1)."""
-        self._check_state(state)
+        """Sets frame ``frame_idx``'s annotation to ``mask`` (uint8/bool (H, W), values 0/1)
+        and forgets the frame's clicks; ``undo`` takes it back."""
+        track = self._track(state)
         idx = state.video.check_index(frame_idx)
         h, w = state.video.height, state.video.width
         if not isinstance(mask, np.ndarray) or mask.shape != (h, w) or mask.dtype not in (np.uint8, np.bool_):
@@ -268,13 +249,43 @@ class VideoPredictor:
         if mask.dtype == np.uint8 and mask.max(initial=0) > 1:
             raise InvalidInput(f"mask must hold 0/1 values, got values up to {int(mask.max())}; pass mask > 0")
         m = mask.astype(np.uint8)
-        state.clicks.pop(idx, None)
-        self._annotate(state, idx, m)
+        edit = track.snapshot(idx)
+        track.clicks.pop(idx, None)
+        self._annotate(track, idx, m, edit)
         return self._annotated_result(idx, m)
+
+    def undo(self, state: VideoState, frame_idx: int) -> FrameResult | None:
+        """Takes back the last edit of frame ``frame_idx``: a click batch (``add_new_points``,
+        ``refine``) or an ``add_new_mask``. The frame's clicks, mask, confidence and whether
+        it is annotated become what they were before that edit (a refined frame gets its
+        propagated mask back and leaves the annotated frames). Other frames are left as they
+        are: the next ``propagate_in_video`` fine-tunes again when the annotations changed.
+
+        Returns the frame's mask after the undo as a ``FrameResult`` (``source``
+        "annotated" or "propagated"), or None when it has no mask left.
+
+        Raises:
+            InvalidInput: ``frame_idx`` out of range, or the frame has no edit to undo.
+        """
+        track = self._track(state)
+        idx = state.video.check_index(frame_idx)
+        stack = track.edits.get(idx)
+        if not stack:
+            raise InvalidInput(f"frame_idx {idx} has no edit to undo (no add_new_points, refine or add_new_mask "
+                               "since the state was created, reset or fully undone)")
+        track.restore(idx, stack.pop())
+        if not stack:
+            del track.edits[idx]
+        mask = track.mask(idx)
+        if mask is None:
+            return None
+        annotated = idx in track.annotations
+        return FrameResult(idx, mask, 1.0 if annotated else track.confidence.get(idx, 1.0),
+                           FrameTimings(0.0, 0.0, 0.0, 0.0), "annotated" if annotated else "propagated")
 
     def _click(self, state: VideoState, frame_idx: Any, points: Any, labels: Any, *, clear: bool,
                correcting: bool = False) -> FrameResult:
-        self._check_state(state)
+        track = self._track(state)
         if self._clicker is None:
             raise InvalidInput("this VideoPredictor has no click model: pass click_model= to use clicks, "
                                "or use add_new_mask")
@@ -282,12 +293,16 @@ class VideoPredictor:
         h, w = state.video.height, state.video.width
         pts = image_points("points", points, h, w)
         lab = click_labels("labels", labels, len(pts))
-        old = [] if clear else state.clicks.get(idx, [])
+        old = [] if clear else track.clicks.get(idx, [])
         clicks = old + [(float(x), float(y), int(l)) for (x, y), l in zip(pts, lab)]
-        base = None if clear else (state.annotations.get(idx) if idx in state.annotations else state.mask(idx))
+        base = None if clear else (track.annotations.get(idx) if idx in track.annotations else track.mask(idx))
         t0 = time.perf_counter()
         frame = state.video[idx]
         t1 = time.perf_counter()
+        # set_image resets the image predictor on every video click: its cached, normalised
+        # frame and its own click history are dropped and rebuilt (a letterbox + normalise per
+        # click); the clicks live in the state and are all passed to predict. Kept as is for
+        # now: reusing the cache across clicks on one frame is a later step of the click path.
         self._clicker.set_image(frame)
         correcting = correcting and base is not None
         view = self._focus_view(base, pts) if correcting and self.refine_focus else None
@@ -295,8 +310,9 @@ class VideoPredictor:
                                     np.array([c[2] for c in clicks], np.int64), mask_input=base, view=view)
         mask = self._limit_reach(base, res.mask, clicks, view) if correcting else res.mask
         t2 = time.perf_counter()
-        state.clicks[idx] = clicks  # only now: a failed prediction leaves the state as it was
-        self._annotate(state, idx, mask)
+        edit = track.snapshot(idx)  # only now: a failed prediction leaves the state as it was
+        track.clicks[idx] = clicks
+        self._annotate(track, idx, mask, edit)
         timings = FrameTimings((t1 - t0) * 1e3, res.timings.total_ms, 0.0, (t2 - t0) * 1e3)
         return FrameResult(idx, mask, 1.0, timings, "annotated")
 
@@ -364,12 +380,14 @@ class VideoPredictor:
         return near
 
     @staticmethod
-    def _annotate(state: VideoState, idx: int, mask: np.ndarray) -> None:
-        mask = np.array(mask, np.uint8)
-        mask.setflags(write=False)
-        state.annotations[idx] = mask
-        state.masks[idx] = _compact_rle(mask)
-        state.confidence[idx] = 1.0
+    def _annotate(track: ObjectTrack, idx: int, mask: np.ndarray, edit: FrameEdit) -> None:
+        """Makes ``mask`` (H, W) {0,1} frame ``idx``'s annotation; ``edit`` (what the frame held
+        before) joins the frame's undo stack."""
+        mask = frozen_mask(mask)
+        track.annotations[idx] = mask
+        track.masks[idx] = compact_rle(mask)
+        track.confidence[idx] = 1.0
+        track.edits.setdefault(idx, []).append(edit)
 
     @staticmethod
     def _annotated_result(idx: int, mask: np.ndarray) -> FrameResult:
@@ -379,11 +397,14 @@ class VideoPredictor:
     def finetune(self, state: VideoState, *, progress: Progress | None = None) -> FinetuneResult:
         """Fine-tunes the head on the annotated frames now (``propagate_in_video`` does it
         when needed). Needs torch (BackendUnavailable otherwise). ``progress(stage, done,
-        total)`` is called as it advances (``ivos.osvos_finetune.Progress``)."""
-        self._check_state(state)
-        if not state.annotations:
+        total)`` is called as it advances (``ivos.osvos_finetune.Progress``). The head
+        (name -> read-only float32 array) goes into the state with the frames and the
+        annotation digest it was tuned on."""
+        track = self._track(state)
+        if not track.annotations:
             raise InvalidInput("no annotated frame to fine-tune on: call add_new_points or add_new_mask first")
-        frames_idx = tuple(sorted(state.annotations))
+        frames_idx = tuple(sorted(track.annotations))
+        digest = track.annotation_digest()
         cfg = self.finetune_config
         per_frame = max(4, min(cfg.augmentations, MAX_EXAMPLES // len(frames_idx)))
         if per_frame != cfg.augmentations:
@@ -391,54 +412,75 @@ class VideoPredictor:
 
             cfg = replace(cfg, augmentations=per_frame)
         frames = [state.video[i] for i in frames_idx]
-        report = finetune(self._osvos, frames, [state.annotations[i] for i in frames_idx], cfg, progress=progress)
-        state.head, state.head_frames, state.finetune_report = report.params, frames_idx, report
+        report = finetune(self._osvos, frames, [track.annotations[i] for i in frames_idx], cfg, progress=progress)
+        for value in report.params.values():
+            value.setflags(write=False)  # bound by identity (OsvosSession.bind_head): never changed in place
+        track.head, track.head_frames, track.finetune_report = report.params, frames_idx, report
+        track.head_digest, track.head_model = digest, self._head_model
         return report
+
+    def _head_is_current(self, track: ObjectTrack) -> bool:
+        """Whether ``track.head`` was fine-tuned on the current annotations for this
+        predictor's OSVOS bundle."""
+        return (track.head is not None and track.head_digest == track.annotation_digest()
+                and track.head_model in (None, self._head_model))
 
     # ---- propagation ---------------------------------------------------------------------
     def propagate_in_video(self, state: VideoState, *, start_frame_idx: int | None = None,
                            finetune: bool = True) -> Iterator[FrameResult]:
         """Yields a ``FrameResult`` per frame: forward from ``start_frame_idx`` (default: the
         first annotated frame) to the last frame, then, when no start was given, backward to
-        frame 0. Fine-tunes first when the annotated frames changed since the last fine-tune
-        (``finetune=False``: use the parent head or the last fine-tuned one as is).
+        frame 0. Fine-tunes first (at the first ``next``) when the annotations changed since
+        the last fine-tune or the head was tuned for another OSVOS bundle (``finetune=False``:
+        use the parent head or the last fine-tuned one as is). The run uses the state's head
+        as it is when it starts, bound before every frame, so generators of several states
+        can be advanced alternately on one predictor.
 
-        Raises InvalidInput before yielding anything when nothing is annotated or the start
-        is out of range."""
-        self._check_state(state)
-        if not state.annotations:
+        Raises InvalidInput before yielding anything when nothing is annotated, the start
+        is out of range, or (``finetune=False``) the state's head was tuned for another
+        OSVOS bundle."""
+        track = self._track(state)
+        if not track.annotations:
             raise InvalidInput("nothing to propagate: annotate a frame with add_new_points or add_new_mask first")
-        start = min(state.annotations) if start_frame_idx is None else state.video.check_index(
+        start = min(track.annotations) if start_frame_idx is None else state.video.check_index(
             start_frame_idx, "start_frame_idx")
+        if not finetune and track.head is not None and track.head_model not in (None, self._head_model):
+            raise InvalidInput(f"state's head was fine-tuned for OSVOS bundle {track.head_model}, but this predictor "
+                               f"runs {self._head_model}: pass finetune=True to fine-tune it again")
         return self._propagate(state, start, backward=start_frame_idx is None, finetune_first=finetune)
 
     def _propagate(self, state: VideoState, start: int, *, backward: bool, finetune_first: bool
                    ) -> Iterator[FrameResult]:
-        if finetune_first and state.head_frames != tuple(sorted(state.annotations)):
+        track = state.track(DEFAULT_OBJ_ID)
+        if finetune_first and not self._head_is_current(track):
             self.finetune(state)
-        self._osvos.set_head(state.head if state.head is not None else self._osvos.parent_head)
+        head = track.head if track.head is not None else self._osvos.parent_head
         n = state.num_frames
-        prior = state.mask(start - 1) if start > 0 and start not in state.annotations else None
+        prior = track.mask(start - 1) if start > 0 and start not in track.annotations else None
         for idx in range(start, n):
-            result = self._frame(state, idx, prior)
+            result = self._frame(state, track, head, idx, prior)
             prior = result.mask
             yield result
         if backward and start > 0:
-            prior = state.annotations.get(start)
+            prior = track.annotations.get(start)
             for idx in range(start - 1, -1, -1):
-                result = self._frame(state, idx, prior)
+                result = self._frame(state, track, head, idx, prior)
                 prior = result.mask
                 yield result
 
-    def _frame(self, state: VideoState, idx: int, prior: np.ndarray | None) -> FrameResult:
+    def _frame(self, state: VideoState, track: ObjectTrack, head: dict[str, np.ndarray], idx: int,
+               prior: np.ndarray | None) -> FrameResult:
+        """Frame ``idx`` of ``track`` with ``head`` (name -> float32 array), given the
+        neighbouring frame's (H, W) uint8 mask ``prior`` (None: none)."""
         t0 = time.perf_counter()
         frame = state.video[idx]
         t1 = time.perf_counter()
         self._thumb(state, idx, frame)
-        if idx in state.annotations:
-            mask = state.annotations[idx]
+        if idx in track.annotations:
+            mask = track.annotations[idx]
             return FrameResult(idx, mask, 1.0, FrameTimings((t1 - t0) * 1e3, 0.0, 0.0, (t1 - t0) * 1e3), "annotated")
         use_prior = self.mode == "osvos+mask"
+        self._osvos.bind_head(head)  # per frame: another state's generator may have run in between
         prob = self._osvos.predict(frame, prior if use_prior else None)
         if use_prior and self.roi_margin is not None and prior is not None and prior.any():
             self._gate(prob, prior, self.roi_margin)
@@ -450,8 +492,8 @@ class VideoPredictor:
         mask = (prob > 0.5).astype(np.uint8)
         uncertain = int(np.count_nonzero((prob > 0.2) & (prob < 0.8)))
         confidence = 1.0 - uncertain / max(int(mask.sum()) + uncertain, 1)
-        state.masks[idx] = _compact_rle(mask)
-        state.confidence[idx] = confidence
+        track.masks[idx] = compact_rle(mask)
+        track.confidence[idx] = confidence
         t3 = time.perf_counter()
         timings = FrameTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t3 - t0) * 1e3)
         return FrameResult(idx, mask, confidence, timings, "propagated")
@@ -473,18 +515,21 @@ class VideoPredictor:
 
     @staticmethod
     def _thumb(state: VideoState, idx: int, frame: np.ndarray) -> None:
+        """Keeps the (32, 32) uint8 grey thumbnail of frame ``idx`` (H, W, 3) in the state."""
         if idx not in state.thumbs:
             from PIL import Image
 
-            state.thumbs[idx] = np.asarray(Image.fromarray(frame).convert("L").resize((32, 32), Image.BILINEAR))
+            state.thumbs[idx] = np.asarray(Image.fromarray(frame).convert("L").resize((THUMB_SIZE, THUMB_SIZE),
+                                                                                     Image.BILINEAR))
 
     # ---- analysis ------------------------------------------------------------------------
-    def _require_propagated(self, state: VideoState, what: str) -> None:
-        self._check_state(state)
-        missing = state.num_frames - len(state.masks)
-        if not state.annotations or missing:
+    def _require_propagated(self, state: VideoState, what: str) -> ObjectTrack:
+        track = self._track(state)
+        missing = state.num_frames - len(track.masks)
+        if not track.annotations or missing:
             raise InvalidInput(f"{what} needs a propagated video: annotate a frame and run propagate_in_video "
                                f"({missing} of {state.num_frames} frames have no mask yet)")
+        return track
 
     def suggest_frame(self, state: VideoState) -> FrameSuggestion:
         """The non-annotated frame most likely wrong, from three ground-truth-free cues, each
@@ -497,9 +542,9 @@ class VideoPredictor:
         * area outlier: |log((area + 1) / (median area + 1))|, clipped to 1 (the object's
           size rarely changes fast; lost or leaking masks change it a lot).
         """
-        self._require_propagated(state, "suggest_frame")
+        track = self._require_propagated(state, "suggest_frame")
         n = state.num_frames
-        masks = [state.mask(i).astype(bool) for i in range(n)]
+        masks = [track.mask(i).astype(bool) for i in range(n)]
         areas = np.array([m.sum() for m in masks], np.float64)
         iou_next = np.ones(n)
         for i in range(n - 1):
@@ -507,10 +552,10 @@ class VideoPredictor:
             iou_next[i] = np.count_nonzero(masks[i] & masks[i + 1]) / union if union else 1.0
         iou_prev = np.concatenate([[1.0], iou_next[:-1]])
         inconsistency = 1.0 - np.minimum(iou_prev, iou_next)
-        unconfident = 1.0 - np.array([state.confidence.get(i, 1.0) for i in range(n)])
+        unconfident = 1.0 - np.array([track.confidence.get(i, 1.0) for i in range(n)])
         outlier = np.minimum(1.0, np.abs(np.log((areas + 1) / (np.median(areas) + 1))))
         scores = (unconfident + inconsistency + outlier).astype(np.float32)
-        scores[list(state.annotations)] = np.nan
+        scores[list(track.annotations)] = np.nan
         if np.all(np.isnan(scores)):
             raise InvalidInput("every frame is annotated: there is no frame to suggest")
         best = int(np.nanargmax(scores))
@@ -518,14 +563,14 @@ class VideoPredictor:
 
     def difficulty(self, state: VideoState) -> VideoDifficulty:
         """Motion-based difficulty of the propagated video (see ``VideoDifficulty``)."""
-        self._require_propagated(state, "difficulty")
+        track = self._require_propagated(state, "difficulty")
         n = state.num_frames
         if n < 2:
             return VideoDifficulty(0.0, 0.0, 0.0)
         ious, diffs = [], []
-        prev = state.mask(0).astype(bool)
+        prev = track.mask(0).astype(bool)
         for i in range(1, n):
-            cur = state.mask(i).astype(bool)
+            cur = track.mask(i).astype(bool)
             union = np.count_nonzero(prev | cur)
             ious.append(np.count_nonzero(prev & cur) / union if union else 1.0)
             if i in state.thumbs and i - 1 in state.thumbs:
@@ -536,6 +581,6 @@ class VideoPredictor:
 
     def masks(self, state: VideoState) -> Iterator[tuple[int, np.ndarray]]:
         """(frame_idx, mask uint8 (H, W)) for every frame that has a mask, in frame order."""
-        self._check_state(state)
-        for idx in sorted(state.masks):
-            yield idx, state.mask(idx)
+        track = self._track(state)
+        for idx in sorted(track.masks):
+            yield idx, track.mask(idx)
