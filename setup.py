@@ -1,4 +1,12 @@
-"""Builds the native extension ``ivos._C`` with CMake (one project: ``CMakeLists.txt``).
+"""Builds the native extension ``ivos._C`` with CMake (one project: ``CMakeLists.txt``), and
+finds the Python packages (the metadata lives in ``pyproject.toml``).
+
+Packages: the repository's folders are named for what they hold, and ``PACKAGE_DIR`` maps them to
+the installed names (``engine/`` is ``ivos``, ``export/`` ``ivos.export``, ``benchmarks/``
+``ivos.bench``). Every folder with an ``__init__.py`` below those is found and installed under its
+mapped name, so a new subpackage ships without a line here; ``DATA_PACKAGES`` are folders of data
+files only (no ``__init__.py``), installed with everything in them. ``tests/test_wheel.py`` builds
+a wheel and checks that nothing is lost.
 
 Environment knobs:
   IVOS_CUDA=AUTO|ON|OFF   compile the CUDA sources when nvcc is found (AUTO, default),
@@ -13,10 +21,30 @@ import subprocess
 import sys
 from pathlib import Path
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
+
+# installed package name -> its folder (relative to this file, as setuptools wants it)
+PACKAGE_DIR = {"ivos": "engine", "ivos.export": "export", "ivos.bench": "benchmarks"}
+# data-only packages (no __init__.py) -> the files they install: the demo clip, the shipped bundles
+DATA_PACKAGES = {"ivos.data": ["*"], "ivos.models": ["**/*"]}
+
+
+def find_mapped_packages() -> list[str]:
+    """Every package (a folder with ``__init__.py``) under ``PACKAGE_DIR``'s folders, by its
+    installed name, plus ``DATA_PACKAGES``."""
+    packages = set(DATA_PACKAGES)
+    for name, folder in PACKAGE_DIR.items():
+        if not (ROOT / folder / "__init__.py").is_file():
+            raise SystemExit(f"setup.py: package {name} has no {folder}/__init__.py")
+        packages |= {name, *(f"{name}.{sub}" for sub in find_packages(where=str(ROOT / folder)))}
+    for name in DATA_PACKAGES:
+        parent, _, leaf = name.rpartition(".")
+        if not (ROOT / PACKAGE_DIR[parent] / leaf).is_dir():
+            raise SystemExit(f"setup.py: data package {name} has no folder {PACKAGE_DIR[parent]}/{leaf}")
+    return sorted(packages)
 
 
 class CMakeExtension(Extension):
@@ -50,4 +78,10 @@ class CMakeBuild(build_ext):
         subprocess.run(["cmake", "--build", str(build_dir), "--parallel", jobs], check=True)
 
 
-setup(ext_modules=[CMakeExtension("ivos._C")], cmdclass={"build_ext": CMakeBuild})
+setup(
+    package_dir=PACKAGE_DIR,
+    packages=find_mapped_packages(),
+    package_data=DATA_PACKAGES,
+    ext_modules=[CMakeExtension("ivos._C")],
+    cmdclass={"build_ext": CMakeBuild},
+)

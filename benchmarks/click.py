@@ -5,8 +5,9 @@ and ``model`` (an ivos bundle via ``ivos.ImagePredictor``; with ``--both-crf`` i
 as "model" and "model+crf"). Prints a markdown table with the environment; ``--json`` and
 ``--plot`` write the full numbers and mIoU-vs-clicks curves.
 
-Data root: ``--data-root``, else ``$IVOS_DATA_ROOT``, else the first ``shared/datasets`` found
-in the current directory or one of its parents (``<repo>/../shared/datasets`` from a checkout).
+Data root (``ivos.datasets_root``): ``--data-root``, else ``$IVOS_DATA_ROOT``, else the first
+``shared/datasets`` found in the current directory or one of its parents, else
+``<checkout>/../shared/datasets``.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ METHODS = ("grabcut", "model")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .datasets import DATASETS  # numpy only: keeps --help light
+    from ivos.evaluation.datasets import DATASETS  # numpy only: keeps --help light
 
     p.add_argument("--dataset", choices=DATASETS, default="GrabCut", help="evaluation set (default GrabCut)")
     p.add_argument("--split", default="dev", help="DAVIS2016 split: ImageSets/<split>.txt (default dev)")
@@ -56,19 +57,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(rows named +flip)")
     p.add_argument("--json", type=Path, help="write all numbers (per method and per sample) here")
     p.add_argument("--plot", type=Path, help="write a PNG of mIoU vs number of clicks here")
-
-
-def find_data_root(explicit: Path | None) -> Path | None:
-    """--data-root, else $IVOS_DATA_ROOT, else the nearest ``shared/datasets`` above the cwd."""
-    if explicit is not None:
-        return explicit
-    if os.environ.get("IVOS_DATA_ROOT"):
-        return Path(os.environ["IVOS_DATA_ROOT"])
-    cwd = Path.cwd().resolve()
-    for base in (cwd, *cwd.parents):
-        if (base / "shared" / "datasets").is_dir():
-            return base / "shared" / "datasets"
-    return None
 
 
 def _environment(backend: str | None, methods: list[str], threads: int) -> dict:
@@ -174,13 +162,13 @@ def plot(report: dict, path: Path) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
+    from ivos.data_root import datasets_root
     from ivos.errors import IvosError
-
-    from .datasets import open_dataset
-    from .noc import evaluate
+    from ivos.evaluation.datasets import open_dataset
+    from ivos.evaluation.noc import evaluate
 
     try:
-        data = open_dataset(args.dataset, root=find_data_root(args.data_root), split=args.split,
+        data = open_dataset(args.dataset, root=datasets_root(args.data_root), split=args.split,
                             images=args.images, masks=args.masks).head(args.limit)
         segs, backend = _segmenters(args)
         with tqdm(total=len(data), desc=f"click {data.name}", unit="img", file=sys.stderr) as bar:

@@ -23,13 +23,13 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     import ivos
     from ivos.cli import DEFAULT_CLICK
+    from ivos.data_root import dataset_dir
+    from ivos.errors import InvalidInput
+    from ivos.evaluation.datasets import davis2016
+    from ivos.evaluation.noc import evaluate
+    from ivos.evaluation.segmenter import PredictorSegmenter
     from ivos.geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION
     from ivos.ops.crf import CRF_DEFAULTS
-
-    from .click import find_data_root
-    from .datasets import davis2016
-    from .noc import evaluate
-    from .segmenters import PredictorSegmenter
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=None)
@@ -47,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flip", nargs="+", choices=("off", "on"), default=["off"],
                    help="test-time flip averaging setting(s) (ImagePredictor(flip=...))")
     args = p.parse_args(argv)
-    root = find_data_root(args.data_root)
-    if root is None or not (root / "DAVIS2016").is_dir():
-        raise SystemExit("no DAVIS2016 under the data root: pass --data-root ../shared/datasets")
+    try:
+        root = dataset_dir("DAVIS2016", args.data_root).parent
+    except InvalidInput as e:
+        raise SystemExit(str(e)) from None
     samples = list(davis2016(root, sequences=args.sequences))
     model = ivos.load(args.model, threads=1)
     grid = [dict(zip(("compat_bilateral", "srgb", "sxy_bilateral", "compat_gaussian", "iterations"), values))

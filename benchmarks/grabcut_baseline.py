@@ -16,11 +16,11 @@ import numpy as np
 
 from ivos._validate import rgb_image
 
-from .clicker import Click
+from ivos.evaluation.clicker import Click
 
 
 class GrabCutSegmenter:
-    """A ``Segmenter`` (ivos.bench.noc) running ``cv2.grabCut``.
+    """A ``Segmenter`` (ivos.evaluation.noc) running ``cv2.grabCut``.
 
     Args:
         iterations: GrabCut rounds per prediction.

@@ -31,10 +31,10 @@ from ivos.model import resolve_bundle
 def davis_train_samples(n: int, data_root: Path | None = None) -> list:
     """n DAVIS *train* frames spread over the split, with objects of at least 1% of the frame;
     [] when the data set is absent."""
-    from .click import find_data_root
-    from .datasets import open_dataset
+    from ivos.data_root import datasets_root
+    from ivos.evaluation.datasets import open_dataset
 
-    root = find_data_root(data_root)
+    root = datasets_root(data_root)
     if root is None or not (root / "DAVIS2016" / "ImageSets" / "train.txt").is_file():
         return []
     davis = open_dataset("DAVIS2016", root=root, split="train")
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(mask_agreement(*map(Path, args.agreement_only))))
         return
 
-    from ivos.export.quantize import record_calibration_inputs
+    from ivos.evaluation.recording import record_calibration_inputs
 
     bundle = resolve_bundle(args.bundle)
     samples = davis_train_samples(3, args.data_root)

@@ -61,7 +61,7 @@ def _frame(root: Path | None, size: tuple[int, int]) -> tuple[np.ndarray, np.nda
 
 def _session(predictor, image: np.ndarray, gt: np.ndarray, n_clicks: int) -> list:
     """One simulated-user session; returns the Timings of each click."""
-    from .clicker import next_click
+    from ivos.evaluation.clicker import next_click
 
     predictor.set_image(image)
     timings, clicked, pred = [], [], None
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     import ivos
     from tqdm import tqdm
 
-    from .click import find_data_root
+    from ivos.data_root import datasets_root
 
     backends = args.backends
     if not backends:
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         backends = ["ort", "ort-int8", "torch"] if has_int8 and args.device == "cpu" else ["ort", "torch"]
     models = {b: ivos.load(args.model, backend=BACKEND_CONFIGS[b][0], precision=BACKEND_CONFIGS[b][1],
                            device=args.device, threads=args.threads) for b in backends}
-    root = find_data_root(args.data_root)
+    root = datasets_root(args.data_root)
     frames = {f"{h}x{w}": _frame(root, (h, w)) for h, w in FRAME_SIZES}
     total = (args.rounds + 1) * len(frames) * len(models) * 2
     with tqdm(total=total, desc="click sessions", file=sys.stderr) as bar:

@@ -240,12 +240,12 @@ def markdown(report: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .click import find_data_root
+    from ivos.data_root import datasets_root
 
     repeats = min(args.repeats, 3) if args.quick else args.repeats
     warmup = min(args.warmup, 1) if args.quick else args.warmup
     rows = bench_render(sigma=args.sigma, warmup=warmup, repeats=repeats)
-    root = find_data_root(args.data_root)
+    root = datasets_root(args.data_root)
     frames = CRF_FRAMES[:1] if args.quick else CRF_FRAMES
     if root is not None and (root / "DAVIS2016" / "JPEGImages").is_dir():
         rows += bench_crf(root, frames, warmup=warmup, repeats=repeats)

@@ -14,7 +14,10 @@ the annotated frame 0, the DAVIS convention of not scoring the given annotation)
 plus fine-tune seconds, per-frame milliseconds (decode + network + upsampling), how often
 ``suggest_frame`` names one of the 3 truly worst frames (every propagation of (a) and (b)
 counts), the motion difficulty next to J, and (``--full-finetune``) full fine-tuning of
-backbone + head in torch on the same examples, for accuracy and time.
+backbone + head in torch on the same examples, for accuracy and time. The torch network of that
+baseline is defined in ``ivos.export``, which ``ivos.bench`` never imports: ``run`` takes a
+loader for it, and ``python -m training.bench_video`` (a checkout, where both are at hand)
+passes one; ``ivos-bench video --full-finetune`` says so.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -55,11 +59,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crf-param", action="append", default=[], metavar="NAME=VALUE",
                    help="a dense-CRF parameter for propagated frames (repeatable; default: "
                         "ivos.video_predictor.CRF_PARAMS)")
-    p.add_argument("--full-finetune", action="store_true", help="also fine-tune backbone + head in torch")
+    p.add_argument("--full-finetune", action="store_true", help="also fine-tune backbone + head in torch (the "
+                   "network comes from ivos.export: run as python -m training.bench_video from a checkout)")
     p.add_argument("--full-steps", type=int, default=60, help="steps of --full-finetune")
     p.add_argument("--full-batch", type=int, default=4, help="batch of --full-finetune (whole 480x864 images)")
     p.add_argument("--osvos-weights", type=Path, default=None,
-                   help="torch weights for --full-finetune (default: export/weights/osvos-cpu.pt)")
+                   help="torch weights for --full-finetune (default: the checkout's export/weights/osvos-cpu.pt)")
     p.add_argument("--json", type=Path, help="write all numbers here")
     p.add_argument("--markdown", type=Path, help="write the markdown report here")
     p.add_argument("--plot", type=Path, help="write a PNG (J per sequence and protocol, fix gain) here")
@@ -114,7 +119,7 @@ def worst_frame(ious: np.ndarray, gt: np.ndarray) -> int:
 
 def _click_masks(image_predictor, frame: np.ndarray, gt: np.ndarray, counts: tuple[int, ...]) -> dict[int, np.ndarray]:
     """Masks after k RITM clicks on one frame (from scratch), for each k in ``counts``."""
-    from .clicker import next_click
+    from ivos.evaluation.clicker import next_click
 
     image_predictor.set_image(frame)
     clicks, pred, out = [], None, {}
@@ -131,7 +136,7 @@ def _click_masks(image_predictor, frame: np.ndarray, gt: np.ndarray, counts: tup
 def correction_ious(correct, start: np.ndarray, gt: np.ndarray) -> dict[int, float]:
     """IoU against ``gt`` after k RITM clicks (k in CLICKS_FIX), starting from mask ``start``;
     ``correct(clicks, pred)`` returns the mask after the newest click of ``clicks``."""
-    from .clicker import next_click
+    from ivos.evaluation.clicker import next_click
 
     clicks, pred, out = [], start, {}
     for k in range(1, max(CLICKS_FIX) + 1):
@@ -161,24 +166,24 @@ def _fix_worst(vp, state, frame: np.ndarray, gt: np.ndarray, idx: int) -> dict:
             "grabcut": correction_ious(lambda clicks, pred: grabcut.predict(clicks, pred).astype(np.uint8), start, gt)}
 
 
-def _full_finetune(weights: Path, vp, frames, gt: np.ndarray, steps: int, batch: int, threads: int) -> dict:
-    """Backbone + head fine-tuned in torch on the same augmented examples as the head-only
-    fine-tune (batch norm frozen: statistics of a few near-identical images are useless),
-    then propagated in torch with the same geometry and prior logic."""
+def _full_finetune(net, vp, frames, gt: np.ndarray, steps: int, batch: int, threads: int, *,
+                   mean: tuple[float, float, float], std: tuple[float, float, float]) -> dict:
+    """Backbone + head of ``net`` (the torch OSVOS network: ``net(images, priors) -> logits``,
+    images normalized with ``mean``/``std`` (RGB in [0, 1]), all weights trainable) fine-tuned
+    on the same augmented examples as the head-only fine-tune (batch norm frozen: statistics
+    of a few near-identical images are useless), then propagated in torch with the same
+    geometry and prior logic."""
     import torch
     import torch.nn.functional as F
 
-    from ivos.export.checkpoint import IMAGENET_MEAN, IMAGENET_STD
-    from ivos.export.osvos import load_osvos
     from ivos.osvos_finetune import build_examples
 
     if threads:
         torch.set_num_threads(threads)
     session = vp._osvos  # geometry helpers + feature-free example building
     cfg = vp.finetune_config
-    net, _ = load_osvos(weights)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(mean).view(1, 3, 1, 1)
+    std = torch.tensor(std).view(1, 3, 1, 1)
     t0 = time.perf_counter()
     ex = build_examples(session, [frames[0]], [gt[0]], cfg)
     images = (torch.from_numpy(ex["image"]).permute(0, 3, 1, 2).float() / 255 - mean) / std
@@ -344,22 +349,32 @@ def summarize(seqs: dict) -> dict:
     return s
 
 
-def run(args) -> int:
+def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -> int:
+    """Runs the benchmark of ``args`` (``add_arguments``).
+
+    Args:
+        osvos_network: for ``--full-finetune``: ``osvos_network(args.osvos_weights)`` returns a
+            fresh torch OSVOS network (backbone + head, ``net(images, priors) -> logits``), its
+            default weights when given None; called once per sequence.
+
+    Raises:
+        InvalidInput: no DAVIS2016 folder under the data root, or ``--full-finetune`` without
+            ``osvos_network``.
+    """
     import sys
     from dataclasses import replace
 
     import ivos
     from ivos.cli import DEFAULT_CLICK, DEFAULT_OSVOS
+    from ivos.data_root import dataset_dir
+    from ivos.evaluation.datasets import davis_sequences
     from ivos.ops.crf import parse_crf_params
 
-    from .click import find_data_root
-    from .datasets import davis_sequences
-
-    root = find_data_root(args.data_root)
-    if root is None or not (root / "DAVIS2016").is_dir():
-        raise ivos.InvalidInput(f"--data-root: no DAVIS2016 folder under {root}; pass --data-root ../shared/datasets")
-    davis = root / "DAVIS2016"
-    names = (args.sequences or davis_sequences(root, args.split))[:args.limit]
+    if args.full_finetune and osvos_network is None:
+        raise ivos.InvalidInput("--full-finetune needs the torch OSVOS network of ivos.export, which ivos-bench does "
+                                "not import: run python -m training.bench_video --full-finetune ... from a checkout")
+    davis = dataset_dir("DAVIS2016", args.data_root)
+    names = (args.sequences or davis_sequences(davis.parent, args.split))[:args.limit]
     osvos = ivos.load(args.osvos_bundle or DEFAULT_OSVOS, backend=args.backend, threads=args.threads)
     clicker = None if args.no_clicks else ivos.load(args.click_bundle or DEFAULT_CLICK, backend=args.backend,
                                                      threads=args.threads)
@@ -370,7 +385,8 @@ def run(args) -> int:
                              crf_params=parse_crf_params(args.crf_param) if args.crf_param else None,
                              click_crf=args.click_crf)
     image_predictor = None if clicker is None else ivos.ImagePredictor(clicker, crf=args.click_crf)
-    report = {"command": "ivos-bench video " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["video"] else sys.argv[1:]),
+    prog = getattr(args, "prog", "ivos-bench video")  # python -m training.bench_video sets its own
+    report = {"command": f"{prog} " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["video"] else sys.argv[1:]),
               "split": f"sequences {' '.join(names)}" if args.sequences else f"{args.split} split",
               "environment": {**_environment(args, osvos.backend), "crf_params": vp.crf_params},
               "finetune_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "sequences": {}}
@@ -393,9 +409,9 @@ def run(args) -> int:
                 run_k["init_iou"] = iou(mask, gt[0])
                 r["clicks"][str(k)] = run_k
         if args.full_finetune:
-            r["full_finetune"] = _full_finetune(args.osvos_weights or Path(__file__).resolve().parents[1] / "export"
-                                                / "weights" / "osvos-cpu.pt", vp, frames, gt, args.full_steps,
-                                                args.full_batch, args.threads)
+            r["full_finetune"] = _full_finetune(osvos_network(args.osvos_weights), vp, frames, gt, args.full_steps,
+                                                args.full_batch, args.threads, mean=osvos.bundle.mean,
+                                                std=osvos.bundle.std)
         report["sequences"][name] = r
         log.warning("%s: J gt %.3f%s (%.0f s)", name, r["gt_init"]["j"],
                     "".join(f", {k} clicks {v['j']:.3f}" for k, v in r.get("clicks", {}).items()), time.time() - t0)

@@ -11,6 +11,7 @@ import logging
 
 from .errors import BackendUnavailable, InvalidInput, IvosError, ModelError
 from .build import build_info
+from .data_root import datasets_root
 from .ops.clicks import render_clicks, render_clicks_cuda
 from .ops.crf import dense_crf
 from .model import Model, load
@@ -43,6 +44,7 @@ __all__ = [
     "IvosError",
     "ModelError",
     "build_info",
+    "datasets_root",
     "dense_crf",
     "render_clicks",
     "render_clicks_cuda",

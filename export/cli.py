@@ -47,12 +47,12 @@ def _click(args: argparse.Namespace) -> int:
 
 
 def _int8(args: argparse.Namespace) -> int:
-    from ivos.bench.click import find_data_root
-    from ivos.bench.datasets import open_dataset
+    from ivos.data_root import datasets_root
+    from ivos.evaluation.datasets import open_dataset
 
     from .quantize import quantize_bundle, record_calibration_inputs
 
-    root = find_data_root(args.data_root)
+    root = datasets_root(args.data_root)
     if args.split in ("dev", "val", "test"):
         raise SystemExit(f"ivos-export int8: calibrate on training data, not the evaluation split {args.split!r}")
     dataset = open_dataset("DAVIS2016", root=root, split=args.split)

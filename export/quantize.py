@@ -1,11 +1,12 @@
 """int8 CPU artifact of a click bundle: ONNX Runtime static quantization, calibrated on the
 inputs the runtime really feeds the network.
 
-Calibration inputs are recorded, not synthesised: the float bundle runs the evaluation's
-simulated user (``ivos.bench.noc``) through ``ivos.ImagePredictor`` on TRAINING images
-(DAVIS-2016 ``train`` by default; never GrabCut, Berkeley or DAVIS dev), and every bound
-(image, mask, clicks) input the predictor hands the network is copied. So the ranges cover
-first-click full views, zoom-in views and previous-mask inputs alike.
+Calibration inputs are recorded, not synthesised (``record_calibration_inputs``, from the
+runtime's ``ivos.evaluation.recording``): the float bundle runs the evaluation's simulated user
+(``ivos.evaluation.noc``) through ``ivos.ImagePredictor`` on TRAINING images (DAVIS-2016
+``train`` by default; never GrabCut, Berkeley or DAVIS dev), and every bound (image, mask,
+clicks) input the predictor hands the network is copied. So the ranges cover first-click full
+views, zoom-in views and previous-mask inputs alike.
 
 Quantization: QOperator format (QLinearConv, fused with the following ReLU), weights int8
 per output channel, activations uint8 per tensor, MinMax ranges. The first convolution (it
@@ -22,62 +23,17 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 
-import ivos
-from ivos.backends import RunContext, Runner
 from ivos.bundle import read_bundle
-from ivos.model import Model
+from ivos.evaluation.recording import record_calibration_inputs
 
 log = logging.getLogger("ivos.export")
 
 INT8_FILE = "model.int8.onnx"
 
-
-class _RecordingContext(RunContext):
-    """Delegates to a real context and keeps a copy of the inputs of every run."""
-
-    def __init__(self, inner: RunContext, sink: list[dict[str, np.ndarray]]):
-        self._inner, self._sink = inner, sink
-        self.inputs, self.outputs = inner.inputs, inner.outputs
-
-    def run(self) -> dict[str, np.ndarray]:
-        self._sink.append({k: v.copy() for k, v in self.inputs.items()})
-        return self._inner.run()
-
-
-class _RecordingRunner(Runner):
-    """A runner whose contexts record their inputs into ``self.recorded``."""
-
-    def __init__(self, inner: Runner):
-        super().__init__(inner.input_specs, inner.output_specs)
-        self._inner = inner
-        self.name, self.device, self.precision = inner.name, inner.device, inner.precision
-        self.recorded: list[dict[str, np.ndarray]] = []
-
-    def create_context(self, dims: Mapping[str, int] | None = None) -> RunContext:
-        return _RecordingContext(self._inner.create_context(dims), self.recorded)
-
-
-def record_calibration_inputs(bundle_dir: str | Path, samples: Iterable, *, clicks_per_sample: int = 4,
-                              threads: int = 0) -> list[dict[str, np.ndarray]]:
-    """Network inputs of simulated click sessions on ``samples`` (``ivos.bench`` Samples:
-    image (H, W, 3) uint8, gt (H, W) bool), run with the bundle's float ONNX network, no CRF.
-
-    Returns one {input name: array (shape of the bundle's input), float32} per network run.
-    """
-    from ivos.bench.noc import evaluate_sample
-    from ivos.bench.segmenters import PredictorSegmenter
-
-    model = ivos.load(bundle_dir, backend="ort", device="cpu", threads=threads, precision="fp32")
-    recorder = _RecordingRunner(model.runner)
-    predictor = ivos.ImagePredictor(Model(model.bundle, recorder), crf=False)
-    segmenter = PredictorSegmenter(predictor, name="calibration", crf=False)
-    for sample in samples:
-        evaluate_sample(segmenter, sample, max_clicks=clicks_per_sample)
-    return recorder.recorded
+__all__ = ["INT8_FILE", "float_agreement", "quantize_bundle", "record_calibration_inputs"]
 
 
 def float_agreement(float_path: Path, int8_path: Path, inputs: list[dict[str, np.ndarray]]) -> dict[str, float]:

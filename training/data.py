@@ -19,13 +19,14 @@ Held aside for validation (never trained on): the DAVIS sequences in ``VAL_DAVIS
 """
 from __future__ import annotations
 
-import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ivos.data_root import datasets_root
 
 CACHE_SHORT_SIDE = 400
 """Images are downscaled (never upscaled) so the shorter side is at most this (px)."""
@@ -52,11 +53,10 @@ CACHE_VERSION = 1
 
 
 def default_data_root() -> Path:
-    """``$IVOS_DATA_ROOT`` or ``<repo>/../shared/datasets``."""
-    env = os.environ.get("IVOS_DATA_ROOT")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+    """The runtime's data root (``ivos.datasets_root``: ``$IVOS_DATA_ROOT``, else a
+    ``shared/datasets`` above the working directory or beside the checkout), falling back to
+    ``<repo>/../shared/datasets`` so that error messages name where it was looked for."""
+    return datasets_root() or Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
 @dataclass

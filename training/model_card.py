@@ -44,7 +44,7 @@ RECIPE = """\
 - Initialisation: {init}
 - Loss: binary cross-entropy on logits. AdamW (wd 1e-4), linear warm-up then cosine decay.
 - Validation: held-aside objects (DAVIS sequences bus/elephant/lucia/rhino/tennis and 20 BSDS
-  images) as object-centred 320x320 crops, RITM simulated user (ivos.bench.clicker), up to
+  images) as object-centred 320x320 crops, RITM simulated user (ivos.evaluation.clicker), up to
   20 clicks, previous prediction as the mask input, no click clamping, no CRF."""
 
 

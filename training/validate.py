@@ -1,4 +1,4 @@
-"""Validation NoC with the RITM simulated user (``ivos.bench.clicker.next_click``).
+"""Validation NoC with the RITM simulated user (``ivos.evaluation.clicker.next_click``).
 
 The validation set is ``n`` fixed held-aside objects (half DAVIS frames from the held-aside
 sequences, half BSDS objects from held-aside images), each as a deterministic object-centred
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ivos.bench.clicker import Click, next_click
+from ivos.evaluation.clicker import Click, next_click
 from ivos.export.click_encodings import CLICK_SIGMA, encode_clicks
 
 from .augment import View, make_view

@@ -1,9 +1,9 @@
-"""The RITM simulated user (ivos.bench.clicker) on small synthetic masks."""
+"""The RITM simulated user (ivos.evaluation.clicker) on small synthetic masks."""
 import numpy as np
 import pytest
 
-from ivos.bench.clicker import Click, next_click
 from ivos.errors import InvalidInput
+from ivos.evaluation.clicker import Click, next_click
 
 
 def rect(h, w, y0, y1, x0, x1):

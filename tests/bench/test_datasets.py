@@ -1,16 +1,18 @@
-"""Evaluation-set readers (ivos.bench.datasets) on tiny generated folders, and on the real
-sets under ../shared/datasets when present."""
+"""Evaluation-set readers (ivos.evaluation.datasets) and the data-root resolver
+(ivos.datasets_root) on tiny generated folders, and on the real sets under ../shared/datasets
+when present."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from ivos.bench.click import find_data_root
-from ivos.bench.datasets import open_dataset
+import ivos
+from ivos import data_root
 from ivos.errors import InvalidInput
+from ivos.evaluation.datasets import open_dataset
 
-REAL_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+REAL_ROOT = ivos.datasets_root() or Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
 
 def save(path: Path, array: np.ndarray, mode: str | None = None) -> None:
@@ -86,14 +88,35 @@ def test_folder_errors(tmp_path):
 
 
 def test_data_root_resolution(tmp_path, monkeypatch):
-    assert find_data_root(tmp_path) == tmp_path
+    """--data-root, then $IVOS_DATA_ROOT, then shared/datasets above the cwd, then the
+    checkout's sibling shared/datasets, else None."""
+    assert ivos.datasets_root is data_root.datasets_root
+    assert ivos.datasets_root(tmp_path) == tmp_path
+    assert ivos.datasets_root(str(tmp_path)) == tmp_path
     monkeypatch.setenv("IVOS_DATA_ROOT", str(tmp_path / "env"))
-    assert find_data_root(None) == tmp_path / "env"
-    monkeypatch.delenv("IVOS_DATA_ROOT")
-    (tmp_path / "shared/datasets").mkdir(parents=True)
+    assert ivos.datasets_root(None) == tmp_path / "env"
+    assert ivos.datasets_root(tmp_path / "x") == tmp_path / "x"  # explicit beats the environment
+    monkeypatch.setenv("IVOS_DATA_ROOT", "")  # empty = unset
     (tmp_path / "repo/sub").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "repo/sub")
-    assert find_data_root(None) == (tmp_path / "shared/datasets").resolve()
+    monkeypatch.setattr(data_root, "_CHECKOUT_DATASETS", tmp_path / "checkout/shared/datasets")
+    assert ivos.datasets_root() is None
+    (tmp_path / "checkout/shared/datasets").mkdir(parents=True)
+    assert ivos.datasets_root() == tmp_path / "checkout/shared/datasets"
+    (tmp_path / "shared/datasets").mkdir(parents=True)
+    assert ivos.datasets_root() == (tmp_path / "shared/datasets").resolve()
+
+
+def test_dataset_dir_names_the_root_searched(tmp_path, monkeypatch):
+    (tmp_path / "DAVIS2016").mkdir()
+    assert data_root.dataset_dir("DAVIS2016", tmp_path) == tmp_path / "DAVIS2016"
+    with pytest.raises(InvalidInput, match=f"no GrabCut folder under the data root {tmp_path}"):
+        data_root.dataset_dir("GrabCut", tmp_path)
+    monkeypatch.delenv("IVOS_DATA_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(data_root, "_CHECKOUT_DATASETS", tmp_path / "none")
+    with pytest.raises(InvalidInput, match="no data root found.*IVOS_DATA_ROOT"):
+        data_root.dataset_dir("DAVIS2016")
 
 
 needs_data = pytest.mark.skipif(not REAL_ROOT.is_dir(), reason=f"data sets not found at {REAL_ROOT}")

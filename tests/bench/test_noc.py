@@ -1,11 +1,11 @@
-"""The evaluation loop (ivos.bench.noc) with synthetic segmenters: no data set needed."""
+"""The evaluation loop (ivos.evaluation.noc) with synthetic segmenters: no data set needed."""
 import numpy as np
 import pytest
 
-from ivos.bench.clicker import Click
-from ivos.bench.datasets import Sample
-from ivos.bench.noc import aggregate, evaluate, evaluate_sample, iou
 from ivos.errors import InvalidInput
+from ivos.evaluation.clicker import Click
+from ivos.evaluation.datasets import Sample
+from ivos.evaluation.noc import aggregate, evaluate, evaluate_sample, iou
 
 
 def make_sample(name="s", with_ignore=False):

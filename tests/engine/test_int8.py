@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ivos
-from ivos.bench.datasets import Sample
+from ivos.evaluation.datasets import Sample
 from ivos.model import SHIPPED_MODELS
 
 

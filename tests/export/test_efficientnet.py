@@ -80,9 +80,9 @@ def test_pretrained_trunk_is_deterministic():
 def test_weights_expect_inputs_in_minus_one_to_one():
     """A brown bear (DAVIS train 'bear', not an evaluation set) is ImageNet class 294 with the
     [-1, 1] scaling, and far less certain with ImageNet mean/std: the scaling is checked."""
-    from ivos.bench.click import find_data_root
+    from ivos.data_root import datasets_root
 
-    root = find_data_root(None)
+    root = datasets_root()
     frame = None if root is None else root / "DAVIS2016" / "JPEGImages" / "480p" / "bear" / "00012.jpg"
     if frame is None or not frame.is_file():
         pytest.skip("DAVIS2016 not found under the data root (../shared/datasets)")

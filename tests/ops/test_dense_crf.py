@@ -2,7 +2,6 @@
 against pydensecrf2 on real DAVIS frames, the roi contract and input validation."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,7 @@ BRUTE_FORCE_MEAN_ABS = 0.007  # mean |error| over all pixels of 20 cases
 
 
 def data_root() -> Path:
-    env = os.environ.get("IVOS_DATA_ROOT")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
+    return ivos.datasets_root() or Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
 
 
 # ---- references ------------------------------------------------------------------------------
