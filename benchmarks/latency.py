@@ -29,7 +29,9 @@ STAGES = ("prepare_ms", "render_ms", "infer_ms", "post_ms", "crf_ms", "total_ms"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="ivos-cpu", help="bundle folder or shipped model name (default ivos-cpu)")
+    p.add_argument("--model", nargs="+", default=["ivos-cpu"],
+                   help="bundle folder(s) or shipped model name(s) (default ivos-cpu); several are measured "
+                   "side by side, interleaved, rows named <bundle>/<backend>")
     p.add_argument("--backends", nargs="+", choices=sorted(BACKEND_CONFIGS),
                    help="configurations to compare (default: ort, ort-int8 when the bundle has it, torch); "
                    "'ort' and 'torch' run the float network")
@@ -108,7 +110,8 @@ def measure(models: dict, frames: dict, *, rounds: int, clicks: int, progress=No
 
 def summary_keys(rows: list[dict]) -> dict[str, float]:
     """The headline keys for the 480x854 frame: ``<backend>_p50_ms``, ``<backend>_crf_p50_ms``
-    and the ORT/torch speed ratio of the network stage and of the whole click."""
+    and the ORT/torch speed ratio of the network stage and of the whole click; with several
+    bundles each key starts with ``<bundle>/`` (rows' ``backend`` is ``<bundle>/<backend>``)."""
     out = {}
     for row in rows:
         if row["frame"] != "480x854":
@@ -116,10 +119,13 @@ def summary_keys(rows: list[dict]) -> dict[str, float]:
         key = f"{row['backend'].replace('-', '_')}{'_crf' if row['crf'] else ''}_p50_ms"
         out[key] = row["total_ms"]["p50"]
         out[key.replace("_p50_ms", "_infer_p50_ms")] = row["infer_ms"]["p50"]
-    for name in ("ort", "ort_int8"):
-        if "torch_p50_ms" in out and f"{name}_p50_ms" in out:
-            out[f"{name}_speedup_vs_torch_total"] = out["torch_p50_ms"] / out[f"{name}_p50_ms"]
-            out[f"{name}_speedup_vs_torch_infer"] = out["torch_infer_p50_ms"] / out[f"{name}_infer_p50_ms"]
+    prefixes = {k.rsplit("/", 1)[0] + "/" if "/" in k else "" for k in out}
+    for prefix in prefixes:
+        torch_total, torch_infer = out.get(f"{prefix}torch_p50_ms"), out.get(f"{prefix}torch_infer_p50_ms")
+        for name in ("ort", "ort_int8"):
+            if torch_total and f"{prefix}{name}_p50_ms" in out:
+                out[f"{prefix}{name}_speedup_vs_torch_total"] = torch_total / out[f"{prefix}{name}_p50_ms"]
+                out[f"{prefix}{name}_speedup_vs_torch_infer"] = torch_infer / out[f"{prefix}{name}_infer_p50_ms"]
     return out
 
 
@@ -139,15 +145,24 @@ def environment(models: dict) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| frame | backend | CRF | flip | total p50 / p90 / p99 (ms) | prepare | render | infer | post | CRF |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| frame | configuration | runs | CRF | flip | total p50 / p90 / p99 (ms) | prepare | render | infer | post | CRF |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         total = r["total_ms"]
         stages = " | ".join(f"{r[s]['p50']:.1f}" for s in STAGES[:-1])
-        lines.append(f"| {r['frame']} | {r['runs']} | {'on' if r['crf'] else 'off'} | "
+        lines.append(f"| {r['frame']} | {r['backend']} | {r['runs']} | {'on' if r['crf'] else 'off'} | "
                      f"{'on' if r.get('flip') else 'off'} | "
                      f"{total['p50']:.1f} / {total['p90']:.1f} / {total['p99']:.1f} | {stages} |")
     return "\n".join(lines)
+
+
+def _default_backends(bundle: str, device: str) -> list[str]:
+    """ort (+ ort-int8 when the bundle ships an int8 network and the device is the CPU) + torch."""
+    from ivos.bundle import read_bundle
+    from ivos.model import resolve_bundle
+
+    has_int8 = read_bundle(resolve_bundle(bundle)).has_artifact("onnx_int8")
+    return ["ort", "ort-int8", "torch"] if has_int8 and device == "cpu" else ["ort", "torch"]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -156,15 +171,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ivos.data_root import datasets_root
 
-    backends = args.backends
-    if not backends:
-        from ivos.bundle import read_bundle
-        from ivos.model import resolve_bundle
-
-        has_int8 = read_bundle(resolve_bundle(args.model)).has_artifact("onnx_int8")
-        backends = ["ort", "ort-int8", "torch"] if has_int8 and args.device == "cpu" else ["ort", "torch"]
-    models = {b: ivos.load(args.model, backend=BACKEND_CONFIGS[b][0], precision=BACKEND_CONFIGS[b][1],
-                           device=args.device, threads=args.threads) for b in backends}
+    models = {}
+    for bundle in args.model:
+        for b in args.backends or _default_backends(bundle, args.device):
+            key = b if len(args.model) == 1 else f"{Path(bundle).name}/{b}"
+            models[key] = ivos.load(bundle, backend=BACKEND_CONFIGS[b][0], precision=BACKEND_CONFIGS[b][1],
+                                    device=args.device, threads=args.threads)
     root = datasets_root(args.data_root)
     frames = {f"{h}x{w}": _frame(root, (h, w)) for h, w in FRAME_SIZES}
     total = (args.rounds + 1) * len(frames) * len(models) * 2
@@ -172,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         rows = measure(models, frames, rounds=args.rounds, clicks=args.clicks, progress=bar)
     env = environment(models)
     env["frames"] = {k: v[2] for k, v in frames.items()}
-    result = {**summary_keys(rows), "model": str(args.model), "rows": rows, "environment": env,
+    result = {**summary_keys(rows), "model": [str(m) for m in args.model], "rows": rows, "environment": env,
               "protocol": f"{args.rounds} sessions x {args.clicks} RITM clicks per configuration, interleaved"}
     print(f"environment: {json.dumps(env)}\n")
     print(markdown(rows))
