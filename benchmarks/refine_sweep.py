@@ -26,7 +26,7 @@ def propagate_from_gt(vp, video, gt: np.ndarray):
     from .video import iou, worst_frame
 
     state = vp.init_state(video)
-    vp.add_new_mask(state, 0, gt[0])
+    vp.add_new_mask(state, 0, 1, gt[0])
     for _ in vp.propagate_in_video(state):
         pass
     ious = np.array([iou(state.mask(i), gt[i]) for i in range(len(gt))])
@@ -45,7 +45,7 @@ def correction_gains(vp, state, idx: int, before: float, gt: np.ndarray) -> dict
         after = correction_ious(refine_corrector(vp, state, idx), state.mask(idx), gt[idx])
     finally:  # undo the corrections, so every setting corrects the same propagated frame
         while len(state.edits.get(idx, [])) > edits:
-            vp.undo(state, idx)
+            vp.undo(state, idx, 1)
     return {k: v - before for k, v in after.items()}
 
 

@@ -94,13 +94,13 @@ def _run_propagation(vp, state, gt: np.ndarray) -> dict:
     """Propagates, then scores: per-frame IoU, J, timings, the suggestion and difficulty."""
     ms = []
     for r in vp.propagate_in_video(state):
-        if r.source == "propagated":
+        if r.sources[1] == "propagated":
             ms.append(r.timings.total_ms)
     ious = np.array([iou(state.mask(i), gt[i]) for i in range(len(gt))])
     scored = ious[1:] if len(ious) > 1 else ious
     worst3 = set((np.argsort(ious[1:])[:3] + 1).tolist())
-    s = vp.suggest_frame(state)
-    d = vp.difficulty(state)
+    s = vp.suggest_frame(state, 1)
+    d = vp.difficulty(state, 1)
     return {"j": float(scored.mean()), "ious": ious.round(4).tolist(), "frame_ms": ms,
             "finetune_s": state.finetune_report.seconds, "finetune": {
                 "features_s": state.finetune_report.feature_seconds, "fit_s": state.finetune_report.train_seconds,
@@ -151,7 +151,7 @@ def correction_ious(correct, start: np.ndarray, gt: np.ndarray) -> dict[int, flo
 
 def refine_corrector(vp, state, idx: int):
     """``correct(clicks, pred)`` for ``correction_ious``: each click through ``vp.refine``."""
-    return lambda clicks, pred: vp.refine(state, idx, [[clicks[-1].x, clicks[-1].y]], [int(clicks[-1].positive)]).mask
+    return lambda clicks, pred: vp.refine(state, idx, 1, [[clicks[-1].x, clicks[-1].y]], [int(clicks[-1].positive)]).mask
 
 
 def _fix_worst(vp, state, frame: np.ndarray, gt: np.ndarray, idx: int) -> dict:
@@ -396,7 +396,7 @@ def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -
         r: dict = {}
         state = vp.init_state(video)
         frames = state.video
-        vp.add_new_mask(state, 0, gt[0])
+        vp.add_new_mask(state, 0, 1, gt[0])
         r["gt_init"] = _run_propagation(vp, state, gt)
         if image_predictor is not None:
             r["fix"] = _fix_worst(vp, state, frames[r["gt_init"]["worst"]], gt[r["gt_init"]["worst"]],
@@ -404,7 +404,7 @@ def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -
             r["clicks"] = {}
             for k, mask in _click_masks(image_predictor, frames[0], gt[0].astype(bool), CLICKS_INIT).items():
                 st = vp.init_state(video)
-                vp.add_new_mask(st, 0, mask)
+                vp.add_new_mask(st, 0, 1, mask)
                 run_k = _run_propagation(vp, st, gt)
                 run_k["init_iou"] = iou(mask, gt[0])
                 r["clicks"][str(k)] = run_k

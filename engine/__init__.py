@@ -18,7 +18,8 @@ from .model import Model, load
 from .predictor import ClickResult, ImagePredictor, Stroke, Timings
 from .osvos_finetune import FinetuneConfig
 from .video import FrameSource, open_video
-from .video_predictor import FrameResult, FrameSuggestion, VideoDifficulty, VideoPredictor, VideoState
+from .video_predictor import (FrameResult, FrameSuggestion, MultiFrameResult, VideoDifficulty, VideoPredictor,
+                              VideoState)
 
 logging.getLogger("ivos").addHandler(logging.NullHandler())
 
@@ -34,6 +35,7 @@ __all__ = [
     "FrameResult",
     "FrameSource",
     "FrameSuggestion",
+    "MultiFrameResult",
     "VideoDifficulty",
     "VideoPredictor",
     "VideoState",

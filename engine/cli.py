@@ -1,26 +1,33 @@
 """``ivos``: the command line. Subcommand ``segment``: clicks on a video -> masks on every frame.
 
-    ivos segment VIDEO --click X,Y[,FRAME] [--click ...] [--neg X,Y[,FRAME]] --out DIR
+    ivos segment VIDEO --click X,Y[,FRAME][:OBJ] [--click ...] [--neg X,Y[,FRAME][:OBJ]] --out DIR
 
 VIDEO is a video file (mp4/webm/avi/..., needs PyAV) or a folder of frames; ``demo`` names
 the bundled demo clip (``ivos/data/demo_clip.mp4``, CC0). Clicks are (x, y) in original
-pixels on frame FRAME (default 0). Writes into DIR the ``--format``s asked for (comma-separated
-or repeated; default ``png,rle,overlay,sticker``), files named by the frames' names (a folder's
-file names without suffix, else the zero-padded index ``00012``):
+pixels on frame FRAME (default 0), on object OBJ (an id 1..255, default 1: several objects
+are segmented together, each given at least one positive --click; no pixel goes to two
+objects). Writes into DIR the ``--format``s asked for (comma-separated or repeated; default
+``png,rle,overlay,sticker``), files named by the frames' names (a folder's file names without
+suffix, else the zero-padded index ``00012``):
 
-* ``png``: ``masks/<name>.png``, one 8-bit 0/255 (H, W) mask per frame;
-* ``rle``: ``masks.json``, the same masks as COCO RLE (uncompressed counts, column-major);
-* ``coco``: ``coco.json``, a COCO data set (images, annotations with compressed RLE, categories);
-* ``palette``: ``palette/<name>.png``, DAVIS-style indexed PNGs (0 background, 1 the object);
-* ``polygons``: ``polygons.json``, the object's contours (holes marked) and COCO polygons;
-* ``cutouts``: ``cutouts/<name>.png``, the full frame as RGBA with the mask as alpha;
-* ``overlay``: ``overlay.mp4``, the video with the object tinted (H.264);
-* ``sticker``: ``sticker.webp``, the animated sticker, the object over transparency (APNG
-  ``sticker.png`` when Pillow lacks WebP; at most 150 frames, evenly subsampled);
+* ``png``: ``masks/<name>.png``, one 8-bit 0/255 (H, W) mask per frame (several objects:
+  ``masks/<obj>/<name>.png``, one folder per object);
+* ``rle``: ``masks.json``, the same masks as COCO RLE (uncompressed counts, column-major;
+  several objects: ``masks_<obj>.json`` per object);
+* ``coco``: ``coco.json``, a COCO data set (images, annotations with compressed RLE, categories;
+  one annotation per object and frame, ``track_id`` the object id);
+* ``palette``: ``palette/<name>.png``, DAVIS-style indexed PNGs (0 background, k object k);
+* ``polygons``: ``polygons.json``, each object's contours (holes marked) and COCO polygons;
+* ``cutouts``: ``cutouts/<name>.png``, the full frame as RGBA with the mask (the union of
+  the objects) as alpha;
+* ``overlay``: ``overlay.mp4``, the video with the objects (their union) tinted (H.264);
+* ``sticker``: ``sticker.webp``, the animated sticker, the objects (their union) over
+  transparency (APNG ``sticker.png`` when Pillow lacks WebP; at most 150 frames, evenly
+  subsampled);
 * ``webm``: ``sticker.webm``, the sticker as VP9 video with alpha, every frame (decode with
   the libvpx-vp9 decoder: FFmpeg's native vp9 decoder drops the alpha);
-* ``summary.json`` (always): timings, fine-tune seconds, the suggested frame to check,
-  difficulty, and ``outputs``: the files written.
+* ``summary.json`` (always): timings, fine-tune seconds, the suggested frame (and object) to
+  check, difficulty, and ``outputs``: the files written.
 
 ``--feather PX`` gives the sticker, ``sticker.webm`` and the cut-outs a soft alpha edge over
 about PX pixels (0 = hard). ``--no-overlay`` / ``--no-sticker`` drop ``overlay`` / ``sticker``
@@ -53,16 +60,25 @@ STICKER_MAX_FRAMES = 150
 the memory the sticker encoder holds)."""
 
 
-def _click(text: str) -> tuple[float, float, int]:
-    parts = text.split(",")
+MAX_CLI_OBJ_ID = 255
+"""Largest object id of ``--click ...:OBJ`` (the palette PNGs hold ids 1..255)."""
+
+
+def _click(text: str) -> tuple[float, float, int, int]:
+    """--click / --neg value X,Y[,FRAME][:OBJ] -> (x, y, frame, obj)."""
+    point, _, obj_text = text.partition(":")
+    parts = point.split(",")
     try:
-        if len(parts) not in (2, 3):
+        if len(parts) not in (2, 3) or (_ and not obj_text):
             raise ValueError
         x, y = float(parts[0]), float(parts[1])
         frame = int(parts[2]) if len(parts) == 3 else 0
+        obj = int(obj_text) if obj_text else 1
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected X,Y or X,Y,FRAME (numbers), got {text!r}") from None
-    return x, y, frame
+        raise argparse.ArgumentTypeError(f"expected X,Y[,FRAME][:OBJ] (numbers), got {text!r}") from None
+    if not 1 <= obj <= MAX_CLI_OBJ_ID:
+        raise argparse.ArgumentTypeError(f"object id in {text!r} must be 1..{MAX_CLI_OBJ_ID}, got {obj}")
+    return x, y, frame, obj
 
 
 def _progress(iterable, **kwargs):
@@ -91,8 +107,8 @@ def _progress_callback(total: int, desc: str, unit: str):
 class _FinetuneBars:
     """Progress of ``VideoPredictor.finetune``: one bar for the feature pass, one for the steps."""
 
-    def __init__(self, frames: list[int]):
-        print(f"ivos: fine-tuning OSVOS on frame(s) {frames}", file=sys.stderr)
+    def __init__(self, frames: list[int], obj_id: int = 1):
+        print(f"ivos: fine-tuning OSVOS for object {obj_id} on frame(s) {frames}", file=sys.stderr)
         self._stage, self._update = None, None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
@@ -129,10 +145,17 @@ def _check_clicks(args: argparse.Namespace, video) -> None:
     """Every --click/--neg inside its frame and on an existing frame, before any model loads."""
     from ._validate import image_points
 
+    from .errors import InvalidInput
+
     for flag, clicks in (("--click", args.click), ("--neg", args.neg)):
-        for x, y, frame in clicks:
-            video.check_index(frame, f"{flag} {x:g},{y:g},{frame}: frame")
-            image_points(f"{flag} {x:g},{y:g},{frame}", [[x, y]], video.height, video.width)
+        for x, y, frame, obj in clicks:
+            label = f"{flag} {x:g},{y:g},{frame}" + ("" if obj == 1 else f":{obj}")
+            video.check_index(frame, f"{label}: frame")
+            image_points(label, [[x, y]], video.height, video.width)
+    negative_only = sorted({c[3] for c in args.neg} - {c[3] for c in args.click})
+    if negative_only:
+        raise InvalidInput(f"object(s) {negative_only} have only --neg clicks: give each object at least one "
+                           "positive --click X,Y[,FRAME]:OBJ")
 
 
 def _finetune_wanted(choice: str) -> bool:
@@ -153,9 +176,10 @@ def _finetune_wanted(choice: str) -> bool:
 
 def add_segment_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video file, folder of frames, or 'demo' (the bundled clip)")
-    p.add_argument("--click", type=_click, action="append", default=[], metavar="X,Y[,FRAME]",
-                   help="positive click (original pixels; frame default 0); repeatable")
-    p.add_argument("--neg", type=_click, action="append", default=[], metavar="X,Y[,FRAME]",
+    p.add_argument("--click", type=_click, action="append", default=[], metavar="X,Y[,FRAME][:OBJ]",
+                   help="positive click (original pixels; frame default 0; object id 1..255, default 1); "
+                   "repeatable")
+    p.add_argument("--neg", type=_click, action="append", default=[], metavar="X,Y[,FRAME][:OBJ]",
                    help="negative click; repeatable")
     p.add_argument("--out", type=Path, required=True,
                    help="output folder (created; files of an earlier run in it are replaced)")
@@ -245,8 +269,19 @@ def _frame_suffix(video: Path, names: list[str]) -> str:
     return ".jpg"
 
 
+def _union(per_object: dict[int, np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """uint8 (H, W): the union of a frame's object masks (zeros without objects)."""
+    out = np.zeros(shape, np.uint8)
+    for m in per_object.values():
+        out |= m.astype(np.uint8)
+    return out
+
+
 def _write_outputs(args: argparse.Namespace, formats: list[str], predictor, state, video: Path) -> dict[str, str]:
-    """Writes ``formats`` into ``args.out``; returns {format key: path written}."""
+    """Writes ``formats`` into ``args.out``; returns {format key: path written}. One object:
+    the single-object layout (``masks/<name>.png``, ``masks.json``); several: per object
+    (``masks/<obj>/<name>.png``, ``masks_<obj>.json``). The combined formats (coco, palette,
+    polygons) hold every object; cut-outs, overlay, sticker and webm show their union."""
     from . import export_formats as ef
     from .export_masks import mask_bbox, write_overlay_video, write_png_masks, write_rle_json, write_sticker
 
@@ -254,48 +289,62 @@ def _write_outputs(args: argparse.Namespace, formats: list[str], predictor, stat
     out.mkdir(parents=True, exist_ok=True)
     n, fps = state.num_frames, state.video.fps
     names = state.video.frame_names
+    shape = (state.video.height, state.video.width)
+    obj_ids = [k for k in state.obj_ids if state.objects[k].annotations]
+    single = len(obj_ids) == 1
 
-    def masks(desc: str):
+    def per_object(desc: str):  # (frame_idx, {obj_id: mask}), overlap-resolved
         return _progress(predictor.masks(state), total=n, desc=desc, unit="frame")
+
+    def union(desc: str):
+        return ((i, _union(objs, shape)) for i, objs in per_object(desc))
+
+    def frame_masks(desc: str):
+        return (ef.FrameMasks(i, names[i], objs) for i, objs in per_object(desc))
 
     written: dict[str, str] = {}
     if "png" in formats:
-        write_png_masks(out / "masks", masks("masks"), names=names)
+        for k in obj_ids:
+            folder = out / "masks" if single else out / "masks" / str(k)
+            write_png_masks(folder, _progress(predictor.masks(state, k), total=n, desc=f"masks {k}", unit="frame"),
+                            names=names)
         written["masks"] = str(out / "masks")
     if "rle" in formats:
-        write_rle_json(out / "masks.json", predictor.masks(state), video=video.name, fps=fps, names=names)
-        written["rle"] = str(out / "masks.json")
+        for k in obj_ids:
+            path = out / ("masks.json" if single else f"masks_{k}.json")
+            write_rle_json(path, predictor.masks(state, k), video=video.name, fps=fps, names=names)
+            written["rle" if single else f"rle_{k}"] = str(path)
     if "coco" in formats:
-        ef.write_coco_json(out / "coco.json", ef.single_object(masks("coco"), names), video=video.name,
+        ef.write_coco_json(out / "coco.json", frame_masks("coco"), video=video.name,
                            image_suffix=_frame_suffix(video, names))
         written["coco"] = str(out / "coco.json")
     if "palette" in formats:
-        ef.write_palette_pngs(out / "palette", ef.single_object(masks("palette"), names))
+        ef.write_palette_pngs(out / "palette", frame_masks("palette"))
         written["palette"] = str(out / "palette")
     if "polygons" in formats:
-        ef.write_polygons_json(out / "polygons.json", ef.single_object(masks("polygons"), names), video=video.name)
+        ef.write_polygons_json(out / "polygons.json", frame_masks("polygons"), video=video.name)
         written["polygons"] = str(out / "polygons.json")
     if "cutouts" in formats:
-        items = ((names[i], state.video[i], m) for i, m in masks("cut-outs"))
+        items = ((names[i], state.video[i], m) for i, m in union("cut-outs"))
         ef.write_cutouts(out / "cutouts", items, feather=args.feather)
         written["cutouts"] = str(out / "cutouts")
     if "overlay" in formats:
-        pairs = ((state.video[i], m) for i, m in predictor.masks(state))
-        write_overlay_video(out / "overlay.mp4", _progress(pairs, total=n, desc="overlay", unit="frame"), fps=fps)
+        pairs = ((state.video[i], m) for i, m in union("overlay"))
+        write_overlay_video(out / "overlay.mp4", pairs, fps=fps)
         written["overlay"] = str(out / "overlay.mp4")
     if "sticker" in formats or "webm" in formats:
-        union = np.zeros((state.video.height, state.video.width), bool)
-        for _, m in predictor.masks(state):
-            union |= m.astype(bool)
-        box = mask_bbox(union) if union.any() else [0, 0, state.video.width, state.video.height]
+        everywhere = np.zeros(shape, bool)
+        for _, m in ((i, _union(objs, shape)) for i, objs in predictor.masks(state)):
+            everywhere |= m.astype(bool)
+        box = mask_bbox(everywhere) if everywhere.any() else [0, 0, state.video.width, state.video.height]
         if "sticker" in formats:
             step = max(1, -(-n // STICKER_MAX_FRAMES))
-            pairs = ((state.video[i], state.mask(i)) for i in range(0, n, step))
+            pairs = ((state.video[i], _union(predictor.object_masks(state, i), shape)) for i in range(0, n, step))
             sticker = write_sticker(out / "sticker.webp", _progress(pairs, total=-(-n // step), desc="sticker"),
                                     box=box, fps=fps / step, feather=args.feather)
             written["sticker"] = str(sticker)
         if "webm" in formats:
-            pairs = ((state.video[i], m) for i, m in masks("sticker.webm"))
+            pairs = ((state.video[i], m) for i, m in union("sticker.webm"))
             ef.write_sticker_webm(out / "sticker.webm", pairs, box=box, fps=fps, feather=args.feather)
             written["webm"] = str(out / "sticker.webm")
     return written
@@ -308,7 +357,7 @@ def segment(args: argparse.Namespace) -> int:
     from .video_predictor import VideoPredictor
 
     if not args.click:
-        raise ivos.InvalidInput("--click is required: give at least one positive click X,Y[,FRAME]")
+        raise ivos.InvalidInput("--click is required: give at least one positive click X,Y[,FRAME][:OBJ]")
     video = DEMO_CLIP if args.video == "demo" else Path(args.video)
     t0 = time.perf_counter()
     _check_out_folder(args.out)
@@ -323,35 +372,46 @@ def segment(args: argparse.Namespace) -> int:
                                finetune_config=FinetuneConfig(use_prior=args.mode == "osvos+mask", threads=args.threads))
     state = predictor.init_state(source)
     n = state.num_frames
-    by_frame: dict[int, list[tuple[float, float, int]]] = {}
-    for (x, y, f), label in [(c, 1) for c in args.click] + [(c, 0) for c in args.neg]:
-        by_frame.setdefault(f, []).append((x, y, label))
-    for f, clicks in sorted(by_frame.items()):
-        predictor.add_new_points(state, f, [c[:2] for c in clicks], [c[2] for c in clicks])
-    print(f"ivos: {video.name}: {n} frames {state.video.width}x{state.video.height}, backend {osvos.backend}",
-          file=sys.stderr)
-    report = None
+    by_target: dict[tuple[int, int], list[tuple[float, float, int]]] = {}
+    for (x, y, f, obj), label in [(c, 1) for c in args.click] + [(c, 0) for c in args.neg]:
+        by_target.setdefault((obj, f), []).append((x, y, label))
+    for (obj, f), clicks in sorted(by_target.items()):
+        predictor.add_new_points(state, f, obj, [c[:2] for c in clicks], [c[2] for c in clicks])
+    obj_ids = state.obj_ids
+    print(f"ivos: {video.name}: {n} frames {state.video.width}x{state.video.height}, "
+          f"{len(obj_ids)} object(s) {obj_ids}, backend {osvos.backend}", file=sys.stderr)
+    reports = {}
     if finetune:
-        report = predictor.finetune(state, progress=_FinetuneBars(sorted(state.annotations)))
+        for k in obj_ids:
+            track = state.objects[k]
+            reports[k] = predictor.finetune(state, k, progress=_FinetuneBars(sorted(track.annotations), k))
     frame_ms = []
     propagation = predictor.propagate_in_video(state, finetune=finetune)
     for result in _progress(propagation, total=n, desc="propagate", unit="frame"):
-        if result.source == "propagated":
+        if "propagated" in result.sources.values():
             frame_ms.append(result.timings.total_ms)
 
     out: Path = args.out
     written = _write_outputs(args, formats, predictor, state, video)
-    suggestion = predictor.suggest_frame(state) if len(state.annotations) < n else None
+    annotated = sorted({i for k in obj_ids for i in state.objects[k].annotations})
+    fully_annotated = all(len(state.objects[k].annotations) == n for k in obj_ids)
+    suggestion = None if fully_annotated else predictor.suggest_frame(state)
     difficulty = predictor.difficulty(state)
     summary = {
         "video": str(video), "frames": n, "backend": osvos.backend, "mode": args.mode,
-        "annotated_frames": sorted(state.annotations),
-        "finetuned": report is not None, "finetune_s": None if report is None else round(report.seconds, 2),
+        "objects": obj_ids, "annotated_frames": annotated,
+        "finetuned": bool(reports),
+        "finetune_s": round(sum(r.seconds for r in reports.values()), 2) if reports else None,
         "frame_ms_p50": round(float(np.median(frame_ms)), 1) if frame_ms else None,
         "suggested_frame": None if suggestion is None else suggestion.frame_idx,
+        "suggested_object": None if suggestion is None else suggestion.obj_id,
         "difficulty": round(difficulty.score, 4), "image_motion": round(difficulty.image_motion, 4),
         "total_s": round(time.perf_counter() - t0, 2), "outputs": written,
     }
+    if len(obj_ids) > 1:
+        summary["per_object"] = {str(k): {
+            "annotated_frames": sorted(state.objects[k].annotations),
+            "finetune_s": round(reports[k].seconds, 2) if k in reports else None} for k in obj_ids}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     return 0

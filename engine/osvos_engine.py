@@ -139,9 +139,12 @@ class OsvosSession:
         self._ctx.inputs["prior"][0, 0] = 0.0 if prior is None else prior
         return self._ctx.run()
 
-    def predict(self, frame: np.ndarray, prior_mask: np.ndarray | None) -> np.ndarray:
-        """(H, W, 3) uint8 frame (+ optional (H, W) previous mask) -> (H, W) float32 probability."""
+    def predict(self, frame: np.ndarray, prior_mask: np.ndarray | None, *,
+                working_rgb: np.ndarray | None = None) -> np.ndarray:
+        """(H, W, 3) uint8 frame (+ optional (H, W) previous mask) -> (H, W) float32 probability.
+        ``working_rgb``: the frame's ``to_working_rgb``, when already made (several objects
+        of one frame share it)."""
         box = self.letterbox(*frame.shape[:2])
         prior = None if prior_mask is None else self.to_working_mask(prior_mask)
-        out = self.run_working(self.to_working_rgb(frame), prior)
+        out = self.run_working(self.to_working_rgb(frame) if working_rgb is None else working_rgb, prior)
         return self.logits_to_frame(out["logits"][0, 0], box)

@@ -11,7 +11,8 @@ Layout::
       video: FrameSource             the frames (lazily decoded, bounded cache); how to reopen
                                      it is recorded at save time (file path / folder / arrays)
       thumbs: {frame_idx: (32, 32) uint8}      grey thumbnails (motion estimate); per frame
-      objects: {obj_id: ObjectTrack}            per-object data; today one object, obj_id 1
+      objects: {obj_id: ObjectTrack}            per-object data (SAM 2's obj_id: ints >= 0); an
+                                                object appears with its first click or mask
         ObjectTrack
           annotations: {frame_idx: (H, W) uint8 {0,1}, read-only}   the user's masks, exact
           clicks: {frame_idx: [(x, y, label)]}  all clicks on that frame (original pixels)
@@ -22,10 +23,16 @@ Layout::
           head_frames, head_digest, head_model  what the head was tuned on, and for which bundle
           finetune_report: FinetuneResult | None
 
-Per-object fields live in ``ObjectTrack`` so that several objects per video (one OSVOS head
-each, SAM 2's ``obj_id``) fit in without reshaping the state. The old single-object field
-names (``state.annotations``, ``state.masks``, ``state.head`` ...) are properties reading
-and writing object 1's track.
+Several objects per video (SAM 2's ``obj_id``): one ``ObjectTrack`` each, with its own
+clicks, undo stacks, masks and fine-tuned OSVOS head. A fresh state has no object; the
+predictor adds one at its first ``add_new_points`` / ``add_new_mask`` and drops it at
+``remove_object``. Stored masks: an annotation is kept exactly as the user made it (two
+objects' annotations on one frame may overlap; combined outputs resolve it, see
+``VideoPredictor``); a propagated mask is already resolved against the other objects of the
+same propagation (no pixel in two objects). The single-object field names
+(``state.annotations``, ``state.masks``, ``state.head`` ...) are properties for object 1
+(``DEFAULT_OBJ_ID``): reading them gives object 1's live field, or an empty one when there is
+no object 1 yet; assigning creates object 1.
 
 Saving: ``state.save(path)`` and ``VideoState.load(path, video=None)`` live on the state,
 since reading or writing one needs no model (a session store can keep states without a
@@ -91,7 +98,7 @@ STATE_FORMAT = "ivos-video-state"
 STATE_FORMAT_VERSION = 1
 """Version of the file ``VideoState.save`` writes; ``load`` reads this version and older."""
 DEFAULT_OBJ_ID = 1
-"""The object every single-object call (today's API) works on."""
+"""The object of the single-object conveniences (``state.masks`` ..., ``ivos segment``'s default)."""
 THUMB_SIZE = 32
 """Side of the grey thumbnails kept per frame."""
 
@@ -196,14 +203,25 @@ class ObjectTrack:
             self.annotations[idx] = frozen_mask(rle_decode(edit.mask))
 
 
+def check_obj_id(obj_id: Any, what: str = "obj_id") -> int:
+    """``obj_id`` as an int: a non-negative integer (Python or numpy int, not a bool);
+    InvalidInput naming ``what`` otherwise."""
+    if isinstance(obj_id, (bool, np.bool_)) or not isinstance(obj_id, (int, np.integer)) or obj_id < 0:
+        raise InvalidInput(f"{what} must be a non-negative integer object id, got {describe(obj_id)}")
+    return int(obj_id)
+
+
 def _single(name: str):
-    """A property reading/writing object 1's ``name`` (the single-object API)."""
+    """A property reading/writing object 1's ``name`` (the single-object conveniences):
+    reading without an object 1 gives a fresh empty value (not stored); assigning creates it."""
 
     def get(self):
-        return getattr(self.objects[DEFAULT_OBJ_ID], name)
+        track = self.objects.get(DEFAULT_OBJ_ID)
+        return getattr(ObjectTrack() if track is None else track, name)
 
     def set(self, value):
-        setattr(self.objects[DEFAULT_OBJ_ID], name, value)
+        track = self.objects.setdefault(DEFAULT_OBJ_ID, ObjectTrack(obj_id=DEFAULT_OBJ_ID))
+        setattr(track, name, value)
 
     return property(get, set, doc=f"Object {DEFAULT_OBJ_ID}'s ``{name}`` (see ``ObjectTrack``).")
 
@@ -215,17 +233,18 @@ class VideoState:
 
     Attributes:
         video: the lazily decoded frames (``ivos.video.FrameSource``).
-        objects: obj_id -> ``ObjectTrack`` (today one object, ``DEFAULT_OBJ_ID`` = 1).
+        objects: obj_id -> ``ObjectTrack`` (empty until a first click or mask).
         thumbs: frame_idx -> (32, 32) uint8 grey thumbnail (1 KB a frame, for the motion
             estimate of ``VideoPredictor.difficulty``).
 
     ``annotations``, ``clicks``, ``edits``, ``masks``, ``confidence``, ``head``,
     ``head_frames`` and ``finetune_report`` are object 1's (``ObjectTrack``, live: reading
-    ``state.masks`` gives the track's dict), for the single-object API.
+    ``state.masks`` gives the track's dict; an empty value when there is no object 1), for
+    single-object code.
     """
 
     video: FrameSource
-    objects: dict[int, ObjectTrack] = field(default_factory=lambda: {DEFAULT_OBJ_ID: ObjectTrack()})
+    objects: dict[int, ObjectTrack] = field(default_factory=dict)
     thumbs: dict[int, np.ndarray] = field(default_factory=dict)
 
     annotations = _single("annotations")
@@ -244,21 +263,30 @@ class VideoState:
     def num_frames(self) -> int:
         return len(self.video)
 
-    def track(self, obj_id: int = DEFAULT_OBJ_ID) -> ObjectTrack:
-        """The ``ObjectTrack`` of ``obj_id``; InvalidInput naming obj_id when unknown."""
-        if isinstance(obj_id, bool) or not isinstance(obj_id, (int, np.integer)) or int(obj_id) not in self.objects:
-            raise InvalidInput(f"obj_id must be one of the state's objects {sorted(self.objects)}, "
-                               f"got {describe(obj_id)}")
-        return self.objects[int(obj_id)]
+    @property
+    def obj_ids(self) -> list[int]:
+        """The state's object ids, ascending."""
+        return sorted(self.objects)
 
-    def mask(self, frame_idx: int) -> np.ndarray | None:
-        """Object 1's current mask of a frame (uint8 (H, W) {0,1}), or None before it has one."""
-        return self.objects[DEFAULT_OBJ_ID].mask(frame_idx)
+    def track(self, obj_id: int = DEFAULT_OBJ_ID) -> ObjectTrack:
+        """The ``ObjectTrack`` of ``obj_id``; InvalidInput naming obj_id when it is not a
+        non-negative integer or not one of the state's objects."""
+        key = check_obj_id(obj_id)
+        if key not in self.objects:
+            raise InvalidInput(f"obj_id {key} is not an object of this state (objects: {sorted(self.objects)}): "
+                               "add_new_points or add_new_mask creates an object")
+        return self.objects[key]
+
+    def mask(self, frame_idx: int, obj_id: int = DEFAULT_OBJ_ID) -> np.ndarray | None:
+        """Object ``obj_id``'s stored mask of a frame (uint8 (H, W) {0,1}), or None when the
+        object or its mask is missing."""
+        track = self.objects.get(check_obj_id(obj_id))
+        return None if track is None else track.mask(frame_idx)
 
     def reset(self) -> None:
-        """Forgets every object's annotations, clicks, undo stacks, masks and head, and the
+        """Forgets every object (annotations, clicks, undo stacks, masks, heads) and the
         thumbnails (keeps the video)."""
-        self.objects = {DEFAULT_OBJ_ID: ObjectTrack()}
+        self.objects = {}
         self.thumbs = {}
 
     # ---- saving --------------------------------------------------------------------------
@@ -548,11 +576,9 @@ def _read_state(cls, zf: zipfile.ZipFile, file: Path, video: Any, cache_size: in
     state.thumbs = {int(i): thumbs[k].copy() for k, i in enumerate(thumb_frames)}
     for obj in manifest["objects"]:
         obj_id = obj["obj_id"]
-        if isinstance(obj_id, bool) or not isinstance(obj_id, int) or obj_id in state.objects:
-            raise ValueError(f"obj_id {obj_id!r} is not a unique integer")
+        if isinstance(obj_id, bool) or not isinstance(obj_id, int) or obj_id < 0 or obj_id in state.objects:
+            raise ValueError(f"obj_id {obj_id!r} is not a unique non-negative integer")
         state.objects[obj_id] = _read_track(rd, obj, f"obj{obj_id}/", n, h, w)
-    if not state.objects:
-        state.objects[DEFAULT_OBJ_ID] = ObjectTrack()
     return state
 
 

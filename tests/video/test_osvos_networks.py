@@ -122,6 +122,6 @@ def test_lite0_osvos_backbone_exports_and_runs_in_the_engine(tmp_path):
     mask[10:30, 15:40] = 1
     predictor = VideoPredictor(ivos.load(tmp_path / "b", threads=1), None, crf=False)
     state = predictor.init_state(frames)
-    predictor.add_new_mask(state, 0, mask)
+    predictor.add_new_mask(state, 0, 1, mask)
     results = list(predictor.propagate_in_video(state, finetune=False))
-    assert len(results) == 3 and all(r.mask.shape == (40, 56) for r in results)
+    assert len(results) == 3 and all(r.masks[1].shape == (40, 56) for r in results)

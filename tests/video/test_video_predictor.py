@@ -1,19 +1,27 @@
 """VideoPredictor: annotation, propagation, refinement, suggestions and bad input, on a
 generated clip with tiny random-weight bundles."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 import ivos
 
 
+def _one(r, obj_id=1):
+    """Object ``obj_id``'s part of a ``MultiFrameResult`` (mask, confidence, source)."""
+    return SimpleNamespace(frame_idx=r.frame_idx, mask=r.masks[obj_id], confidence=r.confidence[obj_id],
+                           source=r.sources[obj_id])
+
+
 def _propagated(predictor, state):
-    return {r.frame_idx: r for r in predictor.propagate_in_video(state)}
+    return {r.frame_idx: _one(r) for r in predictor.propagate_in_video(state)}
 
 
 def test_add_points_propagate_and_refine_keeps_user_mask(predictor, make_clip):
     frames, masks = make_clip(n=6)
     state = predictor.init_state(frames, cache_size=2)
-    first = predictor.add_new_points(state, 2, [[15, 17]], [1])
+    first = predictor.add_new_points(state, 2, 1, [[15, 17]], [1])
     assert first.source == "annotated" and first.mask.shape == (40, 56)
     results = _propagated(predictor, state)
     assert sorted(results) == list(range(6))
@@ -22,7 +30,7 @@ def test_add_points_propagate_and_refine_keeps_user_mask(predictor, make_clip):
     assert all(0.0 <= r.confidence <= 1.0 for r in results.values())
     assert state.video.cached <= 2  # propagation never held the whole video
 
-    fixed = predictor.refine(state, 4, [[30, 18], [5, 5]], [1, 0])
+    fixed = predictor.refine(state, 4, 1, [[30, 18], [5, 5]], [1, 0])
     assert fixed.source == "annotated" and sorted(state.annotations) == [2, 4]
     head_before = state.head
     again = _propagated(predictor, state)
@@ -35,7 +43,7 @@ def test_add_points_propagate_and_refine_keeps_user_mask(predictor, make_clip):
 def test_add_new_mask_is_kept_exactly(predictor, make_clip):
     frames, masks = make_clip(n=4)
     state = predictor.init_state(frames)
-    predictor.add_new_mask(state, 0, masks[0])
+    predictor.add_new_mask(state, 0, 1, masks[0])
     results = _propagated(predictor, state)
     assert np.array_equal(results[0].mask, masks[0])
     assert results[0].source == "annotated" and results[1].source == "propagated"
@@ -48,10 +56,10 @@ def test_osvos_mode_frames_are_independent(osvos_bundle, make_clip):
     vp = VideoPredictor(ivos.load(osvos_bundle, backend="ort", threads=1), mode="osvos",
                         finetune_config=ivos.FinetuneConfig(steps=3, augmentations=2, use_prior=False))
     state = vp.init_state(frames)
-    vp.add_new_mask(state, 0, masks[0])
+    vp.add_new_mask(state, 0, 1, masks[0])
     res = _propagated(vp, state)
     alone = vp.propagate_in_video(state, start_frame_idx=3)
-    assert np.array_equal(next(alone).mask, res[3].mask)
+    assert np.array_equal(next(alone).masks[1], res[3].mask)
 
 
 def test_fine_tuned_head_reaches_engine_without_rebuild(osvos_bundle, make_clip):
@@ -80,7 +88,7 @@ def test_suggest_frame_and_difficulty(predictor, make_clip):
     state = predictor.init_state(frames)
     with pytest.raises(ivos.InvalidInput, match="propagated"):
         predictor.suggest_frame(state)
-    predictor.add_new_mask(state, 0, masks[0])
+    predictor.add_new_mask(state, 0, 1, masks[0])
     _propagated(predictor, state)
     s = predictor.suggest_frame(state)
     assert s.frame_idx != 0 and np.isnan(s.scores[0]) and s.score == np.nanmax(s.scores)
@@ -93,7 +101,7 @@ def test_suggestion_finds_a_planted_bad_frame(predictor, make_clip):
 
     frames, masks = make_clip(n=8)
     state = predictor.init_state(frames)
-    predictor.add_new_mask(state, 0, masks[0])
+    predictor.add_new_mask(state, 0, 1, masks[0])
     _propagated(predictor, state)
     for i in range(1, 8):  # a perfect, confident propagation ...
         state.masks[i], state.confidence[i] = rle_encode(masks[i]), 1.0
@@ -104,25 +112,32 @@ def test_suggestion_finds_a_planted_bad_frame(predictor, make_clip):
 def test_bad_input_is_clear_and_loses_nothing(predictor, make_clip):
     frames, masks = make_clip(n=5)
     state = predictor.init_state(frames)
-    with pytest.raises(ivos.InvalidInput, match="refine needs an annotated video"):
-        predictor.refine(state, 1, [[10, 10]], [1])
+    with pytest.raises(ivos.InvalidInput, match="obj_id 1 is not an object of this state"):
+        predictor.refine(state, 1, 1, [[10, 10]], [1])
     with pytest.raises(ivos.InvalidInput, match="nothing to propagate"):
         predictor.propagate_in_video(state)
-    predictor.add_new_points(state, 0, [[15, 17]], [1])
+    predictor.add_new_points(state, 0, 1, [[15, 17]], [1])
     _propagated(predictor, state)
     snapshot = ({k: dict(v) for k, v in state.masks.items()}, {k: v.copy() for k, v in state.annotations.items()},
                 {k: list(v) for k, v in state.clicks.items()}, state.head)
     bad_calls = [
-        (lambda: predictor.add_new_points(state, 0, [[56, 10]], [1]), r"points has a point outside the 56x40 image"),
-        (lambda: predictor.add_new_points(state, 0, [[-1, 10]], [1]), "outside"),
-        (lambda: predictor.refine(state, 1, [[10, 45]], [1]), "outside"),
-        (lambda: predictor.refine(state, 5, [[10, 10]], [1]), "frame_idx 5 is out of range"),
-        (lambda: predictor.add_new_points(state, 9, [[10, 10]], [1]), "frame_idx 9 is out of range"),
-        (lambda: predictor.add_new_points(state, 1, [[10, 10]], [2]), "labels"),
-        (lambda: predictor.add_new_points(state, 1, [[np.nan, 10]], [1]), "NaN"),
-        (lambda: predictor.add_new_mask(state, 1, np.ones((3, 3), np.uint8)), r"mask must be .*\(40, 56\)"),
+        (lambda: predictor.add_new_points(state, 0, 1, [[56, 10]], [1]), r"points has a point outside the 56x40 image"),
+        (lambda: predictor.add_new_points(state, 0, 1, [[-1, 10]], [1]), "outside"),
+        (lambda: predictor.refine(state, 1, 1, [[10, 45]], [1]), "outside"),
+        (lambda: predictor.refine(state, 5, 1, [[10, 10]], [1]), "frame_idx 5 is out of range"),
+        (lambda: predictor.add_new_points(state, 9, 1, [[10, 10]], [1]), "frame_idx 9 is out of range"),
+        (lambda: predictor.add_new_points(state, 1, 1, [[10, 10]], [2]), "labels"),
+        (lambda: predictor.add_new_points(state, 1, 1, [[np.nan, 10]], [1]), "NaN"),
+        (lambda: predictor.add_new_mask(state, 1, 1, np.ones((3, 3), np.uint8)), r"mask must be .*\(40, 56\)"),
         (lambda: predictor.propagate_in_video(state, start_frame_idx=7), "start_frame_idx 7 is out of range"),
-        (lambda: predictor.refine("state", 1, [[10, 10]], [1]), "VideoState"),
+        (lambda: predictor.refine("state", 1, 1, [[10, 10]], [1]), "VideoState"),
+        (lambda: predictor.add_new_points(state, 0, -1, [[10, 10]], [1]), "obj_id must be a non-negative integer"),
+        (lambda: predictor.add_new_points(state, 0, True, [[10, 10]], [1]), "obj_id must be .* got bool"),
+        (lambda: predictor.add_new_mask(state, 0, "2", masks[0]), "obj_id must be"),
+        (lambda: predictor.refine(state, 1, 2, [[10, 10]], [1]), "obj_id 2 is not an object"),
+        (lambda: predictor.undo(state, 0, 3), "obj_id 3 is not an object"),
+        (lambda: predictor.remove_object(state, 1.0), "obj_id must be"),
+        (lambda: predictor.suggest_frame(state, 5), "obj_id 5"),
     ]
     for call, message in bad_calls:
         with pytest.raises(ivos.InvalidInput, match=message):
@@ -138,7 +153,7 @@ def test_missing_click_model(osvos_bundle, make_clip):
     vp = VideoPredictor(ivos.load(osvos_bundle, backend="ort", threads=1))
     state = vp.init_state(make_clip(n=2)[0])
     with pytest.raises(ivos.InvalidInput, match="no click model"):
-        vp.add_new_points(state, 0, [[5, 5]], [1])
+        vp.add_new_points(state, 0, 1, [[5, 5]], [1])
     with pytest.raises(ivos.InvalidInput, match="mode"):
         VideoPredictor(ivos.load(osvos_bundle, backend="ort"), mode="sam")
 
@@ -148,14 +163,14 @@ def _refine_with(predictor, make_clip, **settings):
     the given VideoPredictor settings (restored afterwards): (mask before, mask after)."""
     frames, masks = make_clip(n=4, h=60, w=80)
     state = predictor.init_state(frames)
-    predictor.add_new_mask(state, 0, masks[0])
+    predictor.add_new_mask(state, 0, 1, masks[0])
     _propagated(predictor, state)
     before = state.mask(2)
     old = {name: getattr(predictor, name) for name in settings}
     for name, value in settings.items():
         setattr(predictor, name, value)
     try:
-        return before, predictor.refine(state, 2, [[20, 20]], [1]).mask
+        return before, predictor.refine(state, 2, 1, [[20, 20]], [1]).mask
     finally:
         for name, value in old.items():
             setattr(predictor, name, value)
@@ -209,14 +224,14 @@ def test_focus_view_frames_only_the_clicked_region(predictor):
 def test_refine_focus_keeps_the_mask_outside_the_view(predictor, make_clip):
     frames, masks = make_clip(n=3, h=120, w=160)
     state = predictor.init_state(frames)
-    predictor.add_new_mask(state, 0, masks[0])
+    predictor.add_new_mask(state, 0, 1, masks[0])
     two_blobs = np.zeros((120, 160), np.uint8)
     two_blobs[5:20, 5:20] = 1
     two_blobs[80:110, 110:150] = 1
-    predictor.add_new_mask(state, 2, two_blobs)
+    predictor.add_new_mask(state, 2, 1, two_blobs)
     predictor.refine_focus = True
     try:
-        fixed = predictor.refine(state, 2, [[12, 12]], [0]).mask
+        fixed = predictor.refine(state, 2, 1, [[12, 12]], [0]).mask
     finally:
         predictor.refine_focus = False
     x0, y0, x1, y1 = predictor._focus_view(two_blobs, np.array([[12.0, 12.0]])).clip(120, 160)
@@ -229,9 +244,9 @@ def test_refine_focus_keeps_the_mask_outside_the_view(predictor, make_clip):
 def test_finetune_reports_progress(predictor, make_clip):
     frames, masks = make_clip(n=3)
     state = predictor.init_state(frames)
-    predictor.add_new_mask(state, 0, masks[0])
+    predictor.add_new_mask(state, 0, 1, masks[0])
     calls = []
-    predictor.finetune(state, progress=lambda stage, done, total: calls.append((stage, done, total)))
+    predictor.finetune(state, 1, progress=lambda stage, done, total: calls.append((stage, done, total)))
     cfg = predictor.finetune_config
     features = [c for c in calls if c[0] == "features"]
     steps = [c for c in calls if c[0] == "fit"]
@@ -247,12 +262,12 @@ def test_video_clicks_follow_the_image_predictor_rules(predictor, make_clip):
     frames, _ = make_clip(n=2)
     h, w = frames[0].shape[:2]
     state = predictor.init_state(frames)
-    result = predictor.add_new_points(state, 0, [[w - 0.5, h - 0.5]], [1])
+    result = predictor.add_new_points(state, 0, 1, [[w - 0.5, h - 0.5]], [1])
     assert result.mask[h - 1, w - 1] == 1  # the clicked pixel is clamped to the label
     for points, labels, name in [([[w, 0]], [1], "points"), ([[1, 1]], [0.7], "labels"),
                                  ([[1, 1]], ["1"], "labels"), ([[np.nan, 1]], [1], "points")]:
         with pytest.raises(ivos.InvalidInput, match=name):
-            predictor.add_new_points(state, 0, points, labels)
+            predictor.add_new_points(state, 0, 1, points, labels)
 
 
 def test_video_length_limit_is_documented_and_can_be_lifted(predictor, make_clip):
@@ -265,7 +280,7 @@ def test_video_length_limit_is_documented_and_can_be_lifted(predictor, make_clip
 def test_state_keeps_masks_as_compact_run_lengths(predictor, make_clip):
     frames, masks = make_clip(n=3)
     state = predictor.init_state(frames)
-    predictor.add_new_mask(state, 0, masks[0])
+    predictor.add_new_mask(state, 0, 1, masks[0])
     rle = state.masks[0]
     assert isinstance(rle["counts"], np.ndarray) and rle["counts"].dtype == np.int32
     assert np.array_equal(state.mask(0), masks[0])

@@ -26,7 +26,7 @@ def vp(osvos_bundle, click_bundle):
 
 
 def _run(vp, state, **kw):
-    return [(r.frame_idx, r.mask.copy(), r.confidence, r.source) for r in vp.propagate_in_video(state, **kw)]
+    return [(r.frame_idx, r.masks[1].copy(), r.confidence[1], r.sources[1]) for r in vp.propagate_in_video(state, **kw)]
 
 
 def _same_runs(a, b):
@@ -39,8 +39,9 @@ def _same_runs(a, b):
 def test_state_is_laid_out_per_object(vp, make_clip):
     frames, masks = make_clip(n=3)
     state = vp.init_state(frames)
+    assert state.objects == {} and state.masks == {} and state.head is None  # objects come with their inputs
+    vp.add_new_mask(state, 1, 1, masks[1])
     assert list(state.objects) == [DEFAULT_OBJ_ID] and isinstance(state.track(), ObjectTrack)
-    vp.add_new_mask(state, 1, masks[1])
     track = state.objects[DEFAULT_OBJ_ID]
     assert state.annotations is track.annotations and state.masks is track.masks  # the single-object view
     assert np.array_equal(track.mask(1), masks[1]) and not track.annotations[1].flags.writeable
@@ -55,10 +56,10 @@ def test_interleaved_generators_on_one_predictor_match_running_alone(vp, make_cl
     frames_a, masks_a = make_clip(n=5, seed=0)
     frames_b, masks_b = make_clip(n=6, h=48, w=64, seed=3)
     a, b = vp.init_state(frames_a), vp.init_state(frames_b)
-    vp.add_new_mask(a, 0, masks_a[0])
-    vp.add_new_mask(b, 2, np.roll(masks_b[2], 9, axis=1))
+    vp.add_new_mask(a, 0, 1, masks_a[0])
+    vp.add_new_mask(b, 2, 1, np.roll(masks_b[2], 9, axis=1))
     for state, shift in ((a, -3.0), (b, 3.0)):  # fine-tuned heads, made far apart: ~all background / object
-        vp.finetune(state)
+        vp.finetune(state, 1)
         state.head = {**state.head, "head.out.bias": state.head["head.out.bias"] + np.float32(shift)}
     alone_a, alone_b = _run(vp, a, finetune=False), _run(vp, b, finetune=False)
     assert sum(m.sum() for _, m, _, s in alone_a if s == "propagated") < \
@@ -66,8 +67,8 @@ def test_interleaved_generators_on_one_predictor_match_running_alone(vp, make_cl
     gen_a, gen_b = vp.propagate_in_video(a, finetune=False), vp.propagate_in_video(b, finetune=False)
     both_a, both_b = [], []
     for ra, rb in zip(gen_a, gen_b):  # a, b, a, b, ...
-        both_a.append((ra.frame_idx, ra.mask.copy(), ra.confidence, ra.source))
-        both_b.append((rb.frame_idx, rb.mask.copy(), rb.confidence, rb.source))
+        both_a.append((ra.frame_idx, ra.masks[1].copy(), ra.confidence[1], ra.sources[1]))
+        both_b.append((rb.frame_idx, rb.masks[1].copy(), rb.confidence[1], rb.sources[1]))
     both_a += _run_rest(gen_a)
     both_b += _run_rest(gen_b)
     _same_runs(both_a, alone_a)
@@ -76,7 +77,7 @@ def test_interleaved_generators_on_one_predictor_match_running_alone(vp, make_cl
 
 
 def _run_rest(gen):
-    return [(r.frame_idx, r.mask.copy(), r.confidence, r.source) for r in gen]
+    return [(r.frame_idx, r.masks[1].copy(), r.confidence[1], r.sources[1]) for r in gen]
 
 
 def test_bind_head_copies_only_a_new_head(osvos_bundle, make_clip):
@@ -99,39 +100,39 @@ def test_bind_head_copies_only_a_new_head(osvos_bundle, make_clip):
 def test_undo_takes_back_click_batches_and_masks(vp, make_clip):
     frames, masks = make_clip(n=4)
     state = vp.init_state(frames)
-    first = vp.add_new_points(state, 1, [[15, 17]], [1])
-    second = vp.add_new_points(state, 1, [[40, 30], [5, 5]], [1, 0])
+    first = vp.add_new_points(state, 1, 1, [[15, 17]], [1])
+    second = vp.add_new_points(state, 1, 1, [[40, 30], [5, 5]], [1, 0])
     assert len(state.clicks[1]) == 3
-    back = vp.undo(state, 1)
+    back = vp.undo(state, 1, 1)
     assert back.source == "annotated" and np.array_equal(back.mask, first.mask)
     assert state.clicks[1] == [(15.0, 17.0, 1)] and np.array_equal(state.annotations[1], first.mask)
-    again = vp.add_new_points(state, 1, [[40, 30], [5, 5]], [1, 0])  # same clicks, same mask as before
+    again = vp.add_new_points(state, 1, 1, [[40, 30], [5, 5]], [1, 0])  # same clicks, same mask as before
     assert np.array_equal(again.mask, second.mask)
-    vp.undo(state, 1)
-    assert vp.undo(state, 1) is None  # the frame is back to nothing
+    vp.undo(state, 1, 1)
+    assert vp.undo(state, 1, 1) is None  # the frame is back to nothing
     assert 1 not in state.annotations and 1 not in state.masks and 1 not in state.clicks and not state.edits
     with pytest.raises(ivos.InvalidInput, match="frame_idx 1 has no edit to undo"):
-        vp.undo(state, 1)
+        vp.undo(state, 1, 1)
     with pytest.raises(ivos.InvalidInput, match="frame_idx 9 is out of range"):
-        vp.undo(state, 9)
+        vp.undo(state, 9, 1)
 
-    vp.add_new_points(state, 0, [[15, 17]], [1])
-    vp.add_new_mask(state, 0, masks[0])  # a mask replaces the clicks; undo brings them back
+    vp.add_new_points(state, 0, 1, [[15, 17]], [1])
+    vp.add_new_mask(state, 0, 1, masks[0])  # a mask replaces the clicks; undo brings them back
     assert 0 not in state.clicks
-    assert vp.undo(state, 0).source == "annotated" and state.clicks[0] == [(15.0, 17.0, 1)]
+    assert vp.undo(state, 0, 1).source == "annotated" and state.clicks[0] == [(15.0, 17.0, 1)]
 
 
 def test_undo_of_a_refinement_restores_the_propagated_frame(vp, make_clip):
     frames, masks = make_clip(n=4)
     state = vp.init_state(frames)
-    vp.add_new_mask(state, 0, masks[0])
+    vp.add_new_mask(state, 0, 1, masks[0])
     results = {i: (m, c) for i, m, c, _ in _run(vp, state)}
     head, digest = state.head, state.objects[1].head_digest
-    vp.refine(state, 2, [[30, 18]], [1])
-    vp.refine(state, 2, [[5, 5]], [0])
+    vp.refine(state, 2, 1, [[30, 18]], [1])
+    vp.refine(state, 2, 1, [[5, 5]], [0])
     assert sorted(state.annotations) == [0, 2]
-    vp.undo(state, 2)
-    restored = vp.undo(state, 2)
+    vp.undo(state, 2, 1)
+    restored = vp.undo(state, 2, 1)
     assert restored.source == "propagated" and np.array_equal(restored.mask, results[2][0])
     assert restored.confidence == results[2][1] == state.confidence[2]
     assert sorted(state.annotations) == [0] and 2 not in state.clicks
@@ -144,10 +145,10 @@ def test_reannotating_a_frame_fine_tunes_again(vp, make_clip):
     """The head follows the annotations' content, not only which frames are annotated."""
     frames, masks = make_clip(n=3)
     state = vp.init_state(frames)
-    vp.add_new_mask(state, 0, masks[0])
+    vp.add_new_mask(state, 0, 1, masks[0])
     _run(vp, state)
     head = state.head
-    vp.add_new_mask(state, 0, np.roll(masks[0], 4, axis=1))
+    vp.add_new_mask(state, 0, 1, np.roll(masks[0], 4, axis=1))
     _run(vp, state)
     assert state.head is not head and state.head_frames == (0,)
 
@@ -155,12 +156,12 @@ def test_reannotating_a_frame_fine_tunes_again(vp, make_clip):
 def _session(vp, frames):
     """Clicks, a propagation, refinements (one undone) and a propagation on ``frames``: the state."""
     state = vp.init_state(frames, cache_size=3)
-    vp.add_new_points(state, 1, [[15, 17]], [1])
-    vp.add_new_points(state, 1, [[5, 5]], [0])
+    vp.add_new_points(state, 1, 1, [[15, 17]], [1])
+    vp.add_new_points(state, 1, 1, [[5, 5]], [0])
     _run(vp, state)
-    vp.refine(state, 4, [[30, 18]], [1])
-    vp.refine(state, 4, [[50, 35]], [0])
-    vp.undo(state, 4)
+    vp.refine(state, 4, 1, [[30, 18]], [1])
+    vp.refine(state, 4, 1, [[50, 35]], [0])
+    vp.undo(state, 4, 1)
     _run(vp, state)
     assert state.head_frames == (1, 4) and len(state.edits[4]) == 1
     return state
@@ -168,9 +169,9 @@ def _session(vp, frames):
 
 def _continue(vp, state):
     """Another refinement and a propagation (which fine-tunes again), then an undo."""
-    fixed = vp.refine(state, 3, [[28, 20]], [1])
+    fixed = vp.refine(state, 3, 1, [[28, 20]], [1])
     run = _run(vp, state)
-    back = vp.undo(state, 4)
+    back = vp.undo(state, 4, 1)
     return fixed.mask, run, back.mask
 
 
@@ -218,6 +219,33 @@ def test_saved_state_continues_identically_in_a_fresh_predictor(vp, osvos_bundle
     _assert_same_state(loaded, state)
 
 
+def test_save_load_roundtrips_several_objects(vp, make_clip, tmp_path):
+    """Objects 1, 2 and 7 (clicks, undo stacks, propagated masks, own heads; one left with an
+    empty undo history, one removed) come back exactly, and propagate as the original."""
+    frames, masks = make_clip(n=5)
+    state = vp.init_state(frames)
+    vp.add_new_points(state, 1, 1, [[15, 17]], [1])
+    vp.add_new_mask(state, 0, 2, np.roll(masks[0], 20, axis=1))
+    vp.add_new_points(state, 2, np.int32(7), [[45, 30]], [1])
+    vp.add_new_points(state, 3, 9, [[5, 5]], [1])
+    vp.remove_object(state, 9)
+    _run_all = lambda v, st: [(r.frame_idx, {k: m.copy() for k, m in r.masks.items()}, r.sources)  # noqa: E731
+                              for r in v.propagate_in_video(st)]
+    _run_all(vp, state)
+    vp.refine(state, 3, 2, [[40, 12]], [0])
+    vp.add_new_points(state, 4, 1, [[30, 20]], [1])
+    vp.undo(state, 4, 1)
+    path = state.save(tmp_path / "objects.ivos")
+    loaded = VideoState.load(path)
+    assert loaded.obj_ids == [1, 2, 7] and {k: t.obj_id for k, t in loaded.objects.items()} == {1: 1, 2: 2, 7: 7}
+    _assert_same_state(loaded, state)
+    assert loaded.objects[2].head is not None and loaded.objects[2].head_digest != loaded.objects[1].head_digest
+    a, b = _run_all(vp, loaded), _run_all(vp, state)
+    for (i, ma, sa), (j, mb, sb) in zip(a, b, strict=True):
+        assert i == j and sa == sb and all(np.array_equal(ma[k], mb[k]) for k in ma)
+        assert not np.any(ma[1] & ma[2]) and not np.any(ma[2] & ma[7]) and not np.any(ma[1] & ma[7])
+
+
 def test_save_load_roundtrips_a_folder_video_by_path(vp, make_clip, tmp_path):
     from PIL import Image
 
@@ -227,7 +255,7 @@ def test_save_load_roundtrips_a_folder_video_by_path(vp, make_clip, tmp_path):
     for i, f in enumerate(frames):
         Image.fromarray(f).save(folder / f"{i}.png")
     state = vp.init_state(folder, fps=12.0)
-    vp.add_new_mask(state, 0, masks[0])
+    vp.add_new_mask(state, 0, 1, masks[0])
     state.save(tmp_path / "s.ivos")
     with zipfile.ZipFile(tmp_path / "s.ivos") as zf:
         assert "frames.npy" not in zf.namelist()  # the folder is referenced, not copied
@@ -253,7 +281,7 @@ def test_save_load_reopens_a_video_file(vp, make_clip, tmp_path):
             c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
         c.mux(s.encode(None))
     state = vp.init_state(tmp_path / "clip.mp4")
-    vp.add_new_mask(state, 1, masks[1])
+    vp.add_new_mask(state, 1, 1, masks[1])
     state.save(tmp_path / "s.ivos")
     loaded = VideoState.load(tmp_path / "s.ivos")
     assert loaded.video.fps == state.video.fps and np.array_equal(loaded.video[3], state.video[3])
@@ -265,7 +293,7 @@ def test_save_load_reopens_a_video_file(vp, make_clip, tmp_path):
 def test_frames_not_embedded_need_video_at_load(vp, make_clip, tmp_path):
     frames, masks = make_clip(n=3)
     state = vp.init_state(frames)
-    vp.add_new_mask(state, 2, masks[2])
+    vp.add_new_mask(state, 2, 1, masks[2])
     state.save(tmp_path / "s.ivos", embed_frames=False)
     with pytest.raises(ivos.InvalidInput, match="holds no frames.*video="):
         VideoState.load(tmp_path / "s.ivos")
@@ -278,10 +306,10 @@ def test_save_is_atomic(vp, make_clip, tmp_path, monkeypatch):
 
     frames, masks = make_clip(n=3)
     state = vp.init_state(frames)
-    vp.add_new_mask(state, 0, masks[0])
+    vp.add_new_mask(state, 0, 1, masks[0])
     path = state.save(tmp_path / "s.ivos")
     before = path.read_bytes()
-    vp.add_new_mask(state, 1, masks[1])
+    vp.add_new_mask(state, 1, 1, masks[1])
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
@@ -297,7 +325,7 @@ def test_save_is_atomic(vp, make_clip, tmp_path, monkeypatch):
 def test_bad_state_files_name_the_file(vp, make_clip, tmp_path):
     frames, masks = make_clip(n=3)
     state = vp.init_state(frames)
-    vp.add_new_mask(state, 0, masks[0])
+    vp.add_new_mask(state, 0, 1, masks[0])
     good = state.save(tmp_path / "good.ivos").read_bytes()
 
     def variant(name, data):
