@@ -42,7 +42,8 @@ class Letterbox:
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """float32 logistic, in place on a float32 copy."""
     out = np.negative(x, dtype=np.float32)
-    np.exp(out, out=out)
+    with np.errstate(over="ignore"):  # logits below -88 overflow exp to inf: probability 0, as it should
+        np.exp(out, out=out)
     out += 1.0
     np.reciprocal(out, out=out)
     return out
