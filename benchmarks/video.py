@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", type=Path, default=None, help="datasets folder (default: $IVOS_DATA_ROOT "
                    "or the nearest shared/datasets above the cwd)")
     p.add_argument("--split", default="dev", help="DAVIS2016/ImageSets/<split>.txt")
-    p.add_argument("--osvos-bundle", type=Path, default=None, help="OSVOS bundle (default: ivos/models/osvos-cpu)")
+    p.add_argument("--osvos-bundle", type=Path, default=None, help="OSVOS bundle (default: ivos/models/osvos-lite0)")
     p.add_argument("--click-bundle", type=Path, default=None, help="click bundle (default: ivos/models/ivos-cpu)")
     p.add_argument("--backend", default="ort")
     p.add_argument("--threads", type=int, default=0, help="engine and fine-tuning CPU threads (0 = default)")
@@ -64,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--full-steps", type=int, default=60, help="steps of --full-finetune")
     p.add_argument("--full-batch", type=int, default=4, help="batch of --full-finetune (whole 480x864 images)")
     p.add_argument("--osvos-weights", type=Path, default=None,
-                   help="torch weights for --full-finetune (default: the checkout's export/weights/osvos-cpu.pt)")
+                   help="torch weights for --full-finetune (default: the checkout's export/weights/osvos-lite0.pt)")
     p.add_argument("--json", type=Path, help="write all numbers here")
     p.add_argument("--markdown", type=Path, help="write the markdown report here")
     p.add_argument("--plot", type=Path, help="write a PNG (J per sequence and protocol, fix gain) here")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from ivos.bench import video
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "export" / "weights" / "osvos-cpu.pt"
-"""The shipped ``osvos-cpu`` bundle's torch weights (a checkout's ``export/weights``; not installed)."""
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "export" / "weights" / "osvos-lite0.pt"
+"""The shipped default ``osvos-lite0`` bundle's torch weights (a checkout's ``export/weights``; not installed)."""
 
 
 def load_osvos_network(weights: Path | None):
