@@ -86,6 +86,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ckpt-every", type=int, default=100)
     p.add_argument("--log-every", type=int, default=20)
     p.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt")
+    p.add_argument("--continue-from", type=Path, nargs=2, metavar=("STAGE2_WEIGHTS", "STAGE1_WEIGHTS"), default=None,
+                   help="start stage 2 from published weight files (e.g. export/weights/ivos-lite0.pt and "
+                   "ivos-lite0-nomask.pt, the corrector) with a fresh optimiser: a warm restart on a machine "
+                   "without the run folder")
     p.add_argument("--data-root", type=Path, default=None, help="default: $IVOS_DATA_ROOT or <repo>/../shared/datasets")
     p.add_argument("--runs-dir", type=Path, default=Path(__file__).resolve().parents[1] / "runs")
     return p.parse_args(argv)
@@ -176,6 +180,18 @@ def _stage_model(args, stage: int, stage1_weights: dict | None) -> ClickNet:
     return model
 
 
+def _weights(path: Path) -> dict:
+    """The fp32 state_dict of a ``save_click_model`` file (fp16 files are cast back)."""
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+
+
+def _loaded(config, state_dict: dict) -> ClickNet:
+    model = build_model(config)
+    model.load_state_dict(state_dict)
+    return model
+
+
 def _param_groups(model: torch.nn.Module, trunk_lr_mult: float) -> list[dict]:
     """AdamW groups: a pretrained trunk's parameters (``model.trunk``) at ``trunk_lr_mult`` x
     the LR, everything else at the LR; each group's ``lr_mult`` scales the schedule."""
@@ -216,6 +232,14 @@ def main(argv: list[str] | None = None) -> None:
         if stage == 2:
             stage1_weights = torch.load(run_dir / "stage1.pt", weights_only=False)["state_dict"]
         log.info("resumed from %s: stage %d, step %d", run_dir / "last.pt", stage, step)
+    continue_weights = None
+    if args.continue_from and resume_state is None:
+        continue_weights, stage1_weights = (_weights(path) for path in args.continue_from)
+        stage1_meta = torch.load(args.continue_from[1], map_location="cpu", weights_only=True)["metadata"]
+        save_click_model(run_dir / "stage1.pt", _loaded(stage1_config(args.config), stage1_weights),
+                         {**stage1_meta, "source": str(args.continue_from[1])})
+        stage = 2
+        log.info("stage 2 continues from %s (corrector %s)", *args.continue_from)
     log.info("args %s", json.dumps({k: str(v) for k, v in vars(args).items()}))
 
     metrics_file = open(run_dir / "metrics.jsonl", "a")
@@ -227,7 +251,11 @@ def main(argv: list[str] | None = None) -> None:
     while stage <= 2:
         steps = args.stage1_steps if stage == 1 else args.stage2_steps
         peak = args.lr if stage == 1 else args.lr2
-        model = _stage_model(args, stage, stage1_weights).to(device)
+        model = _stage_model(args, stage, stage1_weights)
+        if stage == 2 and continue_weights is not None:
+            model.load_state_dict(continue_weights)
+            continue_weights = None
+        model = model.to(device)
         corrector = None
         if stage == 2:
             corrector = build_model(stage1_config(args.config)).eval()
