@@ -29,8 +29,8 @@ STAGES = ("prepare_ms", "render_ms", "infer_ms", "post_ms", "crf_ms", "total_ms"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", nargs="+", default=["ivos-cpu"],
-                   help="bundle folder(s) or shipped model name(s) (default ivos-cpu); several are measured "
+    p.add_argument("--model", nargs="+", default=["ivos-lite0"],
+                   help="bundle folder(s) or shipped model name(s) (default ivos-lite0); several are measured "
                    "side by side, interleaved, rows named <bundle>/<backend>")
     p.add_argument("--backends", nargs="+", choices=sorted(BACKEND_CONFIGS),
                    help="configurations to compare (default: ort, ort-int8 when the bundle has it, torch); "

@@ -54,7 +54,7 @@ from .errors import IvosError
 PACKAGE = Path(__file__).resolve().parent
 DEMO_CLIP = PACKAGE / "data" / "demo_clip.mp4"
 DEFAULT_OSVOS = PACKAGE / "models" / "osvos-lite0"
-DEFAULT_CLICK = PACKAGE / "models" / "ivos-cpu"
+DEFAULT_CLICK = PACKAGE / "models" / "ivos-lite0"
 STICKER_MAX_FRAMES = 150
 """Longer videos get an evenly subsampled sticker (stickers are short loops; this also bounds
 the memory the sticker encoder holds)."""

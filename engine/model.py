@@ -81,7 +81,7 @@ def load(bundle: str | Path, *, device: str = "auto", backend: str = "auto", thr
 
     Args:
         bundle: path of the bundle folder, or the name of a shipped bundle
-            (``shipped_bundles()``: "ivos-cpu", "osvos-cpu").
+            (``shipped_bundles()``: "ivos-lite0" and "osvos-lite0", the defaults; "ivos-cpu", "osvos-cpu").
         device: "auto", "cpu" or "cuda".
         backend: "auto" (TensorRT plan for this GPU > ORT CUDA > ORT CPU > torch), "ort",
             "tensorrt" or "torch".
