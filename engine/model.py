@@ -17,7 +17,8 @@ log = logging.getLogger("ivos")
 @dataclass(frozen=True)
 class Model:
     """A loaded bundle. Thread-safe: give each predictor (and thread) its own context via
-    ``create_context``; the network itself is shared."""
+    ``create_context``; the network itself is shared. ``close()`` (or ``with ivos.load(...)
+    as model:``) releases the network once its contexts are closed too."""
 
     bundle: Bundle
     runner: Runner
@@ -42,7 +43,19 @@ class Model:
         return self.bundle.working_size
 
     def create_context(self) -> RunContext:
+        """A new ``RunContext`` (buffers, and a stream on CUDA) for one predictor or thread:
+        see ``ivos.backends.base`` for the host and device paths. Close it when done."""
         return self.runner.create_context()
+
+    def close(self) -> None:
+        """Releases the runner (``Runner.close``): ``create_context`` refuses afterwards."""
+        self.runner.close()
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 SHIPPED_MODELS = Path(__file__).resolve().parent / "models"

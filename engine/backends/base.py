@@ -2,18 +2,35 @@
 
 A ``Runner`` is a loaded network: created once per model, thread-safe, shared. Each
 predictor asks it for its own ``RunContext``: the input and output buffers, allocated and
-bound once; the predictor writes inputs in place (``ctx.inputs[name][...] = ...`` or an op
-writing straight into the buffer) and calls ``ctx.run()``, which returns the output buffers
-(reused by the next run: copy what you keep). A context is not thread-safe; one per thread.
+bound once, and on CUDA a stream of its own. A context is not thread-safe; one per thread.
+
+Host path (every backend, and the only one on the CPU): the predictor writes inputs in place
+(``ctx.inputs[name][...] = ...`` or an op writing straight into the buffer) and calls
+``ctx.run()``, which returns the host output buffers (reused by the next run: copy what you
+keep). ``ctx.run(fetch=("logits",))`` returns only the named outputs; on CUDA the others stay
+in device memory and are never copied back.
+
+Device path (contexts with ``device == "cuda"``): ``ctx.device_input(name)`` hands over an
+input's device buffer (a ``DeviceBuffer``: address, shape, dtype, the context's stream) for a
+kernel to write, e.g. ``ivos.render_clicks_cuda(buf, h, w, clicks, sigma=s,
+stream=ctx.stream)``; from then on that input is no longer in ``ctx.inputs`` and ``run()``
+never uploads it. Work queued on ``ctx.stream`` is finished before the network reads it.
+``ctx.device_output(name)`` gives an output's device buffer (valid after ``run()``).
+
+Lifetime: ``ctx.close()`` (or ``with runner.create_context() as ctx:``) frees the context's
+buffers and stream at once; a context that is never closed is freed when it is garbage
+collected. Closing twice is harmless; using a closed context raises ``InvalidInput``.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .._validate import describe
 from ..bundle import TensorSpec
 from ..errors import InvalidInput, ModelError
 
@@ -64,19 +81,137 @@ def allocate(specs: tuple[TensorSpec, ...], dims: Mapping[str, int]) -> dict[str
     return {s.name: np.zeros(concrete_shape(s, dims), _NP_DTYPES[s.dtype]) for s in specs}
 
 
+@dataclass(frozen=True)
+class DeviceBuffer:
+    """A C-contiguous tensor in CUDA device memory, owned by a ``RunContext`` (valid until the
+    context closes).
+
+    Attributes:
+        ptr: device address (int).
+        shape: the tensor's shape, e.g. (1, 1, 320, 320).
+        dtype: numpy dtype of the elements (float32 for every ivos network input so far).
+        stream: the owning context's ``cudaStream_t`` as int: queue work that writes or reads
+            the buffer there, so it is ordered with the context's runs (0: the legacy default
+            stream).
+    """
+
+    ptr: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    stream: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]:
+        """Lets torch (``torch.as_tensor(buf, device="cuda")``), CuPy and Numba view the buffer
+        without a copy. ``stream`` tells them which stream to wait on (None: none)."""
+        return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.ptr, False), "version": 3,
+                "strides": None, "stream": self.stream or None}
+
+
 class RunContext(ABC):
-    """Per-predictor bound buffers of one runner. Not thread-safe."""
+    """Per-predictor bound buffers of one runner (and, on CUDA, a stream). Not thread-safe.
+
+    Attributes:
+        inputs: name -> writable C-contiguous host array the next ``run`` reads (less the
+            inputs handed to the device with ``device_input``).
+        outputs: name -> host array ``run`` writes (the fetched ones; reused by every run).
+        device: "cpu" or "cuda".
+        stream: this context's ``cudaStream_t`` as int (0 on the CPU).
+    """
 
     inputs: dict[str, np.ndarray]
     outputs: dict[str, np.ndarray]
+    device: str = "cpu"
+    stream: int = 0
+    _closed: bool = False
+
+    def run(self, fetch: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """Runs the network on the current inputs and returns host outputs (reused buffers).
+
+        Args:
+            fetch: names of the outputs to bring back to the host, e.g. ``("logits",)``; None
+                (default) brings back all and returns ``self.outputs`` itself. Outputs not
+                fetched keep their previous host values; on CUDA they stay on the device
+                (``device_output``), on the CPU they are computed anyway.
+
+        Returns:
+            name -> host array for the fetched outputs.
+        """
+        self._check_open()
+        if fetch is None:
+            self._run(self._all_outputs)
+            return self.outputs
+        names = self._fetch_names(fetch)
+        self._run(names)
+        return {name: self.outputs[name] for name in names}
 
     @abstractmethod
-    def run(self) -> dict[str, np.ndarray]:
-        """Runs the network on ``self.inputs``; returns ``self.outputs`` (reused buffers)."""
+    def _run(self, fetch: tuple[str, ...]) -> None:
+        """Runs the network and fills ``self.outputs[name]`` for each name in ``fetch``."""
+
+    def device_input(self, name: str) -> DeviceBuffer:
+        """The device buffer of input ``name``, for a kernel to write (see the module
+        docstring). Removes ``name`` from ``inputs``: ``run`` no longer uploads it. Calling it
+        again returns the same buffer. InvalidInput on a CPU context (write ``inputs[name]``)."""
+        raise InvalidInput(f"device_input({name!r}): this context runs on the CPU; write ctx.inputs[{name!r}] "
+                           "instead (device buffers exist on contexts with device 'cuda')")
+
+    def device_output(self, name: str) -> DeviceBuffer:
+        """The device buffer output ``name`` is written to by ``run`` (CUDA contexts only)."""
+        raise InvalidInput(f"device_output({name!r}): this context runs on the CPU; read the arrays run() returns "
+                           "(device buffers exist on contexts with device 'cuda')")
+
+    def close(self) -> None:
+        """Frees the context's buffers (and stream) now. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._release()
+
+    def _release(self) -> None:
+        """Frees what the backend allocated for this context (called once, by ``close``)."""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> RunContext:
+        self._check_open()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    # ---- helpers for the backends ------------------------------------------------------
+    def _init_outputs(self, outputs: dict[str, np.ndarray]) -> None:
+        self.outputs = outputs
+        self._all_outputs = tuple(outputs)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InvalidInput(f"this {type(self).__name__} is closed: create a new context with "
+                               "model.create_context()")
+
+    def _fetch_names(self, fetch: Any) -> tuple[str, ...]:
+        if isinstance(fetch, (str, bytes)) or not isinstance(fetch, Iterable):
+            raise InvalidInput(f"fetch must be a sequence of output names, e.g. ('logits',), or None for all, "
+                               f"got {describe(fetch)}")
+        names = tuple(fetch)
+        unknown = [n for n in names if n not in self.outputs]
+        if unknown:
+            raise InvalidInput(f"fetch names {unknown!r}, which the network does not output; its outputs: "
+                               f"{list(self.outputs)}")
+        return names
 
 
 class Runner(ABC):
-    """A loaded network. Thread-safe: share one between predictors and threads."""
+    """A loaded network. Thread-safe: share one between predictors and threads.
+
+    ``close()`` (or ``with``) drops the runner's framework objects (session, engine, module);
+    contexts already created keep what they use until they are closed themselves."""
 
     #: what actually runs, e.g. "onnxruntime:CPUExecutionProvider", "torch:cpu", "tensorrt:sm_90"
     name: str
@@ -84,11 +219,37 @@ class Runner(ABC):
     device: str
     #: arithmetic of the network that runs: "fp32", "fp16" (TensorRT plans) or "int8"
     precision: str = "fp32"
+    _closed: bool = False
 
     def __init__(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]):
         self.input_specs = inputs
         self.output_specs = outputs
 
-    @abstractmethod
     def create_context(self, dims: Mapping[str, int] | None = None) -> RunContext:
         """A new context with buffers for the concrete ``dims`` (needed for dynamic dims)."""
+        if self._closed:
+            raise InvalidInput(f"runner {self.name} is closed: load the model again")
+        return self._create_context(dims or {})
+
+    @abstractmethod
+    def _create_context(self, dims: Mapping[str, int]) -> RunContext:
+        """The backend's context for ``dims``."""
+
+    def close(self) -> None:
+        """Drops the framework objects; ``create_context`` refuses afterwards. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._release()
+
+    def _release(self) -> None:
+        """Drops the backend's references to its framework objects (called once)."""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()

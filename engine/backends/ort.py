@@ -1,7 +1,9 @@
 """ONNX Runtime backend: CPU EP, or CUDA EP when onnxruntime-gpu is installed.
 
-Buffers are bound once with IOBinding to host memory, so a run allocates nothing; with the
-CUDA EP, ORT copies the bound host inputs to the device and the outputs back.
+Buffers are bound once with IOBinding, so a run allocates nothing: on the CPU to the host
+arrays themselves; with the CUDA EP to device buffers of the context's own (cuda-python),
+which the context fills from its host inputs (or a kernel fills, see ``device_input``) and
+from which it copies back only the fetched outputs.
 ORT silently falls back to the CPU when a provider cannot load: ``name`` reports the
 provider the session actually got, and ``device="cuda"`` raises if CUDA did not load.
 """
@@ -17,6 +19,7 @@ import numpy as np
 from ..bundle import TensorSpec
 from ..errors import BackendUnavailable, ModelError
 from .base import RunContext, Runner, allocate, check_io
+from .cudart import CudartRunContext, import_cudart
 
 log = logging.getLogger("ivos")
 
@@ -53,18 +56,46 @@ _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor
 
 
 class OrtContext(RunContext):
+    """CPU provider: inputs and outputs bound to the host arrays (ORT writes every output)."""
+
     def __init__(self, session, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]):
         self._session = session
-        self.inputs, self.outputs = inputs, outputs
+        self.inputs = inputs
+        self._init_outputs(outputs)
         self._binding = session.io_binding()
         for name, buf in inputs.items():
             self._binding.bind_input(name, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
         for name, buf in outputs.items():
             self._binding.bind_output(name, "cpu", 0, buf.dtype, list(buf.shape), buf.ctypes.data)
 
-    def run(self) -> dict[str, np.ndarray]:
+    def _run(self, fetch: tuple[str, ...]) -> None:
         self._session.run_with_iobinding(self._binding)
-        return self.outputs
+
+    def _release(self) -> None:
+        self._binding = self._session = None
+
+
+class OrtCudaContext(CudartRunContext):
+    """CUDA provider: inputs and outputs bound to device buffers of this context. ORT runs on
+    a stream of its own, so ``_execute`` first waits for this context's stream (the uploads
+    and any kernel queued there), and waits for ORT's outputs before the downloads."""
+
+    def __init__(self, session, cudart, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]):
+        self._session = session
+        self._allocate(cudart, inputs, outputs)
+        self._binding = session.io_binding()
+        for name, buf in self._buffers.items():
+            bind = self._binding.bind_output if name in outputs else self._binding.bind_input
+            bind(name, "cuda", 0, buf.dtype, list(buf.shape), buf.ptr)
+
+    def _execute(self) -> None:
+        self._synchronize()
+        self._session.run_with_iobinding(self._binding)
+        self._binding.synchronize_outputs()  # the downloads run on another stream than ORT's
+
+    def _release(self) -> None:
+        self._binding = self._session = None
+        super()._release()
 
 
 class OrtRunner(Runner):
@@ -92,6 +123,7 @@ class OrtRunner(Runner):
             if not ort_cuda_available():
                 raise BackendUnavailable(f"device 'cuda' with backend 'ort': {no_cuda_provider_message()}")
             providers.insert(0, "CUDAExecutionProvider")
+            self._cudart = import_cudart()  # device buffers: fail here, not at the first context
         try:
             self._session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
         except MemoryError:
@@ -115,6 +147,11 @@ class OrtRunner(Runner):
         self.name = f"onnxruntime:{actual[0]}" + (":int8" if precision == "int8" else "")
         log.info("ivos: %s loaded %s", self.name, onnx_path.name)
 
-    def create_context(self, dims: Mapping[str, int] | None = None) -> OrtContext:
-        dims = dims or {}
-        return OrtContext(self._session, allocate(self.input_specs, dims), allocate(self.output_specs, dims))
+    def _create_context(self, dims: Mapping[str, int]) -> RunContext:
+        inputs, outputs = allocate(self.input_specs, dims), allocate(self.output_specs, dims)
+        if self.device == "cuda":
+            return OrtCudaContext(self._session, self._cudart, inputs, outputs)
+        return OrtContext(self._session, inputs, outputs)
+
+    def _release(self) -> None:
+        self._session = None

@@ -1,21 +1,24 @@
 """TensorRT backend: runs a serialized plan built for this GPU (see ``ivos.export.tensorrt``).
 
 Follows the TensorRT 10 Python API (named I/O tensors, ``execute_async_v3``); device memory
-and streams come from cuda-python (``cuda.bindings.runtime``). Both are imported lazily: on
-machines without them this module imports, and creating a runner raises
-``BackendUnavailable`` naming the package to install.
+and streams come from cuda-python (``cudart.py``). Both are imported lazily: on machines
+without them this module imports, and creating a runner raises ``BackendUnavailable``
+naming the package to install. Each context runs on its own stream, so a kernel queued on
+``ctx.stream`` (the click rendering into ``ctx.device_input("clicks")``) is ordered before
+the network without a host synchronisation.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
 from ..bundle import Bundle, TensorSpec
 from ..errors import BackendUnavailable, ModelError
-from .base import RunContext, Runner, allocate
+from .base import Runner, allocate
+from .cudart import CudartRunContext, check_cuda, import_cudart
 
 log = logging.getLogger("ivos")
 
@@ -27,22 +30,6 @@ def import_tensorrt():
         raise BackendUnavailable("backend 'tensorrt' needs TensorRT: pip install tensorrt (NVIDIA's index) "
                                  "and 'ivos[gpu]' on a machine with an NVIDIA GPU") from None
     return tensorrt
-
-
-def import_cudart():
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        raise BackendUnavailable("backend 'tensorrt' needs cuda-python: pip install 'ivos[gpu]'") from None
-    return cudart
-
-
-def check_cuda(result: tuple) -> Any:
-    """Unpacks a cuda-python ``(err, *values)`` result, raising on error."""
-    err, *values = result
-    if int(err) != 0:
-        raise RuntimeError(f"CUDA error {err}")
-    return values[0] if len(values) == 1 else tuple(values)
 
 
 def current_compute_capability() -> str:
@@ -67,39 +54,26 @@ def matching_plan(bundle: Bundle) -> tuple[Path, dict] | None:
     return None
 
 
-class TensorRTContext(RunContext):
+class TensorRTContext(CudartRunContext):
     """An execution context with device buffers and a stream of its own."""
 
     def __init__(self, runner: "TensorRTRunner", inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]):
-        cudart = runner.cudart
-        self._cudart = cudart
-        self.inputs, self.outputs = inputs, outputs
-        self._ctx = runner.engine.create_execution_context()
-        self._stream = check_cuda(cudart.cudaStreamCreate())
-        self._device: dict[str, int] = {}
-        for name, buf in {**inputs, **outputs}.items():
-            self._device[name] = check_cuda(cudart.cudaMalloc(buf.nbytes))
-            self._ctx.set_tensor_address(name, self._device[name])
-        for name, buf in inputs.items():
-            self._ctx.set_input_shape(name, buf.shape)
+        self._engine = runner.engine  # the execution context needs it alive, even after runner.close()
+        self._ctx = self._engine.create_execution_context()
+        self._allocate(runner.cudart, inputs, outputs)
+        for name, buf in self._buffers.items():
+            self._ctx.set_tensor_address(name, buf.ptr)
+        for name, host in inputs.items():
+            self._ctx.set_input_shape(name, host.shape)
 
-    def run(self) -> dict[str, np.ndarray]:
-        cudart = self._cudart
-        h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        for name, buf in self.inputs.items():
-            check_cuda(cudart.cudaMemcpyAsync(self._device[name], buf.ctypes.data, buf.nbytes, h2d, self._stream))
-        if not self._ctx.execute_async_v3(self._stream):
+    def _execute(self) -> None:
+        if not self._ctx.execute_async_v3(self.stream):
             raise RuntimeError("TensorRT execute_async_v3 failed")
-        for name, buf in self.outputs.items():
-            check_cuda(cudart.cudaMemcpyAsync(buf.ctypes.data, self._device[name], buf.nbytes, d2h, self._stream))
-        check_cuda(cudart.cudaStreamSynchronize(self._stream))
-        return self.outputs
 
-    def __del__(self):
-        for ptr in getattr(self, "_device", {}).values():
-            self._cudart.cudaFree(ptr)
-        if getattr(self, "_stream", None) is not None:
-            self._cudart.cudaStreamDestroy(self._stream)
+    def _release(self) -> None:
+        self._ctx = None  # TensorRT's context before the memory it points at
+        self._engine = None
+        super()._release()
 
 
 class TensorRTRunner(Runner):
@@ -120,6 +94,8 @@ class TensorRTRunner(Runner):
         self.name = f"tensorrt:{current_compute_capability()}"
         log.info("ivos: %s loaded %s", self.name, plan_path.name)
 
-    def create_context(self, dims: Mapping[str, int] | None = None) -> TensorRTContext:
-        dims = dims or {}
+    def _release(self) -> None:
+        self.engine = None
+
+    def _create_context(self, dims: Mapping[str, int]) -> TensorRTContext:
         return TensorRTContext(self, allocate(self.input_specs, dims), allocate(self.output_specs, dims))

@@ -1,5 +1,12 @@
 """PyTorch backend: the reference. Runs the bundle's ``torch.export`` program (``.pt2``)
-eagerly, on the CPU or on CUDA when torch sees a GPU. Torch is imported only here."""
+eagerly, on the CPU or on CUDA when torch sees a GPU. Torch is imported only here.
+
+CPU: the input tensors share memory with the numpy buffers (writing a buffer writes the
+tensor). CUDA: pinned host buffers, device tensors and a ``torch.cuda.Stream`` per context;
+a run queues the uploads, the network, the copies into the context's device outputs (stable
+addresses for ``device_output``) and the downloads of the fetched outputs on that stream,
+then synchronises it once.
+"""
 from __future__ import annotations
 
 import logging
@@ -10,7 +17,8 @@ import numpy as np
 
 from ..bundle import TensorSpec
 from ..errors import BackendUnavailable, ModelError
-from .base import RunContext, Runner, allocate
+from .base import RunContext, Runner, allocate, concrete_shape
+from .device import DeviceRunContext
 
 log = logging.getLogger("ivos")
 
@@ -23,28 +31,80 @@ def _import_torch():
     return torch
 
 
+def _outputs_tuple(result) -> tuple:
+    return tuple(result) if isinstance(result, (tuple, list)) else (result,)
+
+
 class TorchContext(RunContext):
+    """CPU: the module reads tensors sharing the numpy input buffers; fetched outputs are
+    copied into the numpy output buffers."""
+
     def __init__(self, runner: "TorchRunner", inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]):
         torch = runner.torch
-        self._runner = runner
-        self.inputs, self.outputs = inputs, outputs
-        # Host tensors share memory with the numpy buffers: writing a buffer writes the tensor.
-        self._host = {k: torch.from_numpy(v) for k, v in inputs.items()}
+        self._torch, self._module = torch, runner.module
+        self.inputs = inputs
+        self._init_outputs(outputs)
+        self._args = tuple(torch.from_numpy(inputs[s.name]) for s in runner.input_specs)
+        self._out_names = tuple(s.name for s in runner.output_specs)
         self._out_host = {k: torch.from_numpy(v) for k, v in outputs.items()}
-        self._dev = {k: t.to(runner.torch_device) for k, t in self._host.items()} if runner.device == "cuda" else self._host
 
-    def run(self) -> dict[str, np.ndarray]:
-        torch = self._runner.torch
-        with torch.inference_mode():
-            if self._dev is not self._host:
-                for k, t in self._host.items():
-                    self._dev[k].copy_(t, non_blocking=False)
-            result = self._runner.module(*(self._dev[s.name] for s in self._runner.input_specs))
-            if not isinstance(result, (tuple, list)):
-                result = (result,)
-            for spec, value in zip(self._runner.output_specs, result):
-                self._out_host[spec.name].copy_(value)
-        return self.outputs
+    def _run(self, fetch: tuple[str, ...]) -> None:
+        with self._torch.inference_mode():
+            result = dict(zip(self._out_names, _outputs_tuple(self._module(*self._args))))
+            for name in fetch:
+                self._out_host[name].copy_(result[name])
+
+    def _release(self) -> None:
+        self._args, self._module, self._out_host = (), None, {}
+
+
+class TorchCudaContext(DeviceRunContext):
+    """CUDA: see the module docstring."""
+
+    def __init__(self, runner: "TorchRunner", dims: Mapping[str, int]):
+        torch = runner.torch
+        self._torch, self._module = torch, runner.module
+        dev = runner.torch_device
+        self._stream_obj = torch.cuda.Stream(device=dev)
+        self._host_t: dict[str, object] = {}
+        self._dev_t: dict[str, object] = {}
+        host = {}
+        for spec in (*runner.input_specs, *runner.output_specs):
+            shape = concrete_shape(spec, dims)
+            dtype = getattr(torch, spec.dtype)
+            # Pinned host memory: the copies are real DMA, asynchronous to the host.
+            self._host_t[spec.name] = torch.zeros(shape, dtype=dtype, pin_memory=True)
+            self._dev_t[spec.name] = torch.zeros(shape, dtype=dtype, device=dev)
+            host[spec.name] = self._host_t[spec.name].numpy()
+        self._in_names = tuple(s.name for s in runner.input_specs)
+        self._out_names = tuple(s.name for s in runner.output_specs)
+        # The zero-filled device tensors were written on the current stream, not ours.
+        self._stream_obj.wait_stream(torch.cuda.current_stream(dev))
+        self._init_buffers({n: host[n] for n in self._in_names}, {n: host[n] for n in self._out_names},
+                           {n: t.data_ptr() for n, t in self._dev_t.items()}, int(self._stream_obj.cuda_stream))
+
+    def _upload(self, name: str) -> None:
+        with self._torch.cuda.stream(self._stream_obj):
+            self._dev_t[name].copy_(self._host_t[name], non_blocking=True)
+
+    def _execute(self) -> None:
+        torch = self._torch
+        with torch.inference_mode(), torch.cuda.stream(self._stream_obj):
+            result = _outputs_tuple(self._module(*(self._dev_t[n] for n in self._in_names)))
+            for name, value in zip(self._out_names, result):
+                self._dev_t[name].copy_(value)
+
+    def _download(self, name: str) -> None:
+        with self._torch.cuda.stream(self._stream_obj):
+            self._host_t[name].copy_(self._dev_t[name], non_blocking=True)
+
+    def _synchronize(self) -> None:
+        self._stream_obj.synchronize()
+
+    def _release(self) -> None:
+        # The caching allocator takes the memory back once nothing references the tensors.
+        self._dev_t, self._host_t = {}, {}
+        self._buffers, self._module, self._stream_obj = {}, None, None
 
 
 class TorchRunner(Runner):
@@ -74,6 +134,10 @@ class TorchRunner(Runner):
         self.name = f"torch:{device}"
         log.info("ivos: %s loaded %s", self.name, pt2_path.name)
 
-    def create_context(self, dims: Mapping[str, int] | None = None) -> TorchContext:
-        dims = dims or {}
+    def _create_context(self, dims: Mapping[str, int]) -> RunContext:
+        if self.device == "cuda":
+            return TorchCudaContext(self, dims)
         return TorchContext(self, allocate(self.input_specs, dims), allocate(self.output_specs, dims))
+
+    def _release(self) -> None:
+        self.module = None

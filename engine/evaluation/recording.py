@@ -26,11 +26,15 @@ class _RecordingContext(RunContext):
 
     def __init__(self, inner: RunContext, sink: list[dict[str, np.ndarray]]):
         self._inner, self._sink = inner, sink
-        self.inputs, self.outputs = inner.inputs, inner.outputs
+        self.inputs = inner.inputs
+        self._init_outputs(inner.outputs)
 
-    def run(self) -> dict[str, np.ndarray]:
+    def _run(self, fetch: tuple[str, ...]) -> None:
         self._sink.append({k: v.copy() for k, v in self.inputs.items()})
-        return self._inner.run()
+        self._inner.run(fetch)
+
+    def _release(self) -> None:
+        self._inner.close()
 
 
 class _RecordingRunner(Runner):
@@ -42,7 +46,7 @@ class _RecordingRunner(Runner):
         self.name, self.device, self.precision = inner.name, inner.device, inner.precision
         self.recorded: list[dict[str, np.ndarray]] = []
 
-    def create_context(self, dims: Mapping[str, int] | None = None) -> RunContext:
+    def _create_context(self, dims: Mapping[str, int]) -> RunContext:
         return _RecordingContext(self._inner.create_context(dims), self.recorded)
 
 

@@ -182,37 +182,69 @@ def render_clicks(
     return _native_clicks.render(height, width, click_arr, sigma, stroke_list, out, device)
 
 
+def _device_target(device_ptr: Any, height: int, width: int) -> tuple[int, int | None]:
+    """(address, the buffer's own stream or None) of ``render_clicks_cuda``'s target: an int
+    address, or an object exposing ``__cuda_array_interface__`` whose dtype, shape and
+    layout must fit a float32 C-contiguous (height, width) plane."""
+    cai = getattr(device_ptr, "__cuda_array_interface__", None)
+    if cai is None:
+        if isinstance(device_ptr, bool) or not isinstance(device_ptr, (int, np.integer)) or device_ptr < 0:
+            raise InvalidInput("device_ptr must be a non-negative integer address or a CUDA array "
+                               f"(__cuda_array_interface__, e.g. ctx.device_input(name)), got {describe(device_ptr)}")
+        return int(device_ptr), None
+    shape, typestr = tuple(cai["shape"]), cai["typestr"]
+    if typestr != "<f4":
+        raise InvalidInput(f"device_ptr must hold float32 values, got a CUDA array of type {typestr!r}")
+    if shape[-2:] != (height, width) or any(d != 1 for d in shape[:-2]):
+        raise InvalidInput(f"device_ptr must be a ({height}, {width}) plane (leading dims of size 1 allowed), "
+                           f"got a CUDA array of shape {shape}")
+    strides = cai.get("strides")
+    if strides is not None and tuple(strides[-2:]) != (4 * width, 4):
+        raise InvalidInput(f"device_ptr must be C-contiguous, got a CUDA array with strides {tuple(strides)}")
+    ptr, read_only = cai["data"]
+    if read_only:
+        raise InvalidInput("device_ptr is a read-only CUDA array")
+    return int(ptr), cai.get("stream")
+
+
 def render_clicks_cuda(
-    device_ptr: int,
+    device_ptr: Any,
     height: int,
     width: int,
     clicks: Any,
     *,
     sigma: float,
     strokes: Sequence[tuple[Any, int]] | None = None,
-    stream: int = 0,
+    stream: int | None = None,
 ) -> None:
     """Renders like ``render_clicks`` straight into a caller-owned CUDA device buffer, on the
     calling thread's current CUDA device (the buffer must live there).
 
     Args:
-        device_ptr: address (int) of a float32 C-contiguous (height, width) buffer in device
-            memory, e.g. an engine's bound input or ``torch_tensor.data_ptr()``; overwritten in
-            full. Its size cannot be checked: it must hold height * width float32 values.
+        device_ptr: the float32 C-contiguous (height, width) device buffer, overwritten in
+            full: either an object exposing ``__cuda_array_interface__`` (a network input from
+            ``ctx.device_input(name)``, shape e.g. (1, 1, height, width); a torch CUDA tensor),
+            whose dtype, shape and layout are checked, or a bare address (int), e.g.
+            ``torch_tensor.data_ptr()``, whose size cannot be checked: it must hold
+            height * width float32 values.
         height, width, clicks, sigma, strokes: as in ``render_clicks``.
-        stream: the ``cudaStream_t`` (as int) to queue the work on; 0 is the legacy default
-            stream. The call is asynchronous: synchronise the stream before reading the buffer.
+        stream: the ``cudaStream_t`` (as int) to queue the work on; None (default): the
+            buffer's own stream (``DeviceBuffer.stream``: the context's, so the next
+            ``ctx.run()`` sees the clicks), else 0, the legacy default stream. The call is
+            asynchronous: synchronise the stream before reading the buffer.
 
     Raises:
         InvalidInput: bad arguments, or ``device_ptr`` is not device memory.
         BackendUnavailable: ivos was built without CUDA, or there is no GPU/driver.
     """
     height, width, sigma, click_arr, stroke_list = _check_common(height, width, clicks, sigma, strokes)
-    for name, value in (("device_ptr", device_ptr), ("stream", stream)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise InvalidInput(f"{name} must be a non-negative integer address, got {describe(value)}")
-    if device_ptr == 0:
+    ptr, own_stream = _device_target(device_ptr, height, width)
+    if stream is None:
+        stream = own_stream or 0
+    if isinstance(stream, bool) or not isinstance(stream, (int, np.integer)) or stream < 0:
+        raise InvalidInput(f"stream must be a non-negative integer (a cudaStream_t) or None, got {describe(stream)}")
+    if ptr == 0:
         raise InvalidInput("device_ptr must be a device address, got 0 (a null pointer)")
     from . import _native_clicks
 
-    _native_clicks.render_into_device(int(device_ptr), height, width, click_arr, sigma, stroke_list, int(stream))
+    _native_clicks.render_into_device(ptr, height, width, click_arr, sigma, stroke_list, int(stream))
