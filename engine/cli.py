@@ -427,7 +427,14 @@ def main(argv: list[str] | None = None) -> int:
     add_segment_arguments(sub.add_parser("segment", help="segment an object in a video from clicks",
                                          description=plain(__doc__),
                                          formatter_class=argparse.RawDescriptionHelpFormatter))
+    from .serve import cli as serve_cli  # argparse only: --help works without the serve extra
+
+    serve_cli.add_serve_arguments(sub.add_parser("serve", help="run the HTTP server (ivos[serve])",
+                                                 description=plain(serve_cli.__doc__),
+                                                 formatter_class=argparse.RawDescriptionHelpFormatter))
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve_cli.serve(args)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:

@@ -1,0 +1,101 @@
+"""Masks on the wire, both ways.
+
+Out (``encode_mask``): a JSON object with the formats the client asked for: ``rle``, COCO
+*uncompressed* RLE (``{"size": [H, W], "counts": [...]}``, column-major, starting with
+background: ``ivos.export_masks.rle_encode``; ``pycocotools.mask.frPyObjects`` reads it) and/or
+``png``, a base64 8-bit PNG (0 / 255), plus ``area`` (pixels) and ``bbox`` ([x, y, w, h]).
+
+In (``decode_mask``): ``{"rle": {...}}`` (uncompressed counts) or ``{"png": "<base64>"}``
+(any PNG whose nonzero pixels are the object), checked against the image size.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from typing import Any
+
+import numpy as np
+
+from .errors import ApiError
+
+MASK_FORMATS = ("rle", "png")
+
+
+def parse_formats(text: str, name: str = "mask_format") -> tuple[str, ...]:
+    """``"rle"``, ``"png"`` or ``"rle,png"`` -> the tuple; 422 naming ``name`` otherwise."""
+    formats = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    bad = [f for f in formats if f not in MASK_FORMATS]
+    if bad or not formats:
+        raise ApiError(422, "invalid_request", f"{name} must be rle, png or rle,png; got {text!r}")
+    return formats
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """(H, W) uint8 array -> PNG file bytes (fast compression: masks compress well anyway)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def encode_mask(mask: np.ndarray, formats: tuple[str, ...] = ("rle",)) -> dict:
+    """uint8 (H, W) {0,1} mask -> {"rle"?, "png"?, "area", "bbox"}."""
+    from ..export_masks import mask_bbox, rle_encode
+
+    out: dict[str, Any] = {}
+    if "rle" in formats:
+        out["rle"] = rle_encode(mask)
+    if "png" in formats:
+        out["png"] = base64.b64encode(png_bytes(mask.astype(np.uint8) * np.uint8(255))).decode("ascii")
+    out["area"] = int(np.count_nonzero(mask))
+    out["bbox"] = mask_bbox(mask)
+    return out
+
+
+def encode_probabilities(prob: np.ndarray) -> str:
+    """float32 (H, W) in [0, 1] -> base64 8-bit PNG of round(p * 255)."""
+    q = np.clip(np.round(np.asarray(prob, np.float32) * 255.0), 0, 255).astype(np.uint8)
+    return base64.b64encode(png_bytes(q)).decode("ascii")
+
+
+def decode_mask(value: Any, height: int, width: int, name: str = "mask") -> np.ndarray:
+    """{"rle": {...}} or {"png": base64} -> uint8 (height, width) {0,1}. 422 naming ``name``."""
+    from ..errors import InvalidInput
+    from ..export_masks import rle_decode
+
+    if not isinstance(value, dict) or len(value.keys() & {"rle", "png"}) != 1:
+        raise ApiError(422, "invalid_mask", f"{name} must be an object with exactly one of 'rle' (COCO uncompressed "
+                       "RLE {size: [H, W], counts: [...]}) or 'png' (base64 PNG)")
+    if "rle" in value:
+        rle = value["rle"]
+        if not isinstance(rle, dict) or not isinstance(rle.get("counts"), list):
+            raise ApiError(422, "invalid_mask", f"{name}.rle must be {{'size': [H, W], 'counts': [ints]}} "
+                           "(uncompressed counts)")
+        if list(rle.get("size", [])) != [height, width]:
+            raise ApiError(422, "invalid_mask", f"{name}.rle size is {rle.get('size')}, the image is "
+                           f"[{height}, {width}] ([H, W])")
+        if len(rle["counts"]) > height * width + 1 or not all(isinstance(c, int) and not isinstance(c, bool)
+                                                             for c in rle["counts"]):
+            raise ApiError(422, "invalid_mask", f"{name}.rle counts must be non-negative integers summing to H*W")
+        try:
+            return rle_decode(rle)
+        except InvalidInput as e:
+            raise ApiError(422, "invalid_mask", f"{name}.rle: {e}") from None
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        data = base64.b64decode(value["png"], validate=True)
+        with Image.open(io.BytesIO(data)) as im:
+            if im.format != "PNG":
+                raise ApiError(422, "invalid_mask", f"{name}.png is a {im.format} image, expected PNG")
+            if im.size != (width, height):
+                raise ApiError(422, "invalid_mask", f"{name}.png is {im.size[0]}x{im.size[1]}, the image is "
+                               f"{width}x{height}")
+            array = np.asarray(im.convert("L"))
+    except (binascii.Error, TypeError, ValueError) as e:
+        raise ApiError(422, "invalid_mask", f"{name}.png is not base64: {e}") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise ApiError(422, "invalid_mask", f"{name}.png cannot be decoded as a PNG: {e}") from None
+    return (array > 0).astype(np.uint8)

@@ -1,0 +1,127 @@
+"""``ServeConfig``: every knob of ``ivos serve`` in one frozen dataclass (the CLI flags map onto
+it one to one: ``--max-image-pixels`` is ``max_image_pixels``).
+
+Defaults are for one CPU machine serving an annotation tool: a few dozen people clicking, one
+propagation at a time per job worker. Every limit is refused with a 4xx naming the limit and its
+flag (``ivos.serve.errors.limit_exceeded``)."""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path("ivos-data")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Server settings.
+
+    Attributes:
+        host, port: where uvicorn binds. Anything but a loopback address needs ``api_keys``.
+        model: click bundle (shipped name or folder) for image sessions and video clicks.
+        osvos_model: OSVOS bundle for video propagation.
+        backend, threads: passed to ``ivos.load`` (threads 0 = one per usable CPU).
+        data_dir: the store (``sessions.sqlite3``) and every session's files (``sessions/<id>/``).
+        workers: uvicorn worker processes; each loads the models once and they share the store.
+        api_keys: accepted bearer tokens (empty: no auth, loopback only). Sessions belong to
+            the key that made them (its SHA-256), invisible to other keys.
+        request_threads: threads running clicks and other short work off the event loop.
+        request_queue: requests allowed to wait for those threads before 429.
+        job_workers: propagation/export jobs run at once (each holds a VideoPredictor).
+        job_queue: jobs allowed to wait before 429 (never an unbounded queue).
+        live_images: image sessions kept decoded with their predictor (LRU; the rest are
+            rebuilt from the store on their next request).
+        live_videos: video sessions kept loaded (LRU); a session with a running job stays.
+        max_upload_bytes: largest request body (images, videos, frames, JSON).
+        max_image_pixels: largest image and video frame (width x height), checked from the
+            header before anything is decoded (decompression bombs).
+        max_frames: most frames of a video session.
+        max_duration_s: longest video (frames / fps).
+        finetune_steps, finetune_augmentations: OSVOS fine-tuning per object (None: the
+            library's defaults, ``ivos.FinetuneConfig``); tests and small machines lower them.
+        crf: dense CRF on propagated frames (``VideoPredictor(crf=)``).
+        frame_cache: decoded frames a loaded video keeps (``init_state(cache_size=)``).
+        checkpoint_s: a running propagation saves the masks done so far this often, so a crash
+            loses at most this much work.
+        exclusive: this process alone serves the data dir (one worker, no Ray): unfinished jobs
+            found at start-up are marked interrupted at once instead of after ``job_stale_s``.
+        job_stale_s: a job whose heartbeat is older is taken as dead (its process crashed).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model: str = "ivos-lite0"
+    osvos_model: str = "osvos-lite0"
+    backend: str = "auto"
+    threads: int = 0
+    data_dir: Path = DEFAULT_DATA_DIR
+    workers: int = 1
+    api_keys: tuple[str, ...] = ()
+    request_threads: int = 4
+    request_queue: int = 64
+    job_workers: int = 1
+    job_queue: int = 4
+    live_images: int = 32
+    live_videos: int = 4
+    max_upload_bytes: int = 256 * 1024 * 1024
+    max_image_pixels: int = 25_000_000
+    max_frames: int = 3000
+    max_duration_s: float = 600.0
+    finetune_steps: int | None = None
+    finetune_augmentations: int | None = None
+    crf: bool = True
+    frame_cache: int = 8
+    checkpoint_s: float = 2.0
+    exclusive: bool = True
+    job_stale_s: float = 30.0
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def loopback_only(self) -> bool:
+        return is_loopback(self.host)
+
+    def check(self) -> None:
+        """Raises ValueError naming the setting when the configuration cannot be served."""
+        if not self.api_keys and not self.loopback_only:
+            raise ValueError(f"--host {self.host} is reachable beyond this machine: API keys are required "
+                             "(--api-key KEY, --api-keys-file FILE or IVOS_API_KEYS=key1,key2); bind to 127.0.0.1 "
+                             "to serve without keys")
+        for name in ("port", "workers", "request_threads", "job_workers", "live_images", "live_videos",
+                     "max_upload_bytes", "max_image_pixels", "max_frames", "frame_cache"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        for name in ("request_queue", "job_queue"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if not self.max_duration_s > 0:
+            raise ValueError(f"--max-duration-s must be positive, got {self.max_duration_s}")
+        if any(len(k) < 16 for k in self.api_keys):
+            raise ValueError("API keys must be at least 16 characters (e.g. python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(32))')")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` binds to loopback only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
+
+
+def keys_from(values: list[str] | tuple[str, ...], keys_file: str | os.PathLike | None = None,
+              env: str | None = None) -> tuple[str, ...]:
+    """API keys from ``--api-key`` values, a file (one key a line, ``#`` comments) and the
+    comma-separated ``IVOS_API_KEYS`` value ``env``; duplicates dropped, order kept."""
+    keys = list(values)
+    if keys_file:
+        for line in Path(keys_file).read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                keys.append(line)
+    if env:
+        keys += [k.strip() for k in env.split(",") if k.strip()]
+    return tuple(dict.fromkeys(keys))

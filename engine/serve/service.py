@@ -1,0 +1,454 @@
+"""``Service``: the server's core, independent of HTTP. Holds the one loaded model pair of the
+process, the store, the bounded caches of live sessions and the pools; every public method is
+one operation of the API, called from the routes (``ivos.serve.app``) and from the Ray Serve
+replicas alike.
+
+Image sessions keep their clicks (with the mask each produced) in the store; the live part is
+an ``ivos.ImagePredictor`` with the image set (decoding and preparing the image is what a
+click saves by keeping it). A click runs ``predict(all clicks, mask_input=previous mask)``,
+which is exactly what ``ImagePredictor.add_click`` runs, so a session rebuilt from the store
+continues with the masks it would have had in one process.
+
+Video sessions keep an ``ivos.VideoState`` file per revision (``VideoState.save``, atomic)
+and the store names the current one; the live part is the loaded state. Edits are refused with
+409 while the session has a job. ``ivos.serve.jobs`` runs propagation.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+import secrets
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .config import ServeConfig
+from .errors import ApiError, busy, conflict, not_found
+from .live import LiveCache, SessionLocks
+from .media import Limits, load_image, probe_video, store_frames, store_image
+from .pools import BoundedPool
+from .store import ClickRecord, Conflict, SessionRecord, SQLiteStore, iter_orphans
+
+log = logging.getLogger("ivos.serve")
+
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+STORE_FILE = "sessions.sqlite3"
+
+
+def new_id(prefix: str) -> str:
+    """An unguessable id: ``prefix`` + 144 random bits (URL-safe base64)."""
+    return prefix + secrets.token_urlsafe(18)
+
+
+def owner_of(api_key: str | None) -> str:
+    """What the store records as a session's owner: a hash of the key (keys are never stored)."""
+    return "" if not api_key else hashlib.sha256(api_key.encode()).hexdigest()[:32]
+
+
+@dataclass
+class LiveImage:
+    """An image session in memory: an ``ivos.ImagePredictor`` with the image set and the
+    session's clicks applied with ``add_click`` (its own history: undo is a pop), and how many."""
+
+    predictor: Any
+    clicks: int = 0
+
+
+class Service:
+    """Everything ``ivos serve`` does, as plain methods. ``load_models()`` may run in the
+    background; ``ready`` says when it is done."""
+
+    def __init__(self, config: ServeConfig, *, instance: str | None = None):
+        config.check()
+        self.config = config
+        self.instance = instance or new_id("inst_")
+        self.data_dir = Path(config.data_dir).resolve()
+        (self.data_dir / "sessions").mkdir(parents=True, exist_ok=True)
+        self.store = SQLiteStore(self.data_dir / STORE_FILE)
+        self.limits = Limits(config.max_image_pixels, config.max_frames, config.max_duration_s)
+        self.images: LiveCache[LiveImage] = LiveCache(config.live_images)
+        self.videos: LiveCache[Any] = LiveCache(config.live_videos)
+        self.locks = SessionLocks()
+        self.requests = BoundedPool("requests", config.request_threads, config.request_queue)
+        self.jobs_pool = BoundedPool("jobs", config.job_workers, config.job_queue, retry_after=10)
+        self.exports = BoundedPool("exports", 1, 4, retry_after=5)
+        self.click_model = self.osvos_model = None
+        self.load_error: str | None = None
+        self._models_loaded = threading.Event()
+        self._local = threading.local()
+        self.metrics = None  # set by the app (ivos.serve.metrics.Metrics)
+        self._stopping = threading.Event()
+        self.cancels: set[str] = set()  # job ids asked to stop, seen by this process's runners at once
+        if config.exclusive:
+            n = self.store.interrupt_jobs()
+            if n:
+                log.warning("marked %d job(s) interrupted: the server stopped while they ran", n)
+            for orphan in iter_orphans(self.data_dir, self.store.session_ids()):
+                shutil.rmtree(orphan, ignore_errors=True)
+
+    def start_heartbeat(self, every_s: float = 5.0) -> None:
+        """Keeps this process's queued and running jobs alive in the store (a daemon thread):
+        a job whose process died stops beating and is taken as interrupted after
+        ``job_stale_s``."""
+        def beat() -> None:
+            while not self._stopping.wait(every_s):
+                try:
+                    self.store.beat(self.instance)
+                except Exception:  # a busy store: the next beat will do
+                    log.warning("job heartbeat failed", exc_info=True)
+
+        threading.Thread(target=beat, name="ivos-heartbeat", daemon=True).start()
+
+    def close(self) -> None:
+        self._stopping.set()
+        for pool in (self.requests, self.jobs_pool, self.exports):
+            pool.shutdown()
+
+    # ---- models --------------------------------------------------------------------------
+    def load_models(self) -> None:
+        """Loads the click and OSVOS bundles once for the process (``/readyz`` turns 200)."""
+        import ivos
+
+        try:
+            self.click_model = ivos.load(self.config.model, backend=self.config.backend, threads=self.config.threads)
+            self.osvos_model = ivos.load(self.config.osvos_model, backend=self.config.backend,
+                                         threads=self.config.threads)
+        except Exception as e:  # reported by /readyz; the process stays up to say so
+            self.load_error = f"{type(e).__name__}: {e}"
+            log.exception("loading the models failed")
+        finally:
+            self._models_loaded.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._models_loaded.is_set() and self.load_error is None
+
+    def require_ready(self) -> None:
+        if not self._models_loaded.is_set():
+            raise ApiError(503, "not_ready", "the models are still loading: retry in a few seconds",
+                           headers={"Retry-After": "2"})
+        if self.load_error:
+            raise ApiError(503, "model_error", f"the models failed to load: {self.load_error}")
+
+    def video_predictor(self):
+        """This thread's ``ivos.VideoPredictor`` (a predictor is not thread-safe; the models are
+        shared)."""
+        pred = getattr(self._local, "video", None)
+        if pred is None:
+            import ivos
+
+            cfg = {k: v for k, v in (("steps", self.config.finetune_steps),
+                                     ("augmentations", self.config.finetune_augmentations)) if v is not None}
+            finetune = ivos.FinetuneConfig(threads=self.config.threads, **cfg)
+            pred = ivos.VideoPredictor(self.osvos_model, self.click_model, crf=self.config.crf,
+                                       finetune_config=finetune)
+            self._local.video = pred
+        return pred
+
+    # ---- sessions ------------------------------------------------------------------------
+    def folder(self, session_id: str) -> Path:
+        return self.data_dir / "sessions" / session_id
+
+    def session(self, session_id: str, owner: str, kind: str) -> SessionRecord:
+        """The session's record, or 404 for an unknown id, another key's session or another kind."""
+        if not SESSION_ID.match(session_id or ""):
+            raise not_found(f"{kind} session", session_id)
+        rec = self.store.get_session(session_id)
+        if rec is None or rec.kind != kind or not secrets.compare_digest(rec.owner, owner):
+            raise not_found(f"{kind} session", session_id)
+        return rec
+
+    def delete(self, rec: SessionRecord) -> None:
+        with self.locks(rec.id):
+            job = self.store.live_job(rec.id, stale_s=self.config.job_stale_s)
+            if job is not None:
+                self.cancels.add(job.id)
+                self.store.update_job(job.id, cancel=1)
+            self.store.delete_session(rec.id)
+            (self.images if rec.kind == "image" else self.videos).drop(rec.id)
+            shutil.rmtree(self.folder(rec.id), ignore_errors=True)
+
+    def counts(self) -> dict[str, int]:
+        return self.store.count_sessions()
+
+    # ---- image sessions ------------------------------------------------------------------
+    def create_image(self, owner: str, data: bytes) -> SessionRecord:
+        self.require_ready()
+        sid = new_id("img_")
+        folder = self.folder(sid)
+        try:
+            path, image = store_image(folder, data, self.limits)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        now = time.time()
+        h, w = image.shape[:2]
+        rec = SessionRecord(sid, "image", owner, now, now, 0, w, h, media=str(path.relative_to(self.data_dir)))
+        self.store.create_session(rec)
+        self.images.put(sid, 0, LiveImage(self._image_predictor(image)))
+        return rec
+
+    def _image_predictor(self, image: np.ndarray):
+        import ivos
+
+        predictor = ivos.ImagePredictor(self.click_model, max_image_pixels=self.config.max_image_pixels)
+        predictor.set_image(image)
+        return predictor
+
+    def _live_image(self, rec: SessionRecord) -> LiveImage:
+        """The session's live entry at ``rec.rev``, rebuilt when evicted, never built, or stale
+        (another process changed the session): the image set again and the stored clicks
+        replayed with ``add_click``, so the predictor is in the state it had (same clicks, same
+        results; the library's click history is deterministic)."""
+        live = self.images.get(rec.id, rec.rev)
+        if live is None:
+            predictor = self._image_predictor(load_image(self.data_dir / rec.media))
+            clicks = self.store.clicks(rec.id)
+            for c in clicks:
+                predictor.add_click(c.x, c.y, c.positive)
+            live = LiveImage(predictor, len(clicks))
+            self.images.put(rec.id, rec.rev, live)
+        return live
+
+    def _fresh(self, rec: SessionRecord) -> SessionRecord:
+        """The record re-read inside the session lock (its rev is what a write must match)."""
+        fresh = self.store.get_session(rec.id)
+        if fresh is None:
+            raise not_found(f"{rec.kind} session", rec.id)
+        return fresh
+
+    def image_click(self, rec: SessionRecord, x: Any, y: Any, positive: Any) -> tuple[Any, int]:
+        """``add_click``; returns (the ``ivos.ClickResult``, clicks now). The click is stored
+        (with its mask) in the same step; if the store refuses it, the live predictor is
+        dropped (it has the click the store has not) and rebuilt on the next request."""
+        self.require_ready()
+        x = coordinate("x", x, rec.width, "column")
+        y = coordinate("y", y, rec.height, "row")
+        positive = label("positive", positive)
+        with self.locks(rec.id):
+            rec = self._fresh(rec)
+            live = self._live_image(rec)
+            result = invalid_to_422(lambda: live.predictor.add_click(x, y, positive))
+            from ..export_masks import rle_encode
+
+            record = ClickRecord(live.clicks + 1, x, y, positive, rle_encode(result.mask), asdict(result.timings))
+            try:
+                rev = self.store.add_click(rec.id, rec.rev, record)
+            except BaseException:
+                self.images.drop(rec.id)
+                raise
+            live.clicks += 1
+            self.images.put(rec.id, rev, live)
+        if self.metrics is not None:
+            self.metrics.click_timings(asdict(result.timings))
+        return result, live.clicks
+
+    def image_undo(self, rec: SessionRecord) -> tuple[np.ndarray | None, int]:
+        """``undo``: drops the last click; returns (the mask before it or None, clicks now).
+        Undo with no click is a no-op, as in ``ImagePredictor``."""
+        with self.locks(rec.id):
+            rec = self._fresh(rec)
+            live = self._live_image(rec)
+            if not live.clicks:
+                return None, 0
+            try:
+                rev = self.store.pop_click(rec.id, rec.rev)
+            except BaseException:
+                self.images.drop(rec.id)
+                raise
+            result = live.predictor.undo()
+            live.clicks -= 1
+            self.images.put(rec.id, rev, live)
+            return (None if result is None else result.mask), live.clicks
+
+    def image_reset(self, rec: SessionRecord) -> None:
+        """``reset``: forgets every click (keeps the image)."""
+        with self.locks(rec.id):
+            rec = self._fresh(rec)
+            live = self._live_image(rec)
+            try:
+                rev = self.store.clear_clicks(rec.id, rec.rev)
+            except BaseException:
+                self.images.drop(rec.id)
+                raise
+            live.predictor.reset()
+            live.clicks = 0
+            self.images.put(rec.id, rev, live)
+
+    def image_replace(self, rec: SessionRecord, data: bytes) -> SessionRecord:
+        """``set_image`` on an existing session: a new image, every click forgotten."""
+        self.require_ready()
+        folder = self.folder(rec.id)
+        tmp = folder / f"upload-{secrets.token_hex(4)}"
+        try:
+            path, image = store_image(tmp, data, self.limits)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        with self.locks(rec.id):
+            rec = self._fresh(rec)
+            h, w = image.shape[:2]
+            final = folder / f"image-{rec.rev + 1}{path.suffix}"
+            path.replace(final)
+            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                rev = self.store.clear_clicks(rec.id, rec.rev, media=str(final.relative_to(self.data_dir)),
+                                              width=w, height=h)
+            except Conflict:
+                final.unlink(missing_ok=True)
+                self.images.drop(rec.id)
+                raise conflict(rec.id) from None
+            old = self.data_dir / rec.media
+            if old != final:
+                old.unlink(missing_ok=True)
+            self.images.put(rec.id, rev, LiveImage(self._image_predictor(image)))
+            return self._fresh(rec)
+
+    def image_predict(self, rec: SessionRecord, points: Any, labels: Any, mask: np.ndarray | None):
+        """Stateless ``ImagePredictor.predict`` on the session's image (clicks untouched)."""
+        self.require_ready()
+        with self.locks(rec.id):
+            rec = self._fresh(rec)
+            live = self._live_image(rec)
+            return invalid_to_422(lambda: live.predictor.predict(point_array(points), np.asarray(labels),
+                                                                 mask_input=mask))
+
+    def image_state(self, rec: SessionRecord) -> tuple[list[tuple[float, float, bool]], np.ndarray | None]:
+        """(clicks, current mask or None)."""
+        with self.locks(rec.id):
+            rec = self._fresh(rec)
+            clicks = self.store.clicks(rec.id)
+        from ..export_masks import rle_decode
+
+        return [(c.x, c.y, c.positive) for c in clicks], (rle_decode(clicks[-1].mask_rle) if clicks else None)
+
+    # ---- video sessions ------------------------------------------------------------------
+    def create_video(self, owner: str, *, video: Path | None = None, frames: list[bytes] | None = None,
+                     fps: float | None = None) -> SessionRecord:
+        """A video session from an uploaded file (``video``: a temporary file, moved into the
+        session folder) or frames (image bytes in order). Decoded completely before it exists."""
+        self.require_ready()
+        if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= 1000):
+            raise ApiError(422, "invalid_request", f"fps must be a number in (0, 1000], got {fps!r}")
+        sid = new_id("vid_")
+        folder = self.folder(sid)
+        folder.mkdir(parents=True)
+        try:
+            if video is not None:
+                media = folder / "video"
+                shutil.move(str(video), media)
+            else:
+                media = folder / "frames"
+                store_frames(media, frames or [], self.limits)
+            n, h, w, rate = probe_video(media, self.limits, fps=fps)
+            pred = self.video_predictor()
+            state = invalid_to_422(lambda: pred.init_state(str(media), cache_size=self.config.frame_cache, fps=fps,
+                                                           max_frames=None))
+            state_file = state.save(folder / "state-0.ivs", embed_frames=False)
+            now = time.time()
+            rec = SessionRecord(sid, "video", owner, now, now, 0, w, h, num_frames=n, fps=rate,
+                                media=str(media.relative_to(self.data_dir)),
+                                state_file=str(state_file.relative_to(self.data_dir)))
+            self.store.create_session(rec)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self.videos.put(sid, 0, state)
+        return rec
+
+    def video_state(self, rec: SessionRecord):
+        """The session's live ``VideoState`` at ``rec.rev`` (loaded from its file when needed).
+        Call inside the session lock."""
+        state = self.videos.get(rec.id, rec.rev)
+        if state is None:
+            import ivos
+
+            state = ivos.VideoState.load(self.data_dir / rec.state_file, video=str(self.data_dir / rec.media),
+                                         cache_size=self.config.frame_cache)
+            self.videos.put(rec.id, rec.rev, state)
+        return state
+
+    def commit_state(self, rec: SessionRecord, state) -> SessionRecord:
+        """Saves ``state`` as the session's next revision (file first, then the store row in one
+        transaction; the old file goes after). Call inside the session lock."""
+        folder = self.folder(rec.id)
+        path = state.save(folder / f"state-{rec.rev + 1}.ivs", embed_frames=False)
+        try:
+            rev = self.store.set_state(rec.id, rec.rev, str(path.relative_to(self.data_dir)))
+        except Conflict:
+            path.unlink(missing_ok=True)
+            self.videos.drop(rec.id)
+            raise conflict(rec.id) from None
+        if rec.state_file and rec.state_file != str(path.relative_to(self.data_dir)):
+            (self.data_dir / rec.state_file).unlink(missing_ok=True)
+        self.videos.put(rec.id, rev, state)
+        return self._fresh(rec)
+
+    def video_edit(self, rec: SessionRecord, edit: Callable[[Any, Any], Any]) -> Any:
+        """Runs ``edit(predictor, state)`` under the session lock, refused (409) while a job
+        runs, and commits the state. InvalidInput -> 422 with the state unchanged."""
+        self.require_ready()
+        with self.locks(rec.id):
+            rec = self._fresh(rec)
+            job = self.store.live_job(rec.id, stale_s=self.config.job_stale_s)
+            if job is not None:
+                raise busy(rec.id, job.id)
+            state = self.video_state(rec)
+            pred = self.video_predictor()
+            result = invalid_to_422(lambda: edit(pred, state))
+            self.commit_state(rec, state)
+            return result
+
+    def video_read(self, rec: SessionRecord, read: Callable[[Any, Any], Any]) -> Any:
+        """Runs ``read(predictor, state)`` under the session lock (between two frames of a
+        running propagation). InvalidInput -> 422."""
+        self.require_ready()
+        with self.locks(rec.id):
+            rec = self._fresh(rec)
+            state = self.video_state(rec)
+            return invalid_to_422(lambda: read(self.video_predictor(), state))
+
+
+def invalid_to_422(fn: Callable[[], Any]) -> Any:
+    """``fn()``, with the library's ``InvalidInput`` (naming the argument) as a 422."""
+    import ivos
+
+    try:
+        return fn()
+    except ivos.InvalidInput as e:
+        raise ApiError(422, "invalid_input", str(e)) from None
+
+
+def coordinate(name: str, value: Any, limit: int, axis: str) -> float:
+    """A click coordinate: a finite number with 0 <= value < limit (continuous pixels, as
+    ``ImagePredictor.add_click``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 <= value < limit:
+        raise ApiError(422, "invalid_input", f"{name} must be a {axis} inside the image, 0 <= {name} < {limit}, "
+                       f"got {value!r}")
+    return float(value)
+
+
+def label(name: str, value: Any) -> bool:
+    """true/false or 1/0; anything else ("no", 2, 0.7) is refused, never guessed."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ApiError(422, "invalid_input", f"{name} must be true/false (or 1/0), got {value!r}")
+
+
+def point_array(points: list) -> np.ndarray:
+    """JSON points [[x, y], ...] -> float64 (N, 2) (an empty list -> (0, 2)); 422 when ragged."""
+    try:
+        arr = np.asarray(points, np.float64)
+    except (TypeError, ValueError):
+        raise ApiError(422, "invalid_input", "points must be a list of [x, y] pairs of numbers") from None
+    return arr.reshape(0, 2) if arr.size == 0 else arr
