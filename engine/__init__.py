@@ -25,7 +25,18 @@ logging.getLogger("ivos").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``ivos.Client`` (the HTTP client of ``ivos serve``) is imported on first use: it needs
+    httpx (the ``serve`` extra), which ``import ivos`` must not load."""
+    if name == "Client":
+        from .client import Client
+
+        return Client
+    raise AttributeError(f"module 'ivos' has no attribute {name!r}")
+
 __all__ = [
+    "Client",
     "ClickResult",
     "ImagePredictor",
     "Model",

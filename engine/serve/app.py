@@ -376,8 +376,8 @@ def create_app(config: ServeConfig, *, load_in_background: bool = True) -> FastA
 
     @app.post("/v1/images/{session_id}/undo", tags=["images"])
     async def undo_click(rec: SessionRecord = Depends(image_session), fmt: tuple = Depends(formats)):
-        mask, n = await service.requests.run(service.image_undo, rec)
-        return {"clicks": n, "mask": None if mask is None else encode_mask(mask, fmt)}
+        result, n = await service.requests.run(service.image_undo, rec)
+        return {"clicks": n, "mask": None} if result is None else click_json(result, fmt, clicks=n)
 
     @app.post("/v1/images/{session_id}/reset", tags=["images"])
     async def reset_image(rec: SessionRecord = Depends(image_session)):

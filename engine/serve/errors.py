@@ -26,7 +26,7 @@ class ApiError(Exception):
 def not_found(what: str, ident: str) -> ApiError:
     """404 for a missing session or job. Also what a foreign key sees: a session another key made
     is indistinguishable from one that does not exist."""
-    return ApiError(404, f"{what}_not_found", f"no {what} {ident!r} for this API key (unknown id, deleted, "
+    return ApiError(404, f"{what.replace(' ', '_')}_not_found", f"no {what} {ident!r} for this API key (unknown id, deleted, "
                     "or made with another key)")
 
 

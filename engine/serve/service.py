@@ -250,9 +250,9 @@ class Service:
             self.metrics.click_timings(asdict(result.timings))
         return result, live.clicks
 
-    def image_undo(self, rec: SessionRecord) -> tuple[np.ndarray | None, int]:
-        """``undo``: drops the last click; returns (the mask before it or None, clicks now).
-        Undo with no click is a no-op, as in ``ImagePredictor``."""
+    def image_undo(self, rec: SessionRecord) -> tuple[Any, int]:
+        """``undo``: drops the last click; returns (the ``ClickResult`` before it or None, clicks
+        now). Undo with no click is a no-op, as in ``ImagePredictor``."""
         with self.locks(rec.id):
             rec = self._fresh(rec)
             live = self._live_image(rec)
@@ -266,7 +266,7 @@ class Service:
             result = live.predictor.undo()
             live.clicks -= 1
             self.images.put(rec.id, rev, live)
-            return (None if result is None else result.mask), live.clicks
+            return result, live.clicks
 
     def image_reset(self, rec: SessionRecord) -> None:
         """``reset``: forgets every click (keeps the image)."""
