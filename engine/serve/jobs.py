@@ -44,6 +44,9 @@ def start_propagation(service: Service, rec: SessionRecord, *, start_frame_idx: 
     job = JobRecord(new_id("job_"), rec.id, "propagate", "queued", "queued", 0, total, None, None,
                     {"start_frame_idx": start_frame_idx, "finetune": bool(finetune)}, now, now, now,
                     service.instance, False)
+    live = service.store.live_job(rec.id, stale_s=service.config.job_stale_s)
+    if live is not None:  # the more specific answer first: this session is busy
+        raise busy(rec.id, live.id)
     pool = service.jobs_pool
     if pool.depth >= pool.limit:  # checked first: no row is left for a refused job
         raise queue_full(pool.name, pool.retry_after)

@@ -128,6 +128,12 @@ class Server:
         return psutil.Process(self.proc.pid).memory_info().rss
 
 
+@pytest.fixture(scope="session")
+def server_class():
+    """The ``Server`` class (test modules cannot import conftest in importlib mode)."""
+    return Server
+
+
 @pytest.fixture
 def make_server(tmp_path, bundles):
     """``make_server(*flags, data_dir=None)`` -> a started ``Server``; all are stopped at the end."""

@@ -1,0 +1,190 @@
+"""Bad requests, one table: each gives its documented status, error code and a message naming
+what was wrong (and the limit's flag), and the server keeps serving with nothing lost: a session
+made before the table still answers with its clicks afterwards."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import httpx
+import numpy as np
+import pytest
+
+KEY, OTHER = "k" * 20 + "-first", "o" * 20 + "-other"
+LIMITS = ["--max-image-pixels", "1000000", "--max-upload-mb", "1", "--max-frames", "4", "--max-duration-s", "1",
+          "--api-key", KEY, "--api-key", OTHER, "--job-workers", "1", "--job-queue", "0",
+          "--finetune-steps", "2000"]
+
+
+def png(h, w, fmt="PNG"):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((h, w, 3), 90, np.uint8)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory, bundles, server_class):
+    server = server_class(tmp_path_factory.mktemp("bad") / "data", bundles, LIMITS).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def http(limited):
+    with httpx.Client(base_url=limited.url, timeout=60, headers={"Authorization": f"Bearer {KEY}"}) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def session(http):
+    """An image session made before the table, with one click: it must survive every row."""
+    r = http.post("/v1/images", files={"image": ("a.png", png(40, 50), "image/png")})
+    assert r.status_code == 201, r.text
+    sid = r.json()["session_id"]
+    assert http.post(f"/v1/images/{sid}/clicks", json={"x": 10, "y": 10, "positive": True}).status_code == 200
+    return sid
+
+
+def frames_files(n, h=16, w=16):
+    return [("frames", (f"{i}.png", png(h, w), "image/png")) for i in range(n)]
+
+
+def truncated_mp4():
+    av = pytest.importorskip("av")
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=2)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for _ in range(3):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    data = buf.getvalue()
+    return data[: len(data) // 2]
+
+
+# (name, request(http, sid) -> response, status, code, words the message must hold)
+ROWS = [
+    ("garbage image", lambda h, s: h.post("/v1/images", files={"image": ("a.png", b"\x00garbage" * 50)}),
+     400, "not_an_image", ["not an image"]),
+    ("empty image", lambda h, s: h.post("/v1/images", files={"image": ("a.png", b"")}), 400, "empty_upload",
+     ["empty"]),
+    ("truncated png", lambda h, s: h.post("/v1/images", files={"image": ("a.png", png(60, 60)[:120])}), 400,
+     "corrupt_image", ["truncated or corrupt"]),
+    ("jpeg named .png", lambda h, s: h.post("/v1/images", files={"image": ("a.png", png(20, 20, "JPEG"))}), 201,
+     None, []),
+    ("unsupported format", lambda h, s: h.post("/v1/images", files={"image": ("a.ico", png(16, 16, "ICO"))}), 415,
+     "unsupported_image_format", ["ICO"]),
+    ("too many pixels", lambda h, s: h.post("/v1/images", files={"image": ("a.png", png(1001, 1000))}), 413,
+     "limit_exceeded", ["1,001,000 pixels", "--max-image-pixels"]),
+    ("body over the upload limit", lambda h, s: h.post("/v1/images", files={"image": ("a.png", b"0" * (2 << 20))}),
+     413, "limit_exceeded", ["1,048,576 bytes", "--max-upload-mb"]),
+    ("too many frames", lambda h, s: h.post("/v1/videos", files=frames_files(5)), 413, "limit_exceeded",
+     ["5 frames", "--max-frames"]),
+    ("video too long", lambda h, s: h.post("/v1/videos", files=frames_files(3), data={"fps": "2"}), 413,
+     "limit_exceeded", ["1.5 s", "--max-duration-s"]),
+    ("frames of two sizes", lambda h, s: h.post("/v1/videos", files=frames_files(2) + [
+        ("frames", ("x.png", png(8, 8), "image/png"))]), 400, "frame_size_mismatch", ["frame 2"]),
+    ("garbage video", lambda h, s: h.post("/v1/videos", files={"video": ("a.mp4", b"\x00\x01" * 500)}), 400,
+     "not_a_video", ["cannot be read as a video"]),
+    ("truncated video", lambda h, s: h.post("/v1/videos", files={"video": ("a.mp4", truncated_mp4())}), 400, None,
+     ["video"]),
+    ("video and frames", lambda h, s: h.post("/v1/videos", files=[("video", ("a.mp4", b"x"))] + frames_files(1)),
+     422, "invalid_request", ["exactly one"]),
+    ("malformed JSON", lambda h, s: h.post(f"/v1/images/{s}/clicks", content=b"{x: 1",
+                                           headers={"content-type": "application/json"}), 422, "invalid_request",
+     ["JSON"]),
+    ("missing field", lambda h, s: h.post(f"/v1/images/{s}/clicks", json={"x": 1}), 422, "invalid_request",
+     ["body.y"]),
+    ("string coordinate", lambda h, s: h.post(f"/v1/images/{s}/clicks", json={"x": "1", "y": 2}), 422,
+     "invalid_request", ["body.x"]),
+    ("positive 'no'", lambda h, s: h.post(f"/v1/images/{s}/clicks", json={"x": 1, "y": 2, "positive": "no"}), 422,
+     "invalid_request", ["body.positive"]),
+    ("positive 2", lambda h, s: h.post(f"/v1/images/{s}/clicks", json={"x": 1, "y": 2, "positive": 2}), 422,
+     "invalid_input", ["positive must be true/false"]),
+    ("click outside", lambda h, s: h.post(f"/v1/images/{s}/clicks", json={"x": 50, "y": 2}), 422, "invalid_input",
+     ["0 <= x < 50"]),
+    ("mask of another size", lambda h, s: h.post(f"/v1/images/{s}/predict", json={
+        "points": [[1, 1]], "labels": [1], "mask_input": {"rle": {"size": [3, 3], "counts": [9]}}}), 422,
+     "invalid_mask", ["[40, 50]"]),
+    ("mask not base64", lambda h, s: h.post(f"/v1/images/{s}/predict", json={
+        "points": [[1, 1]], "labels": [1], "mask_input": {"png": "%%%"}}), 422, "invalid_mask", ["base64"]),
+    ("label 0.7", lambda h, s: h.post(f"/v1/images/{s}/predict", json={"points": [[1, 1]], "labels": [0.7]}), 422,
+     "invalid_request", ["labels"]),
+    ("bad mask_format", lambda h, s: h.post(f"/v1/images/{s}/clicks?mask_format=gif", json={"x": 1, "y": 2}), 422,
+     "invalid_request", ["mask_format"]),
+    ("unknown session", lambda h, s: h.get("/v1/images/img_" + "A" * 24), 404, "image_session_not_found",
+     ["img_AAAA"]),
+    ("path tricks", lambda h, s: h.get("/v1/images/..%2F..%2Fsessions.sqlite3"), 404, None, []),
+    ("image id on the video routes", lambda h, s: h.get(f"/v1/videos/{s}"), 404, "video_session_not_found", []),
+    ("foreign session", lambda h, s: h.get(f"/v1/images/{s}", headers={"Authorization": f"Bearer {OTHER}"}), 404,
+     "image_session_not_found", ["another key"]),
+    ("missing key", lambda h, s: h.get(f"/v1/images/{s}", headers={"Authorization": ""}), 401, "missing_api_key",
+     ["Bearer"]),
+    ("wrong key", lambda h, s: h.get(f"/v1/images/{s}", headers={"Authorization": "Bearer " + "z" * 30}), 401,
+     "invalid_api_key", ["not valid"]),
+    ("metrics without key", lambda h, s: h.get("/metrics", headers={"Authorization": ""}), 401, "missing_api_key",
+     []),
+    ("unknown route", lambda h, s: h.get("/v1/nothing"), 404, "not_found", []),
+    ("export format", lambda h, s: h.get("/v1/videos/vid_" + "B" * 24 + "/export?format=gif"), 404, None, []),
+]
+
+
+@pytest.mark.parametrize("name, call, status, code, words", ROWS, ids=[r[0] for r in ROWS])
+def test_bad_request(http, session, name, call, status, code, words):
+    r = call(http, session)
+    assert r.status_code == status, f"{name}: {r.status_code} {r.text[:300]}"
+    if status >= 400:
+        err = r.json()["error"]
+        if code is not None:
+            assert err["code"] == code, err
+        for w in words:
+            assert w in err["message"], (w, err["message"])
+    if status == 401:
+        assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_jobs_busy_and_queue_full(http, limited):
+    """A second job on a busy session is 409; a job when the job pool is full is 429 with
+    Retry-After (--job-workers 1 --job-queue 0); cancel frees both."""
+    ids = []
+    for _ in range(2):
+        r = http.post("/v1/videos", files=frames_files(3, 24, 24), data={"fps": "4"})
+        assert r.status_code == 201, r.text
+        sid = r.json()["session_id"]
+        http.post(f"/v1/videos/{sid}/points", json={"frame_idx": 0, "points": [[5, 5]], "labels": [1]})
+        ids.append(sid)
+    first = http.post(f"/v1/videos/{ids[0]}/propagate", json={})
+    assert first.status_code == 202
+    r = http.post(f"/v1/videos/{ids[0]}/propagate", json={})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "session_busy"
+    r = http.post(f"/v1/videos/{ids[1]}/propagate", json={})
+    assert r.status_code == 429 and r.json()["error"]["code"] == "queue_full"
+    assert int(r.headers["retry-after"]) >= 1
+    r = http.post(f"/v1/videos/{ids[0]}/propagate", json={"start_frame_idx": 7})
+    assert r.status_code in (409, 422)
+    http.post(f"/v1/videos/{ids[0]}/jobs/{first.json()['job_id']}/cancel")
+
+
+def test_server_survived_everything(http, session, limited):
+    assert limited.alive()
+    assert http.get("/readyz").status_code == 200
+    state = http.get(f"/v1/images/{session}").json()
+    assert [(c["x"], c["y"]) for c in state["clicks"]] == [(10, 10)]
+    r = http.post(f"/v1/images/{session}/clicks", json={"x": 20, "y": 20, "positive": True})
+    assert r.status_code == 200 and r.json()["clicks"] == 2
+
+
+def test_binding_beyond_loopback_needs_keys(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "ivos.serve.cli", "--host", "0.0.0.0", "--data-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "API keys are required" in r.stderr and "--api-key" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "ivos.serve.cli", "--api-key", "short", "--data-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "at least 16 characters" in r.stderr
