@@ -213,8 +213,9 @@ class _TooLarge(Exception):
 class RequestMetrics:
     """Counts requests and times them per route template (pure ASGI; streams included)."""
 
-    def __init__(self, app, metrics: Metrics):
+    def __init__(self, app, metrics: Metrics, instance: str):
         self.app, self.metrics = app, metrics
+        self.instance = (b"x-ivos-instance", instance.encode())
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -226,6 +227,8 @@ class RequestMetrics:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # which process answered: a worker or a Ray replica (sessions move between them)
+                message = {**message, "headers": [*message.get("headers", []), self.instance]}
             await send(message)
 
         try:
@@ -574,20 +577,21 @@ def create_app(config: ServeConfig, *, load_in_background: bool = True) -> FastA
         await service.requests.run(service.delete, rec)
         return Response(status_code=204)
 
-    return _wrap(app, config, metrics)
-
-
-def _wrap(app: FastAPI, config: ServeConfig, metrics: Metrics) -> FastAPI:
-    """Adds the body limit and the request metrics as ASGI middleware (outermost: metrics)."""
+    # ASGI middleware, the last added outermost: metrics see every answer, the body limit too
     app.add_middleware(BodyLimit, limit=config.max_upload_bytes)
-    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(RequestMetrics, metrics=metrics, instance=service.instance)
     return app
+
+
+def app_from_json(text: str) -> FastAPI:
+    """The app of a ``ServeConfig`` given as JSON (``ivos.serve.cli.config_json``)."""
+    raw = json.loads(text)
+    raw["data_dir"] = Path(raw["data_dir"])
+    raw["api_keys"] = tuple(raw.get("api_keys", ()))
+    return create_app(ServeConfig(**raw))
 
 
 def app_from_env() -> FastAPI:
     """The app for ``uvicorn --factory`` (``--workers N``): the config comes as JSON in
     ``$IVOS_SERVE_CONFIG`` (``ivos.serve.cli`` sets it)."""
-    raw = json.loads(os.environ["IVOS_SERVE_CONFIG"])
-    raw["data_dir"] = Path(raw["data_dir"])
-    raw["api_keys"] = tuple(raw.get("api_keys", ()))
-    return create_app(ServeConfig(**raw))
+    return app_from_json(os.environ["IVOS_SERVE_CONFIG"])

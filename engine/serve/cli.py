@@ -62,6 +62,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead of plain uvicorn")
     p.add_argument("--replicas", type=int, default=2, help="Ray Serve replicas (with --ray)")
+    p.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs Ray reserves per replica (with --ray)")
 
 
 def config_from(args: argparse.Namespace) -> ServeConfig:
@@ -102,7 +103,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.ray:
         from .ray_app import run_ray
 
-        return run_ray(config, replicas=args.replicas)
+        return run_ray(config, replicas=args.replicas, cpus_per_replica=args.ray_cpus)
     print(f"ivos serve: http://{config.host}:{config.port} (docs at /docs), data in {config.data_dir}, "
           f"{'API keys required' if config.api_keys else 'no API keys (loopback only)'}", file=sys.stderr)
     if config.workers > 1:
