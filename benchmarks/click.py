@@ -112,8 +112,8 @@ def _segmenters(args) -> tuple[list, str | None]:
 
 
 def _flip_settings(segs: list) -> dict[str, bool]:
-    """Whether each model method averages over mirrored views (ImagePredictor.flip)."""
-    return {s.name: bool(s.predictor.flip) for s in segs if hasattr(s, "predictor")}
+    """Whether each model method averages over mirrored views (ImagePredictor.settings.flip)."""
+    return {s.name: bool(s.predictor.settings.flip) for s in segs if hasattr(s, "predictor")}
 
 
 def markdown(report: dict) -> str:

@@ -62,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
                  (f"zoom x{expansion:g}, " if len(args.zoom_expansion) > 1 else "") + \
                  (f"flip {flip}, " if len(args.flip) > 1 else "")
         options = {"min_zoom_side": side, "zoom_expansion": expansion, "flip": flip == "on"}
-        segmenters.append(PredictorSegmenter(ivos.ImagePredictor(model, **options), name=f"{prefix}no CRF",
-                                             crf=False))
-        segmenters += [PredictorSegmenter(ivos.ImagePredictor(model, crf_params=params, **options),
-                                          name=prefix + _label(params), crf=True) for params in grid]
+        segmenters.append(PredictorSegmenter(ivos.ImagePredictor(model, crf=False, **options),
+                                             name=f"{prefix}no CRF"))
+        segmenters += [PredictorSegmenter(ivos.ImagePredictor(model, crf=True, crf_params=params, **options),
+                                          name=prefix + _label(params)) for params in grid]
     print(f"{len(samples)} samples of {', '.join(args.sequences)}; model {model.bundle.name} ({model.backend})",
           flush=True)
     results = evaluate(segmenters, samples, on_sample=lambda s: print(".", end="", flush=True))

@@ -101,7 +101,7 @@ def measure(models: dict, frames: dict, *, rounds: int, clicks: int, progress=No
     rows = []
     for (fname, bname, crf), timings in samples.items():
         row = {"frame": fname, "backend": bname, "runs": models[bname].backend, "crf": crf,
-               "flip": predictors[(fname, bname, crf)].flip}
+               "flip": predictors[(fname, bname, crf)].settings.flip}
         for stage in STAGES:
             row[stage] = _percentiles([getattr(t, stage) for t in timings])
         rows.append(row)

@@ -1,5 +1,5 @@
-"""Sweep of ``VideoPredictor``'s refine settings (``refine_radius``, ``refine_connected``,
-``refine_focus``): the Table-3 worst-frame correction gain (IoU points after 1/4/10 RITM
+"""Sweep of refinement strategies (``ivos.bench.refine_strategies.LimitedRefinement``: radius,
+connected, focus): the Table-3 worst-frame correction gain (IoU points after 1/4/10 RITM
 clicks, the same protocol as ``ivos-bench video``) for each setting, on named DAVIS-2016
 sequences. Each sequence is propagated once (from its ground-truth first mask); every setting
 corrects the same worst frame. Used to choose the defaults on held-aside TRAIN sequences,
@@ -23,7 +23,9 @@ import numpy as np
 def propagate_from_gt(vp, video, gt: np.ndarray):
     """A state propagated from the ground-truth first mask, and its worst frame:
     (state, frame, IoU before)."""
-    from .video import iou, worst_frame
+    from ivos.metrics import iou
+
+    from .video import worst_frame
 
     state = vp.init_state(video)
     vp.add_new_mask(state, 0, 1, gt[0])
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from ivos.errors import InvalidInput
     from ivos.evaluation.datasets import davis_sequences
 
+    from .refine_strategies import LimitedRefinement
+
     from .video import CLICKS_FIX, read_sequence
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="dense CRF after the click network (default: the click bundle's)")
     p.add_argument("--radii", nargs="+", type=float, default=[0.1, 0.2, 0.3], help="0 = whole mask (None)")
     p.add_argument("--connected", nargs="+", choices=("off", "on"), default=["off"],
-                   help="VideoPredictor(refine_connected=...) setting(s), each run with every radius")
+                   help="LimitedRefinement(connected=...) setting(s), each run with every radius")
     p.add_argument("--focus", nargs="+", choices=("off", "on"), default=["off"],
-                   help="VideoPredictor(refine_focus=...) setting(s), each run with every other setting")
+                   help="LimitedRefinement(focus=...) setting(s), each run with every other setting")
     args = p.parse_args(argv)
     try:
         davis = dataset_dir("DAVIS2016", args.data_root)
@@ -86,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         video, gt = read_sequence(davis, name, None)
         state, idx, before = propagate_from_gt(vp, video, gt)
         for r, c, f in settings:
-            vp.refine_radius, vp.refine_connected, vp.refine_focus = r or None, c == "on", f == "on"
+            vp.refine_strategy = LimitedRefinement(r or None, connected=c == "on", focus=f == "on")
             g = correction_gains(vp, state, idx, before, gt)
             gains[(r, c, f)].append(g)
             print(f"{name} radius {r or None} connected {c} focus {f}: frame {idx}, IoU before {100 * before:.1f}, "

@@ -6,7 +6,20 @@ from __future__ import annotations
 
 from ivos.evaluation.segmenter import PredictorSegmenter
 
-__all__ = ["PredictorSegmenter", "load_model_segmenters"]
+__all__ = ["PredictorSegmenter", "image_predictor", "load_model_segmenters"]
+
+
+def image_predictor(model, **settings):
+    """``ivos.ImagePredictor(model, **settings)``, with the Table-1 ablation encoding
+    (``ivos.evaluation.distmap``) for bundles that encode clicks as distance maps."""
+    import ivos
+
+    kind = (model.bundle.click_encoding or {}).get("kind", "gaussian")
+    if kind == "distmap":
+        from ivos.evaluation.distmap import encoder
+
+        settings["click_encoder"] = encoder
+    return ivos.ImagePredictor(model, **settings)
 
 
 def load_model_segmenters(bundle: str, *, backend: str, crf_modes: list[bool], precision: str = "auto",
@@ -22,7 +35,7 @@ def load_model_segmenters(bundle: str, *, backend: str, crf_modes: list[bool], p
     model = ivos.load(bundle, backend=backend, precision=precision, threads=threads)
     base = model.bundle.name if named else "model"
     mark_flip = len(set(flip_modes)) > 1
-    segs = [PredictorSegmenter(ivos.ImagePredictor(model, flip=flip),
-                               name=base + ("+flip" if flip and mark_flip else "") + ("+crf" if crf else ""), crf=crf)
+    segs = [PredictorSegmenter(image_predictor(model, flip=flip, crf=crf),
+                               name=base + ("+flip" if flip and mark_flip else "") + ("+crf" if crf else ""))
             for flip in flip_modes for crf in crf_modes]
     return segs, str(getattr(model, "backend", backend))

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ivos.metrics import iou
+
 log = logging.getLogger("ivos.bench")
 
 CLICKS_INIT = (1, 4, 8)
@@ -51,14 +53,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="first N sequences only")
     p.add_argument("--max-frames", type=int, default=None, help="first N frames of each sequence only")
     p.add_argument("--no-clicks", action="store_true", help="skip protocols (b) and (c)")
-    p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
-                   help="dense CRF on every propagated frame (VideoPredictor's default: on)")
+    p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
+                   help="dense CRF on every propagated frame (default: the OSVOS bundle's postprocess.crf)")
     p.add_argument("--click-crf", action=argparse.BooleanOptionalAction, default=None,
                    help="dense CRF after the click network, for the first-frame clicks and the corrections "
                         "(default: the click bundle's postprocess.crf)")
     p.add_argument("--crf-param", action="append", default=[], metavar="NAME=VALUE",
                    help="a dense-CRF parameter for propagated frames (repeatable; default: "
-                        "ivos.video_predictor.CRF_PARAMS)")
+                        "the OSVOS bundle's postprocess.crf_params)")
     p.add_argument("--full-finetune", action="store_true", help="also fine-tune backbone + head in torch (the "
                    "network comes from ivos.export: run as python -m training.bench_video from a checkout)")
     p.add_argument("--full-steps", type=int, default=60, help="steps of --full-finetune")
@@ -83,11 +85,6 @@ def read_sequence(root: Path, name: str, max_frames: int | None) -> tuple[object
     if max_frames is None:
         return folder, masks
     return np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files]), masks
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.count_nonzero(a.astype(bool) | b.astype(bool))
-    return np.count_nonzero(a.astype(bool) & b.astype(bool)) / union if union else 1.0
 
 
 def _run_propagation(vp, state, gt: np.ndarray) -> dict:
@@ -166,7 +163,7 @@ def _fix_worst(vp, state, frame: np.ndarray, gt: np.ndarray, idx: int) -> dict:
             "grabcut": correction_ious(lambda clicks, pred: grabcut.predict(clicks, pred).astype(np.uint8), start, gt)}
 
 
-def _full_finetune(net, vp, frames, gt: np.ndarray, steps: int, batch: int, threads: int, *,
+def _full_finetune(net, vp, osvos, frames, gt: np.ndarray, steps: int, batch: int, threads: int, *,
                    mean: tuple[float, float, float], std: tuple[float, float, float]) -> dict:
     """Backbone + head of ``net`` (the torch OSVOS network: ``net(images, priors) -> logits``,
     images normalized with ``mean``/``std`` (RGB in [0, 1]), all weights trainable) fine-tuned
@@ -176,12 +173,13 @@ def _full_finetune(net, vp, frames, gt: np.ndarray, steps: int, batch: int, thre
     import torch
     import torch.nn.functional as F
 
+    from ivos.osvos_engine import OsvosSession
     from ivos.osvos_finetune import build_examples
 
     if threads:
         torch.set_num_threads(threads)
-    session = vp._osvos  # geometry helpers + feature-free example building
-    cfg = vp.finetune_config
+    session = OsvosSession(osvos)  # geometry helpers + feature-free example building
+    cfg = vp.settings.finetune
     mean = torch.tensor(mean).view(1, 3, 1, 1)
     std = torch.tensor(std).view(1, 3, 1, 1)
     t0 = time.perf_counter()
@@ -200,7 +198,7 @@ def _full_finetune(net, vp, frames, gt: np.ndarray, steps: int, batch: int, thre
         opt.step()
     ft_s = time.perf_counter() - t0
     masks, ms = {0: gt[0]}, []
-    use_prior = vp.mode == "osvos+mask"
+    use_prior = vp.settings.use_prior
     with torch.inference_mode():
         for i in range(1, len(frames)):
             t = time.perf_counter()
@@ -229,7 +227,7 @@ def _environment(args, backend: str) -> dict:
 
     env = {"python": platform.python_version(), "numpy": np.__version__, "ivos": ivos.__version__,
            "platform": platform.platform(), "cpu_count": os.cpu_count(), "engine_threads": args.threads,
-           "backend": backend, "mode": args.mode, "crf": args.crf,
+           "backend": backend, "mode": args.mode, "crf": "bundle default" if args.crf is None else args.crf,
            "click_crf": "bundle default" if args.click_crf is None else args.click_crf,
            "load_avg_at_start": os.getloadavg()[0]}
     try:
@@ -388,7 +386,7 @@ def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -
     prog = getattr(args, "prog", "ivos-bench video")  # python -m training.bench_video sets its own
     report = {"command": f"{prog} " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["video"] else sys.argv[1:]),
               "split": f"sequences {' '.join(names)}" if args.sequences else f"{args.split} split",
-              "environment": {**_environment(args, osvos.backend), "crf_params": vp.crf_params},
+              "environment": {**_environment(args, osvos.backend), "crf_params": vp.settings.crf.params},
               "finetune_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "sequences": {}}
     for name in names:
         t0 = time.time()
@@ -409,7 +407,7 @@ def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -
                 run_k["init_iou"] = iou(mask, gt[0])
                 r["clicks"][str(k)] = run_k
         if args.full_finetune:
-            r["full_finetune"] = _full_finetune(osvos_network(args.osvos_weights), vp, frames, gt, args.full_steps,
+            r["full_finetune"] = _full_finetune(osvos_network(args.osvos_weights), vp, osvos, frames, gt, args.full_steps,
                                                 args.full_batch, args.threads, mean=osvos.bundle.mean,
                                                 std=osvos.bundle.std)
         report["sequences"][name] = r

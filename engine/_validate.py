@@ -136,7 +136,9 @@ def image_coordinate(name: str, value: Any, limit: int, axis: str) -> float:
         v = math.inf
     if not math.isfinite(v) or not 0 <= v < limit:
         raise InvalidInput(f"{name} must be a {axis} inside the image, 0 <= {name} < {limit}, got {value!r}")
-    return v
+    # The click path works in float32, whose rounding can move a point just below the edge
+    # onto it: keep it inside (as ``image_points`` does).
+    return float(min(np.float32(v), np.nextafter(np.float32(limit), np.float32(0))))
 
 
 CRF_PARAM_RULES = {"iterations": "int in 0..100", "sxy_gaussian": "> 0", "compat_gaussian": ">= 0",
@@ -179,3 +181,13 @@ def finite_array(name: str, value: Any, *, dtype=np.float32, ndim: int | None = 
     if arr.size and not np.all(np.isfinite(arr)):
         raise InvalidInput(f"{name} contains NaN or infinite values ({describe(arr)})")
     return arr
+
+
+def binary_mask(name: str, mask: Any, height: int, width: int) -> np.ndarray:
+    """A (height, width) mask given as uint8 0/1 or bool, returned as bool (no copy for bool)."""
+    if not isinstance(mask, np.ndarray) or mask.shape != (height, width) or mask.dtype not in (np.uint8, np.bool_):
+        raise InvalidInput(f"{name} must be a uint8 or bool array of shape ({height}, {width}), got {describe(mask)}")
+    if mask.dtype == np.uint8 and mask.max(initial=0) > 1:
+        raise InvalidInput(f"{name} must hold 0/1 values (uint8), got values up to {int(mask.max())}; "
+                           f"pass {name} > 0 for a 0/255 mask")
+    return mask.astype(bool, copy=False)

@@ -193,9 +193,10 @@ def add_segment_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", choices=("auto", "ort", "tensorrt", "torch"))
     p.add_argument("--mode", default="osvos+mask", choices=("osvos", "osvos+mask"),
                    help="osvos: frames independent (paper); osvos+mask: previous mask as a prior")
-    p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
-                   help="dense CRF on every propagated frame (default on: held-aside DAVIS train "
-                   "sequences J 0.810 vs 0.724 without; see benchmarks/results/video_ablations.md)")
+    p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
+                   help="dense CRF on every propagated frame (default: the OSVOS bundle's, on for the shipped "
+                   "ones: held-aside DAVIS train sequences J 0.810 vs 0.724 without; see "
+                   "benchmarks/results/video_ablations.md)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads of every pool: ONNX Runtime, fine-tuning, CRF (0 = one per usable CPU; "
                    "benchmarks/results/threads.md)")
     p.add_argument("--cache", type=int, default=32, help="decoded frames kept in memory")

@@ -18,9 +18,7 @@ import numpy as np
 from .errors import InvalidInput
 from .model import Model
 from .osvos_head import check_head_params
-
-PAD_RGB = (124, 116, 104)
-"""ImageNet mean colour: 0 after normalisation."""
+from .views import PAD_RGB, Normaliser, sigmoid
 
 
 @dataclass(frozen=True)
@@ -39,16 +37,6 @@ class Letterbox:
                          max(1, min(working[1], round(width * s))))
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """float32 logistic, in place on a float32 copy."""
-    out = np.negative(x, dtype=np.float32)
-    with np.errstate(over="ignore"):  # logits below -88 overflow exp to inf: probability 0, as it should
-        np.exp(out, out=out)
-    out += 1.0
-    np.reciprocal(out, out=out)
-    return out
-
-
 class OsvosSession:
     """Runs an OSVOS bundle (task "osvos") with a settable head.
 
@@ -65,11 +53,14 @@ class OsvosSession:
         self.low_channels, self.high_channels = int(info["low_channels"]), int(info["high_channels"])
         self.working = bundle.working_size
         self._ctx = model.create_context()
-        self._mean = np.array(bundle.mean, np.float32).reshape(3, 1, 1) * 255.0
-        self._inv_std = 1.0 / (np.array(bundle.std, np.float32).reshape(3, 1, 1) * 255.0)
+        self._normaliser = Normaliser(bundle.mean, bundle.std)
         self.parent_head = self._load_parent()
         self._bound: dict[str, np.ndarray] | None = None
         self.bind_head(self.parent_head)
+
+    def close(self) -> None:
+        """Frees the run context's buffers (device memory on CUDA)."""
+        self._ctx.close()
 
     def _load_parent(self) -> dict[str, np.ndarray]:
         with np.load(self.model.bundle.artifact("head_parent")) as z:
@@ -130,15 +121,15 @@ class OsvosSession:
         return sigmoid(np.asarray(up))
 
     # ---- running -----------------------------------------------------------------------
-    def run_working(self, image: np.ndarray, prior: np.ndarray | None) -> dict[str, np.ndarray]:
+    def run_working(self, image: np.ndarray, prior: np.ndarray | None,
+                    fetch: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
         """Runs the graph on a working-size (h, w, 3) uint8 image and (h, w) prior (None =
-        zeros). Returns the bound output buffers (logits, low, high): reused by the next
-        run, copy what you keep."""
-        buf = self._ctx.inputs["image"][0]
-        np.subtract(image.transpose(2, 0, 1), self._mean, out=buf, dtype=np.float32)
-        buf *= self._inv_std
+        zeros). Returns the bound output buffers (logits, low, high; only ``fetch`` when
+        given: on a GPU the others stay on the device): reused by the next run, copy what
+        you keep."""
+        self._normaliser.into(image, self._ctx.inputs["image"][0])
         self._ctx.inputs["prior"][0, 0] = 0.0 if prior is None else prior
-        return self._ctx.run()
+        return self._ctx.run(fetch=fetch)
 
     def predict(self, frame: np.ndarray, prior_mask: np.ndarray | None, *,
                 working_rgb: np.ndarray | None = None) -> np.ndarray:
@@ -147,5 +138,6 @@ class OsvosSession:
         of one frame share it)."""
         box = self.letterbox(*frame.shape[:2])
         prior = None if prior_mask is None else self.to_working_mask(prior_mask)
-        out = self.run_working(self.to_working_rgb(frame) if working_rgb is None else working_rgb, prior)
+        out = self.run_working(self.to_working_rgb(frame) if working_rgb is None else working_rgb, prior,
+                               fetch=("logits",))
         return self.logits_to_frame(out["logits"][0, 0], box)

@@ -18,16 +18,20 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
 
 from .errors import BackendUnavailable
-from .osvos_engine import PAD_RGB, OsvosSession
+from .osvos_engine import OsvosSession
 from .threads import resolve_threads
+from .views import PAD_RGB
 
 log = logging.getLogger("ivos")
+
+MAX_EXAMPLES = 48
+"""Cap on fine-tuning examples (annotated frames x augmentations), see ``FinetuneConfig.for_frames``."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,14 @@ class FinetuneConfig:
     seed: int = 0
 
 
+    def for_frames(self, n_frames: int) -> "FinetuneConfig":
+        """This config with ``augmentations`` lowered so that ``n_frames`` annotated frames
+        give at most ``MAX_EXAMPLES`` examples (at least 4 per frame): re-fine-tuning after
+        many corrections stays inside the same time budget."""
+        per_frame = max(4, min(self.augmentations, MAX_EXAMPLES // max(n_frames, 1)))
+        return self if per_frame == self.augmentations else replace(self, augmentations=per_frame)
+
+
 @dataclass(frozen=True)
 class FinetuneResult:
     """The fitted head (name -> float32 array) and where the time went (seconds)."""
@@ -104,7 +116,7 @@ def _affine(size: tuple[int, int], rng: np.random.Generator, cfg: FinetuneConfig
     return (m[0, 0], m[0, 1], off[0], m[1, 0], m[1, 1], off[1])
 
 
-def _deform(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def deform_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A plausible previous-frame mask: shifted by a few pixels and randomly dilated/eroded."""
     from PIL import Image, ImageFilter
 
@@ -133,11 +145,11 @@ def augment(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cfg: 
         gain = rng.uniform(0.85, 1.15)
         image = np.clip(image.astype(np.float32) * gain + rng.uniform(-12, 12), 0, 255).astype(np.uint8)
     zero = not cfg.use_prior or rng.random() < cfg.zero_prior_fraction
-    prior = np.zeros_like(mask, np.float32) if zero else _deform(mask, rng)
+    prior = np.zeros_like(mask, np.float32) if zero else deform_mask(mask, rng)
     return image, mask.astype(np.float32), prior
 
 
-def _pool4(x: np.ndarray) -> np.ndarray:
+def pool4(x: np.ndarray) -> np.ndarray:
     """(h, w) -> (h/4, w/4) mean over 4x4 blocks (h, w multiples of 4)."""
     h, w = x.shape
     return x.reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3), dtype=np.float32)
@@ -167,8 +179,8 @@ def build_examples(session: OsvosSession, frames: Sequence[np.ndarray], masks: S
             res = session.run_working(img, prior)
             out["low"].append(res["low"][0].copy())
             out["high"].append(res["high"][0].copy())
-            out["prior"].append(_pool4(prior)[None])
-            out["target"].append(_pool4(target)[None])
+            out["prior"].append(pool4(prior)[None])
+            out["target"].append(pool4(target)[None])
             out["image"].append(img)
             out["prior_full"].append(prior)
             out["target_full"].append(target)

@@ -152,6 +152,7 @@ class FolderSource(FrameSource):
             raise InvalidInput(f"video folder {folder} has several frames named {twins[:3]} (e.g. 00001.jpg and "
                                f"00001.png): output files are named after frames, so each name must be unique")
         self._files = files
+        self.folder = folder
         first = self._load(files[0])
         super().__init__(len(files), first.shape[0], first.shape[1], fps=fps, cache_size=cache_size,
                          name=str(folder))

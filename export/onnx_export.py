@@ -30,7 +30,7 @@ def synthetic_click_inputs(size: int, channels: int, seed: int, *, sigma: float)
     Returns (image (1,3,S,S), mask (1,1,S,S), clicks (1,C,S,S)) float32.
     """
     import ivos
-    from ivos.ops.distmap import render_distance_maps
+    from ivos.evaluation.distmap import render_distance_maps
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size] / size
@@ -53,7 +53,7 @@ def synthetic_click_inputs(size: int, channels: int, seed: int, *, sigma: float)
     return image[None], jitter[None, None].astype(np.float32), encoded[None]
 
 
-def _export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path,
+def export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path,
                  input_names: list[str], output_names: list[str]) -> None:
     torch.onnx.export(model, example, str(path), input_names=input_names, output_names=output_names,
                       opset_version=OPSET, dynamo=True, external_data=False, verbose=False)
@@ -89,7 +89,7 @@ def export_click_bundle(model: torch.nn.Module, out_dir: str | Path, *, name: st
     checks = [synthetic_click_inputs(s, click_channels, seed, sigma=click_sigma) for seed in range(n_checks)]
     example = tuple(torch.from_numpy(a) for a in checks[0])
     t0 = time.perf_counter()
-    _export_onnx(model, example, out / "model.onnx", names, ["logits"])
+    export_onnx(model, example, out / "model.onnx", names, ["logits"])
     torch.export.save(torch.export.export(model, example), str(out / "model.pt2"))
     export_s = time.perf_counter() - t0
     diff = verify_onnx(model, out / "model.onnx", checks, names)

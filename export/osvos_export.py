@@ -18,10 +18,16 @@ import torch
 from ivos.bundle import FORMAT, FORMAT_VERSION, read_bundle
 from ivos.osvos_head import HEAD_VERSION, head_param_shapes
 
-from .onnx_export import OPSET, PARITY_TOLERANCE, _export_onnx, synthetic_click_inputs
+from .onnx_export import OPSET, PARITY_TOLERANCE, export_onnx, synthetic_click_inputs
 from .osvos import OsvosGraph, OsvosNet
 
 log = logging.getLogger("ivos.export")
+
+FRAME_CRF_PARAMS = {"compat_bilateral": 3.0, "srgb": 5.0, "sxy_bilateral": 40.0}
+"""The dense-CRF keywords an OSVOS bundle's card gives propagated frames (the rest: ``ivos.dense_crf``'s
+defaults): the click CRF's setting chosen on held-aside DAVIS train frames
+(benchmarks/results/click_crf_sweep.md); on the five held-aside train sequences it gives mean J 0.810
+vs 0.774 with dense_crf's defaults and 0.724 without a CRF (benchmarks/results/video_ablations.md)."""
 
 
 def _parity(graph: OsvosGraph, onnx_path: Path, feeds: list[list[np.ndarray]], names: list[str]) -> float:
@@ -72,7 +78,7 @@ def export_osvos_bundle(net: OsvosNet, out_dir: str | Path, *, version: str, mea
         feeds.append([image, prior * (seed % 2), *(head[k] for k in graph.names)])
     example = tuple(torch.from_numpy(a) for a in feeds[0])
     t0 = time.perf_counter()
-    _export_onnx(graph, example, out / "model.onnx", names, ["logits", "low", "high"])
+    export_onnx(graph, example, out / "model.onnx", names, ["logits", "low", "high"])
     export_s = time.perf_counter() - t0
     diff = _parity(graph, out / "model.onnx", feeds, names)
     log.info("exported %s in %.1f s; ORT vs torch max scaled diff %.2e", net.config.name, export_s, diff)
@@ -100,7 +106,7 @@ def export_osvos_bundle(net: OsvosNet, out_dir: str | Path, *, version: str, mea
         "osvos": {"head_version": HEAD_VERSION, "low_channels": lc, "high_channels": hc,
                   "head_inputs": list(shapes), "note": "head.* inputs are the head's weights: feed fine-tuned "
                   "weights at run time; logits are at stride 4 of the working size"},
-        "postprocess": {"crf": False, "crf_params": {}},
+        "postprocess": {"crf": True, "crf_params": dict(FRAME_CRF_PARAMS)},
         "export": {"torch_version": torch.__version__, "opset": OPSET, "parity_max_abs_diff": diff,
                    "parity_inputs": f"{n_checks} synthetic inputs, parent and perturbed heads",
                    "export_seconds": round(export_s, 2)},

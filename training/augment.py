@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ivos.views import PAD_RGB
+
 from .data import Entry
 
 P_FULL_VIEW = 0.2
@@ -23,9 +25,6 @@ CONTEXT = (1.2, 2.5)
 
 MIN_VISIBLE_PX = 64
 """A view must show at least this many object pixels (else it is redrawn)."""
-
-PAD_RGB = (124, 116, 104)
-"""Fill for crop parts outside the image: the ImageNet mean colour (normalises to ~0)."""
 
 
 @dataclass

@@ -53,8 +53,9 @@ from ivos.export.checkpoint import IMAGENET_MEAN, IMAGENET_STD, load_click_model
 from ivos.export.models import build_model
 from ivos.export.osvos import OSVOS_CONFIGS, build_osvos, save_osvos
 from ivos.export.osvos_export import export_osvos_bundle
-from ivos.osvos_engine import Letterbox, PAD_RGB
-from ivos.osvos_finetune import FinetuneConfig, _deform, _pool4, augment, crop_batch
+from ivos.osvos_engine import Letterbox
+from ivos.views import PAD_RGB
+from ivos.osvos_finetune import FinetuneConfig, deform_mask, pool4, augment, crop_batch
 from ivos.osvos_head import head_forward
 
 from .data import VAL_DAVIS, default_data_root
@@ -120,7 +121,7 @@ def build_features(net, seqs, working, rng, aug: FinetuneConfig) -> dict[str, np
             img_w, mask_w = to_working(image, mask, working)
             examples = []
             if prev is not None:  # MaskTrack: stale (t-3) mask, deformed, as the prior; flips keep alignment
-                ex = (img_w, mask_w, _deform(prev, rng))
+                ex = (img_w, mask_w, deform_mask(prev, rng))
                 examples.append(tuple(np.ascontiguousarray(a[:, ::-1]) for a in ex) if rng.random() < 0.5 else ex)
             img, target, _ = augment(img_w, mask_w, rng, aug, identity=rng.random() < 0.5)
             examples.append((img, target, np.zeros_like(target)))
@@ -131,8 +132,8 @@ def build_features(net, seqs, working, rng, aug: FinetuneConfig) -> dict[str, np
                     low, high = net.features(x, torch.from_numpy(prior)[None, None])
                 out["low"].append(low[0].half().numpy())
                 out["high"].append(high[0].half().numpy())
-                out["prior"].append(_pool4(prior)[None].astype(np.float16))
-                out["target"].append(_pool4(target)[None].astype(np.float16))
+                out["prior"].append(pool4(prior)[None].astype(np.float16))
+                out["target"].append(pool4(target)[None].astype(np.float16))
                 n += 1
         log.info("features: %s done, %d examples, %.0f s", name, n, time.time() - t0)
     return {k: np.stack(out.pop(k)) for k in list(out)}  # one key at a time: peak memory ~1.5x, not 2x

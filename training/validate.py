@@ -15,6 +15,7 @@ import torch
 
 from ivos.evaluation.clicker import Click, next_click
 from ivos.export.click_encodings import CLICK_SIGMA, encode_clicks
+from ivos.metrics import iou
 
 from .augment import View, make_view
 from .data import Cache
@@ -39,11 +40,6 @@ def make_val_set(cache: Cache, n: int, size: int) -> list[View]:
     picks += [(e, int(rng.integers(len(e.objects)))) for e in bsds[: n - n // 2]]
     views = [make_view(e, obj, size, rng, augment=False) for e, obj in picks]
     return [v for v in views if v is not None]
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 @torch.no_grad()
@@ -72,7 +68,7 @@ def validate(model, views: list[View], batch: int = 20) -> dict[str, float]:
             logits = model(images[torch.from_numpy(active).to(device)], mask, torch.from_numpy(enc).to(device))
             preds[active] = (logits > 0).squeeze(1).cpu().numpy()
             for i in active:
-                ious[lo + i, k:] = _iou(preds[i], chunk[i].gt)  # later clicks keep it if the view stops here
+                ious[lo + i, k:] = iou(preds[i], chunk[i].gt)  # later clicks keep it if the view stops here
             # a view that reached the top threshold after the 5th click no longer changes any metric
             if k >= 4:
                 active = active[ious[lo + active, k] < IOU_THRESHOLDS[-1]]

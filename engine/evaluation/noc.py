@@ -19,6 +19,7 @@ import numpy as np
 
 from .._validate import describe, positive_int
 from ..errors import InvalidInput
+from ..metrics import iou
 
 from .clicker import Click, next_click
 from .datasets import Sample
@@ -81,14 +82,6 @@ class MethodResult:
             "per_sample": [{"name": s.name, "noc85": s.noc(0.85), "noc90": s.noc(0.90),
                             "ious": [round(v, 5) for v in s.ious]} for s in self.samples],
         }
-
-
-def iou(gt: np.ndarray, pred: np.ndarray, ignore: np.ndarray | None = None) -> float:
-    """IoU of two (H, W) masks over the pixels not in ``ignore``; 1.0 when both are empty there."""
-    valid = ~ignore if ignore is not None else True
-    inter = np.count_nonzero(gt & pred & valid)
-    union = np.count_nonzero((gt | pred) & valid)
-    return float(inter / union) if union else 1.0
 
 
 def _as_mask(pred, shape: tuple[int, int], who: str) -> np.ndarray:

@@ -60,7 +60,7 @@ def record_calibration_inputs(bundle_dir: str | Path, samples: Iterable, *, clic
     model = load(bundle_dir, backend="ort", device="cpu", threads=threads, precision="fp32")
     recorder = _RecordingRunner(model.runner)
     predictor = ImagePredictor(Model(model.bundle, recorder), crf=False)
-    segmenter = PredictorSegmenter(predictor, name="calibration", crf=False)
+    segmenter = PredictorSegmenter(predictor, name="calibration")
     for sample in samples:
         evaluate_sample(segmenter, sample, max_clicks=clicks_per_sample)
     return recorder.recorded

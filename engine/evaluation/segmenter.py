@@ -1,12 +1,9 @@
 """``PredictorSegmenter``: an ``ivos.ImagePredictor`` as a ``Segmenter`` of the evaluation loop
-(``ivos.evaluation.noc``).
+(``ivos.evaluation.noc``), measured on the path an interactive user takes: ``add_click``.
 
 The predictor API this relies on (DESIGN.md section 4):
-    predictor.set_image(image)                       # (H, W, 3) uint8 RGB
-    result = predictor.predict(point_coords,         # (N, 2) float32, (x, y) original pixels
-                               point_labels,         # (N,) int32, 1 positive / 0 negative
-                               mask_input=prev,      # (H, W) uint8 {0,1} or None
-                               crf=bool)             # keyword-only
+    predictor.set_image(image)                       # (H, W, 3) uint8 RGB; forgets the clicks
+    result = predictor.add_click(x, y, positive)     # (x, y) original pixels
     result.mask                                      # (H, W) uint8 {0,1}
 """
 from __future__ import annotations
@@ -17,26 +14,30 @@ from .clicker import Click
 
 
 class PredictorSegmenter:
-    """Runs an ``ivos.ImagePredictor`` statelessly: every predict() passes all clicks so far and
-    the previous mask, exactly what the evaluation loop hands over.
+    """Runs an ``ivos.ImagePredictor`` the way a user does: each ``predict`` of the evaluation
+    loop adds the clicks it has not seen yet with ``add_click``, so the predictor carries its
+    own state from click to click (its low-resolution logits), exactly as in an annotation
+    tool. The loop's ``prev_mask`` is the predictor's own previous mask and is not needed.
 
     Args:
-        predictor: an ``ivos.ImagePredictor`` (or anything with the API above).
+        predictor: an ``ivos.ImagePredictor`` (its settings, e.g. ``crf``, apply).
         name: the method's name in reports.
-        crf: run the dense CRF after the network.
     """
 
-    def __init__(self, predictor, *, name: str, crf: bool):
+    def __init__(self, predictor, *, name: str):
         self.predictor = predictor
         self.name = name
-        self.crf = crf
+        self._added = 0
 
     def set_image(self, image: np.ndarray) -> None:
         self.predictor.set_image(image)
+        self._added = 0
 
     def predict(self, clicks: list[Click], prev_mask: np.ndarray | None) -> np.ndarray:
-        coords = np.array([[c.x, c.y] for c in clicks], dtype=np.float32).reshape(-1, 2)
-        labels = np.array([int(c.positive) for c in clicks], dtype=np.int32)
-        prev = None if prev_mask is None else np.asarray(prev_mask).astype(np.uint8)
-        result = self.predictor.predict(coords, labels, mask_input=prev, crf=self.crf)
-        return result.mask
+        if len(clicks) < self._added or (self._added == 0 and prev_mask is not None):
+            raise ValueError("PredictorSegmenter follows one click session per image: the evaluation loop must "
+                             "extend the clicks it passed before, starting from no mask")
+        for c in clicks[self._added:]:
+            self.predictor.add_click(c.x, c.y, c.positive)
+        self._added = len(clicks)
+        return self.predictor.result.mask

@@ -48,7 +48,7 @@ def _window(center_lo: float, center_hi: float, radius: float, size: int) -> tup
     return lo, hi
 
 
-def _segment_dist2(px: np.ndarray, py: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def segment_dist2(px: np.ndarray, py: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Squared distance from points (px, py) (broadcast) to the segment a-b (float64)."""
     d = b - a
     len2 = float(d @ d)
@@ -86,7 +86,7 @@ def render_clicks_numpy(
         dist2 = np.full((y1 - y0, x1 - x0), np.inf)
         ends = pts[1:] if len(pts) > 1 else pts
         for a, b in zip(pts, ends):
-            np.minimum(dist2, _segment_dist2(px, py, a, b), out=dist2)
+            np.minimum(dist2, segment_dist2(px, py, a, b), out=dist2)
         sign = 1.0 if label > 0.5 else -1.0
         acc[y0:y1, x0:x1] += sign * _truncated_gaussian(dist2, sigma)
     return np.clip(acc, -1.0, 1.0).astype(np.float32)

@@ -128,7 +128,7 @@ def test_predict_crf_flag_is_checked(predictor):
 
 def test_image_size_limit(model):
     assert MAX_IMAGE_PIXELS == 50_000_000
-    assert ivos.ImagePredictor(model).max_image_pixels == MAX_IMAGE_PIXELS
+    assert ivos.ImagePredictor(model).settings.max_image_pixels == MAX_IMAGE_PIXELS
     small = ivos.ImagePredictor(model, crf=False, max_image_pixels=1000)
     image = np.zeros((40, 30, 3), np.uint8)  # 1200 pixels
     with pytest.raises(ivos.InvalidInput) as e:
@@ -142,9 +142,9 @@ def test_image_size_limit(model):
 
 
 def test_image_size_limit_module_default_is_read_at_creation(model, monkeypatch):
-    import ivos.predictor as predictor_module
+    import ivos.settings as settings_module
 
-    monkeypatch.setattr(predictor_module, "MAX_IMAGE_PIXELS", 100)
+    monkeypatch.setattr(settings_module, "MAX_IMAGE_PIXELS", 100)
     p = ivos.ImagePredictor(model)
     with pytest.raises(ivos.InvalidInput, match="too large"):
         p.set_image(np.zeros((11, 10, 3), np.uint8))

@@ -48,6 +48,6 @@ def test_zoom_expansion_scales_the_box_and_is_validated(tiny_bundle):
     import ivos
 
     model = ivos.load(tiny_bundle, backend="ort", threads=1)
-    assert ivos.ImagePredictor(model, zoom_expansion=1.8).zoom_expansion == 1.8
+    assert ivos.ImagePredictor(model, zoom_expansion=1.8).settings.zoom_expansion == 1.8
     with pytest.raises(ivos.InvalidInput, match="zoom_expansion"):
         ivos.ImagePredictor(model, zoom_expansion=0.5)

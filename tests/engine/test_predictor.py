@@ -99,8 +99,8 @@ def test_flip_averages_the_view_and_its_mirror_image(ort_model):
 
 
 def test_flip_default_comes_from_the_bundle(ort_model):
-    assert ivos.ImagePredictor(ort_model).flip is False  # the test bundle does not set it
-    assert ivos.ImagePredictor(ort_model, flip=True).flip is True
+    assert ivos.ImagePredictor(ort_model).settings.flip is False  # the test bundle does not set it
+    assert ivos.ImagePredictor(ort_model, flip=True).settings.flip is True
 
 
 def test_stroke_is_clamped_unless_soft(ort_model):
@@ -213,15 +213,69 @@ def test_bad_backend_and_device(tiny_bundle):
 
 
 def test_crf_on_large_regions_runs_downscaled(ort_model, monkeypatch):
-    import ivos.predictor as predictor_module
+    import ivos.settings as settings_module
 
     image = _image(h=300, w=400)
     full = ivos.ImagePredictor(ort_model, crf=True)
     full.set_image(image)
     exact = full.add_click(100, 60, True)
-    monkeypatch.setattr(predictor_module, "CRF_MAX_PIXELS", 300 * 400 // 4)
+    monkeypatch.setattr(settings_module, "CLICK_CRF_MAX_PIXELS", 300 * 400 // 4)
     budget = ivos.ImagePredictor(ort_model, crf=True)
     budget.set_image(image)
     approx = budget.add_click(100, 60, True)
     assert approx.mask[60, 100] == 1
     assert (approx.mask == exact.mask).mean() > 0.95
+
+
+class _RecordingRunner:
+    """Wraps a runner; its contexts keep a copy of the inputs of every run."""
+
+    def __init__(self, inner):
+        self._inner, self.recorded = inner, []
+        self.name, self.device, self.precision = inner.name, inner.device, inner.precision
+        self.input_specs, self.output_specs = inner.input_specs, inner.output_specs
+
+    def create_context(self, dims=None):
+        ctx, sink = self._inner.create_context(dims), self.recorded
+        run = ctx.run
+
+        def recording_run(fetch=None):
+            sink.append({k: v.copy() for k, v in ctx.inputs.items()})
+            return run(fetch=fetch)
+
+        ctx.run = recording_run
+        return ctx
+
+
+def test_the_next_click_starts_from_the_previous_low_res_logits(ort_model):
+    """Between clicks the working state is the previous result's low-resolution logits: the
+    next run's mask input is ``low_res_logits > 0``, carried into the new view."""
+    from ivos.model import Model
+
+    runner = _RecordingRunner(ort_model.runner)
+    predictor = ivos.ImagePredictor(Model(ort_model.bundle, runner), zoom=False)  # the view stays the full image
+    predictor.set_image(_image())
+    first = predictor.add_click(100, 60, True)
+    second = predictor.add_click(20, 10, False)
+    assert first.low_res_logits.shape == (64, 64) and first.box == second.box
+    assert runner.recorded[0]["mask"].max() == 0
+    np.testing.assert_array_equal(runner.recorded[1]["mask"][0, 0], (first.low_res_logits > 0).astype(np.float32))
+    assert predictor.undo() is first
+
+
+def test_carried_logits_follow_the_view():
+    """``ClickView.carry_logits``: the same array for the same view; into another view, each
+    working pixel takes the logit of the same original point, background where the old view
+    saw nothing."""
+    from ivos.geometry import Box
+    from ivos.views import OUTSIDE_LOGIT, ClickView, Normaliser
+
+    view = ClickView(8, Normaliser((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))
+    logits = np.arange(64, dtype=np.float32).reshape(8, 8)
+    source = Box(0, 0, 16, 16)  # 2 original pixels per working pixel
+    assert view.carry_logits(logits, source, source) is logits
+    right_half = view.carry_logits(logits, source, Box(8, 0, 8, 16))  # columns 4..7 stretched x2 in x
+    # target working x = j is original x = 8.5 + j (edges), source working x = 3.75 + j / 2
+    np.testing.assert_allclose(right_half[3, 1:7:2], logits[3, 4:7] + 0.25, atol=1e-4)
+    outside = view.carry_logits(logits, source, Box(40, 40, 16, 16))
+    assert np.all(outside == OUTSIDE_LOGIT)

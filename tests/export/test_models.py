@@ -130,6 +130,7 @@ def test_export_cli_stores_postprocess_defaults_and_working_size(tmp_path):
     assert card["working_size"] == [96, 96]
     assert card["postprocess"] == {"crf": True, "crf_params": {"srgb": 5.0}, "flip": True}
     predictor = ivos.ImagePredictor(ivos.load(out, backend="ort", threads=1))
-    assert predictor.flip and predictor.crf and predictor.crf_params == {"srgb": 5.0}
+    s = predictor.settings
+    assert s.flip and s.crf.enabled and s.crf.params["srgb"] == 5.0
     with pytest.raises(SystemExit, match="multiple of 8"):
         main(["click", str(tmp_path / "m.pt"), "--out", str(tmp_path / "bad"), "--working-size", "100"])

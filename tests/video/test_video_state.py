@@ -302,7 +302,7 @@ def test_frames_not_embedded_need_video_at_load(vp, make_clip, tmp_path):
 
 
 def test_save_is_atomic(vp, make_clip, tmp_path, monkeypatch):
-    import ivos.video_state as video_state
+    import ivos.state_file as state_file
 
     frames, masks = make_clip(n=3)
     state = vp.init_state(frames)
@@ -314,7 +314,7 @@ def test_save_is_atomic(vp, make_clip, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(video_state, "_write_frames", broken)
+    monkeypatch.setattr(state_file, "_write_frames", broken)
     with pytest.raises(OSError, match="disk full"):
         state.save(path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["s.ivos"]  # old file intact, no leftovers

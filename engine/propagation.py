@@ -1,0 +1,158 @@
+"""Propagation: every annotated object's mask on every frame, from its OSVOS head.
+
+``Propagator.run`` walks the video forward from a start frame to the end, then (optionally)
+backward from it to frame 0. On each frame it decodes and letterboxes the frame once, runs
+the OSVOS network once per object with that object's head bound (``OsvosSession.bind_head``,
+so states propagated alternately on one session each use their own heads) and, in
+"osvos+mask" mode, the neighbouring frame's mask of that object as the prior; then gates the
+probability to where the object can have moved, refines it with the dense CRF and resolves
+the objects against each other.
+
+The overlap rule: no pixel belongs to two objects. On a propagated frame each object's
+foreground probability (after the CRF) is compared per pixel: the pixel goes to the object
+with the highest probability when that is above 0.5, else to the background (argmax over the
+objects, ties to the smaller obj_id). An annotation counts as probability 1 inside its mask
+and beats any propagated probability; where two objects' annotations of one frame overlap,
+the smaller obj_id wins. With one object nothing changes: the mask is ``probability > 0.5``.
+"""
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import numpy as np
+
+from .osvos_engine import OsvosSession
+from .postprocess import confidence, gate_to_prior, refine_with_crf
+from .settings import PropagationSettings
+from .video_results import FrameTimings, MultiFrameResult
+from .video_state import THUMB_SIZE, ObjectTrack, VideoState, compact_rle
+
+Head = dict[str, np.ndarray]
+
+
+class Propagator:
+    """Runs OSVOS heads over a video's frames. Not thread-safe (one per predictor)."""
+
+    def __init__(self, session: OsvosSession, settings: PropagationSettings):
+        self.session = session
+        self.settings = settings
+
+    def run(self, state: VideoState, tracks: list[ObjectTrack], heads: dict[int, Head], start: int, *,
+            backward: bool) -> Iterator[MultiFrameResult]:
+        """Frames ``start`` .. last, then (``backward``) ``start - 1`` .. 0, of ``tracks``
+        (ascending obj_id) with ``heads`` (obj_id -> head). The first prior of each object is
+        its mask on the frame before ``start`` unless it is annotated on ``start``."""
+        priors = {t.obj_id: t.mask(start - 1) if start > 0 and start not in t.annotations else None for t in tracks}
+        at_start = None
+        for idx in range(start, state.num_frames):
+            result = self.frame(state, tracks, heads, idx, priors)
+            priors = dict(result.masks)
+            if idx == start:
+                at_start = priors
+            yield result
+        if backward and start > 0:
+            priors = at_start
+            for idx in range(start - 1, -1, -1):
+                result = self.frame(state, tracks, heads, idx, priors)
+                priors = dict(result.masks)
+                yield result
+
+    def frame(self, state: VideoState, tracks: list[ObjectTrack], heads: dict[int, Head], idx: int,
+              priors: dict[int, np.ndarray | None]) -> MultiFrameResult:
+        """Frame ``idx`` of every track, each with its head and its (H, W) uint8 mask on the
+        neighbouring frame in ``priors`` (None: none). Stores the propagated objects'
+        resolved masks and confidences in their tracks."""
+        t0 = time.perf_counter()
+        frame = state.video[idx]
+        t1 = time.perf_counter()
+        store_thumbnail(state, idx, frame)
+        working = None  # the letterboxed frame, made once for all objects
+        probs: dict[int, np.ndarray] = {}
+        conf: dict[int, float] = {}
+        object_ms: dict[int, float] = {}
+        infer_ms = post_ms = 0.0
+        for track in tracks:
+            k = track.obj_id
+            if idx in track.annotations:
+                conf[k], object_ms[k] = 1.0, 0.0
+                continue
+            ta = time.perf_counter()
+            if working is None:
+                working = self.session.to_working_rgb(frame)
+            probs[k] = self._object_probability(frame, working, heads[k], priors.get(k))
+            tb = time.perf_counter()
+            if self.settings.crf.enabled:
+                h, w = probs[k].shape
+                refine_with_crf(frame, probs[k], (0, 0, w, h), self.settings.crf)
+            conf[k] = confidence(probs[k])
+            tc = time.perf_counter()
+            infer_ms += (tb - ta) * 1e3
+            post_ms += (tc - tb) * 1e3
+            object_ms[k] = (tc - ta) * 1e3
+        tr = time.perf_counter()
+        masks = resolve_overlaps({t.obj_id: t.annotations[idx] for t in tracks if idx in t.annotations}, probs)
+        for track in tracks:
+            if track.obj_id in probs:
+                track.masks[idx] = compact_rle(masks[track.obj_id])
+                track.confidence[idx] = conf[track.obj_id]
+        t3 = time.perf_counter()
+        post_ms += (t3 - tr) * 1e3
+        sources = {t.obj_id: "propagated" if t.obj_id in probs else "annotated" for t in tracks}
+        timings = FrameTimings((t1 - t0) * 1e3, infer_ms, post_ms, (t3 - t0) * 1e3)
+        return MultiFrameResult(idx, masks, conf, sources, object_ms, timings)
+
+    def _object_probability(self, frame: np.ndarray, working: np.ndarray, head: Head,
+                            prior: np.ndarray | None) -> np.ndarray:
+        """(H, W) float32 foreground probability of one object, gated to the prior's reach."""
+        use_prior = self.settings.use_prior and prior is not None
+        self.session.bind_head(head)  # per run: another object or state may have run in between
+        prob = self.session.predict(frame, prior if use_prior else None, working_rgb=working)
+        if use_prior and self.settings.roi_margin is not None and prior.any():
+            gate_to_prior(prob, prior, self.settings.roi_margin)
+        return prob
+
+
+def store_thumbnail(state: VideoState, idx: int, frame: np.ndarray) -> None:
+    """Keeps the (32, 32) uint8 grey thumbnail of frame ``idx`` (H, W, 3) in the state."""
+    if idx not in state.thumbs:
+        from PIL import Image
+
+        grey = Image.fromarray(frame).convert("L").resize((THUMB_SIZE, THUMB_SIZE), Image.BILINEAR)
+        state.thumbs[idx] = np.asarray(grey)
+
+
+def resolve_overlaps(fixed: dict[int, np.ndarray], probs: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """The overlap rule (module docstring): {obj_id: uint8 (H, W) mask}, ascending obj_id, no
+    pixel in two objects.
+
+    Args:
+        fixed: obj_id -> (H, W) {0,1} mask taken as is (annotations; stored masks): each
+            pixel goes to the first object holding it in key order (callers pass the
+            annotations first, then ascending obj_id).
+        probs: obj_id -> (H, W) float32 foreground probability: a pixel no fixed mask holds
+            goes to the object of highest probability when it is > 0.5 (ties: smaller
+            obj_id), else to the background.
+    """
+    out: dict[int, np.ndarray] = {}
+    claimed = None
+    for k, m in fixed.items():
+        m = np.asarray(m, np.uint8)
+        if claimed is None:
+            out[k], claimed = m, m.astype(bool)
+        else:
+            out[k] = (m.astype(bool) & ~claimed).astype(np.uint8)
+            claimed |= m.astype(bool)
+    if len(probs) == 1 and claimed is None:
+        (k, p), = probs.items()
+        out[k] = (p > 0.5).astype(np.uint8)
+    elif probs:
+        ids = sorted(probs)
+        stack = np.stack([probs[k] for k in ids])
+        winner = np.argmax(stack, axis=0)
+        free = np.take_along_axis(stack, winner[None], axis=0)[0] > 0.5
+        if claimed is not None:
+            free &= ~claimed
+        for j, k in enumerate(ids):
+            out[k] = ((winner == j) & free).astype(np.uint8)
+    return {k: out[k] for k in sorted(out)}

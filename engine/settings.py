@@ -1,0 +1,144 @@
+"""Typed, frozen settings of the predictors: one place for every default.
+
+Each default lives once, here or in the bundle's ``postprocess`` card (checked when the
+bundle is read, ``ivos.bundle``); ``ClickSettings.resolve`` / ``PropagationSettings.resolve``
+take the bundle's values, override them with the caller's arguments and check every one,
+so a predictor holds settings that are known to be valid.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._validate import crf_params as check_crf_params, flag, positive_float, positive_int
+from .bundle import Bundle
+from .errors import InvalidInput
+from .geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION
+from .osvos_finetune import FinetuneConfig
+from .postprocess import CrfSettings
+
+CLICK_CRF_MAX_PIXELS = 160_000
+"""Pixel budget of the CRF per click (``CrfSettings.max_pixels``). A larger region (the full
+view of a big frame) is refined at a lower resolution: a click must stay interactive at
+1080p."""
+
+FRAME_CRF_MAX_PIXELS = 1_000_000
+"""Pixel budget of the CRF per propagated frame: 480p and 720p frames (0.4 and 0.9 MP) are
+refined at full resolution, as measured in benchmarks/results/video.md; 1080p and larger at
+about 1 MP, which bounds a frame's CRF time (~linear in pixels)."""
+
+MAX_IMAGE_PIXELS = 50_000_000
+"""Largest image (height x width) ``ImagePredictor.set_image`` accepts unless the predictor
+is created with ``max_image_pixels=`` (None = no limit). 50 megapixels admits every common
+camera and video frame (8K UHD is 33 MP, a 48 MP phone photo 8064x6048 = 48.8 MP) and bounds a
+click's cost: measured with ``ivos-cpu`` (int8, CRF on) on a 2-core VM, a click's peak memory
+grows by about 19 MiB per megapixel (0.9 GiB at 48 MP) and takes 2-3.5 s at 48 MP, while a
+20000 x 20000 image (400 MP) took 129 s and 9 GB per click. Besides, every click kept for
+``undo`` holds its mask and probabilities: 5 bytes per pixel (240 MB per click at 48 MP)."""
+
+MODES = ("osvos", "osvos+mask")
+"""Propagation modes: every frame on its own (the paper's OSVOS), or with the neighbouring
+frame's mask as a prior (MaskTrack-style)."""
+
+
+class _Default:
+    """Marks an argument left at its default where None has a meaning of its own."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+DEFAULT_IMAGE_LIMIT: Any = _Default("MAX_IMAGE_PIXELS")
+
+
+@dataclass(frozen=True)
+class ClickSettings:
+    """How ``ImagePredictor`` (and video clicks) turn clicks into a mask.
+
+    Attributes:
+        crf: dense CRF on the view's region (``CLICK_CRF_MAX_PIXELS`` budget).
+        flip: also run the mirrored view and average the two logit maps.
+        soft_strokes: strokes guide the network but their pixels are not clamped.
+        zoom: zoom in around the mask after the first click (RITM/FocalClick style).
+        min_zoom_side: smallest zoom-in view side, original pixels.
+        zoom_expansion: zoom-in view side / side of the mask-and-clicks box, in [1, 10].
+        max_image_pixels: largest image accepted (None: no limit).
+    """
+
+    crf: CrfSettings
+    flip: bool
+    soft_strokes: bool
+    zoom: bool
+    min_zoom_side: int
+    zoom_expansion: float
+    max_image_pixels: int | None
+
+    @staticmethod
+    def resolve(bundle: Bundle, *, crf: bool | None = None, crf_params: dict[str, Any] | None = None,
+                flip: bool | None = None, soft_strokes: bool = False, zoom: bool = True,
+                min_zoom_side: int | None = None, zoom_expansion: float | None = None,
+                max_image_pixels: Any = DEFAULT_IMAGE_LIMIT) -> "ClickSettings":
+        """The bundle's ``postprocess`` (crf, crf_params, flip) and the module defaults,
+        overridden by the arguments that are not None; InvalidInput naming a bad one."""
+        post = bundle.postprocess
+        enabled = bool(post.get("crf", False)) if crf is None else flag("crf", crf)
+        params = check_crf_params("crf_params", dict(post.get("crf_params", {})) if crf_params is None
+                                  else crf_params)
+        expansion = ZOOM_EXPANSION if zoom_expansion is None else positive_float("zoom_expansion", zoom_expansion)
+        if not 1.0 <= expansion <= 10.0:
+            raise InvalidInput(f"zoom_expansion must be in [1, 10], got {zoom_expansion!r}")
+        if isinstance(max_image_pixels, _Default):
+            max_image_pixels = MAX_IMAGE_PIXELS
+        return ClickSettings(
+            crf=CrfSettings.merged(enabled, params, CLICK_CRF_MAX_PIXELS),
+            flip=bool(post.get("flip", False)) if flip is None else flag("flip", flip),
+            soft_strokes=flag("soft_strokes", soft_strokes),
+            zoom=flag("zoom", zoom),
+            min_zoom_side=MIN_ZOOM_SIDE if min_zoom_side is None else positive_int("min_zoom_side", min_zoom_side),
+            zoom_expansion=expansion,
+            max_image_pixels=None if max_image_pixels is None else positive_int("max_image_pixels",
+                                                                                max_image_pixels))
+
+
+@dataclass(frozen=True)
+class PropagationSettings:
+    """How ``VideoPredictor`` propagates masks through a video.
+
+    Attributes:
+        mode: "osvos+mask" (the neighbouring frame's mask is a prior) or "osvos".
+        crf: dense CRF on each propagated frame (``FRAME_CRF_MAX_PIXELS`` budget).
+        roi_margin: with a prior, zero the probability farther than this many times the
+            prior mask's box size (plus 10% of the frame size) outside that box; None: off.
+        finetune: fine-tuning knobs of the per-object OSVOS heads.
+    """
+
+    mode: str
+    crf: CrfSettings
+    roi_margin: float | None
+    finetune: FinetuneConfig
+
+    @property
+    def use_prior(self) -> bool:
+        return self.mode == "osvos+mask"
+
+    @staticmethod
+    def resolve(bundle: Bundle, *, mode: str = "osvos+mask", crf: bool | None = None,
+                crf_params: dict[str, Any] | None = None, roi_margin: float | None = 0.5,
+                finetune_config: FinetuneConfig | None = None) -> "PropagationSettings":
+        """The OSVOS bundle's ``postprocess`` (crf, crf_params) overridden by the arguments
+        that are not None; InvalidInput naming a bad one."""
+        if mode not in MODES:
+            raise InvalidInput(f"mode must be one of {MODES}, got {mode!r}")
+        post = bundle.postprocess
+        enabled = bool(post.get("crf", False)) if crf is None else flag("crf", crf)
+        params = check_crf_params("crf_params", dict(post.get("crf_params", {})) if crf_params is None
+                                  else crf_params)
+        if roi_margin is not None:
+            roi_margin = positive_float("roi_margin", roi_margin)
+        if finetune_config is not None and not isinstance(finetune_config, FinetuneConfig):
+            raise InvalidInput(f"finetune_config must be an ivos.FinetuneConfig, got {type(finetune_config).__name__}")
+        return PropagationSettings(mode, CrfSettings.merged(enabled, params, FRAME_CRF_MAX_PIXELS), roi_margin,
+                                   finetune_config or FinetuneConfig(use_prior=mode == "osvos+mask"))
