@@ -190,7 +190,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    raise _TooLarge(err)
             return message
 
         async def tracking_send(message):
@@ -201,13 +201,18 @@ class BodyLimit:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
+        except _TooLarge as e:
             if not started:
-                await error_response(err)(scope, receive, send)
+                await error_response(e.error)(scope, receive, send)
 
 
 class _TooLarge(Exception):
-    pass
+    """A streamed body passed the limit (answered 413 by the app's handler, or by BodyLimit
+    when the app let it through)."""
+
+    def __init__(self, error: ApiError):
+        super().__init__(error.message)
+        self.error = error
 
 
 class RequestMetrics:
@@ -277,6 +282,10 @@ def create_app(config: ServeConfig, *, load_in_background: bool = True) -> FastA
     async def _api_error(_request, err: ApiError):
         return error_response(err)
 
+    @app.exception_handler(_TooLarge)
+    async def _too_large(_request, err: "_TooLarge"):  # a chunked body passed the limit while parsed
+        return error_response(err.error)
+
     @app.exception_handler(Conflict)
     async def _conflict(_request, err: Conflict):
         return error_response(conflict(str(err)))
@@ -290,6 +299,9 @@ def create_app(config: ServeConfig, *, load_in_background: bool = True) -> FastA
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request, err: StarletteHTTPException):
+        cause = err.__cause__ or err.__context__
+        if isinstance(cause, _TooLarge):  # FastAPI wraps errors while parsing the body as a 400
+            return error_response(cause.error)
         code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "bad_request")
         return error_response(ApiError(err.status_code, code, str(err.detail)))
 

@@ -49,6 +49,13 @@ def session(http):
     return sid
 
 
+def chunked_upload():
+    """A multipart body sent chunked (no Content-Length): a 2.5 MB file part, never closed."""
+    yield b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+    for _ in range(40):
+        yield b"0" * 65536
+
+
 def frames_files(n, h=16, w=16):
     return [("frames", (f"{i}.png", png(h, w), "image/png")) for i in range(n)]
 
@@ -84,6 +91,9 @@ ROWS = [
      "limit_exceeded", ["1,001,000 pixels", "--max-image-pixels"]),
     ("body over the upload limit", lambda h, s: h.post("/v1/images", files={"image": ("a.png", b"0" * (2 << 20))}),
      413, "limit_exceeded", ["1,048,576 bytes", "--max-upload-mb"]),
+    ("chunked body over the limit", lambda h, s: h.post("/v1/images", content=chunked_upload(),
+                                                        headers={"content-type": "multipart/form-data; boundary=x"}),
+     413, "limit_exceeded", ["--max-upload-mb"]),
     ("too many frames", lambda h, s: h.post("/v1/videos", files=frames_files(5)), 413, "limit_exceeded",
      ["5 frames", "--max-frames"]),
     ("video too long", lambda h, s: h.post("/v1/videos", files=frames_files(3), data={"fps": "2"}), 413,
