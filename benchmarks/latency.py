@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, help="write the results here")
 
 
-def _frame(root: Path | None, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, str]:
+def latency_frame(root: Path | None, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, str]:
     """(image uint8 HxWx3, gt bool HxW, source) at ``size`` (height, width)."""
     from PIL import Image
 
@@ -61,7 +61,7 @@ def _frame(root: Path | None, size: tuple[int, int]) -> tuple[np.ndarray, np.nda
     return image, gt, "synthetic ellipse"
 
 
-def _session(predictor, image: np.ndarray, gt: np.ndarray, n_clicks: int) -> list:
+def click_session(predictor, image: np.ndarray, gt: np.ndarray, n_clicks: int) -> list:
     """One simulated-user session; returns the Timings of each click."""
     from ivos.evaluation.clicker import next_click
 
@@ -93,7 +93,7 @@ def measure(models: dict, frames: dict, *, rounds: int, clicks: int, progress=No
     samples: dict = {c: [] for c in configs}
     for r in range(rounds + 1):
         for c in configs:
-            timings = _session(predictors[c], *frames[c[0]][:2], clicks)
+            timings = click_session(predictors[c], *frames[c[0]][:2], clicks)
             if r > 0:  # round 0 warms up caches, allocators and thread pools
                 samples[c].extend(timings)
             if progress:
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
             models[key] = ivos.load(bundle, backend=BACKEND_CONFIGS[b][0], precision=BACKEND_CONFIGS[b][1],
                                     device=args.device, threads=args.threads)
     root = datasets_root(args.data_root)
-    frames = {f"{h}x{w}": _frame(root, (h, w)) for h, w in FRAME_SIZES}
+    frames = {f"{h}x{w}": latency_frame(root, (h, w)) for h, w in FRAME_SIZES}
     total = (args.rounds + 1) * len(frames) * len(models) * 2
     with tqdm(total=total, desc="click sessions", file=sys.stderr) as bar:
         rows = measure(models, frames, rounds=args.rounds, clicks=args.clicks, progress=bar)

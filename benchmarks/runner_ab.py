@@ -61,7 +61,7 @@ def measure(model_name: str, *, ref: str, repo: Path, threads: int, precision: s
             runs: int) -> dict:
     """{"click": {variant: [total ms per click]}, "infer": {...}, "run": {variant: [ms per ctx.run()]}}."""
     import ivos
-    from ivos.bench.latency import _frame, _session
+    from ivos.bench.latency import latency_frame, click_session
     from ivos.bundle import read_bundle
     from ivos.model import resolve_bundle
 
@@ -72,13 +72,13 @@ def measure(model_name: str, *, ref: str, repo: Path, threads: int, precision: s
     models = {"new": ivos.Model(bundle, _runner(new_ort, bundle, threads, precision)),
               "prev": ivos.Model(bundle, _runner(prev, bundle, threads, precision))}
     predictors = {k: ivos.ImagePredictor(m, crf=False) for k, m in models.items()}
-    image, gt, source = _frame(ivos.datasets_root(), (480, 854))
+    image, gt, source = latency_frame(ivos.datasets_root(), (480, 854))
     click_ms: dict = {k: [] for k in models}
     infer_ms: dict = {k: [] for k in models}
     for r in range(rounds + 1):
         order = ("new", "prev") if r % 2 == 0 else ("prev", "new")
         for k in order:
-            timings = _session(predictors[k], image, gt, clicks)
+            timings = click_session(predictors[k], image, gt, clicks)
             if r > 0:  # round 0 warms up
                 click_ms[k].extend(t.total_ms for t in timings)
                 infer_ms[k].extend(t.infer_ms for t in timings)

@@ -18,8 +18,9 @@ from .model import Model, load
 from .predictor import ClickResult, ImagePredictor, Stroke, Timings
 from .osvos_finetune import FinetuneConfig
 from .video import FrameSource, open_video
-from .video_predictor import (FrameResult, FrameSuggestion, MultiFrameResult, VideoDifficulty, VideoPredictor,
-                              VideoState)
+from .video_predictor import VideoPredictor
+from .video_results import FrameResult, FrameSuggestion, MultiFrameResult, VideoDifficulty
+from .video_state import VideoState
 
 logging.getLogger("ivos").addHandler(logging.NullHandler())
 

@@ -47,7 +47,7 @@ def _parity(graph: OsvosGraph, onnx_path: Path, feeds: list[list[np.ndarray]], n
     return worst
 
 
-def _check_inputs(h: int, w: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_osvos_inputs(h: int, w: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A real-looking normalised image (1, 3, h, w) and prior mask (1, 1, h, w): the click
     export's synthetic square scene, resized to (h, w)."""
     image, mask, _ = synthetic_click_inputs(max(h, w), 1, seed, sigma=5.0)
@@ -72,7 +72,7 @@ def export_osvos_bundle(net: OsvosNet, out_dir: str | Path, *, version: str, mea
     rng = np.random.default_rng(0)
     feeds = []
     for seed in range(n_checks):
-        image, prior = _check_inputs(h, w, seed)
+        image, prior = synthetic_osvos_inputs(h, w, seed)
         head = parent if seed % 2 == 0 else {k: v + rng.normal(0, 0.05, v.shape).astype(np.float32)
                                              for k, v in parent.items()}
         feeds.append([image, prior * (seed % 2), *(head[k] for k in graph.names)])

@@ -26,7 +26,7 @@ import torch
 from ivos.bundle import read_bundle
 
 from .osvos import OsvosGraph, OsvosNet, load_osvos
-from .osvos_export import _check_inputs
+from .osvos_export import synthetic_osvos_inputs
 
 log = logging.getLogger("ivos.export")
 
@@ -55,7 +55,7 @@ def add_torch_program(bundle_dir: str | Path, net: OsvosNet, out_dir: str | Path
     graph = OsvosGraph(net.eval()).eval()
     with np.load(bundle.artifact("head_parent")) as z:
         head = {k: z[k] for k in z.files}
-    image, prior = _check_inputs(*bundle.working_size, seed=0)
+    image, prior = synthetic_osvos_inputs(*bundle.working_size, seed=0)
     feeds = {"image": image, "prior": prior, **head}
     names = [s.name for s in bundle.inputs]
     example = tuple(torch.from_numpy(feeds[n]) for n in names)
