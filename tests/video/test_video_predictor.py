@@ -201,3 +201,21 @@ def test_state_keeps_masks_as_compact_run_lengths(predictor, make_clip):
     rle = state.masks[0]
     assert isinstance(rle["counts"], np.ndarray) and rle["counts"].dtype == np.int32
     assert np.array_equal(state.mask(0), masks[0])
+
+
+def test_clicks_on_one_frame_keep_its_prepared_views(predictor, make_clip, monkeypatch):
+    """Video clicks bind a frame to the click path once: further clicks on the same decoded
+    frame reuse its normalised views (the image is not set again), another frame binds anew."""
+    from ivos.click_pipeline import ClickPipeline
+
+    frames, _ = make_clip(n=3)
+    state = predictor.init_state(frames)
+    bound = []
+    original = ClickPipeline.set_image
+    monkeypatch.setattr(ClickPipeline, "set_image", lambda self, image: (bound.append(image), original(self, image)))
+    predictor.add_new_points(state, 1, 1, [[15, 17]], [1])
+    predictor.add_new_points(state, 1, 1, [[30, 20]], [0])
+    predictor.add_new_points(state, 1, 2, [[40, 30]], [1])  # another object, same frame
+    assert len(bound) == 1
+    predictor.add_new_points(state, 2, 1, [[15, 17]], [1])
+    assert len(bound) == 2 and bound[1] is state.video[2]
