@@ -80,6 +80,17 @@ class ImagePredictor:
         self._pipeline = ClickPipeline(model, self.settings, click_encoder)
         self._history = ClickHistory()
 
+    def close(self) -> None:
+        """Frees the predictor's run context (device memory on a GPU); the model stays loaded.
+        The predictor cannot predict afterwards."""
+        self._pipeline.close()
+
+    def __enter__(self) -> "ImagePredictor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # ---- image -------------------------------------------------------------------------
     def set_image(self, image: np.ndarray) -> None:
         """Sets the (H, W, 3) uint8 RGB image and forgets all clicks.

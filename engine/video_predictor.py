@@ -83,6 +83,19 @@ class VideoPredictor:
         self._clicks = None if click_model is None else ClickPipeline(click_model, self.click_settings)
         self.refine_strategy = refine_strategy
 
+    def close(self) -> None:
+        """Frees the run contexts (device memory on a GPU); the models stay loaded and every
+        state stays valid (another predictor can continue it)."""
+        self._propagator.session.close()
+        if self._clicks is not None:
+            self._clicks.close()
+
+    def __enter__(self) -> "VideoPredictor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # ---- state ---------------------------------------------------------------------------
     def init_state(self, video: Any, *, cache_size: int = 32, fps: float | None = None,
                    max_frames: int | None = MAX_VIDEO_FRAMES) -> VideoState:

@@ -279,3 +279,12 @@ def test_carried_logits_follow_the_view():
     np.testing.assert_allclose(right_half[3, 1:7:2], logits[3, 4:7] + 0.25, atol=1e-4)
     outside = view.carry_logits(logits, source, Box(40, 40, 16, 16))
     assert np.all(outside == OUTSIDE_LOGIT)
+
+
+def test_a_closed_predictor_refuses_to_predict(ort_model):
+    with ivos.ImagePredictor(ort_model) as predictor:
+        predictor.set_image(_image())
+        predictor.add_click(100, 60, True)
+    with pytest.raises(ivos.InvalidInput, match="closed"):
+        predictor.add_click(20, 10, False)
+    ort_model.create_context().run()  # the model itself stays usable
