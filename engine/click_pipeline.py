@@ -23,7 +23,7 @@ from .errors import InvalidInput
 from .geometry import Box, zoom_box
 from .model import Model
 from .ops.clicks import render_clicks, render_clicks_cuda
-from .postprocess import clamp_clicks, clamp_strokes, refine_with_crf
+from .postprocess import CrfCache, clamp_clicks, clamp_strokes, refine_with_crf
 from .settings import ClickSettings
 from .views import ClickView, Normaliser
 
@@ -108,6 +108,7 @@ class ClickPipeline:
         self._encode = click_encoder or self._gaussian
         self._ctx = model.create_context()
         self._view = ClickView(self.size, Normaliser(bundle.mean, bundle.std))
+        self._crf_cache = CrfCache()  # the CRF lattices of the current image's view region
         # The DESIGN.md hot path on CUDA: the click kernel renders straight into the network's
         # device input buffer (no host buffer, no upload). Other encodings render on the host.
         self._device_clicks = (self._ctx.device_input("clicks")
@@ -124,6 +125,7 @@ class ClickPipeline:
     def set_image(self, image: np.ndarray) -> None:
         """Binds a checked, C-contiguous (H, W, 3) uint8 image (not copied)."""
         self._view.set_image(image)
+        self._crf_cache.clear()
 
     def view_for(self, mask: np.ndarray | None, points: np.ndarray) -> Box:
         """The view a prediction with ``mask`` (H, W) bool or None and ``points`` (N, 2) takes."""
@@ -173,7 +175,7 @@ class ClickPipeline:
         t4 = time.perf_counter()
         if self.settings.crf.enabled if crf is None else crf:
             h, w = prob.shape
-            refine_with_crf(self.image, prob, box.clip(h, w), self.settings.crf)
+            refine_with_crf(self.image, prob, box.clip(h, w), self.settings.crf, cache=self._crf_cache)
             self._clamp(prob, coords, labels, hard_strokes)
         t5 = time.perf_counter()
         timings = Timings(prepare_ms=(t1 - t0) * 1e3, render_ms=(t2 - t1) * 1e3, infer_ms=(t3 - t2) * 1e3,

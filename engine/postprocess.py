@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .ops.crf import CRF_DEFAULTS, dense_crf
+from .ops.crf import CRF_DEFAULTS, DenseCRF, dense_crf
 
 CLAMP_RADIUS = 1.5
 """Radius (original pixels) of the disk around each click forced to the click's label: the
@@ -43,33 +43,117 @@ class CrfSettings:
         return CrfSettings(bool(enabled), {**CRF_DEFAULTS, **(params or {})}, max_pixels)
 
 
-def refine_with_crf(image: np.ndarray, prob: np.ndarray, roi: tuple[int, int, int, int],
-                    settings: CrfSettings) -> None:
+CRF_REGION_MARGIN = 0.03
+"""``CrfCache`` grows the region it builds the CRF for by this fraction of its side on every
+side (clipped to the image): the zoom-in view moves by a few pixels from click to click
+(the mask's box changes), and a region that still contains the new view is reused."""
+
+CRF_REUSE_AREA = 1.5
+"""``CrfCache`` rebuilds when the cached region is more than this many times the view's area
+(e.g. the full frame of the first click vs the zoom-in of the second)."""
+
+Region = tuple[int, int, int, int]
+
+
+class _CrfPlan:
+    """The dense CRF of one image region at the grid it runs on: the region itself, or a
+    downscaled grid of at most ``max_pixels`` pixels with the spatial scales (sxy) shrunk
+    alike. A ``reusable`` plan holds the built ``DenseCRF`` (its lattices), so refining
+    another probability map of the same region costs only the mean-field iterations; a
+    one-off plan runs ``dense_crf``, whose native buffers are reused from call to call (a
+    video refines frame after frame)."""
+
+    def __init__(self, image: np.ndarray, region: Region, settings: CrfSettings, *, reusable: bool):
+        x0, y0, x1, y1 = region
+        self.region = region
+        params = dict(settings.params)
+        area = (x1 - x0) * (y1 - y0)
+        self.small: tuple[int, int] | None = None  # (width, height) of the downscaled grid
+        crop = image[y0:y1, x0:x1]
+        if settings.max_pixels is not None and area > settings.max_pixels:
+            from PIL import Image
+
+            f = (settings.max_pixels / area) ** 0.5
+            self.small = (max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f)))
+            crop = np.asarray(Image.fromarray(crop).resize(self.small, Image.BILINEAR))
+            params["sxy_gaussian"] *= f
+            params["sxy_bilateral"] *= f
+        self._crf = DenseCRF(crop, **params) if reusable else None
+        self._crop, self._params = (None, None) if reusable else (crop, params)
+
+    def _refine(self, prob: np.ndarray) -> np.ndarray:
+        if self._crf is None:
+            return dense_crf(self._crop, prob, **self._params)
+        return self._crf.refine(prob)
+
+    def apply(self, prob: np.ndarray) -> None:
+        """Refines the region of ``prob`` (H, W) float32 in place."""
+        x0, y0, x1, y1 = self.region
+        if self.small is None:
+            prob[y0:y1, x0:x1] = self._refine(np.ascontiguousarray(prob[y0:y1, x0:x1]))
+            return
+        from PIL import Image
+
+        region = Image.fromarray(np.ascontiguousarray(prob[y0:y1, x0:x1]), mode="F")
+        small_prob = np.clip(np.asarray(region.resize(self.small, Image.BILINEAR)), 0.0, 1.0)
+        refined = self._refine(small_prob)
+        prob[y0:y1, x0:x1] = np.asarray(Image.fromarray(refined, mode="F").resize((x1 - x0, y1 - y0), Image.BILINEAR))
+
+
+class CrfCache:
+    """The CRF of the last click's region, kept for the next clicks on the same image: their
+    views differ by a few pixels, so the cache builds the CRF for the view grown by
+    ``CRF_REGION_MARGIN`` and reuses it while a new view fits inside and is not much smaller
+    (``CRF_REUSE_AREA``). Keyed by the image object (call ``clear`` when the image changes:
+    an array modified in place keeps its identity), the settings and the region. Not
+    thread-safe (one per click pipeline)."""
+
+    def __init__(self) -> None:
+        self._image: np.ndarray | None = None
+        self._key: tuple | None = None
+        self._plan: _CrfPlan | None = None
+        self.builds = 0  # plans built so far (hits = calls - builds)
+
+    def clear(self) -> None:
+        self._image, self._key, self._plan = None, None, None
+
+    def plan(self, image: np.ndarray, roi: Region, settings: CrfSettings) -> _CrfPlan:
+        """A plan whose region contains ``roi`` (built when the cached one does not fit)."""
+        key = (tuple(sorted(settings.params.items())), settings.max_pixels)
+        cached = self._plan
+        if (cached is not None and self._image is image and self._key == key and _contains(cached.region, roi)
+                and _area(cached.region) <= CRF_REUSE_AREA * _area(roi)):
+            return cached
+        self._image, self._key = image, key
+        self._plan = _CrfPlan(image, _grow(roi, CRF_REGION_MARGIN, image.shape[:2]), settings, reusable=True)
+        self.builds += 1
+        return self._plan
+
+
+def _area(r: Region) -> int:
+    return (r[2] - r[0]) * (r[3] - r[1])
+
+
+def _contains(outer: Region, inner: Region) -> bool:
+    return outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3]
+
+
+def _grow(r: Region, fraction: float, shape: tuple[int, int]) -> Region:
+    """``r`` grown by ``fraction`` of its larger side on every side, clipped to (h, w) ``shape``."""
+    m = int(round(fraction * max(r[2] - r[0], r[3] - r[1])))
+    return max(0, r[0] - m), max(0, r[1] - m), min(shape[1], r[2] + m), min(shape[0], r[3] + m)
+
+
+def refine_with_crf(image: np.ndarray, prob: np.ndarray, roi: Region, settings: CrfSettings, *,
+                    cache: CrfCache | None = None) -> None:
     """Dense CRF on the ``roi`` (x0, y0, x1, y1; x1/y1 exclusive) of ``prob`` (H, W) float32
     with ``image`` (H, W, 3) uint8, in place; downscaled to ``settings.max_pixels`` when the
-    region is larger."""
-    x0, y0, x1, y1 = roi
-    area = (x1 - x0) * (y1 - y0)
-    if area <= 0:
+    region is larger. With a ``cache`` (clicks on one image), the CRF's lattices are reused
+    from the previous call when its region (``roi`` grown a little) still covers ``roi``."""
+    if roi[2] <= roi[0] or roi[3] <= roi[1]:
         return
-    params = dict(settings.params)
-    if settings.max_pixels is None or area <= settings.max_pixels:
-        if (x0, y0, x1, y1) == (0, 0, prob.shape[1], prob.shape[0]):
-            prob[...] = dense_crf(image, prob, **params)
-        else:
-            prob[...] = dense_crf(image, prob, roi=roi, **params)
-        return
-    from PIL import Image
-
-    f = (settings.max_pixels / area) ** 0.5
-    small = (max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f)))
-    small_image = np.asarray(Image.fromarray(image[y0:y1, x0:x1]).resize(small, Image.BILINEAR))
-    region = Image.fromarray(np.ascontiguousarray(prob[y0:y1, x0:x1]), mode="F")
-    small_prob = np.clip(np.asarray(region.resize(small, Image.BILINEAR)), 0.0, 1.0)
-    params["sxy_gaussian"] *= f
-    params["sxy_bilateral"] *= f
-    refined = dense_crf(small_image, small_prob, **params)
-    prob[y0:y1, x0:x1] = np.asarray(Image.fromarray(refined, mode="F").resize((x1 - x0, y1 - y0), Image.BILINEAR))
+    plan = _CrfPlan(image, roi, settings, reusable=False) if cache is None else cache.plan(image, roi, settings)
+    plan.apply(prob)
 
 
 def clamp_clicks(prob: np.ndarray, coords: np.ndarray, labels: np.ndarray, radius: float = CLAMP_RADIUS) -> None:

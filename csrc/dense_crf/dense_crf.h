@@ -13,7 +13,11 @@
 // (appearance), x the column and y the row of a pixel.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
+
+#include "dense_crf/permutohedral.h"
 
 namespace ivos {
 
@@ -27,15 +31,68 @@ struct DenseCrfParams {
   float prob_floor = 1e-5f;      // probabilities are clipped to [prob_floor, 1] before -log
 };
 
-// Runs the dense CRF on one image.
+// Milliseconds spent per stage (accumulated over the calls that were given it).
+struct CrfProfile {
+  double features_ms = 0;   // pixel features of the appearance kernel
+  double build_ms = 0;      // lattice construction (locate points, hash vertices, neighbours)
+  double normalize_ms = 0;  // n = 1 / sqrt(K 1) per kernel (one filter pass each)
+  double unary_ms = 0;      // -log(clip(prob)), start marginals, output layout
+  double splat_ms = 0;      // lattice filter: points -> vertices
+  double blur_ms = 0;       // lattice filter: [1/2 1 1/2] along each lattice axis
+  double slice_ms = 0;      // lattice filter: vertices -> points
+  double update_ms = 0;     // message passing: unary + weighted messages -> softmax / sigmoid
+};
+
+// The dense CRF of one image (or image region) with fixed parameters: the lattices of both
+// kernels are built once (they depend on the pixels' positions and colours alone) and every
+// infer() runs only the mean-field iterations for a new unary. Between two clicks on the
+// same view only the unary changes, so a click pays for the lattices once per view.
+//
+// Memory: about 60 bytes per pixel (the appearance lattice; the smoothness lattice is shared
+// through a small cache keyed by the image size and sxy_gaussian).
+class DenseCrf {
+ public:
+  DenseCrf() = default;
+  // image: height x width x 3 uint8 RGB, row-major (read during construction only).
+  // Throws std::invalid_argument on bad sizes or parameters.
+  DenseCrf(const uint8_t* image, int64_t height, int64_t width, const DenseCrfParams& params, int num_threads,
+           CrfProfile* profile = nullptr) {
+    build(image, height, width, params, num_threads, profile);
+  }
+
+  // Rebuilds for another image or parameters, reusing this object's buffers.
+  void build(const uint8_t* image, int64_t height, int64_t width, const DenseCrfParams& params, int num_threads,
+             CrfProfile* profile = nullptr);
+
+  // Mean-field inference for one unary.
+  //   prob: num_planes x height x width float32. num_planes == 1: the foreground probability
+  //         of a 2-label problem (background = 1 - prob); num_planes >= 2: per-label
+  //         probabilities (one plane per label).
+  //   out:  same layout as prob, receives the refined probabilities (may alias prob).
+  // const and thread-safe: scratch buffers belong to the calling thread.
+  void infer(const float* prob, int num_planes, float* out, int num_threads, CrfProfile* profile = nullptr) const;
+
+  int64_t height() const { return height_; }
+  int64_t width() const { return width_; }
+  const DenseCrfParams& params() const { return params_; }
+  // Bytes of the lattices this object holds (the shared smoothness lattice included).
+  size_t memory_bytes() const;
+
+ private:
+  int64_t height_ = 0, width_ = 0;
+  DenseCrfParams params_;
+  PermutohedralLattice bilateral_;
+  bool use_bilateral_ = false;
+  std::shared_ptr<const PermutohedralLattice> spatial_;  // null when its weight is 0
+};
+
+// Runs the dense CRF on one image: DenseCrf(image, ...).infer(prob, ...) on per-thread
+// buffers kept between calls (a video refines frame after frame at one size).
 //   image:      height x width x 3 uint8 RGB, row-major.
-//   prob:       num_planes x height x width float32. num_planes == 1: the foreground
-//               probability of a 2-label problem (background = 1 - prob); num_planes >= 2:
-//               per-label probabilities (one plane per label).
-//   out:        same layout as prob, receives the refined probabilities (may alias prob).
+//   prob, out:  as DenseCrf::infer.
 //   num_threads: worker threads (>= 1).
 // Throws std::invalid_argument on bad sizes or parameters.
 void dense_crf_cpu(const uint8_t* image, int64_t height, int64_t width, const float* prob, int num_planes,
-                   const DenseCrfParams& params, float* out, int num_threads);
+                   const DenseCrfParams& params, float* out, int num_threads, CrfProfile* profile = nullptr);
 
 }  // namespace ivos

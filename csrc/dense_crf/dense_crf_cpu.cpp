@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/parallel.h"
+#include "common/stopwatch.h"
 #include "dense_crf/dense_crf.h"
 #include "dense_crf/permutohedral.h"
 
@@ -92,15 +93,21 @@ SpatialLatticeCache& spatial_cache() {
   return *cache;
 }
 
-// Per-thread buffers kept between calls: allocating (and page-faulting) tens of MB per call
-// would cost more than several mean-field iterations. Released after calls on images above
-// kKeepPixels so one huge image does not pin its memory.
+// Per-thread scratch of inference kept between calls: allocating (and page-faulting) tens of
+// MB per call would cost more than several mean-field iterations. Released after calls on
+// images above kKeepPixels so one huge image does not pin its memory.
 struct Workspace {
-  PermutohedralLattice bilateral;
   PermutohedralLattice::Workspace filter;
-  std::vector<float> features, unary, v, msg[2];
+  std::vector<float> unary, v, q, msg[2];
 };
 constexpr int64_t kKeepPixels = int64_t{1} << 21;  // 1080p
+
+// Points the lattice Workspace's stage timers at `profile` (or nowhere) for one call.
+void attach(PermutohedralLattice::Workspace& ws, CrfProfile* profile) {
+  ws.splat_ms = profile ? &profile->splat_ms : nullptr;
+  ws.blur_ms = profile ? &profile->blur_ms : nullptr;
+  ws.slice_ms = profile ? &profile->slice_ms : nullptr;
+}
 
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
@@ -108,17 +115,22 @@ float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 // labels, K(n q1) - K(n q0) = K(n (2 q1 - 1)), so ONE channel per kernel suffices.
 // logit: log P1 - log P0 per pixel (the unary difference); q: foreground marginal (out).
 void infer_binary(const std::vector<Kernel>& kernels, const std::vector<float>& logit, int iterations, float* q,
-                  int threads, Workspace& ws) {
+                  int threads, Workspace& ws, CrfProfile* profile) {
   const int64_t n = static_cast<int64_t>(logit.size());
+  double* update_ms = profile ? &profile->update_ms : nullptr;
+  Stopwatch clock(profile != nullptr);
   std::vector<float>& v = ws.v;
   v.resize(n);
   for (size_t k = 0; k < kernels.size(); ++k) ws.msg[k].resize(n);
   for (int64_t i = 0; i < n; ++i) q[i] = sigmoid(logit[i]);
+  clock.lap(update_ms);
   for (int it = 0; it < iterations; ++it) {
     parallel_for(n, kMinPixelChunk, threads, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) v[i] = 2.0f * q[i] - 1.0f;
     });
+    clock.lap(update_ms);
     for (size_t k = 0; k < kernels.size(); ++k) kernels[k].lattice->filter(v.data(), ws.msg[k].data(), 1, threads, ws.filter);
+    clock.lap(nullptr);
     parallel_for(n, kMinPixelChunk, threads, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         float x = logit[i];
@@ -126,6 +138,7 @@ void infer_binary(const std::vector<Kernel>& kernels, const std::vector<float>& 
         q[i] = sigmoid(x);
       }
     });
+    clock.lap(update_ms);
   }
 }
 
@@ -139,13 +152,17 @@ void softmax(float* x, int labels) {
 // L labels: all labels filtered at once (one lattice pass with L channels per kernel).
 // neg_unary: -U, pixel-major n x L; q: marginals, pixel-major n x L (out).
 void infer_multi(const std::vector<Kernel>& kernels, const std::vector<float>& neg_unary, int labels, int iterations,
-                 float* q, int threads, Workspace& ws) {
+                 float* q, int threads, Workspace& ws, CrfProfile* profile) {
   const int64_t n = static_cast<int64_t>(neg_unary.size()) / labels;
+  double* update_ms = profile ? &profile->update_ms : nullptr;
+  Stopwatch clock(profile != nullptr);
   for (size_t k = 0; k < kernels.size(); ++k) ws.msg[k].resize(n * labels);
   std::copy(neg_unary.begin(), neg_unary.end(), q);
   for (int64_t i = 0; i < n; ++i) softmax(q + i * labels, labels);
+  clock.lap(update_ms);
   for (int it = 0; it < iterations; ++it) {
     for (size_t k = 0; k < kernels.size(); ++k) kernels[k].lattice->filter(q, ws.msg[k].data(), labels, threads, ws.filter);
+    clock.lap(nullptr);
     parallel_for(n, kMinPixelChunk, threads, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         float* x = q + i * labels;
@@ -156,6 +173,7 @@ void infer_multi(const std::vector<Kernel>& kernels, const std::vector<float>& n
         softmax(x, labels);
       }
     });
+    clock.lap(update_ms);
   }
 }
 
@@ -172,50 +190,97 @@ void check_params(int64_t height, int64_t width, int num_planes, const DenseCrfP
 
 }  // namespace
 
-void dense_crf_cpu(const uint8_t* image, int64_t height, int64_t width, const float* prob, int num_planes,
-                   const DenseCrfParams& params, float* out, int num_threads) {
-  check_params(height, width, num_planes, params);
+void DenseCrf::build(const uint8_t* image, int64_t height, int64_t width, const DenseCrfParams& params,
+                     int num_threads, CrfProfile* profile) {
+  check_params(height, width, 1, params);
   const int threads = std::max(1, num_threads);
-  const int64_t n = height * width;
+  height_ = height;
+  width_ = width;
+  params_ = params;
+  thread_local std::vector<float> features;
+  thread_local PermutohedralLattice::Workspace filter;
+  attach(filter, nullptr);  // normalisation is profiled as a whole
+  Stopwatch clock(profile != nullptr);
+  // A kernel with weight 0 contributes nothing: skip building its lattice.
+  use_bilateral_ = params.iterations > 0 && params.compat_bilateral > 0;
+  if (use_bilateral_) {
+    make_features(image, height, width, params.sxy_bilateral, params.srgb, true, features);
+    clock.lap(profile ? &profile->features_ms : nullptr);
+    bilateral_.build(features.data(), height * width, 5, threads);
+    clock.lap(profile ? &profile->build_ms : nullptr);
+    bilateral_.normalize(threads, filter);
+    clock.lap(profile ? &profile->normalize_ms : nullptr);
+  } else {
+    bilateral_ = PermutohedralLattice{};
+  }
+  spatial_.reset();
+  if (params.iterations > 0 && params.compat_gaussian > 0) {
+    spatial_ = spatial_cache().get(height, width, params.sxy_gaussian, threads, filter);
+    clock.lap(profile ? &profile->build_ms : nullptr);
+  }
+  if (height * width > kKeepPixels) {
+    features = std::vector<float>{};
+    filter = PermutohedralLattice::Workspace{};
+  }
+}
+
+size_t DenseCrf::memory_bytes() const {
+  return (use_bilateral_ ? bilateral_.memory_bytes() : 0) + (spatial_ ? spatial_->memory_bytes() : 0);
+}
+
+void DenseCrf::infer(const float* prob, int num_planes, float* out, int num_threads, CrfProfile* profile) const {
+  if (num_planes < 1) throw std::invalid_argument("dense_crf: num_planes must be >= 1");
+  if (height_ < 1) throw std::invalid_argument("dense_crf: infer() on a DenseCrf that was never built");
+  const int threads = std::max(1, num_threads);
+  const int64_t n = height_ * width_;
   const bool binary = num_planes <= 2;
   thread_local Workspace ws;
-
-  // A kernel with weight 0 contributes nothing: skip building its lattice.
+  attach(ws.filter, profile);
   std::vector<Kernel> kernels;
-  if (params.iterations > 0 && params.compat_bilateral > 0) {
-    make_features(image, height, width, params.sxy_bilateral, params.srgb, true, ws.features);
-    ws.bilateral.build(ws.features.data(), n, 5, threads);
-    ws.bilateral.normalize(threads, ws.filter);
-    kernels.push_back({&ws.bilateral, params.compat_bilateral});
-  }
-  std::shared_ptr<const PermutohedralLattice> spatial;
-  if (params.iterations > 0 && params.compat_gaussian > 0) {
-    spatial = spatial_cache().get(height, width, params.sxy_gaussian, threads, ws.filter);
-    kernels.push_back({spatial.get(), params.compat_gaussian});
-  }
+  if (use_bilateral_) kernels.push_back({&bilateral_, params_.compat_bilateral});
+  if (spatial_) kernels.push_back({spatial_.get(), params_.compat_gaussian});
 
-  const float floor = params.prob_floor;
+  Stopwatch clock(profile != nullptr);
+  double* unary_ms = profile ? &profile->unary_ms : nullptr;
+  const float floor = params_.prob_floor;
   auto log_p = [floor](float p) { return std::log(std::min(1.0f, std::max(p, floor))); };
   std::vector<float>& unary = ws.unary;
   if (binary) {
     const float* fg = num_planes == 1 ? prob : prob + n;
     unary.resize(n);
     for (int64_t i = 0; i < n; ++i) unary[i] = log_p(fg[i]) - log_p(num_planes == 1 ? 1.0f - fg[i] : prob[i]);
+    clock.lap(unary_ms);
     float* q = num_planes == 1 ? out : out + n;
-    infer_binary(kernels, unary, params.iterations, q, threads, ws);
+    infer_binary(kernels, unary, params_.iterations, q, threads, ws, profile);
+    clock.lap(nullptr);
     if (num_planes == 2)
       for (int64_t i = 0; i < n; ++i) out[i] = 1.0f - q[i];
+    clock.lap(unary_ms);
   } else {
     const int labels = num_planes;
     unary.resize(n * labels);
-    std::vector<float> q(n * labels);
+    ws.q.resize(n * labels);
     for (int64_t i = 0; i < n; ++i)
       for (int l = 0; l < labels; ++l) unary[i * labels + l] = log_p(prob[l * n + i]);
-    infer_multi(kernels, unary, labels, params.iterations, q.data(), threads, ws);
+    clock.lap(unary_ms);
+    infer_multi(kernels, unary, labels, params_.iterations, ws.q.data(), threads, ws, profile);
+    clock.lap(nullptr);
     for (int l = 0; l < labels; ++l)
-      for (int64_t i = 0; i < n; ++i) out[l * n + i] = q[i * labels + l];
+      for (int64_t i = 0; i < n; ++i) out[l * n + i] = ws.q[i * labels + l];
+    clock.lap(unary_ms);
   }
+  attach(ws.filter, nullptr);
   if (n > kKeepPixels) ws = Workspace{};
+}
+
+void dense_crf_cpu(const uint8_t* image, int64_t height, int64_t width, const float* prob, int num_planes,
+                   const DenseCrfParams& params, float* out, int num_threads, CrfProfile* profile) {
+  check_params(height, width, num_planes, params);
+  // Rebuilt in place call after call: its buffers are reused, not reallocated.
+  thread_local DenseCrf crf;
+  crf.build(image, height, width, params, num_threads, profile);
+  crf.infer(prob, num_planes, out, num_threads, profile);
+  if (height * width > kKeepPixels) crf = DenseCrf{};
 }
 
 }  // namespace ivos

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "common/parallel.h"
+#include "common/stopwatch.h"
 
 namespace ivos {
 namespace {
@@ -543,9 +544,13 @@ void PermutohedralLattice::filter(const float* in, float* out, int value_size, i
   if (value_size < 1 || value_size > kMaxValues)
     throw std::invalid_argument("permutohedral lattice: value_size must be in [1, 256]");
   const int threads = std::max(1, num_threads);
+  Stopwatch clock(ws.splat_ms != nullptr);
   splat(in, value_size, threads, ws);
+  clock.lap(ws.splat_ms);
   blur(value_size, threads, ws);
+  clock.lap(ws.blur_ms);
   slice(out, value_size, threads, ws);
+  clock.lap(ws.slice_ms);
 }
 
 void PermutohedralLattice::splat(const float* in, int vs, int num_threads, Workspace& ws) const {

@@ -21,6 +21,10 @@ class PermutohedralLattice {
   struct Workspace {
     std::vector<float> values, blurred;
     std::vector<std::vector<float>> splat;  // one per extra thread
+    // When set, filter() adds the milliseconds of its three stages here (profiling).
+    double* splat_ms = nullptr;
+    double* blur_ms = nullptr;
+    double* slice_ms = nullptr;
   };
 
   // Builds the lattice for n points with d-dimensional features (row-major n x d, already

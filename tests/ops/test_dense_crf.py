@@ -321,3 +321,40 @@ def test_concurrent_calls_from_python_threads_give_identical_results():
         got = list(pool.map(lambda k: _native_crf(*frames[k % 3], 2), range(12)))
     for k, q in enumerate(got):
         np.testing.assert_array_equal(q, want[k % 3])
+
+
+# ---- DenseCRF: lattices built once, many unaries ----------------------------------------------
+
+@pytest.mark.parametrize("planar", [False, True])
+def test_dense_crf_object_equals_one_shot_for_every_unary(planar):
+    """One DenseCRF refines several unaries on its image exactly as dense_crf does each time
+    (same lattices, same arithmetic), with and without a roi."""
+    image, _ = _synthetic_frame(3, h=90, w=140)
+    rng = np.random.default_rng(8)
+    params = dict(sxy_bilateral=20, srgb=8, compat_bilateral=4)
+    for roi in (None, (15, 10, 120, 70)):
+        crf = ivos.ops.crf.DenseCRF(image, roi=roi, **params)
+        for _ in range(3):
+            fg = rng.uniform(0.02, 0.98, image.shape[:2]).astype(np.float32)
+            prob = np.stack([1 - fg, fg]) if planar else fg
+            np.testing.assert_array_equal(crf.refine(prob), ivos.dense_crf(image, prob, roi=roi, **params))
+    assert crf.memory_bytes > 0
+
+
+def test_dense_crf_object_refines_from_threads_and_validates():
+    from concurrent.futures import ThreadPoolExecutor
+
+    image, fg = _synthetic_frame(4)
+    crf = ivos.ops.crf.DenseCRF(image)
+    unaries = [np.clip(fg + d, 0, 1).astype(np.float32) for d in (-0.1, 0.0, 0.1)]
+    want = [crf.refine(u) for u in unaries]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        got = list(pool.map(lambda k: crf.refine(unaries[k % 3]), range(9)))
+    for k, q in enumerate(got):
+        np.testing.assert_array_equal(q, want[k % 3])
+    with pytest.raises(ivos.InvalidInput, match="prob"):
+        crf.refine(fg[:-1])
+    with pytest.raises(ivos.InvalidInput, match="roi"):
+        ivos.ops.crf.DenseCRF(image, roi=(0, 0, image.shape[1] + 1, 5))
+    with pytest.raises(ivos.InvalidInput, match="srgb"):
+        ivos.ops.crf.DenseCRF(image, srgb=0)
