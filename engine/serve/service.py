@@ -92,6 +92,7 @@ class Service:
                 log.warning("marked %d job(s) interrupted: the server stopped while they ran", n)
             for orphan in iter_orphans(self.data_dir, self.store.session_ids()):
                 shutil.rmtree(orphan, ignore_errors=True)
+            shutil.rmtree(self.data_dir / "tmp", ignore_errors=True)  # uploads and exports in flight
 
     def start_heartbeat(self, every_s: float = 5.0) -> None:
         """Keeps this process's queued and running jobs alive in the store (a daemon thread):
@@ -402,7 +403,13 @@ class Service:
                 raise busy(rec.id, job.id)
             state = self.video_state(rec)
             pred = self.video_predictor()
-            result = invalid_to_422(lambda: edit(pred, state))
+            try:
+                result = invalid_to_422(lambda: edit(pred, state))
+            except ApiError:
+                raise  # InvalidInput: the library left the state as it was
+            except BaseException:
+                self.videos.drop(rec.id)  # an unexpected failure may have half-changed it: reload
+                raise
             self.commit_state(rec, state)
             return result
 
