@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clicks", type=int, default=8, help="clicks per image (default 8)")
     p.add_argument("--limit", type=int, help="only the first N images of each dataset")
     p.add_argument("--threads", type=int, default=1, help="network and CRF threads (default 1)")
+    p.add_argument("--iterations", type=int,
+                   help="mean-field iterations of the cached CRF (default: the bundle's); the reference "
+                   "keeps the bundle's")
     p.add_argument("--baseline-native", type=Path,
                    help="the previous commit's ivos _C*.so: the reference CRF runs on it")
     p.add_argument("--data-root", type=Path, help="datasets root (default $IVOS_DATA_ROOT or shared/datasets)")
@@ -81,8 +84,9 @@ class Recorder:
     """Stands in for ``refine_with_crf`` in the click pipeline: runs the cached CRF (its result
     is what the predictor gets) and the reference on a copy, alternating which runs first."""
 
-    def __init__(self, cached_fn, native, threads: int):
+    def __init__(self, cached_fn, native, threads: int, reference_params: dict):
         self.cached_fn, self.native, self.threads = cached_fn, native, threads
+        self.reference_params = reference_params
         self.calls: list[dict] = []
 
     def __call__(self, image, prob, roi, settings, *, cache=None):
@@ -95,7 +99,8 @@ class Recorder:
             if which == 0:
                 self.cached_fn(image, prob, roi, settings, cache=cache)
             else:
-                reference_refine(self.native, image, ref, roi, settings, self.threads)
+                reference = type(settings)(settings.enabled, self.reference_params, settings.max_pixels)
+                reference_refine(self.native, image, ref, roi, reference, self.threads)
             ms[which] = (time.perf_counter() - t) * 1e3
         x0, y0, x1, y1 = roi
         inside = (prob[y0:y1, x0:x1] > 0.5) == (ref[y0:y1, x0:x1] > 0.5)
@@ -129,8 +134,10 @@ def run(args: argparse.Namespace) -> int:
 
     native = load_native(args.baseline_native) if args.baseline_native else _C
     model = ivos.load(args.model, threads=args.threads)
-    predictor = ivos.ImagePredictor(model, crf=True)
-    recorder = Recorder(click_pipeline.refine_with_crf, native, args.threads)
+    bundle_params = ivos.ImagePredictor(model, crf=True).settings.crf.params
+    params = dict(bundle_params) if args.iterations is None else {**bundle_params, "iterations": args.iterations}
+    predictor = ivos.ImagePredictor(model, crf=True, crf_params=params)
+    recorder = Recorder(click_pipeline.refine_with_crf, native, args.threads, dict(bundle_params))
     click_pipeline.refine_with_crf = recorder
     root = datasets_root(args.data_root)
     results = {}
@@ -153,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         click_pipeline.refine_with_crf = recorder.cached_fn
     env = {"python": platform.python_version(), "build_info": ivos.build_info(), "model": args.model,
-           "backend": model.backend, "crf": predictor.settings.crf.params,
+           "backend": model.backend, "crf": predictor.settings.crf.params, "reference_crf": bundle_params,
            "crf_max_pixels": predictor.settings.crf.max_pixels, "threads": args.threads,
            "reference_native": str(args.baseline_native or "this build")}
     print(markdown(results))

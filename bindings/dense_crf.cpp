@@ -95,9 +95,11 @@ void register_dense_crf(py::module_& m) {
         py::arg("compat_bilateral"), py::arg("prob_floor"), py::arg("num_threads") = 0, py::arg("profile") = false,
         "Dense CRF mean-field inference (C++ permutohedral lattice). See ivos.dense_crf.");
 
+  // module_local: the type is this module's own (another build of ivos._C loaded side by
+  // side, e.g. by a benchmark comparing builds, registers its own).
   py::class_<ivos::DenseCrf>(m, "DenseCrf",
                              "A dense CRF with its lattices built for one image; infer() runs mean-field only. "
-                             "See ivos.ops.crf.DenseCRF.")
+                             "See ivos.ops.crf.DenseCRF.", py::module_local())
       .def(py::init([](const ImageArray& image, int iterations, float sxy_gaussian, float compat_gaussian,
                        float sxy_bilateral, float srgb, float compat_bilateral, float prob_floor, int num_threads) {
              const auto [h, w] = image_size(image);

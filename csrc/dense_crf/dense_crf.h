@@ -40,7 +40,8 @@ struct CrfProfile {
   double splat_ms = 0;      // lattice filter: points -> vertices
   double blur_ms = 0;       // lattice filter: [1/2 1 1/2] along each lattice axis
   double slice_ms = 0;      // lattice filter: vertices -> points
-  double update_ms = 0;     // message passing: unary + weighted messages -> softmax / sigmoid
+  double update_ms = 0;     // message passing: unary + weighted messages -> softmax; for two
+                            // labels the fused pass: slice + sigmoid update + next splat
 };
 
 // The dense CRF of one image (or image region) with fixed parameters: the lattices of both

@@ -9,19 +9,12 @@
 #include "common/parallel.h"
 #include "common/stopwatch.h"
 #include "dense_crf/dense_crf.h"
+#include "dense_crf/mean_field.h"
 #include "dense_crf/permutohedral.h"
 
 namespace ivos {
 namespace {
 
-constexpr int64_t kMinPixelChunk = 16384;
-
-// One pairwise term: its lattice, normalised (filter() gives n .* K(n .* q)), and the
-// Potts weight.
-struct Kernel {
-  const PermutohedralLattice* lattice;
-  float weight;
-};
 
 // Pixel features (x / sxy, y / sxy[, rgb / srgb]) as the reference computes them (division,
 // not multiplication by a reciprocal, so the lattice sees the same coordinates).
@@ -93,13 +86,9 @@ SpatialLatticeCache& spatial_cache() {
   return *cache;
 }
 
-// Per-thread scratch of inference kept between calls: allocating (and page-faulting) tens of
-// MB per call would cost more than several mean-field iterations. Released after calls on
-// images above kKeepPixels so one huge image does not pin its memory.
-struct Workspace {
-  PermutohedralLattice::Workspace filter;
-  std::vector<float> unary, v, q, msg[2];
-};
+// Images above this size release their per-thread scratch after a call, so one huge image
+// does not pin its memory (smaller ones keep it: allocating and page-faulting tens of MB per
+// call would cost more than several mean-field iterations).
 constexpr int64_t kKeepPixels = int64_t{1} << 21;  // 1080p
 
 // Points the lattice Workspace's stage timers at `profile` (or nowhere) for one call.
@@ -107,74 +96,6 @@ void attach(PermutohedralLattice::Workspace& ws, CrfProfile* profile) {
   ws.splat_ms = profile ? &profile->splat_ms : nullptr;
   ws.blur_ms = profile ? &profile->blur_ms : nullptr;
   ws.slice_ms = profile ? &profile->slice_ms : nullptr;
-}
-
-float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-
-// Two labels: Potts messages enter the update only through the difference between the
-// labels, K(n q1) - K(n q0) = K(n (2 q1 - 1)), so ONE channel per kernel suffices.
-// logit: log P1 - log P0 per pixel (the unary difference); q: foreground marginal (out).
-void infer_binary(const std::vector<Kernel>& kernels, const std::vector<float>& logit, int iterations, float* q,
-                  int threads, Workspace& ws, CrfProfile* profile) {
-  const int64_t n = static_cast<int64_t>(logit.size());
-  double* update_ms = profile ? &profile->update_ms : nullptr;
-  Stopwatch clock(profile != nullptr);
-  std::vector<float>& v = ws.v;
-  v.resize(n);
-  for (size_t k = 0; k < kernels.size(); ++k) ws.msg[k].resize(n);
-  for (int64_t i = 0; i < n; ++i) q[i] = sigmoid(logit[i]);
-  clock.lap(update_ms);
-  for (int it = 0; it < iterations; ++it) {
-    parallel_for(n, kMinPixelChunk, threads, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) v[i] = 2.0f * q[i] - 1.0f;
-    });
-    clock.lap(update_ms);
-    for (size_t k = 0; k < kernels.size(); ++k) kernels[k].lattice->filter(v.data(), ws.msg[k].data(), 1, threads, ws.filter);
-    clock.lap(nullptr);
-    parallel_for(n, kMinPixelChunk, threads, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        float x = logit[i];
-        for (size_t k = 0; k < kernels.size(); ++k) x += kernels[k].weight * ws.msg[k][i];
-        q[i] = sigmoid(x);
-      }
-    });
-    clock.lap(update_ms);
-  }
-}
-
-// softmax over the labels of one pixel, in place.
-void softmax(float* x, int labels) {
-  float mx = *std::max_element(x, x + labels), sum = 0.0f;
-  for (int l = 0; l < labels; ++l) sum += (x[l] = std::exp(x[l] - mx));
-  for (int l = 0; l < labels; ++l) x[l] /= sum;
-}
-
-// L labels: all labels filtered at once (one lattice pass with L channels per kernel).
-// neg_unary: -U, pixel-major n x L; q: marginals, pixel-major n x L (out).
-void infer_multi(const std::vector<Kernel>& kernels, const std::vector<float>& neg_unary, int labels, int iterations,
-                 float* q, int threads, Workspace& ws, CrfProfile* profile) {
-  const int64_t n = static_cast<int64_t>(neg_unary.size()) / labels;
-  double* update_ms = profile ? &profile->update_ms : nullptr;
-  Stopwatch clock(profile != nullptr);
-  for (size_t k = 0; k < kernels.size(); ++k) ws.msg[k].resize(n * labels);
-  std::copy(neg_unary.begin(), neg_unary.end(), q);
-  for (int64_t i = 0; i < n; ++i) softmax(q + i * labels, labels);
-  clock.lap(update_ms);
-  for (int it = 0; it < iterations; ++it) {
-    for (size_t k = 0; k < kernels.size(); ++k) kernels[k].lattice->filter(q, ws.msg[k].data(), labels, threads, ws.filter);
-    clock.lap(nullptr);
-    parallel_for(n, kMinPixelChunk, threads, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        float* x = q + i * labels;
-        for (int l = 0; l < labels; ++l) {
-          x[l] = neg_unary[i * labels + l];
-          for (size_t k = 0; k < kernels.size(); ++k) x[l] += kernels[k].weight * ws.msg[k][i * labels + l];
-        }
-        softmax(x, labels);
-      }
-    });
-    clock.lap(update_ms);
-  }
 }
 
 void check_params(int64_t height, int64_t width, int num_planes, const DenseCrfParams& p) {
@@ -234,9 +155,10 @@ void DenseCrf::infer(const float* prob, int num_planes, float* out, int num_thre
   const int threads = std::max(1, num_threads);
   const int64_t n = height_ * width_;
   const bool binary = num_planes <= 2;
-  thread_local Workspace ws;
+  thread_local MeanFieldScratch ws;
+  thread_local std::vector<float> unary;
   attach(ws.filter, profile);
-  std::vector<Kernel> kernels;
+  std::vector<PairwiseKernel> kernels;
   if (use_bilateral_) kernels.push_back({&bilateral_, params_.compat_bilateral});
   if (spatial_) kernels.push_back({spatial_.get(), params_.compat_gaussian});
 
@@ -244,14 +166,13 @@ void DenseCrf::infer(const float* prob, int num_planes, float* out, int num_thre
   double* unary_ms = profile ? &profile->unary_ms : nullptr;
   const float floor = params_.prob_floor;
   auto log_p = [floor](float p) { return std::log(std::min(1.0f, std::max(p, floor))); };
-  std::vector<float>& unary = ws.unary;
   if (binary) {
     const float* fg = num_planes == 1 ? prob : prob + n;
     unary.resize(n);
     for (int64_t i = 0; i < n; ++i) unary[i] = log_p(fg[i]) - log_p(num_planes == 1 ? 1.0f - fg[i] : prob[i]);
     clock.lap(unary_ms);
     float* q = num_planes == 1 ? out : out + n;
-    infer_binary(kernels, unary, params_.iterations, q, threads, ws, profile);
+    mean_field_binary(kernels, unary.data(), n, params_.iterations, q, threads, ws, profile);
     clock.lap(nullptr);
     if (num_planes == 2)
       for (int64_t i = 0; i < n; ++i) out[i] = 1.0f - q[i];
@@ -263,14 +184,17 @@ void DenseCrf::infer(const float* prob, int num_planes, float* out, int num_thre
     for (int64_t i = 0; i < n; ++i)
       for (int l = 0; l < labels; ++l) unary[i * labels + l] = log_p(prob[l * n + i]);
     clock.lap(unary_ms);
-    infer_multi(kernels, unary, labels, params_.iterations, ws.q.data(), threads, ws, profile);
+    mean_field_multi(kernels, unary.data(), n, labels, params_.iterations, ws.q.data(), threads, ws, profile);
     clock.lap(nullptr);
     for (int l = 0; l < labels; ++l)
       for (int64_t i = 0; i < n; ++i) out[l * n + i] = ws.q[i * labels + l];
     clock.lap(unary_ms);
   }
   attach(ws.filter, nullptr);
-  if (n > kKeepPixels) ws = Workspace{};
+  if (n > kKeepPixels) {
+    ws = MeanFieldScratch{};
+    unary = std::vector<float>{};
+  }
 }
 
 void dense_crf_cpu(const uint8_t* image, int64_t height, int64_t width, const float* prob, int num_planes,

@@ -547,7 +547,7 @@ void PermutohedralLattice::filter(const float* in, float* out, int value_size, i
   Stopwatch clock(ws.splat_ms != nullptr);
   splat(in, value_size, threads, ws);
   clock.lap(ws.splat_ms);
-  blur(value_size, threads, ws);
+  blur(ws.values, ws.blurred, value_size, threads);
   clock.lap(ws.blur_ms);
   slice(out, value_size, threads, ws);
   clock.lap(ws.slice_ms);
@@ -582,14 +582,19 @@ void PermutohedralLattice::splat(const float* in, int vs, int num_threads, Works
   });
 }
 
-void PermutohedralLattice::blur(int vs, int num_threads, Workspace& ws) const {
-  grow_to(ws.blurred, static_cast<size_t>(m_ + 1) * vs);
-  std::fill_n(ws.blurred.data(), vs, 0.0f);  // the "none" slot neighbours outside read
+void PermutohedralLattice::blur(std::vector<float>& values, std::vector<float>& scratch, int vs,
+                                int num_threads) const {
+  grow_to(scratch, static_cast<size_t>(m_ + 1) * vs);
+  std::fill_n(scratch.data(), vs, 0.0f);  // the "none" slot neighbours outside read
   for (int axis = 0; axis <= d_; ++axis) {
     const int32_t* nb = &neighbors_[static_cast<size_t>(axis) * m_ * 2];
-    const float* src = ws.values.data();
-    float* dst = ws.blurred.data();
+    const float* src = values.data();
+    float* dst = scratch.data();
     parallel_for(m_, kMinVertexChunk, num_threads, [&](int64_t b, int64_t e) {
+      if (vs == 1) {  // the two-label CRF: one channel
+        for (int64_t j = b; j < e; ++j) dst[j + 1] = src[j + 1] + 0.5f * (src[nb[2 * j]] + src[nb[2 * j + 1]]);
+        return;
+      }
       for (int64_t j = b; j < e; ++j) {
         const float* self = src + (j + 1) * vs;
         const float* n1 = src + static_cast<int64_t>(nb[2 * j]) * vs;
@@ -598,14 +603,18 @@ void PermutohedralLattice::blur(int vs, int num_threads, Workspace& ws) const {
         for (int k = 0; k < vs; ++k) o[k] = self[k] + 0.5f * (n1[k] + n2[k]);
       }
     });
-    ws.values.swap(ws.blurred);
+    values.swap(scratch);
   }
+}
+
+float PermutohedralLattice::slice_scale() const {
+  // Compensates the blur's gain so a constant signal keeps its scale (as in the reference).
+  return 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(d_)));
 }
 
 void PermutohedralLattice::slice(float* out, int vs, int num_threads, const Workspace& ws) const {
   const int vd = d_ + 1;
-  // Compensates the blur's gain so a constant signal keeps its scale (as in the reference).
-  const float alpha = 1.0f / (1.0f + std::pow(2.0f, -static_cast<float>(d_)));
+  const float alpha = slice_scale();
   parallel_for(n_, kMinPointChunk, num_threads, [&](int64_t b, int64_t e) {
     with_vertex_count(vd, [&](auto VD) {
       if (vs == 1) slice_range<VD, 1>(ws.values.data(), vd, vs, b, e, offset_.data(), weight_.data(), alpha, out);

@@ -40,6 +40,20 @@ class PermutohedralLattice {
   // value_size in [1, kMaxValues].
   void filter(const float* in, float* out, int value_size, int num_threads, Workspace& ws) const;
 
+  // Per-point access, for callers that fuse the splat and the slice with their own work per
+  // point (the dense CRF's mean-field update): point i's d+1 enclosing vertices have the value
+  // slots offsets()[i * (d+1) + r] (vertex index + 1; slot 0 is a "none" slot that stays 0)
+  // and the weights weights()[i * (d+1) + r] (normalisation folded in). filter() is: values
+  // of value_slots() x vs zeros, += w * in_i at point i's slots, blur(), then
+  // out_i = slice_scale() * sum_r w * values[slot].
+  const int32_t* offsets() const { return offset_.data(); }
+  const float* weights() const { return weight_.data(); }
+  size_t value_slots() const { return static_cast<size_t>(m_) + 1; }
+  float slice_scale() const;
+  // Blurs values (value_slots() x vs) in place along every lattice axis; scratch is grown
+  // as needed and left undefined.
+  void blur(std::vector<float>& values, std::vector<float>& scratch, int vs, int num_threads) const;
+
   int64_t num_points() const { return n_; }
   int64_t num_vertices() const { return m_; }
   int dim() const { return d_; }
@@ -51,7 +65,6 @@ class PermutohedralLattice {
 
  private:
   void splat(const float* in, int vs, int num_threads, Workspace& ws) const;
-  void blur(int vs, int num_threads, Workspace& ws) const;
   void slice(float* out, int vs, int num_threads, const Workspace& ws) const;
 
   int64_t n_ = 0;  // points
