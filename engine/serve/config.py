@@ -48,6 +48,8 @@ class ServeConfig:
         exclusive: this process alone serves the data dir (one worker, no Ray): unfinished jobs
             found at start-up are marked interrupted at once instead of after ``job_stale_s``.
         job_stale_s: a job whose heartbeat is older is taken as dead (its process crashed).
+        fsync: the store waits for the disk at every commit (survives power loss, not only a
+            crash of the process; ``ivos.serve.store.SQLiteStore``).
     """
 
     host: str = "127.0.0.1"
@@ -76,6 +78,7 @@ class ServeConfig:
     checkpoint_s: float = 2.0
     exclusive: bool = True
     job_stale_s: float = 30.0
+    fsync: bool = False
     extra: dict = field(default_factory=dict, compare=False)
 
     @property

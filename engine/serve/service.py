@@ -71,7 +71,7 @@ class Service:
         self.instance = instance or new_id("inst_")
         self.data_dir = Path(config.data_dir).resolve()
         (self.data_dir / "sessions").mkdir(parents=True, exist_ok=True)
-        self.store = SQLiteStore(self.data_dir / STORE_FILE)
+        self.store = SQLiteStore(self.data_dir / STORE_FILE, fsync=config.fsync)
         self.limits = Limits(config.max_image_pixels, config.max_frames, config.max_duration_s)
         self.images: LiveCache[LiveImage] = LiveCache(config.live_images)
         self.videos: LiveCache[Any] = LiveCache(config.live_videos)

@@ -191,12 +191,18 @@ SCHEMA_VERSION = 1
 
 
 class SQLiteStore(SessionStore):
-    """``SessionStore`` in one SQLite file (WAL journal, ``synchronous=FULL``: a committed
-    change survives a crash of the process and of the machine). One connection per thread;
-    writes run in ``BEGIN IMMEDIATE`` transactions, which SQLite serialises across processes."""
+    """``SessionStore`` in one SQLite file, WAL journal. One connection per thread; writes run
+    in ``BEGIN IMMEDIATE`` transactions, which SQLite serialises across processes.
 
-    def __init__(self, path: str | Path):
+    Durability: every commit is atomic and survives a crash of the server process (SIGKILL
+    included) in both modes. ``fsync=False`` (default, SQLite's ``synchronous=NORMAL``) does not
+    wait for the disk at each commit: a power cut or kernel crash can lose the last commits
+    (never corrupt the store); it saves about 4-7 ms a click on this machine's disk.
+    ``fsync=True`` (``synchronous=FULL``, ``ivos serve --fsync``) also survives those."""
+
+    def __init__(self, path: str | Path, *, fsync: bool = False):
         self.path = Path(path)
+        self.fsync = fsync
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         with self._write() as db:  # one transaction: several processes may start at once
@@ -216,7 +222,7 @@ class SQLiteStore(SessionStore):
             # autocommit mode (isolation_level=None): transactions are explicit, below
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            db.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=30000")
             self._local.db = db
