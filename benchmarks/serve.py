@@ -110,6 +110,20 @@ def http_session(url: str, image_png: bytes, sequence, http=None) -> list[float]
             http.close()
 
 
+def request_floor(http, image_png: bytes, n: int = 100) -> list[float]:
+    """ms per ``POST .../undo`` on a session without clicks: the whole request path (routing,
+    session lookup in the store, the hop to a request thread and back, JSON) with no network
+    run: what HTTP adds to a click at the least."""
+    sid = http.post("/v1/images", files={"image": ("f.png", image_png, "image/png")}).json()["session_id"]
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        http.post(f"/v1/images/{sid}/undo")
+        out.append((time.perf_counter() - t0) * 1e3)
+    http.delete(f"/v1/images/{sid}")
+    return out
+
+
 def local_session(model, image: np.ndarray, sequence) -> list[float]:
     """ms per click of one in-process ImagePredictor session (``set_image`` not timed)."""
     predictor = ivos.ImagePredictor(model)
@@ -143,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="ivos-lite0", help="click bundle (shipped name or folder)")
     p.add_argument("--threads", type=int, default=1, help="engine threads, in-process and in the server")
     p.add_argument("--request-threads", type=int, default=4, help="the server's request threads")
-    p.add_argument("--rounds", type=int, default=5, help="image sessions per side for the overhead")
+    p.add_argument("--rounds", type=int, default=10, help="image sessions per side for the overhead")
     p.add_argument("--clicks", type=int, default=20, help="clicks per session")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/serve.md"))
@@ -160,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             with httpx.Client(base_url=url, timeout=120) as http:
                 http_session(url, image_png, clicks(0, 5), http)  # warm-up: both sides
                 local_session(model, image, clicks(0, 5))
+                floor_ms = request_floor(http, image_png)
                 local_ms, http_ms = [], []
                 for r in range(args.rounds):
                     seq = clicks(r + 1, args.clicks)
@@ -182,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
            "ivos": ivos.__version__, "backend": model.backend, "server_backend": ready["model"],
            "threads": args.threads, "request_threads": args.request_threads, "image": f"{SIZE[0]}x{SIZE[1]}",
            "loadavg_at_end": os.getloadavg()}
-    result = {"in_process": local, "http": remote, "ratio_p50": remote["p50"] / local["p50"],
+    floor = stats(floor_ms)
+    result = {"in_process": local, "http": remote, "request_floor": floor, "ratio_p50": remote["p50"] / local["p50"],
               "ratio_mean": remote["mean"] / local["mean"], "overhead_ms_p50": remote["p50"] - local["p50"],
               "throughput": throughput, "environment": env}
     command = "python -m ivos.bench.serve " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -201,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
           for name, s in (("in-process ImagePredictor.add_click", local), ("HTTP POST .../clicks", remote))),
         "",
         f"HTTP / in-process: **{result['ratio_p50']:.2f}x** at p50 ({result['overhead_ms_p50']:+.1f} ms per click), "
-        f"{result['ratio_mean']:.2f}x on the mean.", "",
+        f"{result['ratio_mean']:.2f}x on the mean. The request path alone (``POST .../undo`` on a session "
+        f"without clicks: routing, store lookup, thread hop, JSON; no network run) takes p50 {floor['p50']:.1f} ms "
+        f"(p90 {floor['p90']:.1f}, p99 {floor['p99']:.1f}) over {floor['n']} requests.", "",
         "## Concurrent sessions", "",
         "| sessions | clicks | HTTP clicks/s | HTTP p50 / p99 (ms) | in-process clicks/s | in-process p50 / p99 (ms) |",
         "|---|---|---|---|---|---|",
