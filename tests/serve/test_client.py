@@ -106,3 +106,32 @@ def test_video_predictor_flow(make_server, make_clip, tmp_path):
             video.add_new_points(state, 9, 3, [[1, 1]], [1])
         video.remove_object(state, 3)
         assert video.info(state)["objects"] == []
+
+
+def test_video_masks_equal_in_process(shared_server, bundles, make_clip):
+    """The same clicks, mask and propagation through the server and through an in-process
+    VideoPredictor with the server's settings (tiny bundles, 5 fine-tuning steps, 3
+    augmentations, CRF on, 1 thread) give the same masks on every frame."""
+    import ivos
+
+    frames, _ = make_clip(n=5, seed=4)
+    box = np.zeros((40, 56), np.uint8)
+    box[28:38, 36:50] = 1
+    local = ivos.VideoPredictor(ivos.load(bundles["osvos"], backend="ort", threads=1),
+                                ivos.load(bundles["click"], backend="ort", threads=1), crf=True,
+                                finetune_config=ivos.FinetuneConfig(steps=5, augmentations=3, threads=1))
+    state = local.init_state(frames)
+    with ivos.Client(shared_server.url) as client:
+        remote = client.video_predictor()
+        handle = remote.init_state(frames)
+        for pred, st in ((local, state), (remote, handle)):
+            pred.add_new_points(st, 0, 1, [[15, 17]], [1])
+            pred.add_new_points(st, 0, 1, [[30, 30]], [0])
+            pred.add_new_mask(st, 2, 4, box)
+        want = {r.frame_idx: r.masks for r in local.propagate_in_video(state)}
+        got = {r.frame_idx: r.masks for r in remote.propagate_in_video(handle)}
+        assert sorted(got) == sorted(want) == list(range(5))
+        for i in range(5):
+            assert sorted(got[i]) == sorted(want[i]) == [1, 4]
+            for k in (1, 4):
+                np.testing.assert_array_equal(got[i][k], want[i][k], err_msg=f"frame {i} object {k}")
