@@ -215,6 +215,11 @@ class Client:
     def ready(self) -> dict:
         return self.json("GET", "/readyz")
 
+    def sessions(self, kind: str | None = None) -> list[dict]:
+        """This key's sessions on the server (``session_id``, ``kind``, sizes, ``updated``),
+        most recently changed first."""
+        return self.json("GET", "/v1/sessions", params={} if kind is None else {"kind": kind})["sessions"]
+
     # ---- predictors ----------------------------------------------------------------------
     def image_predictor(self, session_id: str | None = None, *, probabilities: bool = False) -> "RemoteImagePredictor":
         """An ``ImagePredictor`` over HTTP: a new session at the first ``set_image``, or the

@@ -34,6 +34,8 @@ Video sessions (``ivos.VideoPredictor`` over HTTP)::
     GET    /v1/videos/{id}/export?format=png-zip|coco|rle|sticker
     DELETE /v1/videos/{id}
 
+    GET    /v1/sessions?kind=image|video   this key's sessions, most recently changed first
+
 Service: ``GET /healthz`` (the process answers), ``GET /readyz`` (models loaded, store
 reachable), ``GET /metrics`` (Prometheus; needs a key when the server has keys).
 
@@ -361,6 +363,13 @@ def create_app(config: ServeConfig, *, load_in_background: bool = True) -> FastA
         body, media = metrics.render()
         return Response(body, media_type=media)
 
+    @app.get("/v1/sessions", tags=["service"])
+    async def list_sessions(kind: Optional[Literal["image", "video"]] = Query(None),
+                            limit: int = Query(100, ge=1, le=1000), who: str = Depends(owner)):
+        """This key's sessions, most recently changed first."""
+        records = service.store.list_sessions(who, kind, limit)
+        return {"sessions": [session_json(r) for r in records]}
+
     # ---- image sessions -------------------------------------------------------------------
     @app.post("/v1/images", status_code=201, tags=["images"])
     async def create_image(image: UploadFile = File(..., description="PNG, JPEG, WebP, BMP, TIFF or GIF"),
@@ -588,6 +597,11 @@ def create_app(config: ServeConfig, *, load_in_background: bool = True) -> FastA
     async def delete_video(rec: SessionRecord = Depends(video_session)):
         await service.requests.run(service.delete, rec)
         return Response(status_code=204)
+
+    # the web editor at / (its page, files and the few read-only routes a browser needs)
+    from .web import add_web_routes
+    add_web_routes(app, service, owner=owner, video_session=video_session, image_session=image_session,
+                   session_json=session_json)
 
     # ASGI middleware, the last added outermost: metrics see every answer, the body limit too
     app.add_middleware(BodyLimit, limit=config.max_upload_bytes)

@@ -59,6 +59,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-crf", dest="crf", action="store_false", help="no dense CRF on propagated frames")
     p.add_argument("--checkpoint-s", type=float, default=d.checkpoint_s,
                    help="a running propagation saves its masks this often (seconds)")
+    p.add_argument("--session-ttl-h", type=float, default=d.session_ttl_h,
+                   help="delete sessions unchanged for this many hours (0 = keep them; default)")
     p.add_argument("--fsync", action="store_true",
                    help="wait for the disk at every store commit (survives power loss too; slower clicks)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
@@ -78,7 +80,7 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
         max_upload_bytes=int(args.max_upload_mb * 2 ** 20), max_image_pixels=args.max_image_pixels,
         max_frames=args.max_frames, max_duration_s=args.max_duration_s, finetune_steps=args.finetune_steps,
         finetune_augmentations=args.finetune_augmentations, crf=args.crf, checkpoint_s=args.checkpoint_s,
-        fsync=args.fsync,
+        fsync=args.fsync, session_ttl_h=args.session_ttl_h,
         exclusive=args.workers == 1 and not args.ray)
 
 

@@ -50,6 +50,8 @@ class ServeConfig:
         job_stale_s: a job whose heartbeat is older is taken as dead (its process crashed).
         fsync: the store waits for the disk at every commit (survives power loss, not only a
             crash of the process; ``ivos.serve.store.SQLiteStore``).
+        session_ttl_h: sessions unchanged for this many hours (and without a job) are deleted
+            with their files; 0 keeps them until deleted (DELETE /v1/images/{id}, ...).
     """
 
     host: str = "127.0.0.1"
@@ -79,6 +81,7 @@ class ServeConfig:
     exclusive: bool = True
     job_stale_s: float = 30.0
     fsync: bool = False
+    session_ttl_h: float = 0.0
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -98,6 +101,8 @@ class ServeConfig:
         for name in ("request_queue", "job_queue"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if not self.session_ttl_h >= 0:
+            raise ValueError(f"--session-ttl-h must be >= 0 (0 = keep sessions), got {self.session_ttl_h}")
         if not self.max_duration_s > 0:
             raise ValueError(f"--max-duration-s must be positive, got {self.max_duration_s}")
         if any(len(k) < 16 for k in self.api_keys):

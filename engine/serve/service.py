@@ -98,12 +98,18 @@ class Service:
         """Keeps this process's queued and running jobs alive in the store (a daemon thread):
         a job whose process died stops beating and is taken as interrupted after
         ``job_stale_s``."""
+        ttl_s = self.config.session_ttl_h * 3600.0
+        if ttl_s > 0:
+            every_s = min(every_s, max(0.2, ttl_s / 4))  # expired sessions go within a quarter TTL
+
         def beat() -> None:
             while not self._stopping.wait(every_s):
                 try:
                     self.store.beat(self.instance)
+                    if ttl_s > 0:
+                        self.sweep(time.time() - ttl_s)
                 except Exception:  # a busy store: the next beat will do
-                    log.warning("job heartbeat failed", exc_info=True)
+                    log.warning("job heartbeat / session sweep failed", exc_info=True)
 
         threading.Thread(target=beat, name="ivos-heartbeat", daemon=True).start()
 
@@ -175,6 +181,24 @@ class Service:
             self.store.delete_session(rec.id)
             (self.images if rec.kind == "image" else self.videos).drop(rec.id)
             shutil.rmtree(self.folder(rec.id), ignore_errors=True)
+
+    def sweep(self, before: float) -> int:
+        """Deletes the sessions unchanged since ``before`` (epoch s) and without a job, with
+        their files (``--session-ttl-h``). Returns how many."""
+        n = 0
+        for sid in self.store.idle_sessions(before):
+            rec = self.store.get_session(sid)
+            with self.locks(sid):
+                fresh = self.store.get_session(sid)
+                if rec is None or fresh is None or fresh.updated >= before:
+                    continue  # changed meanwhile
+                self.store.delete_session(sid)
+                (self.images if rec.kind == "image" else self.videos).drop(sid)
+                shutil.rmtree(self.folder(sid), ignore_errors=True)
+                n += 1
+        if n:
+            log.info("deleted %d session(s) idle for more than --session-ttl-h", n)
+        return n
 
     def counts(self) -> dict[str, int]:
         return self.store.count_sessions()

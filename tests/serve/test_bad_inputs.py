@@ -198,3 +198,12 @@ def test_binding_beyond_loopback_needs_keys(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ivos.serve.cli", "--api-key", "short", "--data-dir", str(tmp_path)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "at least 16 characters" in r.stderr
+
+
+def test_each_key_lists_only_its_sessions(http, session):
+    mine = [s["session_id"] for s in http.get("/v1/sessions").json()["sessions"]]
+    assert session in mine
+    theirs = http.get("/v1/sessions", headers={"Authorization": f"Bearer {OTHER}"}).json()["sessions"]
+    assert session not in [s["session_id"] for s in theirs]
+    r = http.get("/v1/sessions", params={"kind": "movie"})
+    assert r.status_code == 422 and "kind" in r.json()["error"]["message"]

@@ -110,3 +110,24 @@ def test_service_endpoints(shared_server):
         assert "ivos_http_requests_total" in text and "ivos_click_stage_ms_bucket" in text
         assert 'ivos_queue_depth{pool="jobs"}' in text and 'ivos_sessions{kind="image"}' in text
         assert 'route="/v1/images/{session_id}/clicks"' in text  # templates, not raw paths
+
+
+def test_idle_sessions_expire_with_their_files(make_server, png_bytes):
+    """--session-ttl-h: a session unchanged for longer is deleted with its files; one that
+    keeps being used stays."""
+    import time
+
+    server = make_server("--session-ttl-h", str(2.0 / 3600))  # 2 s
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        idle = http.post("/v1/images", files={"image": ("a.png", png_bytes(scene()), "image/png")}).json()
+        busy = http.post("/v1/images", files={"image": ("a.png", png_bytes(scene()), "image/png")}).json()
+        folder = server.data_dir / "sessions" / idle["session_id"]
+        assert folder.is_dir()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # clicks keep the second one alive
+            assert http.post(f"/v1/images/{busy['session_id']}/clicks", json={"x": 5, "y": 5}).status_code == 200
+            time.sleep(0.5)
+        assert http.get(f"/v1/images/{idle['session_id']}").status_code == 404
+        assert not folder.exists()
+        assert http.get(f"/v1/images/{busy['session_id']}").status_code == 200
+        assert [s["session_id"] for s in http.get("/v1/sessions").json()["sessions"]] == [busy["session_id"]]
