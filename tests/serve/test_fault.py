@@ -21,9 +21,11 @@ def wait(http, sid, job_id, until, timeout=120):
 
 
 def test_sigkill_mid_propagation_loses_nothing(make_server, make_clip, png_bytes):
-    n = 60
+    n = 80
     frames, _ = make_clip(n=n, h=120, w=160, seed=3)
-    server = make_server("--checkpoint-s", "0.2")
+    # a checkpoint after every frame: the kill below always follows committed frames, and the
+    # saves slow the job enough that it is still running then, however fast the machine
+    server = make_server("--checkpoint-s", "0")
     with httpx.Client(base_url=server.url, timeout=60) as http:
         files = [("frames", (f"{i}.png", png_bytes(f), "image/png")) for i, f in enumerate(frames)]
         sid = http.post("/v1/videos", files=files).json()["session_id"]
@@ -45,7 +47,6 @@ def test_sigkill_mid_propagation_loses_nothing(make_server, make_clip, png_bytes
         running = wait(http, sid, job["job_id"], lambda j: j["stage"] == "propagate" and j["frames_done"] >= 12
                        or j["status"] not in ("queued", "running"))
         assert running["status"] == "running", f"the job ended before the kill: {running}"
-        time.sleep(0.3)  # past a checkpoint
     server.kill()
 
     server.start()
@@ -56,7 +57,7 @@ def test_sigkill_mid_propagation_loses_nothing(make_server, make_clip, png_bytes
         assert objects[1]["clicks"] == {"0": [[15.0, 17.0, 1]]} and objects[2]["clicks"] == {"30": [[100.0, 60.0, 1]]}
         assert objects[1]["masked_frames"] == n  # the first job's masks are all there
         assert objects[2]["finetuned"]  # committed right after fine-tuning
-        assert objects[2]["masked_frames"] > 1  # frames of the killed job, from its last checkpoint
+        assert objects[2]["masked_frames"] >= 12  # the frames the killed job had done (checkpointed)
         after = http.get(f"/v1/videos/{sid}/masks").json()["frames"]
         assert after[0]["masks"]["1"] == before[0]["masks"]["1"]  # the annotation, exactly
         image = http.get(f"/v1/images/{img['session_id']}").json()
