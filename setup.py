@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parent
 
 # installed package name -> its folder (relative to this file, as setuptools wants it)
 PACKAGE_DIR = {"ivos": "engine", "ivos.export": "export", "ivos.bench": "benchmarks"}
-# data-only packages (no __init__.py) -> the files they install: the demo clip, the shipped bundles
-DATA_PACKAGES = {"ivos.data": ["*"], "ivos.models": ["**/*"]}
+# data-only packages (no __init__.py) -> the files they install: the demo clip, the shipped bundles,
+# the web editor (engine/web: HTML, CSS, JavaScript modules)
+DATA_PACKAGES = {"ivos.data": ["*"], "ivos.models": ["**/*"], "ivos.web": ["*"]}
 
 
 def find_mapped_packages() -> list[str]:

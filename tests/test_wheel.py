@@ -88,6 +88,15 @@ def test_wheel_has_the_shipped_bundles_and_the_demo_clip(names):
     assert not missing, missing
 
 
+def test_wheel_has_the_web_editor(names):
+    """``ivos serve``'s page at / (engine/web, the data package ``ivos.web``): every file of it."""
+    files = [p for p in (ROOT / "engine" / "web").iterdir() if p.is_file()]
+    assert {"index.html", "editor.js", "api.js", "masks.js", "style.css"} <= {p.name for p in files}
+    missing = [p.name for p in files if f"ivos/web/{p.name}" not in names]
+    assert not missing, missing
+    assert "ivos/serve/web.py" in names
+
+
 def test_wheel_has_the_native_module_and_nothing_else_at_the_top(names):
     native = [n for n in names if n.startswith("ivos/_C.") and n.endswith((".so", ".pyd"))]
     assert len(native) == 1, native
