@@ -598,6 +598,11 @@ def create_app(config: ServeConfig, *, load_in_background: bool = True) -> FastA
         await service.requests.run(service.delete, rec)
         return Response(status_code=204)
 
+    # the web editor at / (its page, files and the few read-only routes a browser needs)
+    from .web import add_web_routes
+    add_web_routes(app, service, owner=owner, video_session=video_session, image_session=image_session,
+                   session_json=session_json)
+
     # ASGI middleware, the last added outermost: metrics see every answer, the body limit too
     app.add_middleware(BodyLimit, limit=config.max_upload_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics, instance=service.instance)
