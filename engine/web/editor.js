@@ -161,9 +161,10 @@ function layout() {
 }
 
 let frameToken = 0;
-async function showFrame(idx, { fetchMasks = true } = {}) {
+async function showFrame(idx, { fetchMasks = true, user = true } = {}) {
   if (!S.id) return;
   idx = Math.max(0, Math.min(S.numFrames - 1, idx | 0));
+  if (user && jobRunning() && idx !== S.frame) $("follow").checked = false; // the person takes over
   S.frame = idx;
   const token = ++frameToken;
   updateFacts();
@@ -256,8 +257,11 @@ function frameConfidence(frame) {
   const per = S.confidence.get(frame);
   const src = S.sources.get(frame);
   if (!per || !per.size) return null;
-  let worst = 1;
-  for (const [k, c] of per) if (!src || src.get(k) !== "annotated") worst = Math.min(worst, c);
+  let worst = null; // the least confident propagated object; null: none known yet (a running job)
+  for (const [k, c] of per) {
+    if (src && src.get(k) === "annotated") worst = worst === null ? 1 : worst;
+    else if (typeof c === "number") worst = worst === null ? c : Math.min(worst, c);
+  }
   return worst;
 }
 
@@ -284,7 +288,7 @@ function drawTimeline() {
       const src = S.sources.get(i);
       const annotated = src && [...src.values()].includes("annotated");
       const c = frameConfidence(i);
-      color = annotated && c === 1 ? confidenceColor(1) : c === null ? "#40607a" : confidenceColor(c);
+      color = c === null ? "#40607a" : annotated && c === 1 ? confidenceColor(1) : confidenceColor(c);
     } else if (S.seenFrames.has(i)) {
       color = "#40607a";
     }
@@ -629,15 +633,15 @@ async function refreshAllMasks() {
   computePropagated();
 }
 
-async function refreshFrameMasks(frame) {
+async function refreshFrameMasks(frame, { draw = true } = {}) {
   const doc = await api.get(`/v1/videos/${S.id}/frames/${frame}/masks`);
   for (const [k, m] of Object.entries(doc.masks)) {
     const per = S.sources.get(frame);
     setMask(frame, Number(k), decodeRle(m.rle), per?.get(Number(k)) || "propagated",
       S.confidence.get(frame)?.get(Number(k)) ?? null);
   }
-  if (frame === S.frame) drawOverlay();
-  drawTimeline();
+  if (draw && frame === S.frame) drawOverlay();
+  if (draw) drawTimeline();
 }
 
 function computePropagated() {
@@ -842,7 +846,7 @@ async function followJob(job) {
   updateFacts();
   eventsAbort = new AbortController();
   const signal = eventsAbort.signal;
-  let lastFollow = 0;
+  let following = false; // one frame (image + masks) fetched at a time; shown when both are here
   const onJob = (j) => {
     S.job = j;
     const [fraction, text] = describeJob(j);
@@ -850,10 +854,13 @@ async function followJob(job) {
     setBusy("job", text.toLowerCase());
     if (j.stage === "propagate" && j.frame_idx != null) {
       S.seenFrames.add(j.frame_idx);
-      const now = performance.now();
-      if ($("follow").checked && now - lastFollow > 400) {
-        lastFollow = now;
-        showFrame(j.frame_idx, { fetchMasks: false }).then(() => refreshFrameMasks(j.frame_idx)).catch(() => {});
+      if ($("follow").checked && !following) {
+        following = true;
+        const f = j.frame_idx;
+        Promise.all([loadFrame(f), refreshFrameMasks(f, { draw: false })])
+          .then(() => $("follow").checked && jobRunning() && showFrame(f, { fetchMasks: false, user: false }))
+          .catch(() => {})
+          .finally(() => (following = false));
       }
       drawTimeline();
     }
@@ -981,7 +988,7 @@ function togglePlayback() {
   $("play-button").textContent = "❚❚";
   playTimer = setInterval(() => {
     if (S.frame >= S.numFrames - 1) return stopPlayback();
-    showFrame(S.frame + 1, { fetchMasks: false });
+    showFrame(S.frame + 1, { fetchMasks: false, user: false });
   }, 1000 / Math.min(30, S.fps || 12));
 }
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -32,15 +31,6 @@ pytest.importorskip("av", reason="the demo clip is an mp4: reading it needs PyAV
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TINY = dict(widths=(8, 8, 16, 16), blocks=(1, 1, 1, 1), stem_width=8, head_width=8, skip_width=8, decoder_width=8)
 STARTUP_S = 120.0
-CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
-DRIVER = ("chromedriver",)
-
-
-def find_browser() -> tuple[str, str] | None:
-    """(browser, driver) paths from $IVOS_CHROMIUM / $IVOS_CHROMEDRIVER or the PATH, or None."""
-    browser = os.environ.get("IVOS_CHROMIUM") or next(filter(None, map(shutil.which, CHROMIUM)), None)
-    driver = os.environ.get("IVOS_CHROMEDRIVER") or next(filter(None, map(shutil.which, DRIVER)), None)
-    return (browser, driver) if browser and driver else None
 
 
 @pytest.fixture(scope="session")
@@ -116,34 +106,16 @@ def web_server(tmp_path_factory, osvos_tiny):
 
 def make_driver(download_dir: Path, *, width: int = 1280, height: int = 720):
     """A headless Chromium of ``width`` x ``height`` CSS pixels whose downloads go to
-    ``download_dir``; skips when no Chromium is installed."""
+    ``download_dir`` (``ivos.bench.web_editor.make_driver``, which the benchmark uses too); skips
+    when no Chromium is installed."""
+    from ivos.bench.web_editor import find_browser
+    from ivos.bench.web_editor import make_driver as chromium
+
     found = find_browser()
     if found is None:
         pytest.skip("no Chromium: apt-get install chromium chromium-driver (or set IVOS_CHROMIUM and "
                     "IVOS_CHROMEDRIVER)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    browser, driver_path = found
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                f"--window-size={width},{height}", "--force-device-scale-factor=1", "--disable-extensions",
-                "--no-first-run", "--disable-background-networking", "--disable-renderer-backgrounding",
-                "--disable-background-timer-throttling"):
-        options.add_argument(arg)
-    options.add_experimental_option("prefs", {"download.default_directory": str(download_dir),
-                                              "download.prompt_for_download": False,
-                                              "safebrowsing.enabled": False})
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=DriverService(executable_path=driver_path))
-    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir),
-                                                           "eventsEnabled": True})
-    # the viewport itself (not the window) at the size asked for
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": width, "height": height,
-                                                                  "deviceScaleFactor": 1, "mobile": False})
-    driver.set_script_timeout(120)
-    return driver
+    return chromium(*found, download_dir, width=width, height=height)
 
 
 @pytest.fixture

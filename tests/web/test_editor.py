@@ -267,14 +267,46 @@ def test_demo_clip_click_propagate_refine_export(web_server, browser):
     assert not severe_errors(d)
 
 
-def test_cancel_keeps_frames_done_and_reopening_the_session_restores_it(web_server, browser):
+def test_objects_cancel_and_reopening_the_session(web_server, browser):
     url, d = web_server.url, browser
     open_editor(d, url)
     d.find_element("id", "demo-button").click()
     wait_for(d, "return document.getElementById('frame-canvas').dataset.frame === '0'", what="frame 0 shown")
     sid = d.execute_script("return window.ivosEditor.state.id")
-    click_canvas(d, DEMO["clicks"][0]["x"], DEMO["clicks"][0]["y"])
+    cx, cy = DEMO["clicks"][0]["x"], DEMO["clicks"][0]["y"]
+    click_canvas(d, cx, cy)
     wait_for(d, "return window.ivosEditor.metrics.clicks.length === 1", what="the click")
+
+    # a second object (N), its own colour, then removed again with its button
+    import httpx
+
+    d.find_element("id", "click-canvas").send_keys("n")
+    assert d.execute_script("return window.ivosEditor.state.selected") == 2
+    colors = d.execute_script("return window.ivosEditor.state.objects.map(o => o.color)")
+    assert len(colors) == 2 and colors[0] != colors[1]
+    ox, oy = DEMO["width"] - 60, 40
+    click_canvas(d, ox, oy)
+    wait_for(d, "return window.ivosEditor.metrics.clicks.length === 2", what="object 2's click")
+    assert d.execute_script("return window.ivosEditor.metrics.clicks[1].obj") == 2
+
+    def rgb(hex_color):
+        return [int(hex_color[i:i + 2], 16) for i in (1, 3, 5)]
+    def assert_color(x, y, color):
+        px = overlay_pixel(d, x, y)
+        assert px[3] > 0 and max(abs(a - b) for a, b in zip(px[:3], rgb(color))) <= 3, (x, y, px, color)
+    # the selected object is drawn on top; each object's mask holds its own clicked pixel
+    assert_color(ox, oy, colors[1])
+    d.find_element("id", "click-canvas").send_keys("1")
+    assert d.execute_script("return window.ivosEditor.state.selected") == 1
+    assert_color(cx, cy, colors[0])
+    d.find_element("id", "click-canvas").send_keys("2")
+    assert_color(ox, oy, colors[1])
+    assert [o["obj_id"] for o in httpx.get(f"{url}/v1/videos/{sid}", timeout=30).json()["objects"]] == [1, 2]
+    d.find_element("css selector", "#objects li[data-obj='2'] .remove").click()
+    wait_for(d, "return window.ivosEditor.state.objects.length === 1", what="object 2 removed")
+    assert [o["obj_id"] for o in httpx.get(f"{url}/v1/videos/{sid}", timeout=30).json()["objects"]] == [1]
+    assert overlay_pixel(d, ox, oy)[3] == 0
+
     d.find_element("id", "click-canvas").send_keys("p")
     wait_for(d, "return window.ivosEditor.state.job && window.ivosEditor.state.job.status === 'running'",
              what="a running job")
