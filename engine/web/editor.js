@@ -247,9 +247,11 @@ function drawClicks(pending = null) {
 // ---- timeline -------------------------------------------------------------------------------
 const timelineCanvas = $("timeline-canvas");
 
+const CONFIDENCE_RED = 0.75;
 function confidenceColor(c) {
-  // 0.5 (a coin flip) and below is red, 1.0 green
-  const t = Math.max(0, Math.min(1, (c - 0.5) / 0.5));
+  // confidence: 1 - the share of uncertain pixels (0.2 < p < 0.8) in the object; a quarter
+  // uncertain (0.75) and below is red, none green
+  const t = Math.max(0, Math.min(1, (c - CONFIDENCE_RED) / (1 - CONFIDENCE_RED)));
   return `hsl(${Math.round(t * 130)}, 62%, ${44 + (1 - t) * 6}%)`;
 }
 
@@ -311,13 +313,13 @@ function drawTimeline() {
     const i = S.suggestion.frame_idx;
     const cx = (i + 0.5) * cell;
     ctx.strokeStyle = "#f2b441";
-    ctx.lineWidth = 2 * dpr;
+    ctx.lineWidth = 3 * dpr;
     ctx.strokeRect(Math.floor(i * cell) + dpr, top + dpr, Math.max(2 * dpr, cell - 2 * dpr), bottom - top - 2 * dpr);
     ctx.fillStyle = "#f2b441";
     ctx.beginPath();
-    ctx.moveTo(cx - 5 * dpr, H);
-    ctx.lineTo(cx + 5 * dpr, H);
-    ctx.lineTo(cx, H - 8 * dpr);
+    ctx.moveTo(cx - 6 * dpr, H);
+    ctx.lineTo(cx + 6 * dpr, H);
+    ctx.lineTo(cx, H - 9 * dpr);
     ctx.fill();
   }
   // playhead
