@@ -173,7 +173,7 @@ def _full_finetune(net, vp, osvos, frames, gt: np.ndarray, steps: int, batch: in
     import torch
     import torch.nn.functional as F
 
-    from ivos.osvos_engine import OsvosSession
+    from ivos.osvos_session import OsvosSession
     from ivos.osvos_finetune import build_examples
 
     if threads:

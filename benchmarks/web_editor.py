@@ -163,7 +163,7 @@ def go_to_frame(driver, frame: int) -> None:
 def click_sequence(n: int, seed: int = 0) -> list[tuple[int, int, bool]]:
     """The demo's first click, then alternately a positive click inside frame 0's ground truth and
     a negative one outside it (not too close to the edge of either), fixed by ``seed``."""
-    from ivos.export_masks import rle_decode
+    from ivos.mask_writers import rle_decode
 
     meta = json.loads(DEMO_META.read_text())
     truth = rle_decode(meta["ground_truth_rle"][0]).astype(bool)
@@ -263,7 +263,7 @@ def render_markdown(report: dict, command: str) -> str:
             ("server click time (timings.total_ms)", "server_ms"),
             ("browser + HTTP overhead (paint - server)", "overhead_ms"),
             ("RLE decode in the page", "decode_ms"), ("overlay drawing", "draw_ms")]
-    lines = [f"# Web editor: click-to-paint latency in the browser", "",
+    lines = ["# Web editor: click-to-paint latency in the browser", "",
              f"Command: `{command}`", "",
              f"{env['browser']} (headless, Selenium {env['selenium']}), viewport {report['viewport']}, "
              f"`ivos serve` on loopback: click model `{report['model']}` ({env['model_backend']}), "

@@ -121,7 +121,7 @@ def _decode_mask(obj: dict | None) -> np.ndarray | None:
     if obj is None:
         return None
     if "rle" in obj:
-        from .export_masks import rle_decode
+        from .mask_writers import rle_decode
 
         return rle_decode(obj["rle"])
     from PIL import Image
@@ -138,7 +138,7 @@ def _png(array: np.ndarray) -> bytes:
 
 
 def _mask_json(mask: Any, name: str) -> dict:
-    from .export_masks import rle_encode
+    from .mask_writers import rle_encode
 
     arr = np.asarray(mask)
     if arr.ndim != 2 or arr.dtype not in (np.uint8, np.bool_):

@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import BackendUnavailable
-from .osvos_engine import OsvosSession
+from .osvos_session import OsvosSession
 from .threads import resolve_threads
 from .views import PAD_RGB
 

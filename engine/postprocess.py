@@ -183,7 +183,7 @@ def gate_to_prior(prob: np.ndarray, prior: np.ndarray, margin: float) -> None:
     """Zeroes ``prob`` (H, W) outside the (H, W) {0,1} ``prior`` mask's box grown by
     ``margin`` x its size + 10% of the frame size, in place: an object moves a bounded
     distance between frames, while look-alikes far away are OSVOS's typical false positives."""
-    from .export_masks import mask_bbox
+    from .mask_writers import mask_bbox
 
     x, y, bw, bh = mask_bbox(prior)
     h, w = prob.shape

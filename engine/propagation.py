@@ -22,7 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .osvos_engine import OsvosSession
+from .osvos_session import OsvosSession
 from .postprocess import confidence, gate_to_prior, refine_with_crf
 from .settings import PropagationSettings
 from .video_results import FrameTimings, MultiFrameResult

@@ -15,7 +15,7 @@ half of one). Members:
 * ``.npy`` arrays (numpy's format, no pickles; deflated): ``thumbs.frames`` int32 (T,),
   ``thumbs.images`` uint8 (T, 32, 32); per object, under ``obj<id>/``: ``masks.frames``
   int32 (M,), ``masks.offsets`` int64 (M+1,), ``masks.counts`` int32 (the COCO RLE run
-  lengths of all masks, column-major as ``ivos.export_masks.rle_encode``, concatenated: mask
+  lengths of all masks, column-major as ``ivos.mask_writers.rle_encode``, concatenated: mask
   k's runs are ``counts[offsets[k]:offsets[k+1]]``), the same three for ``annotations``, the
   same without frames for ``edits`` (the masks of the undo stacks, referenced by the
   manifest's ``"mask"`` index), ``confidence.frames`` int32 + ``confidence.values`` float64,
@@ -49,7 +49,7 @@ import numpy as np
 
 from ._validate import describe
 from .errors import InvalidInput
-from .export_masks import rle_decode
+from .mask_writers import rle_decode
 from .osvos_finetune import FinetuneResult
 from .video import ArraySource, FileSource, FolderSource, FrameSource, open_video
 from .video_state import (STATE_FORMAT, STATE_FORMAT_VERSION, THUMB_SIZE, Click, FrameEdit, ObjectTrack, VideoState,

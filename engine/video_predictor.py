@@ -28,7 +28,7 @@ from .click_pipeline import ClickPipeline
 from .errors import InvalidInput
 from .geometry import Box
 from .model import Model
-from .osvos_engine import OsvosSession
+from .osvos_session import OsvosSession
 from .osvos_finetune import FinetuneConfig, FinetuneResult, Progress, finetune
 from .propagation import Propagator, resolve_overlaps
 from .settings import ClickSettings, PropagationSettings

@@ -55,7 +55,7 @@ import numpy as np
 
 from ._validate import describe
 from .errors import InvalidInput
-from .export_masks import rle_decode, rle_encode
+from .mask_writers import rle_decode, rle_encode
 from .osvos_finetune import FinetuneResult
 from .video import FrameSource
 

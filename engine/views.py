@@ -1,7 +1,7 @@
 """Views: the part of an image a network sees, and the way back to original pixels.
 
 A click view is a ``Box`` (original pixels, ``ivos.geometry``) resized to the network's
-square working size; OSVOS frames are letterboxed instead (``ivos.osvos_engine``). This
+square working size; OSVOS frames are letterboxed instead (``ivos.osvos_session``). This
 module holds what both share (the padding colour, normalisation, the logistic) and the click
 view: crop + resize + normalise into the bound image buffer (cached while the view stays),
 masks into the bound mask buffer, low-resolution logits carried from one view to the next,

@@ -53,7 +53,7 @@ from ivos.export.checkpoint import IMAGENET_MEAN, IMAGENET_STD, load_click_model
 from ivos.export.models import build_model
 from ivos.export.osvos import OSVOS_CONFIGS, build_osvos, save_osvos
 from ivos.export.osvos_export import export_osvos_bundle
-from ivos.osvos_engine import Letterbox
+from ivos.osvos_session import Letterbox
 from ivos.views import PAD_RGB
 from ivos.osvos_finetune import FinetuneConfig, deform_mask, pool4, augment, crop_batch
 from ivos.osvos_head import head_forward

@@ -556,7 +556,7 @@ def create_app(config: ServeConfig, *, load_in_background: bool = True) -> FastA
     @app.get("/v1/videos/{session_id}/masks", tags=["videos"])
     async def all_masks(rec: SessionRecord = Depends(video_session)):
         def read(p, s):
-            from ..export_masks import rle_encode
+            from ..mask_writers import rle_encode
 
             return [{"frame_idx": i, "masks": {str(k): rle_encode(m) for k, m in objs.items()},
                      "confidence": {str(k): s.objects[k].confidence.get(i, 1.0) for k in objs},

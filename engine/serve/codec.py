@@ -2,7 +2,7 @@
 
 Out (``encode_mask``): a JSON object with the formats the client asked for: ``rle``, COCO
 *uncompressed* RLE (``{"size": [H, W], "counts": [...]}``, column-major, starting with
-background: ``ivos.export_masks.rle_encode``; ``pycocotools.mask.frPyObjects`` reads it) and/or
+background: ``ivos.mask_writers.rle_encode``; ``pycocotools.mask.frPyObjects`` reads it) and/or
 ``png``, a base64 8-bit PNG (0 / 255), plus ``area`` (pixels) and ``bbox`` ([x, y, w, h]).
 
 In (``decode_mask``): ``{"rle": {...}}`` (uncompressed counts) or ``{"png": "<base64>"}``
@@ -42,7 +42,7 @@ def png_bytes(array: np.ndarray) -> bytes:
 
 def encode_mask(mask: np.ndarray, formats: tuple[str, ...] = ("rle",)) -> dict:
     """uint8 (H, W) {0,1} mask -> {"rle"?, "png"?, "area", "bbox"}."""
-    from ..export_masks import mask_bbox, rle_encode
+    from ..mask_writers import mask_bbox, rle_encode
 
     out: dict[str, Any] = {}
     if "rle" in formats:
@@ -63,7 +63,7 @@ def encode_probabilities(prob: np.ndarray) -> str:
 def decode_mask(value: Any, height: int, width: int, name: str = "mask") -> np.ndarray:
     """{"rle": {...}} or {"png": base64} -> uint8 (height, width) {0,1}. 422 naming ``name``."""
     from ..errors import InvalidInput
-    from ..export_masks import rle_decode
+    from ..mask_writers import rle_decode
 
     if not isinstance(value, dict) or len(value.keys() & {"rle", "png"}) != 1:
         raise ApiError(422, "invalid_mask", f"{name} must be an object with exactly one of 'rle' (COCO uncompressed "

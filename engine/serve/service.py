@@ -261,7 +261,7 @@ class Service:
             rec = self._fresh(rec)
             live = self._live_image(rec)
             result = invalid_to_422(lambda: live.predictor.add_click(x, y, positive))
-            from ..export_masks import rle_encode
+            from ..mask_writers import rle_encode
 
             record = ClickRecord(live.clicks + 1, x, y, positive, rle_encode(result.mask), asdict(result.timings))
             try:
@@ -350,7 +350,7 @@ class Service:
         with self.locks(rec.id):
             rec = self._fresh(rec)
             clicks = self.store.clicks(rec.id)
-        from ..export_masks import rle_decode
+        from ..mask_writers import rle_decode
 
         return [(c.x, c.y, c.positive) for c in clicks], (rle_decode(clicks[-1].mask_rle) if clicks else None)
 

@@ -132,19 +132,6 @@ class SessionStore(ABC):
     def idle_sessions(self, before: float) -> list[str]: ...
 
     @abstractmethod
-    def list_sessions(self, owner: str, kind: str | None = None, limit: int = 100) -> list[SessionRecord]:
-        """``owner``'s sessions (of ``kind``), most recently changed first."""
-        cond, args = ("AND kind = ?", (kind,)) if kind else ("", ())
-        rows = self._db().execute(f"SELECT * FROM sessions WHERE owner = ? {cond} ORDER BY updated DESC LIMIT ?",
-                                  (owner, *args, limit)).fetchall()
-        return [SessionRecord(*head, meta=json.loads(meta)) for *head, meta in rows]
-
-    def idle_sessions(self, before: float) -> list[str]:
-        """Sessions unchanged since ``before`` (epoch s) without a queued or running job."""
-        return [r[0] for r in self._db().execute(
-            "SELECT id FROM sessions WHERE updated < ? AND id NOT IN (SELECT session_id FROM jobs WHERE status IN "
-            "('queued', 'running'))", (before,))]
-
     def session_ids(self) -> set[str]: ...
 
     # image sessions

@@ -19,7 +19,7 @@ STEPS = "60"
 def test_demo_clip_over_http(make_server, tmp_path):
     pytest.importorskip("av", reason="the demo clip is an mp4: reading it needs PyAV (pip install 'ivos[video]')")
     import ivos
-    from ivos.export_masks import rle_decode
+    from ivos.mask_writers import rle_decode
 
     data = Path(ivos.__file__).parent / "data"
     meta = json.loads((data / "demo_clip.json").read_text())

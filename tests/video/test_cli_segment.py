@@ -21,7 +21,7 @@ def _demo_clicks():
 def _check_outputs(out, n_frames, *, transparent=True):
     from PIL import Image
 
-    from ivos.export_masks import rle_decode
+    from ivos.mask_writers import rle_decode
 
     pngs = sorted((out / "masks").glob("*.png"))
     assert len(pngs) == n_frames
@@ -60,7 +60,7 @@ def test_segment_demo_clip_with_shipped_models(tmp_path):
     """The README's main command, with the shipped bundles: the mask follows the object."""
     if not (DEFAULT_OSVOS / "model.json").is_file() or not (DEFAULT_CLICK / "model.json").is_file():
         pytest.skip(f"shipped bundles {DEFAULT_OSVOS} / {DEFAULT_CLICK} are not built here")
-    from ivos.export_masks import rle_decode
+    from ivos.mask_writers import rle_decode
 
     info, clicks = _demo_clicks()
     assert main(["segment", "demo", *clicks, "--out", str(tmp_path / "out"), "--threads", "1"]) == 0

@@ -172,7 +172,7 @@ def test_cli_two_objects_writes_per_object_and_palette_outputs(tmp_path, osvos_b
     from PIL import Image
 
     from ivos.cli import main
-    from ivos.export_masks import rle_decode
+    from ivos.mask_writers import rle_decode
 
     frames, m1, m2 = two_objects(n=4)
     (tmp_path / "f").mkdir()

@@ -66,7 +66,7 @@ def test_fine_tuned_head_reaches_engine_without_rebuild(osvos_bundle, make_clip)
     """The engine's output with a new head equals torch's head on the engine's features."""
     import torch
 
-    from ivos.osvos_engine import OsvosSession
+    from ivos.osvos_session import OsvosSession
     from ivos.osvos_head import head_forward
 
     frames, _ = make_clip(n=1)
@@ -97,7 +97,7 @@ def test_suggest_frame_and_difficulty(predictor, make_clip):
 
 
 def test_suggestion_finds_a_planted_bad_frame(predictor, make_clip):
-    from ivos.export_masks import rle_encode
+    from ivos.mask_writers import rle_encode
 
     frames, masks = make_clip(n=8)
     state = predictor.init_state(frames)

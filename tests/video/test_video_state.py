@@ -81,7 +81,7 @@ def _run_rest(gen):
 
 
 def test_bind_head_copies_only_a_new_head(osvos_bundle, make_clip):
-    from ivos.osvos_engine import OsvosSession
+    from ivos.osvos_session import OsvosSession
 
     frames, _ = make_clip(n=1)
     session = OsvosSession(ivos.load(osvos_bundle, backend="ort", threads=1))

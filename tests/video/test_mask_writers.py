@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from ivos.export_masks import (mask_bbox, rle_decode, rle_encode, write_overlay_video, write_png_masks,
+from ivos.mask_writers import (mask_bbox, rle_decode, rle_encode, write_overlay_video, write_png_masks,
                                write_rle_json, write_sticker)
 
 

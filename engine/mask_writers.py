@@ -7,7 +7,7 @@ foreground and starting with background (a leading 0 when the first pixel is for
 ``pycocotools.mask.frPyObjects`` reads it; we write our own encoder to stay dependency-free.
 
 Sticker alpha (``sticker_images``, also used by the cut-outs and the WebM sticker of
-``export_formats``): alpha is the mask, or with ``feather=PX`` a ramp from 0 to 1 over about PX
+``annotation_formats``): alpha is the mask, or with ``feather=PX`` a ramp from 0 to 1 over about PX
 pixels centred on the mask edge (a Gaussian blur of the mask, sigma PX/4, truncated at PX/2,
 so pixels farther than PX/2 from the edge keep alpha 0 or 1). No background colour leaks into
 the edge: pixels outside the mask that the feather makes visible take the colour of the

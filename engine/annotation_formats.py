@@ -46,7 +46,7 @@ import numpy as np
 
 from ._validate import describe
 from .errors import BackendUnavailable, InvalidInput
-from .export_masks import (BLEED_PX, check_feather, cutout_rgba, feather_radius, mask_bbox, rle_encode,
+from .mask_writers import (BLEED_PX, check_feather, cutout_rgba, feather_radius, mask_bbox, rle_encode,
                            sticker_images)
 
 DEFAULT_CATEGORY = "object"
