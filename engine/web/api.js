@@ -105,6 +105,33 @@ export class Api {
     return last;
   }
 
+  /** POSTs a multipart ``form`` with upload progress (``onProgress(sentBytes, totalBytes)``);
+   *  the answer's JSON, or ApiError with the server's message. */
+  upload(path, form, onProgress) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", this.base + path);
+      for (const [k, v] of Object.entries(this.headers())) xhr.setRequestHeader(k, v);
+      xhr.responseType = "text";
+      xhr.upload.onprogress = (e) => onProgress && onProgress(e.loaded, e.lengthComputable ? e.total : 0);
+      xhr.upload.onload = () => onProgress && onProgress(-1, -1); // all sent: the server decodes
+      xhr.onerror = () => reject(new ApiError(0, "network", "Cannot reach the ivos server (the upload failed). Is it still running?"));
+      xhr.onload = () => {
+        let body = null;
+        try {
+          body = JSON.parse(xhr.responseText);
+        } catch {
+          /* not JSON */
+        }
+        if (xhr.status >= 200 && xhr.status < 300) return resolve(body);
+        const err = body && body.error;
+        reject(err && err.message ? new ApiError(xhr.status, err.code || "error", err.message, err)
+          : new ApiError(xhr.status, "http_" + xhr.status, `The server answered ${xhr.status} ${xhr.statusText}.`));
+      };
+      xhr.send(form);
+    });
+  }
+
   /** Downloads ``path`` as a file named by the server (Content-Disposition). */
   async download(path, fallbackName) {
     const response = await this.raw("GET", path);

@@ -548,9 +548,13 @@ async function uploadFile(file) {
   const form = new FormData();
   form.append(isImage ? "image" : "video", file, file.name);
   const mb = (file.size / 2 ** 20).toFixed(1);
+  const progress = (sent, total) => {
+    if (sent < 0) setBusy("upload", `${file.name}: the server is decoding every ${isImage ? "pixel" : "frame"}…`);
+    else if (total) setBusy("upload", `uploading ${file.name}: ${Math.round((100 * sent) / total)}% of ${mb} MB`);
+  };
   try {
     const rec = await busy("upload", `uploading ${file.name} (${mb} MB)`, () =>
-      api.call("POST", isImage ? "/v1/images" : "/v1/videos", { form }));
+      api.upload(isImage ? "/v1/images" : "/v1/videos", form, progress));
     rec.name = file.name;
     await openSession(isImage ? "image" : "video", rec);
   } catch (e) {
@@ -1014,6 +1018,67 @@ function closeDialogs() {
   return closed;
 }
 
+// ---- recent sessions ------------------------------------------------------------------------
+function ago(seconds) {
+  const s = Date.now() / 1000 - seconds;
+  if (s < 90) return "just now";
+  if (s < 5400) return `${Math.round(s / 60)} min ago`;
+  if (s < 129600) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} days ago`;
+}
+
+async function openRecent() {
+  const list = $("recent-list");
+  list.textContent = "";
+  $("recent").hidden = false;
+  let sessions;
+  try {
+    sessions = (await api.get("/v1/sessions?limit=50")).sessions;
+  } catch (e) {
+    $("recent").hidden = true;
+    return showError(e, "Listing your sessions");
+  }
+  if (!sessions.length) {
+    const li = document.createElement("li");
+    li.className = "empty-note";
+    li.textContent = "No sessions yet on this server for this key.";
+    list.appendChild(li);
+  }
+  for (const rec of sessions) {
+    const li = document.createElement("li");
+    if (rec.session_id === S.id) li.classList.add("current");
+    const what = document.createElement("span");
+    what.className = "what";
+    const kind = rec.kind === "video" ? `Video · ${rec.num_frames} frames` : "Image";
+    what.textContent = `${kind} · ${rec.width}×${rec.height} · changed ${ago(rec.updated)} `;
+    const code = document.createElement("code");
+    code.textContent = rec.session_id;
+    what.appendChild(code);
+    const open = document.createElement("button");
+    open.textContent = rec.session_id === S.id ? "Open (current)" : "Open";
+    open.onclick = () => {
+      closeDialogs();
+      location.hash = rec.session_id;
+    };
+    const del = document.createElement("button");
+    del.className = "danger";
+    del.textContent = "Delete";
+    del.title = "Delete this session and its files on the server";
+    del.onclick = async () => {
+      if (!window.confirm(`Delete session ${rec.session_id} and its files on the server?`)) return;
+      try {
+        await api.del(`/v1/${rec.kind === "video" ? "videos" : "images"}/${rec.session_id}`);
+        li.remove();
+        if (rec.session_id === S.id) location.replace(location.pathname);
+      } catch (e) {
+        showError(e, "Deleting the session");
+      }
+    };
+    li.append(what, open, del);
+    list.appendChild(li);
+  }
+}
+
 // ---- server state ---------------------------------------------------------------------------
 async function watchServer() {
   const pill = $("server-pill");
@@ -1047,6 +1112,7 @@ function wire() {
   $("demo-button").onclick = openDemo;
   $("demo-button-2").onclick = openDemo;
   $("help-button").onclick = openHelp;
+  $("recent-button").onclick = openRecent;
   $("settings-button").onclick = openSettings;
   $("settings-save").onclick = () => {
     api.setKey($("api-key").value);

@@ -322,6 +322,13 @@ def test_objects_cancel_and_reopening_the_session(web_server, browser):
     wait_for(d, "return window.ivosEditor.ready && window.ivosEditor.state.id === arguments[0]", sid,
              what="the session reopened from the URL")
     wait_for(d, "return document.getElementById('fact-clicks').textContent.startsWith('1 ')", what="the clicks back")
+    # the session is in the list of recent sessions (GET /v1/sessions), marked as the current one
+    d.find_element("id", "recent-button").click()
+    current = wait_for(d, "const li = document.querySelector('#recent-list li.current'); return li && li.textContent",
+                       what="the recent sessions")
+    assert sid in current and "40 frames" in current
+    d.find_element("tag name", "body").send_keys("\ue00c")
+    assert not d.find_element("id", "recent").is_displayed()
     assert not severe_errors(d)
 
 
@@ -394,3 +401,18 @@ def test_page_and_files_are_served_without_a_key_and_fetch_nothing_external(web_
     paths = httpx.get(web_server.url + "/openapi.json", timeout=30).json()["paths"]
     assert {"/v1/videos/demo", "/v1/videos/{session_id}/frames/{frame_idx}/image",
             "/v1/images/{session_id}/image"} <= set(paths)
+
+
+def test_video_upload_from_the_file_picker(web_server, browser):
+    d = browser
+    open_editor(d, web_server.url)
+    clip = Path(ivos.__file__).parent / "data" / "demo_clip.mp4"
+    d.find_element("id", "file-input").send_keys(str(clip))
+    wait_for(d, "return window.ivosEditor.state.kind === 'video' && "
+                "document.getElementById('frame-canvas').dataset.frame === '0'", what="the uploaded video shown")
+    assert d.execute_script("return window.ivosEditor.state.numFrames") == DEMO["frames"]
+    assert "demo_clip.mp4" in d.find_element("id", "session-info").text
+    d.find_element("id", "click-canvas").send_keys("\ue014")  # → next frame
+    wait_for(d, "return document.getElementById('frame-canvas').dataset.frame === '1'", what="frame 2 shown")
+    assert d.find_element("id", "fact-frame").text == f"2 of {DEMO['frames']}"
+    assert not severe_errors(d)
