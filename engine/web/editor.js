@@ -160,6 +160,39 @@ function layout() {
   drawTimeline();
 }
 
+// zoom and pan: a CSS transform of the canvas box (getBoundingClientRect follows it, so click
+// coordinates stay exact at any zoom)
+const view = { zoom: 1, tx: 0, ty: 0 };
+
+function applyView() {
+  $("canvas-box").style.transform = `translate(${view.tx}px, ${view.ty}px) scale(${view.zoom})`;
+  $("canvas-box").style.transformOrigin = "0 0";
+  $("zoom-label").textContent = view.zoom === 1 ? "" : `${Math.round(view.zoom * 100)}% · 0 fits`;
+}
+
+function resetView0() {
+  view.zoom = 1;
+  view.tx = 0;
+  view.ty = 0;
+  applyView();
+}
+
+function zoomAt(clientX, clientY, factor) {
+  const box = $("canvas-box");
+  const rect = box.getBoundingClientRect(); // transformed
+  const z = Math.max(1, Math.min(16, view.zoom * factor));
+  // keep the image point under the cursor in place
+  const px = (clientX - rect.left) / view.zoom, py = (clientY - rect.top) / view.zoom;
+  view.tx += px * (view.zoom - z);
+  view.ty += py * (view.zoom - z);
+  view.zoom = z;
+  if (z === 1) {
+    view.tx = 0;
+    view.ty = 0;
+  }
+  applyView();
+}
+
 let frameToken = 0;
 async function showFrame(idx, { fetchMasks = true, user = true } = {}) {
   if (!S.id) return;
@@ -507,6 +540,7 @@ async function openSession(kind, rec) {
     c.height = S.height;
   }
   frameCanvas.getContext("2d").clearRect(0, 0, S.width, S.height);
+  resetView0();
   $("empty").hidden = true;
   $("canvas-box").hidden = false;
   $("video-card").hidden = kind !== "video";
@@ -669,8 +703,17 @@ function canvasPoint(event) {
   return [Math.min(Math.max(x, 0), S.width - 1e-3), Math.min(Math.max(y, 0), S.height - 1e-3)];
 }
 
+let panning = null;
+
 function onCanvasPointer(event) {
-  if (!S.id || (event.button !== 0 && event.button !== 2)) return;
+  if (!S.id) return;
+  if (event.button === 1 || (event.button === 0 && (event.ctrlKey || event.altKey))) { // pan
+    event.preventDefault();
+    panning = { x: event.clientX, y: event.clientY, tx: view.tx, ty: view.ty };
+    clickCanvas.setPointerCapture(event.pointerId);
+    return;
+  }
+  if (event.button !== 0 && event.button !== 2) return;
   event.preventDefault();
   clickCanvas.focus();
   const t0 = performance.now();
@@ -1143,6 +1186,19 @@ function wire() {
   $("frame-input").onchange = (e) => showFrame(Number(e.target.value) - 1);
 
   clickCanvas.addEventListener("pointerdown", onCanvasPointer);
+  clickCanvas.addEventListener("pointermove", (e) => {
+    if (!panning) return;
+    view.tx = panning.tx + e.clientX - panning.x;
+    view.ty = panning.ty + e.clientY - panning.y;
+    applyView();
+  });
+  clickCanvas.addEventListener("pointerup", () => (panning = null));
+  clickCanvas.addEventListener("auxclick", (e) => e.preventDefault());
+  $("stage").addEventListener("wheel", (e) => {
+    if (!S.id) return;
+    e.preventDefault();
+    zoomAt(e.clientX, e.clientY, Math.exp(-e.deltaY * 0.0015));
+  }, { passive: false });
   clickCanvas.addEventListener("contextmenu", (e) => e.preventDefault());
 
   let scrubbing = false;
@@ -1212,6 +1268,17 @@ function onKey(e) {
     case "o": case "O": handled(); return $("file-input").click();
     case "d": case "D": handled(); return openDemo();
     case "?": handled(); return openHelp();
+    case "0": handled(); return resetView0();
+    case "+": case "=": {
+      handled();
+      const r = $("canvas-box").getBoundingClientRect();
+      return zoomAt(r.left + r.width / 2, r.top + r.height / 2, 1.25);
+    }
+    case "-": {
+      handled();
+      const r = $("canvas-box").getBoundingClientRect();
+      return zoomAt(r.left + r.width / 2, r.top + r.height / 2, 0.8);
+    }
     default:
       if (/^[1-9]$/.test(k) && S.objects[Number(k) - 1]) {
         handled();

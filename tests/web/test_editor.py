@@ -44,23 +44,28 @@ def open_editor(driver, url: str) -> None:
 
 
 def click_canvas(driver, x: float, y: float, *, button: str = "left", shift: bool = False) -> None:
-    """A real mouse click at image pixel (x, y) of the frame shown."""
+    """A real mouse click at image pixel (x, y) of the frame shown, at that point of the viewport
+    (right-button, or with Shift held, when asked)."""
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
     from selenium.webdriver.common.keys import Keys
 
-    canvas = driver.find_element("id", "click-canvas")
     w, h = driver.execute_script("return [window.ivosEditor.state.width, window.ivosEditor.state.height]")
-    rect = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height]", canvas)
-    # selenium offsets are from the element's centre, in CSS pixels
-    ox, oy = (x + 0.5) * rect[0] / w - rect[0] / 2, (y + 0.5) * rect[1] / h - rect[1] / 2
-    actions = ActionChains(driver).move_to_element_with_offset(canvas, ox, oy)
+    left, top, rw, rh = driver.execute_script(
+        "const r = document.getElementById('click-canvas').getBoundingClientRect(); "
+        "return [r.left, r.top, r.width, r.height]")
+    vx, vy = round(left + (x + 0.5) * rw / w), round(top + (y + 0.5) * rh / h)
     if shift:
-        actions = actions.key_down(Keys.SHIFT).click().key_up(Keys.SHIFT)
-    elif button == "right":
-        actions = actions.context_click()
+        ActionChains(driver).key_down(Keys.SHIFT).perform()
+    builder = ActionBuilder(driver)
+    builder.pointer_action.move_to_location(vx, vy)
+    if button == "right":
+        builder.pointer_action.context_click()
     else:
-        actions = actions.click()
-    actions.perform()
+        builder.pointer_action.click()
+    builder.perform()
+    if shift:
+        ActionChains(driver).key_up(Keys.SHIFT).perform()
 
 
 def wait_propagated(driver, timeout: float = 180.0) -> None:
@@ -354,6 +359,27 @@ def test_image_session_click_and_cutout(web_server, browser, tmp_path):
     mask = rle_decode(httpx.get(f"{url}/v1/images/{sid}", timeout=30).json()["mask"]["rle"])
     np.testing.assert_array_equal(overlay_alpha(d) > 0, mask.astype(bool))
     assert overlay_pixel(d, 80, 60)[3] > 0 and overlay_pixel(d, 5, 5)[3] == 0
+
+    # zoomed in (the wheel, then +), a Shift+click lands on the image pixel under the cursor
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+
+    box = d.find_element("id", "click-canvas")
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(d).scroll_from_origin(ScrollOrigin.from_element(box), 0, -300).perform()
+    d.find_element("id", "click-canvas").send_keys("+")
+    zoom = d.execute_script("return new DOMMatrix(getComputedStyle(document.getElementById('canvas-box')).transform).a")
+    assert zoom > 1.5, zoom
+    click_canvas(d, 70, 45, shift=True)
+    wait_for(d, "return window.ivosEditor.metrics.clicks.length === 2", what="the zoomed shift-click")
+    clicks = httpx.get(f"{url}/v1/images/{sid}", timeout=30).json()["clicks"]
+    assert clicks[1]["positive"] is False
+    assert abs(clicks[1]["x"] - 70.5) < 0.5 and abs(clicks[1]["y"] - 45.5) < 0.5, clicks[1]
+    d.find_element("id", "click-canvas").send_keys("z")  # undo the negative click
+    wait_for(d, "return document.getElementById('fact-clicks').textContent.startsWith('1 ')", what="undo")
+    d.find_element("id", "click-canvas").send_keys("0")
+    assert d.execute_script("return getComputedStyle(document.getElementById('canvas-box')).transform") in (
+        "none", "matrix(1, 0, 0, 1, 0, 0)")
     d.find_element("css selector", "[data-image-export=cutout]").click()
     cutout = wait_download(d.downloads, "-cutout.png")
     with Image.open(cutout) as im:
