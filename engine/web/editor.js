@@ -1210,7 +1210,16 @@ function wire() {
     showFrame(frameAt(e.clientX));
   });
   timelineCanvas.addEventListener("pointermove", (e) => {
-    if (!scrubbing) return;
+    if (!scrubbing) {
+      if (S.kind !== "video") return;
+      const f = frameAt(e.clientX);
+      const c = frameConfidence(f);
+      const src = S.sources.get(f);
+      const kind = !src || !src.size ? "no mask yet" : [...src.values()].includes("annotated") ? "clicked" : "propagated";
+      const marks = S.suggestion && S.suggestion.frame_idx === f ? " · suggested: most likely wrong" : "";
+      timelineCanvas.title = `Frame ${f + 1}: ${kind}${c !== null && kind === "propagated" ? `, confidence ${c.toFixed(3)}` : ""}${marks}`;
+      return;
+    }
     const f = frameAt(e.clientX);
     if (f !== S.frame) showFrame(f);
   });

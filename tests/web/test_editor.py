@@ -442,3 +442,37 @@ def test_video_upload_from_the_file_picker(web_server, browser):
     wait_for(d, "return document.getElementById('frame-canvas').dataset.frame === '1'", what="frame 2 shown")
     assert d.find_element("id", "fact-frame").text == f"2 of {DEMO['frames']}"
     assert not severe_errors(d)
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_layout_fits_the_viewport(web_server, tmp_path, size):
+    """Everything in view at 1280x720 and larger: nothing wider than the window, the frame inside
+    the stage, the side panel, the timeline and the status bar on screen."""
+    from ivos.bench.web_editor import find_browser
+    from ivos.bench.web_editor import make_driver as chromium
+
+    found = find_browser()
+    if found is None:
+        pytest.skip("no Chromium: apt-get install chromium chromium-driver")
+    d = chromium(*found, tmp_path, width=size[0], height=size[1])
+    try:
+        open_editor(d, web_server.url)
+        d.find_element("id", "demo-button").click()
+        wait_for(d, "return document.getElementById('frame-canvas').dataset.frame === '0'", what="frame 0 shown")
+        rects = d.execute_script("""
+            const r = id => { const b = document.getElementById(id).getBoundingClientRect();
+                              return [b.left, b.top, b.right, b.bottom]; };
+            return {w: innerWidth, h: innerHeight, scroll: document.documentElement.scrollWidth,
+                    stage: r('stage'), box: r('canvas-box'), panel: r('panel'), timeline: r('timeline'),
+                    status: r('status-text'), propagate: r('propagate-button'), topbar: r('settings-button')};""")
+        w, h = rects["w"], rects["h"]
+        assert (w, h) == size and rects["scroll"] <= w
+        for name in ("panel", "timeline", "status", "propagate", "topbar"):
+            left, top, right, bottom = rects[name]
+            assert 0 <= left < right <= w and 0 <= top < bottom <= h, (name, rects[name], size)
+        sl, st, sr, sb = rects["stage"]
+        bl, bt, br, bb = rects["box"]
+        assert sl <= bl < br <= sr and st <= bt < bb <= sb, (rects["stage"], rects["box"])
+        assert (br - bl) >= 0.6 * (sr - sl) or (bb - bt) >= 0.6 * (sb - st)  # the frame fills the stage
+    finally:
+        d.quit()
