@@ -169,6 +169,33 @@ def bench_crf(root: Path, frames, *, warmup: int, repeats: int) -> list[dict]:
     return rows
 
 
+CRF_STAGES = ("features_ms", "build_ms", "normalize_ms", "unary_ms", "splat_ms", "blur_ms", "slice_ms", "update_ms")
+"""Stages of one native dense CRF call (``ivos._C.dense_crf_cpu(..., profile=True)``): pixel
+features, lattice construction, normalisation (one filter pass per kernel), unary, then per
+mean-field iteration splat / blur / slice / update. The two-label case fuses slice, update
+and the next splat into one pass per iteration, reported as update_ms."""
+
+
+def profile_crf(root: Path, frames, *, repeats: int) -> list[dict]:
+    """Per size: the p50 over frames x repeats of each stage's ms in one ivos dense CRF call
+    (the timed calls' parameters and threads)."""
+    from ivos import _C
+    from ivos.ops.crf import PROB_FLOOR
+
+    rows = []
+    for size in CRF_SIZES:
+        stages: dict[str, list[float]] = {k: [] for k in CRF_STAGES}
+        for seq, frame in frames:
+            image, gt = _load_frame(root, seq, frame, size)
+            fg = noisy_foreground(gt, np.random.default_rng(0))
+            for _ in range(repeats):
+                _, prof = _C.dense_crf_cpu(image, fg, prob_floor=PROB_FLOOR, profile=True, **CRF_PARAMS)
+                for k in CRF_STAGES:
+                    stages[k].append(prof[k])
+        rows.append({"size": f"{size[0]}x{size[1]}", **{k: float(np.median(v)) for k, v in stages.items()}})
+    return rows
+
+
 # ---- report ----------------------------------------------------------------------------------
 
 def _cpu_model() -> str:
@@ -235,6 +262,14 @@ def markdown(report: dict) -> str:
         lines.append(f"| {r['op']} | {r['size']} | {r.get('clicks', '')} | {r['impl']} | {r['p50_ms']:.2f} | "
                      f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['n']} | "
                      f"{'' if speedup is None else f'{speedup:.2f}x {vs}'} | {agree} |")
+    if report.get("crf_stages"):
+        lines += ["", "Dense CRF (ivos), ms per call by stage, p50 over frames x calls (`update` is the fused "
+                  "slice + update + splat pass of the two-label case):", "",
+                  "| size | " + " | ".join(k[:-3] for k in CRF_STAGES) + " | sum |",
+                  "| --- |" + " --- |" * (len(CRF_STAGES) + 1)]
+        for r in report["crf_stages"]:
+            lines.append(f"| {r['size']} | " + " | ".join(f"{r[k]:.2f}" for k in CRF_STAGES)
+                         + f" | {sum(r[k] for k in CRF_STAGES):.2f} |")
     lines += ["", "build_info: `" + json.dumps(env["build_info"]) + "`"]
     return "\n".join(lines)
 
@@ -247,13 +282,16 @@ def run(args: argparse.Namespace) -> int:
     rows = bench_render(sigma=args.sigma, warmup=warmup, repeats=repeats)
     root = datasets_root(args.data_root)
     frames = CRF_FRAMES[:1] if args.quick else CRF_FRAMES
+    crf_stages = []
     if root is not None and (root / "DAVIS2016" / "JPEGImages").is_dir():
         rows += bench_crf(root, frames, warmup=warmup, repeats=repeats)
+        _progress("dense_crf stage profile")
+        crf_stages = profile_crf(root, frames, repeats=max(1, repeats // 3))
     else:
         _progress(f"DAVIS2016 not found under {root} (--data-root or IVOS_DATA_ROOT): dense CRF skipped")
     report = {"command": " ".join(["ivos-bench", "ops", *_argv_of(args)]),
               "sigma": args.sigma, "repeats": repeats, "warmup": warmup, "crf_frames": [list(f) for f in frames],
-              "summary": summary(rows), "environment": environment(), "rows": rows}
+              "summary": summary(rows), "environment": environment(), "rows": rows, "crf_stages": crf_stages}
     print(markdown(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -151,6 +151,21 @@ def test_zero_iterations_returns_clipped_normalised_input():
     np.testing.assert_allclose(ivos.dense_crf(image, prob, iterations=0), want, rtol=1e-5, atol=1e-7)
 
 
+def test_zero_iterations_two_labels_round_trips_the_probability():
+    """Two labels run on the logit log(p) - log(1 - p) and return its sigmoid (a vectorised
+    exp, csrc/dense_crf/fast_math.h): with no iteration that is p again, to a few float
+    ulps, over the whole clipped range [PROB_FLOOR, 1]."""
+    rng = np.random.default_rng(9)
+    image = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    fg = np.concatenate([rng.uniform(0, 1, 1000), np.logspace(-7, 0, 200), 1 - np.logspace(-7, -1, 200)])
+    fg = np.resize(fg, (30, 40)).astype(np.float32)
+    want = np.clip(fg, ivos.ops.crf.PROB_FLOOR, 1.0)
+    want = want / (want + np.clip(1 - fg, ivos.ops.crf.PROB_FLOOR, 1.0))
+    np.testing.assert_allclose(ivos.dense_crf(image, fg, iterations=0), want, rtol=5e-6, atol=1e-9)
+    two = ivos.dense_crf(image, np.stack([1 - fg, fg]), iterations=0)
+    np.testing.assert_allclose(two[1], want, rtol=5e-6, atol=1e-9)
+
+
 def test_foreground_form_equals_two_label_form():
     """HxW foreground probabilities give the same result as the (2, H, W) form."""
     rng = np.random.default_rng(4)
@@ -358,3 +373,16 @@ def test_dense_crf_object_refines_from_threads_and_validates():
         ivos.ops.crf.DenseCRF(image, roi=(0, 0, image.shape[1] + 1, 5))
     with pytest.raises(ivos.InvalidInput, match="srgb"):
         ivos.ops.crf.DenseCRF(image, srgb=0)
+
+
+def test_stage_profile_covers_every_stage_and_leaves_the_result_unchanged():
+    from ivos import _C
+
+    image, fg = _synthetic_frame(5)
+    args = (image, fg, 5, 3.0, 3.0, 80.0, 13.0, 10.0, ivos.ops.crf.PROB_FLOOR, 1)
+    out, stages = _C.dense_crf_cpu(*args, profile=True)
+    np.testing.assert_array_equal(out, _C.dense_crf_cpu(*args))
+    assert set(stages) == {"features_ms", "build_ms", "normalize_ms", "unary_ms", "splat_ms", "blur_ms",
+                           "slice_ms", "update_ms"}
+    assert all(v >= 0 for v in stages.values())
+    assert stages["build_ms"] > 0 and stages["update_ms"] > 0 and stages["blur_ms"] > 0
