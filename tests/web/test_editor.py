@@ -313,8 +313,8 @@ def test_objects_cancel_and_reopening_the_session(web_server, browser):
     assert overlay_pixel(d, ox, oy)[3] == 0
 
     d.find_element("id", "click-canvas").send_keys("p")
-    wait_for(d, "return window.ivosEditor.state.job && window.ivosEditor.state.job.status === 'running'",
-             what="a running job")
+    wait_for(d, "return window.ivosEditor.state.job && "
+                "['running', 'done'].includes(window.ivosEditor.state.job.status)", what="a running job")
     d.find_element("id", "click-canvas").send_keys("\ue00c")  # Esc: cancel
     wait_for(d, "return window.ivosEditor.state.job && ['cancelled', 'done'].includes(window.ivosEditor.state.job.status)"
                 " && !window.ivosEditor.state.busy.has('job')", what="the job to stop")
