@@ -25,7 +25,7 @@ const S = {
   frame: 0,
   objects: [], // [{id, color}]
   selected: 1,
-  masks: new Map(), // frame -> Map(obj -> Uint8Array)
+  masks: new Map(), // frame -> Map(obj -> COCO RLE), decoded on demand (maskOf)
   sources: new Map(), // frame -> Map(obj -> "annotated" | "propagated")
   confidence: new Map(), // frame -> Map(obj -> number)
   clicks: new Map(), // "obj:frame" -> [[x, y, label], ...]
@@ -226,7 +226,7 @@ function visibleMasks(frame) {
   // the selected object last: drawn on top
   const ids = [...per.keys()].filter((k) => S.objects.some((o) => o.id === k));
   ids.sort((a, b) => (a === S.selected) - (b === S.selected) || a - b);
-  return ids.map((k) => ({ mask: per.get(k), color: objectColor(k) }));
+  return ids.map((k) => ({ mask: maskOf(frame, k), color: objectColor(k) }));
 }
 
 function drawOverlay() {
@@ -565,7 +565,7 @@ async function openSession(kind, rec) {
   } else {
     const full = await api.get(`/v1/images/${S.id}?mask_format=rle`);
     S.clicks.set("image", full.clicks.map((c) => [c.x, c.y, c.positive ? 1 : 0]));
-    if (full.mask) setMask(0, 1, decodeRle(full.mask.rle), "annotated", 1);
+    if (full.mask) setMask(0, 1, full.mask.rle, "annotated", 1);
   }
   renderObjects();
   await showFrame(0);
@@ -626,8 +626,28 @@ async function openFromHash() {
 }
 
 // ---- masks from the server ------------------------------------------------------------------
-function setMask(frame, obj, mask, source, confidence) {
-  frameMap(S.masks, frame).set(obj, mask);
+// Masks are kept as the server sends them (COCO RLE: a few KB a frame, so a long video fits) and
+// decoded when drawn, the last DECODED_KEEP of them kept decoded.
+const DECODED_KEEP = 64;
+const decoded = new Map(); // "frame:obj" -> {rle, mask}
+
+function maskOf(frame, obj) {
+  const rle = S.masks.get(frame)?.get(obj);
+  if (!rle) return null;
+  const key = `${frame}:${obj}`;
+  let entry = decoded.get(key);
+  if (entry && entry.rle === rle) {
+    decoded.delete(key);
+  } else {
+    entry = { rle, mask: decodeRle(rle) };
+  }
+  decoded.set(key, entry); // most recent last
+  while (decoded.size > DECODED_KEEP) decoded.delete(decoded.keys().next().value);
+  return entry.mask;
+}
+
+function setMask(frame, obj, rle, source, confidence) {
+  frameMap(S.masks, frame).set(obj, rle);
   frameMap(S.sources, frame).set(obj, source);
   frameMap(S.confidence, frame).set(obj, confidence);
 }
@@ -667,7 +687,7 @@ async function refreshAllMasks() {
   S.confidence = new Map();
   for (const f of doc.frames) {
     for (const [k, rle] of Object.entries(f.masks)) {
-      setMask(f.frame_idx, Number(k), decodeRle(rle), f.sources[k], f.confidence[k]);
+      setMask(f.frame_idx, Number(k), rle, f.sources[k], f.confidence[k]);
     }
   }
   computePropagated();
@@ -677,7 +697,7 @@ async function refreshFrameMasks(frame, { draw = true } = {}) {
   const doc = await api.get(`/v1/videos/${S.id}/frames/${frame}/masks`);
   for (const [k, m] of Object.entries(doc.masks)) {
     const per = S.sources.get(frame);
-    setMask(frame, Number(k), decodeRle(m.rle), per?.get(Number(k)) || "propagated",
+    setMask(frame, Number(k), m.rle, per?.get(Number(k)) || "propagated",
       S.confidence.get(frame)?.get(Number(k)) ?? null);
   }
   if (draw && frame === S.frame) drawOverlay();
@@ -736,8 +756,8 @@ async function sendClick(frame, obj, x, y, positive, t0) {
     if (S.kind === "image") {
       const r = await api.post(`/v1/images/${S.id}/clicks?mask_format=rle`, { x, y, positive });
       tFetch1 = performance.now();
-      const mask = decodeRle(r.mask.rle);
-      setMask(0, 1, mask, "annotated", 1);
+      setMask(0, 1, r.mask.rle, "annotated", 1);
+      maskOf(0, 1); // decoded now (timed as decode_ms)
       S.clicks.set("image", [...(S.clicks.get("image") || []), [x, y, positive ? 1 : 0]]);
       serverMs = r.timings.total_ms;
       result = r;
@@ -750,7 +770,8 @@ async function sendClick(frame, obj, x, y, positive, t0) {
       const key = `${obj}:${frame}`;
       S.clicks.set(key, [...(S.clicks.get(key) || []), [x, y, positive ? 1 : 0]]);
       S.serverObjects.add(obj);
-      setMask(frame, obj, decodeRle(r.mask.rle), r.source || "annotated", r.confidence ?? 1);
+      setMask(frame, obj, r.mask.rle, r.source || "annotated", r.confidence ?? 1);
+      maskOf(frame, obj); // decoded now (timed as decode_ms)
       serverMs = r.timings.total_ms;
       result = r;
     }
@@ -802,14 +823,14 @@ async function undo() {
       const r = await busy("undo", "undo", () => api.post(`/v1/images/${S.id}/undo?mask_format=rle`));
       const list = S.clicks.get("image") || [];
       S.clicks.set("image", list.slice(0, r.clicks));
-      if (r.mask) setMask(0, 1, decodeRle(r.mask.rle), "annotated", 1);
+      if (r.mask) setMask(0, 1, r.mask.rle, "annotated", 1);
       else dropMask(0, 1);
       status(r.clicks ? `Undone: ${r.clicks} click${r.clicks === 1 ? "" : "s"} left.` : "Undone: no click left.");
     } else {
       const frame = S.frame, obj = S.selected;
       const r = await busy("undo", "undo", () =>
         api.post(`/v1/videos/${S.id}/undo?mask_format=rle`, { frame_idx: frame, obj_id: obj }));
-      if (r.result) setMask(frame, obj, decodeRle(r.result.mask.rle), r.result.source, r.result.confidence);
+      if (r.result) setMask(frame, obj, r.result.mask.rle, r.result.source, r.result.confidence);
       else dropMask(frame, obj);
       await refreshVideoState();
       computePropagated();
@@ -1008,7 +1029,7 @@ async function exportVideo(format) {
 }
 
 async function exportImage(kind) {
-  const mask = S.masks.get(0)?.get(1);
+  const mask = maskOf(0, 1);
   if (!mask) return toast("Click on the object first.", { kind: "info" });
   try {
     const blob = kind === "mask" ? await maskPng(mask, S.width, S.height)
