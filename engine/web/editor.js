@@ -8,7 +8,8 @@ import { Api, ApiError, saveBlob } from "./api.js";
 import { cutoutPng, decodeRle, maskPng, paintOverlay } from "./masks.js";
 
 const PALETTE = ["#3da5ff", "#ff3d7f", "#ffd23d", "#a45cff", "#3dff8b", "#ff8c3d", "#3dfff2", "#ff3df2", "#b5ff3d"];
-const FRAME_CACHE = 240; // decoded frames kept (LRU)
+const FRAME_CACHE_BYTES = 384 * 2 ** 20; // decoded frames kept (LRU), at most this much memory
+const FRAME_CACHE_MAX = 240;
 const PREFETCH = 4; // frames fetched ahead of the one shown
 const $ = (id) => document.getElementById(id);
 
@@ -133,7 +134,12 @@ function loadFrame(idx) {
   })();
   p.catch(() => frameCache.delete(key));
   frameCache.set(key, p);
-  while (frameCache.size > FRAME_CACHE) frameCache.delete(frameCache.keys().next().value);
+  const keep = Math.max(8, Math.min(FRAME_CACHE_MAX, Math.floor(FRAME_CACHE_BYTES / (4 * S.width * S.height))));
+  while (frameCache.size > keep) {
+    const oldest = frameCache.keys().next().value;
+    frameCache.get(oldest).then((bitmap) => bitmap.close(), () => {});
+    frameCache.delete(oldest);
+  }
   return p;
 }
 
