@@ -18,7 +18,7 @@ the smaller obj_id wins. With one object nothing changes: the mask is ``probabil
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -156,3 +156,25 @@ def resolve_overlaps(fixed: dict[int, np.ndarray], probs: dict[int, np.ndarray])
         for j, k in enumerate(ids):
             out[k] = ((winner == j) & free).astype(np.uint8)
     return {k: out[k] for k in sorted(out)}
+
+
+def stored_masks(state: VideoState, idx: int) -> dict[int, np.ndarray]:
+    """{obj_id: uint8 (H, W) mask} of frame ``idx`` from the state's stored masks, every object
+    with a mask there, overlaps resolved (annotations first, then ascending obj_id)."""
+    tracks = [state.objects[k] for k in sorted(state.objects)]
+    annotated = {t.obj_id: t.annotations[idx] for t in tracks if idx in t.annotations}
+    propagated = {t.obj_id: t.mask(idx) for t in tracks if idx not in t.annotations and idx in t.masks}
+    return resolve_overlaps({**annotated, **propagated}, {})
+
+
+def stored_mask_stream(state: VideoState, obj_id: int | None) -> Iterator[tuple[int, Any]]:
+    """In frame order, for every frame where an object has a mask: (frame_idx, ``stored_masks``),
+    or with ``obj_id`` (frame_idx, that object's mask; zeros where it has none)."""
+    frames = sorted({i for t in state.objects.values() for i in t.masks} if obj_id is None
+                    else state.objects[obj_id].masks)
+    for idx in frames:
+        per_object = stored_masks(state, idx)
+        if obj_id is None:
+            yield idx, per_object
+        else:
+            yield idx, per_object.get(obj_id, np.zeros((state.video.height, state.video.width), np.uint8))

@@ -9,7 +9,7 @@ import numpy as np
 from .errors import InvalidInput
 from .metrics import iou
 from .video_results import FrameSuggestion, VideoDifficulty
-from .video_state import ObjectTrack, VideoState
+from .video_state import ObjectTrack, VideoState, check_state
 
 
 def suggest(state: VideoState, tracks: list[ObjectTrack]) -> FrameSuggestion:
@@ -65,3 +65,18 @@ def difficulty(state: VideoState, tracks: list[ObjectTrack]) -> VideoDifficulty:
         ious = [iou(masks[i - 1], masks[i]) for i in range(1, n)]
         mask_motion = max(mask_motion, 1.0 - float(np.mean(ious)))
     return VideoDifficulty(mask_motion, mask_motion, image_motion)
+
+
+def propagated_tracks(state: VideoState, what: str, obj_id: int | None) -> list[ObjectTrack]:
+    """The tracks ``what`` reads (``obj_id``'s, or every annotated one for None), each checked
+    to have a mask on every frame; InvalidInput naming what is missing otherwise."""
+    state = check_state(state)
+    tracks = state.annotated_tracks() if obj_id is None else [state.track(obj_id)]
+    if not tracks:
+        raise InvalidInput(f"{what} needs a propagated video: annotate a frame and run propagate_in_video")
+    for track in tracks:
+        missing = state.num_frames - len(track.masks)
+        if not track.annotations or missing:
+            raise InvalidInput(f"{what} needs a propagated video: annotate a frame and run propagate_in_video "
+                               f"({missing} of {state.num_frames} frames have no mask of object {track.obj_id} yet)")
+    return tracks

@@ -23,19 +23,19 @@ from typing import Any, Iterator, Protocol
 
 import numpy as np
 
-from ._validate import binary_mask, click_labels, describe, image_points, positive_int
+from ._validate import binary_mask, click_labels, image_points, positive_int
 from .click_pipeline import ClickPipeline
 from .errors import InvalidInput
 from .geometry import Box
 from .model import Model
 from .osvos_session import OsvosSession
 from .osvos_finetune import FinetuneConfig, FinetuneResult, Progress, finetune
-from .propagation import Propagator, resolve_overlaps
+from .propagation import Propagator, stored_mask_stream, stored_masks
 from .settings import ClickSettings, PropagationSettings
 from .video import open_video
-from .video_analysis import difficulty, suggest
+from .video_analysis import difficulty, propagated_tracks, suggest
 from .video_results import NO_TIME, FrameResult, FrameSuggestion, FrameTimings, MultiFrameResult, VideoDifficulty
-from .video_state import ObjectTrack, VideoState, check_obj_id
+from .video_state import ObjectTrack, VideoState, check_state
 
 MAX_VIDEO_FRAMES = 100_000
 """Longest video ``init_state`` accepts by default (over an hour at 25 fps). The state keeps per
@@ -113,11 +113,11 @@ class VideoPredictor:
 
     def reset_state(self, state: VideoState) -> None:
         """Forgets every object (annotations, clicks, undo stacks, masks, heads); keeps the video."""
-        _check_state(state).reset()
+        check_state(state).reset()
 
     def save_state(self, state: VideoState, path: Any, *, embed_frames: bool = True) -> Any:
         """``state.save(path, embed_frames=...)`` (SAM-2-style spelling). Returns the path."""
-        return _check_state(state).save(path, embed_frames=embed_frames)
+        return check_state(state).save(path, embed_frames=embed_frames)
 
     def load_state(self, path: Any, *, video: Any = None, cache_size: int | None = None) -> VideoState:
         """``VideoState.load(path, ...)``: the state continues with this predictor as with the
@@ -138,7 +138,7 @@ class VideoPredictor:
         2.3): the network gets the propagated mask as input; the corrected mask becomes an
         annotation (an extra fine-tuning example for the next propagation); ``undo`` takes
         it back."""
-        track = _track(state, obj_id)
+        track = check_state(state).track(obj_id)
         idx = state.video.check_index(frame_idx)
         if not track.annotations or idx not in track.masks:
             raise InvalidInput(f"frame_idx {idx} has no propagated mask of object {track.obj_id} to refine yet: "
@@ -149,7 +149,7 @@ class VideoPredictor:
         """Sets object ``obj_id``'s annotation of frame ``frame_idx`` to ``mask`` (uint8/bool
         (H, W), values 0/1) and forgets its clicks there; ``undo`` takes it back. A new
         ``obj_id`` creates the object."""
-        track = _track(state, obj_id, create=True)
+        track = check_state(state).track_for_edit(obj_id)
         idx = state.video.check_index(frame_idx)
         m = binary_mask("mask", mask, state.video.height, state.video.width).astype(np.uint8)
         track.annotate(idx, m, clicks=None)
@@ -159,14 +159,14 @@ class VideoPredictor:
     def remove_object(self, state: VideoState, obj_id: int) -> None:
         """Forgets object ``obj_id`` (clicks, undo stacks, masks, head); the others keep their
         masks until the next propagation. InvalidInput for an unknown ``obj_id``."""
-        del state.objects[_track(state, obj_id).obj_id]
+        del state.objects[check_state(state).track(obj_id).obj_id]
 
     def undo(self, state: VideoState, frame_idx: int, obj_id: int) -> FrameResult | None:
         """Takes back object ``obj_id``'s last edit of frame ``frame_idx`` (a click batch or a
         mask): its clicks, mask and confidence there become what they were (a refined frame
         gets its propagated mask back). Returns the frame's mask after the undo, or None when
         it has none. InvalidInput when there is no such edit."""
-        track = _track(state, obj_id)
+        track = check_state(state).track(obj_id)
         idx = state.video.check_index(frame_idx)
         if not track.undo(idx):
             raise InvalidInput(f"frame_idx {idx} has no edit to undo for object {track.obj_id} (no add_new_points, "
@@ -180,7 +180,7 @@ class VideoPredictor:
 
     def _click(self, state: VideoState, frame_idx: Any, obj_id: Any, points: Any, labels: Any, *, clear: bool,
                correcting: bool) -> FrameResult:
-        track = _track(state, obj_id, create=True)
+        track = check_state(state).track_for_edit(obj_id)
         if self._clicks is None:
             raise InvalidInput("this VideoPredictor has no click model: pass click_model= to use clicks, "
                                "or use add_new_mask")
@@ -211,7 +211,7 @@ class VideoPredictor:
         """Fine-tunes object ``obj_id``'s head on its annotated frames now (``propagate_in_video``
         does it when needed; needs torch). ``progress(stage, done, total)`` is called as it
         advances. The head goes into the object's track with what it was tuned on."""
-        track = _track(state, obj_id)
+        track = check_state(state).track(obj_id)
         if not track.annotations:
             raise InvalidInput(f"object {track.obj_id} has no annotated frame to fine-tune on: call add_new_points "
                                "or add_new_mask first")
@@ -234,7 +234,7 @@ class VideoPredictor:
         each object whose head is not current (``finetune=False``: use the heads as they
         are). InvalidInput before yielding when nothing is annotated, the start is out of
         range, or (``finetune=False``) a head was tuned for another OSVOS bundle."""
-        tracks = _annotated(state)
+        tracks = check_state(state).annotated_tracks()
         if not tracks:
             raise InvalidInput("nothing to propagate: annotate a frame with add_new_points or add_new_mask first")
         start = min(min(t.annotations) for t in tracks) if start_frame_idx is None else state.video.check_index(
@@ -262,69 +262,22 @@ class VideoPredictor:
         """The frame most likely wrong, without ground truth, for object ``obj_id`` or (None)
         over every annotated object (``ivos.video_analysis.frame_scores``: low confidence,
         temporal inconsistency, area outliers)."""
-        return suggest(state, _propagated(state, "suggest_frame", obj_id))
+        return suggest(state, propagated_tracks(state, "suggest_frame", obj_id))
 
     def difficulty(self, state: VideoState, obj_id: int | None = None) -> VideoDifficulty:
         """Motion-based difficulty of the propagated video for ``obj_id`` or (None) the hardest
         annotated object."""
-        return difficulty(state, _propagated(state, "difficulty", obj_id))
+        return difficulty(state, propagated_tracks(state, "difficulty", obj_id))
 
     def object_masks(self, state: VideoState, frame_idx: int) -> dict[int, np.ndarray]:
         """{obj_id: uint8 (H, W) mask} of frame ``frame_idx`` for every object with a mask there,
         ascending obj_id, overlaps resolved (annotations first, smaller obj_id first)."""
-        idx = _check_state(state).video.check_index(frame_idx)
-        tracks = [state.objects[k] for k in sorted(state.objects)]
-        annotated = {t.obj_id: t.annotations[idx] for t in tracks if idx in t.annotations}
-        propagated = {t.obj_id: t.mask(idx) for t in tracks if idx not in t.annotations and idx in t.masks}
-        return resolve_overlaps({**annotated, **propagated}, {})
+        state = check_state(state)
+        return stored_masks(state, state.video.check_index(frame_idx))
 
     def masks(self, state: VideoState, obj_id: int | None = None) -> Iterator[tuple[int, Any]]:
         """In frame order, for every frame where an object has a mask: with ``obj_id``,
         (frame_idx, that object's uint8 (H, W) mask, zeros where it has none); without,
         (frame_idx, ``object_masks``). Overlaps resolved."""
-        key = None if obj_id is None else _track(state, obj_id).obj_id
-        frames = sorted({i for t in _check_state(state).objects.values() for i in t.masks} if key is None
-                        else state.objects[key].masks)
-        for idx in frames:
-            per_object = self.object_masks(state, idx)
-            if key is None:
-                yield idx, per_object
-            else:
-                yield idx, per_object.get(key, np.zeros((state.video.height, state.video.width), np.uint8))
-
-
-def _check_state(state: Any) -> VideoState:
-    if not isinstance(state, VideoState):
-        raise InvalidInput(f"state must be a VideoState from init_state, got {describe(state)}")
-    return state
-
-
-def _track(state: Any, obj_id: Any, *, create: bool = False) -> ObjectTrack:
-    """Object ``obj_id``'s track, after checking both. ``create``: a new, unregistered track
-    for an unknown object (the caller registers it once its edit succeeded, so a failed call
-    leaves no empty object)."""
-    state = _check_state(state)
-    key = check_obj_id(obj_id)
-    if create and key not in state.objects:
-        return ObjectTrack(obj_id=key)
-    return state.track(key)
-
-
-def _annotated(state: Any) -> list[ObjectTrack]:
-    """The state's objects with an annotated frame, ascending obj_id."""
-    state = _check_state(state)
-    return [state.objects[k] for k in sorted(state.objects) if state.objects[k].annotations]
-
-
-def _propagated(state: Any, what: str, obj_id: Any) -> list[ObjectTrack]:
-    """The tracks ``what`` reads (``obj_id``'s, or every annotated one for None), each checked
-    to have a mask on every frame."""
-    tracks = _annotated(state) if obj_id is None else [_track(state, obj_id)]
-    if not tracks:
-        raise InvalidInput(f"{what} needs a propagated video: annotate a frame and run propagate_in_video")
-    for track in tracks:
-        missing = state.num_frames - len(track.masks)
-        if not track.annotations or missing:
-            raise InvalidInput(f"{what} needs a propagated video: annotate a frame and run propagate_in_video "
-                               f"({missing} of {state.num_frames} frames have no mask of object {track.obj_id} yet)")
-    return tracks
+        key = None if obj_id is None else check_state(state).track(obj_id).obj_id
+        return stored_mask_stream(check_state(state), key)

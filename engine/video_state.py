@@ -267,6 +267,17 @@ class VideoState:
                                "add_new_points or add_new_mask creates an object")
         return self.objects[key]
 
+    def track_for_edit(self, obj_id: int) -> ObjectTrack:
+        """``track(obj_id)``, or for an unknown object a new track that is not registered yet
+        (the editor registers it once its edit succeeded, so a failed call leaves no empty
+        object)."""
+        key = check_obj_id(obj_id)
+        return self.objects[key] if key in self.objects else ObjectTrack(obj_id=key)
+
+    def annotated_tracks(self) -> list[ObjectTrack]:
+        """The objects with an annotated frame, ascending obj_id."""
+        return [self.objects[k] for k in sorted(self.objects) if self.objects[k].annotations]
+
     def mask(self, frame_idx: int, obj_id: int = DEFAULT_OBJ_ID) -> np.ndarray | None:
         """Object ``obj_id``'s stored mask of a frame (uint8 (H, W) {0,1}), or None when the
         object or its mask is missing."""
@@ -309,3 +320,10 @@ class VideoState:
         from .state_file import read_state
 
         return read_state(path, video=video, cache_size=cache_size)
+
+
+def check_state(state: Any) -> VideoState:
+    """``state`` when it is a ``VideoState``; InvalidInput naming it otherwise."""
+    if not isinstance(state, VideoState):
+        raise InvalidInput(f"state must be a VideoState from init_state, got {describe(state)}")
+    return state

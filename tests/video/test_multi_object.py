@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ivos
-from ivos.video_predictor import resolve_overlaps
+from ivos.propagation import resolve_overlaps
 
 
 def two_objects(n=5, h=40, w=56, seed=1):
