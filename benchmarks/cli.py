@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "click": ("click", "NoC@85/90 and mIoU per click (RITM clicker): GrabCut baseline vs model bundles"),
     "video": ("video", "DAVIS J from GT / clicked first frames, worst-frame correction vs GrabCut, fine-tune s, ms/frame"),
     "parity": ("parity", "per-sample NoC agreement of two ivos-bench click runs (ORT vs torch, int8 vs float)"),
+    "crf-click": ("crf_click", "the click path's cached CRF vs the uncached one: label agreement and CRF ms per click"),
     "objects": ("objects", "cost per extra object in VideoPredictor: fine-tune s and ms per frame for 1, 2, 4 objects"),
     "latency": ("latency", "click -> mask latency per stage: ORT vs torch, with/without CRF, 480x854 and 1080x1920"),
 }
