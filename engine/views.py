@@ -84,10 +84,6 @@ class ClickView:
         self._image = image
         self._loaded = None
 
-    def forget_loaded(self) -> None:
-        """The image buffer was overwritten by someone else: reload at the next call."""
-        self._loaded = None
-
     def load_image(self, box: Box, out: np.ndarray) -> None:
         """Crops, resizes and normalises the ``box`` view into ``out`` (3, size, size) float32,
         unless that view is already there."""

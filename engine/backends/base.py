@@ -112,7 +112,30 @@ class DeviceBuffer:
                 "strides": None, "stream": self.stream or None}
 
 
-class RunContext(ABC):
+class Closable:
+    """``close()`` (idempotent; the subclass frees what it holds in ``_release``, called once),
+    ``closed`` and the context manager's exit. A context frees its buffers and stream; a
+    runner drops its framework objects and refuses new contexts."""
+
+    _closed: bool = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._release()
+
+    def _release(self) -> None:
+        """Frees what the backend allocated (called once, by ``close``)."""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+class RunContext(Closable, ABC):
     """Per-predictor bound buffers of one runner (and, on CUDA, a stream). Not thread-safe.
 
     Attributes:
@@ -127,7 +150,6 @@ class RunContext(ABC):
     outputs: dict[str, np.ndarray]
     device: str = "cpu"
     stream: int = 0
-    _closed: bool = False
 
     def run(self, fetch: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """Runs the network on the current inputs and returns host outputs (reused buffers).
@@ -165,25 +187,9 @@ class RunContext(ABC):
         raise InvalidInput(f"device_output({name!r}): this context runs on the CPU; read the arrays run() returns "
                            "(device buffers exist on contexts with device 'cuda')")
 
-    def close(self) -> None:
-        """Frees the context's buffers (and stream) now. Idempotent."""
-        if not self._closed:
-            self._closed = True
-            self._release()
-
-    def _release(self) -> None:
-        """Frees what the backend allocated for this context (called once, by ``close``)."""
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def __enter__(self) -> RunContext:
         self._check_open()
         return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
 
     # ---- helpers for the backends ------------------------------------------------------
     def _init_outputs(self, outputs: dict[str, np.ndarray]) -> None:
@@ -207,7 +213,7 @@ class RunContext(ABC):
         return names
 
 
-class Runner(ABC):
+class Runner(Closable, ABC):
     """A loaded network. Thread-safe: share one between predictors and threads.
 
     ``close()`` (or ``with``) drops the runner's framework objects (session, engine, module);
@@ -219,7 +225,6 @@ class Runner(ABC):
     device: str
     #: arithmetic of the network that runs: "fp32", "fp16" (TensorRT plans) or "int8"
     precision: str = "fp32"
-    _closed: bool = False
 
     def __init__(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]):
         self.input_specs = inputs
@@ -235,21 +240,5 @@ class Runner(ABC):
     def _create_context(self, dims: Mapping[str, int]) -> RunContext:
         """The backend's context for ``dims``."""
 
-    def close(self) -> None:
-        """Drops the framework objects; ``create_context`` refuses afterwards. Idempotent."""
-        if not self._closed:
-            self._closed = True
-            self._release()
-
-    def _release(self) -> None:
-        """Drops the backend's references to its framework objects (called once)."""
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def __enter__(self) -> Runner:
         return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()

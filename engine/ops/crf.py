@@ -60,6 +60,19 @@ def _check_roi(roi: Any, height: int, width: int) -> tuple[int, int, int, int]:
     return int(x0), int(y0), int(x1), int(y1)
 
 
+def _kernel_params(iterations, sxy_gaussian, compat_gaussian, sxy_bilateral, srgb, compat_bilateral) -> dict:
+    """The mean-field iteration count and the two kernels' parameters, checked (InvalidInput
+    naming the one out of range)."""
+    return dict(
+        iterations=nonnegative_int("iterations", iterations),
+        sxy_gaussian=positive_float("sxy_gaussian", sxy_gaussian),
+        compat_gaussian=_compat("compat_gaussian", compat_gaussian),
+        sxy_bilateral=positive_float("sxy_bilateral", sxy_bilateral),
+        srgb=positive_float("srgb", srgb),
+        compat_bilateral=_compat("compat_bilateral", compat_bilateral),
+    )
+
+
 def _compat(name: str, value: Any) -> float:
     """A Potts weight: finite and >= 0 (0 switches the kernel off)."""
     return 0.0 if _is_zero(value) else positive_float(name, value)
@@ -104,14 +117,8 @@ class DenseCRF:
         image = rgb_image("image", image)
         self.height, self.width = image.shape[:2]
         self.roi = None if roi is None else _check_roi(roi, self.height, self.width)
-        self.params = dict(
-            iterations=nonnegative_int("iterations", iterations),
-            sxy_gaussian=positive_float("sxy_gaussian", sxy_gaussian),
-            compat_gaussian=_compat("compat_gaussian", compat_gaussian),
-            sxy_bilateral=positive_float("sxy_bilateral", sxy_bilateral),
-            srgb=positive_float("srgb", srgb),
-            compat_bilateral=_compat("compat_bilateral", compat_bilateral),
-        )
+        self.params = _kernel_params(iterations, sxy_gaussian, compat_gaussian, sxy_bilateral, srgb,
+                                     compat_bilateral)
         self._threads = nonnegative_int("threads", threads)
         from .. import _C
 
@@ -182,15 +189,8 @@ def dense_crf(
     image = rgb_image("image", image)
     height, width = image.shape[:2]
     prob = _check_prob(prob, height, width)
-    params = dict(
-        iterations=nonnegative_int("iterations", iterations),
-        sxy_gaussian=positive_float("sxy_gaussian", sxy_gaussian),
-        compat_gaussian=_compat("compat_gaussian", compat_gaussian),
-        sxy_bilateral=positive_float("sxy_bilateral", sxy_bilateral),
-        srgb=positive_float("srgb", srgb),
-        compat_bilateral=_compat("compat_bilateral", compat_bilateral),
-        prob_floor=PROB_FLOOR,
-    )
+    params = dict(_kernel_params(iterations, sxy_gaussian, compat_gaussian, sxy_bilateral, srgb, compat_bilateral),
+                  prob_floor=PROB_FLOOR)
     from .. import _C
 
     # One call: the native one-shot path reuses per-thread lattice buffers between calls.
