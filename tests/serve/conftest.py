@@ -46,22 +46,6 @@ def bundles(tmp_path_factory) -> dict[str, Path]:
     return {"click": root / "click-tiny", "osvos": root / "osvos-tiny"}
 
 
-def make_clip(n=6, h=40, w=56, seed=0):
-    """(frames (n, h, w, 3) uint8, masks (n, h, w) uint8): a bright square moving right."""
-    rng = np.random.default_rng(seed)
-    frames = rng.integers(0, 80, (n, h, w, 3), dtype=np.uint8)
-    masks = np.zeros((n, h, w), np.uint8)
-    for t in range(n):
-        masks[t, 10:26, 8 + 3 * t:24 + 3 * t] = 1
-    frames[masks.astype(bool)] = (230, 120, 40)
-    return frames, masks
-
-
-@pytest.fixture(name="make_clip")
-def make_clip_fixture():
-    return make_clip
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

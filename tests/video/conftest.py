@@ -3,7 +3,6 @@ session, and a small generated clip: the tests check plumbing, I/O and validatio
 accuracy."""
 import dataclasses
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="exporting test bundles needs torch (pip install 'ivos[export]')")
@@ -39,23 +38,6 @@ def click_bundle(tmp_path_factory):
     export_click_bundle(model, out, name="tiny", version="test", click_encoding="gaussian", click_sigma=5.0,
                         click_channels=1, working_size=64, mean=MEAN, std=STD, n_checks=1)
     return out
-
-
-def make_clip(n=6, h=40, w=56, seed=0):
-    """(frames (n, h, w, 3) uint8, masks (n, h, w) uint8): a bright square moving right."""
-    rng = np.random.default_rng(seed)
-    frames = rng.integers(0, 80, (n, h, w, 3), dtype=np.uint8)
-    masks = np.zeros((n, h, w), np.uint8)
-    for t in range(n):
-        masks[t, 10:26, 8 + 3 * t:24 + 3 * t] = 1
-    frames[masks.astype(bool)] = (230, 120, 40)
-    return frames, masks
-
-
-@pytest.fixture(name="make_clip")
-def make_clip_fixture():
-    """The ``make_clip`` function (test modules cannot import conftest in importlib mode)."""
-    return make_clip
 
 
 @pytest.fixture(scope="session")
