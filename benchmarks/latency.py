@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clicks", type=int, default=5, help="clicks per session")
     p.add_argument("--data-root", type=Path, help="datasets root (default $IVOS_DATA_ROOT or shared/datasets)")
     p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="after the timed rounds, one more session per configuration under cProfile: report its "
+                        "N functions with the most self time (0 = off)")
 
 
 def latency_frame(root: Path | None, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, str]:
@@ -61,18 +64,24 @@ def latency_frame(root: Path | None, size: tuple[int, int]) -> tuple[np.ndarray,
     return image, gt, "synthetic ellipse"
 
 
-def click_session(predictor, image: np.ndarray, gt: np.ndarray, n_clicks: int) -> list:
-    """One simulated-user session; returns the Timings of each click."""
+def click_session(predictor, image: np.ndarray, gt: np.ndarray, n_clicks: int, profiler=None) -> list:
+    """One simulated-user session; returns the Timings of each click. With a ``profiler``
+    (a context manager), the predictor's calls run inside it, the simulated user's outside."""
+    from contextlib import nullcontext
+
     from ivos.evaluation.clicker import next_click
 
-    predictor.set_image(image)
+    inside = profiler if profiler is not None else nullcontext()
+    with inside:
+        predictor.set_image(image)
     timings, clicked, pred = [], [], None
     for i in range(n_clicks):
         click = next_click(gt, pred, is_first=(i == 0), clicked=clicked)
         if click is None:
             break
         clicked.append(click)
-        result = predictor.add_click(click.x, click.y, click.positive)
+        with inside:
+            result = predictor.add_click(click.x, click.y, click.positive)
         pred = result.mask.astype(bool)
         timings.append(result.timings)
     return timings
@@ -84,9 +93,13 @@ def _percentiles(values: list[float]) -> dict[str, float]:
             "p99": float(np.percentile(arr, 99)), "n": int(arr.size)}
 
 
-def measure(models: dict, frames: dict, *, rounds: int, clicks: int, progress=None) -> list[dict]:
-    """Rows of per-stage percentiles for every (frame, backend, crf) configuration."""
+def measure(models: dict, frames: dict, *, rounds: int, clicks: int, progress=None, profile: int = 0) -> list[dict]:
+    """Rows of per-stage percentiles for every (frame, backend, crf) configuration; with
+    ``profile`` > 0 each row also has ``profile``: the top functions of one more, untimed
+    session (``ivos.bench.profiling``)."""
     import ivos
+
+    from .profiling import FunctionProfile
 
     configs = [(fname, bname, crf) for fname in frames for bname in models for crf in (False, True)]
     predictors = {c: ivos.ImagePredictor(models[c[1]], crf=c[2]) for c in configs}
@@ -104,6 +117,10 @@ def measure(models: dict, frames: dict, *, rounds: int, clicks: int, progress=No
                "flip": predictors[(fname, bname, crf)].settings.flip}
         for stage in STAGES:
             row[stage] = _percentiles([getattr(t, stage) for t in timings])
+        if profile > 0:
+            profiler = FunctionProfile()
+            click_session(predictors[(fname, bname, crf)], *frames[fname][:2], clicks, profiler)
+            row["profile"] = profiler.top(profile)
         rows.append(row)
     return rows
 
@@ -171,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ivos.data_root import datasets_root
 
+    from .profiling import profile_markdown
+
     models = {}
     for bundle in args.model:
         for b in args.backends or _default_backends(bundle, args.device):
@@ -181,13 +200,17 @@ def run(args: argparse.Namespace) -> int:
     frames = {f"{h}x{w}": latency_frame(root, (h, w)) for h, w in FRAME_SIZES}
     total = (args.rounds + 1) * len(frames) * len(models) * 2
     with tqdm(total=total, desc="click sessions", file=sys.stderr) as bar:
-        rows = measure(models, frames, rounds=args.rounds, clicks=args.clicks, progress=bar)
+        rows = measure(models, frames, rounds=args.rounds, clicks=args.clicks, progress=bar, profile=args.profile)
     env = environment(models)
     env["frames"] = {k: v[2] for k, v in frames.items()}
     result = {**summary_keys(rows), "model": [str(m) for m in args.model], "rows": rows, "environment": env,
               "protocol": f"{args.rounds} sessions x {args.clicks} RITM clicks per configuration, interleaved"}
     print(f"environment: {json.dumps(env)}\n")
     print(markdown(rows))
+    for row in rows:
+        if "profile" in row:
+            print("\n" + profile_markdown(row["profile"], f"profile: {row['frame']} {row['backend']} CRF "
+                                          f"{'on' if row['crf'] else 'off'}, one session of {args.clicks} clicks"))
     headline = {k: round(v, 2) for k, v in result.items() if isinstance(v, float)}
     print(f"\n{json.dumps(headline)}")
     if args.json:

@@ -33,10 +33,14 @@ import numpy as np
 
 from ivos.metrics import iou
 
+from .profiling import profile_markdown
+
 log = logging.getLogger("ivos.bench")
 
 CLICKS_INIT = (1, 4, 8)
 CLICKS_FIX = (1, 4, 10)
+FRAME_STAGES = ("decode_ms", "infer_ms", "post_ms")
+"""``ivos.FrameTimings`` fields reported per stage (post: upsampling, gate, CRF, overlaps, RLE)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -70,6 +74,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, help="write all numbers here")
     p.add_argument("--markdown", type=Path, help="write the markdown report here")
     p.add_argument("--plot", type=Path, help="write a PNG (J per sequence and protocol, fix gain) here")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="after the timed runs, fine-tune and propagate the first sequence once more under cProfile "
+                        "and report the N functions with the most self time of each (0 = off)")
 
 
 def read_sequence(root: Path, name: str, max_frames: int | None) -> tuple[object, np.ndarray]:
@@ -87,23 +94,43 @@ def read_sequence(root: Path, name: str, max_frames: int | None) -> tuple[object
     return np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files]), masks
 
 
-def _run_propagation(vp, state, gt: np.ndarray) -> dict:
+def run_propagation(vp, state, gt: np.ndarray) -> dict:
     """Propagates, then scores: per-frame IoU, J, timings, the suggestion and difficulty."""
-    ms = []
+    ms, stages = [], {stage: [] for stage in FRAME_STAGES}
     for r in vp.propagate_in_video(state):
         if r.sources[1] == "propagated":
             ms.append(r.timings.total_ms)
+            for stage in FRAME_STAGES:
+                stages[stage].append(getattr(r.timings, stage))
     ious = np.array([iou(state.mask(i), gt[i]) for i in range(len(gt))])
     scored = ious[1:] if len(ious) > 1 else ious
     worst3 = set((np.argsort(ious[1:])[:3] + 1).tolist())
     s = vp.suggest_frame(state, 1)
     d = vp.difficulty(state, 1)
-    return {"j": float(scored.mean()), "ious": ious.round(4).tolist(), "frame_ms": ms,
+    return {"j": float(scored.mean()), "ious": ious.round(4).tolist(), "frame_ms": ms, "frame_stages": stages,
             "finetune_s": state.finetune_report.seconds, "finetune": {
                 "features_s": state.finetune_report.feature_seconds, "fit_s": state.finetune_report.train_seconds,
                 "examples": state.finetune_report.examples, "loss": state.finetune_report.final_loss},
             "worst": worst_frame(ious, gt), "suggested": s.frame_idx, "suggest_hit": s.frame_idx in worst3,
             "difficulty": d.score, "image_motion": d.image_motion}
+
+
+def profile_sequence(vp, davis: Path, name: str, max_frames: int | None, n: int) -> dict:
+    """Fine-tunes and propagates sequence ``name`` from its ground-truth first mask once more,
+    each under its own cProfile: {"sequence", "finetune", "propagation"} (top ``n`` functions
+    by self time, ``ivos.bench.profiling``)."""
+    from .profiling import FunctionProfile
+
+    video, gt = read_sequence(davis, name, max_frames)
+    state = vp.init_state(video)
+    vp.add_new_mask(state, 0, 1, gt[0])
+    tune, frames = FunctionProfile(), FunctionProfile()
+    with tune:
+        vp.finetune(state, 1)
+    with frames:
+        for _ in vp.propagate_in_video(state, finetune=False):
+            pass
+    return {"sequence": name, "finetune": tune.top(n), "propagation": frames.top(n)}
 
 
 def worst_frame(ious: np.ndarray, gt: np.ndarray) -> int:
@@ -183,7 +210,7 @@ def _full_finetune(net, vp, osvos, frames, gt: np.ndarray, steps: int, batch: in
     mean = torch.tensor(mean).view(1, 3, 1, 1)
     std = torch.tensor(std).view(1, 3, 1, 1)
     t0 = time.perf_counter()
-    ex = build_examples(session, [frames[0]], [gt[0]], cfg)
+    ex = build_examples(session, [frames[0]], [gt[0]], cfg, full_size=True)
     images = (torch.from_numpy(ex["image"]).permute(0, 3, 1, 2).float() / 255 - mean) / std
     priors = torch.from_numpy(ex["prior_full"])[:, None]
     targets = torch.from_numpy(ex["target"])
@@ -268,7 +295,13 @@ def markdown(report: dict) -> str:
                 f"{100 * s['fix_iou'][m][str(k)]:.1f} ({100 * s['fix_gain'][m][str(k)]:+.1f})" for k in CLICKS_FIX)
                 + " |")
     lines += ["", f"fine-tune seconds (head only, cached features): {json.dumps(s['finetune_s'])}",
-              f"per-frame ms (decode + network + upsample): {json.dumps(s['frame_ms'])}",
+              f"per-frame ms (decode + network + post-processing incl. the CRF): {json.dumps(s['frame_ms'])}",
+              "", "| stage | p50 | p90 | mean |", "|---|---:|---:|---:|"]
+    lines += [f"| frame: {stage.removesuffix('_ms')} (ms) | {v['p50']:.1f} | {v['p90']:.1f} | {v['mean']:.1f} |"
+              for stage, v in s["frame_stages_ms"].items()]
+    lines += [f"| fine-tune: {stage} (s) | {v['p50']:.2f} | {v['p90']:.2f} | {v['mean']:.2f} |"
+              for stage, v in s["finetune_stages_s"].items()]
+    lines += ["",
               f"suggest_frame among the 3 truly worst frames: {s['suggest_hits']}/{s['suggest_trials']} "
               f"({100 * s['suggest_hit_rate']:.0f}%; chance is about {100 * s['suggest_chance']:.0f}%)",
               f"difficulty vs J (Pearson r over sequences): {s['difficulty_j_corr']}"]
@@ -278,6 +311,10 @@ def markdown(report: dict) -> str:
                       f"lr 1e-4): J {f['j']:.3f} "
                       f"vs head-only {f['j_head_only']:.3f}; fine-tune {f['finetune_s']:.1f} s vs "
                       f"{f['finetune_s_head_only']:.1f} s"]
+    if report.get("profile"):
+        p = report["profile"]
+        for part in ("finetune", "propagation"):
+            lines += ["", profile_markdown(p[part], f"profile: {part} of {p['sequence']} (one more, untimed run)")]
     return "\n".join(lines) + "\n"
 
 
@@ -321,6 +358,10 @@ def summarize(seqs: dict) -> dict:
     runs = [r["gt_init"] for r in seqs.values()] + [c for r in seqs.values() for c in r.get("clicks", {}).values()]
     s["finetune_s"] = _percentiles([r["finetune_s"] for r in runs])
     s["frame_ms"] = _percentiles([m for r in runs for m in r["frame_ms"]])
+    s["frame_stages_ms"] = {stage: _percentiles([m for r in runs for m in r["frame_stages"][stage]])
+                            for stage in FRAME_STAGES}
+    s["finetune_stages_s"] = {"features": _percentiles([r["finetune"]["features_s"] for r in runs]),
+                              "fit": _percentiles([r["finetune"]["fit_s"] for r in runs])}
     s["suggest_hits"] = int(sum(r["suggest_hit"] for r in runs))
     s["suggest_trials"] = len(runs)
     s["suggest_hit_rate"] = s["suggest_hits"] / max(1, len(runs))
@@ -395,7 +436,7 @@ def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -
         state = vp.init_state(video)
         frames = state.video
         vp.add_new_mask(state, 0, 1, gt[0])
-        r["gt_init"] = _run_propagation(vp, state, gt)
+        r["gt_init"] = run_propagation(vp, state, gt)
         if image_predictor is not None:
             r["fix"] = _fix_worst(vp, state, frames[r["gt_init"]["worst"]], gt[r["gt_init"]["worst"]],
                                   r["gt_init"]["worst"])
@@ -403,7 +444,7 @@ def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -
             for k, mask in _click_masks(image_predictor, frames[0], gt[0].astype(bool), CLICKS_INIT).items():
                 st = vp.init_state(video)
                 vp.add_new_mask(st, 0, 1, mask)
-                run_k = _run_propagation(vp, st, gt)
+                run_k = run_propagation(vp, st, gt)
                 run_k["init_iou"] = iou(mask, gt[0])
                 r["clicks"][str(k)] = run_k
         if args.full_finetune:
@@ -413,6 +454,8 @@ def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -
         report["sequences"][name] = r
         log.warning("%s: J gt %.3f%s (%.0f s)", name, r["gt_init"]["j"],
                     "".join(f", {k} clicks {v['j']:.3f}" for k, v in r.get("clicks", {}).items()), time.time() - t0)
+    if args.profile > 0:
+        report["profile"] = profile_sequence(vp, davis, names[0], args.max_frames, args.profile)
     report["summary"] = summarize(report["sequences"])
     text = markdown(report)
     print(text)

@@ -22,6 +22,9 @@ class Model:
 
     bundle: Bundle
     runner: Runner
+    threads: int = 0
+    """CPU threads of the backend and of the native post-processing of the predictors that
+    run this model (resolved by ``load``; 0 = one per usable CPU)."""
 
     @property
     def backend(self) -> str:
@@ -113,9 +116,8 @@ def load(bundle: str | Path, *, device: str = "auto", backend: str = "auto", thr
         InvalidInput: an argument has the wrong type or value.
         BackendUnavailable: the backend cannot run here (the message names what to install).
     """
-    threads = nonnegative_int("threads", threads)
+    threads = resolve_threads(nonnegative_int("threads", threads))
     parsed = read_bundle(resolve_bundle(bundle))
-    runner = create_runner(parsed, backend=backend, device=device, threads=resolve_threads(threads),
-                           precision=precision)
+    runner = create_runner(parsed, backend=backend, device=device, threads=threads, precision=precision)
     log.info("ivos: loaded %s %s with %s", parsed.name, parsed.version, runner.name)
-    return Model(parsed, runner)
+    return Model(parsed, runner, threads)

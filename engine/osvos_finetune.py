@@ -30,6 +30,9 @@ from .views import PAD_RGB
 
 log = logging.getLogger("ivos")
 
+SCHEDULES = ("constant", "cosine")
+"""Learning-rate schedules of ``FinetuneConfig.schedule``."""
+
 MAX_EXAMPLES = 48
 """Cap on fine-tuning examples (annotated frames x augmentations), see ``FinetuneConfig.for_frames``."""
 
@@ -52,6 +55,8 @@ class FinetuneConfig:
         crop: side of the random training crops, in stride-4 feature pixels (64 = 256 working
             pixels; 0 = whole maps). The head sees a small neighbourhood, so crops train it
             as well as whole maps at a fraction of the cost; half of them hold an object pixel.
+        schedule: learning-rate schedule over the steps: "constant" (``lr`` throughout) or
+            "cosine" (from ``lr`` down to 0, half a cosine period).
         threads: torch intra-op threads during fine-tuning (0 = one per CPU this process may
             use, ``ivos.threads``).
         seed: augmentation and batch-order seed.
@@ -67,9 +72,21 @@ class FinetuneConfig:
     use_prior: bool = True
     zero_prior_fraction: float = 0.25
     crop: int = 64
+    schedule: str = "constant"
     threads: int = 0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            from .errors import InvalidInput
+
+            raise InvalidInput(f"FinetuneConfig.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of optimiser step ``step`` (1-based)."""
+        if self.schedule == "cosine":
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / max(self.steps, 1)))
+        return self.lr
 
     def for_frames(self, n_frames: int) -> "FinetuneConfig":
         """This config with ``augmentations`` lowered so that ``n_frames`` annotated frames
@@ -164,29 +181,36 @@ LOG_EVERY_STEPS = 50
 
 
 def build_examples(session: OsvosSession, frames: Sequence[np.ndarray], masks: Sequence[np.ndarray],
-                   cfg: FinetuneConfig, progress: Progress | None = None) -> dict[str, np.ndarray]:
+                   cfg: FinetuneConfig, progress: Progress | None = None, *,
+                   full_size: bool = False) -> dict[str, np.ndarray]:
     """Augmented examples of the annotated (frame (H, W, 3) uint8, mask (H, W) {0,1}) pairs,
     run through the engine once. Returns float32 arrays: low (N, C_low, h/4, w/4), high
-    (N, C_high, h/8, w/8), prior (N, 1, h/4, w/4), target (N, 1, h/4, w/4) in [0, 1]; plus
-    image (N, h, w, 3) uint8 and full-size prior/target (N, h, w) for full fine-tuning."""
+    (N, C_high, h/8, w/8), prior (N, 1, h/4, w/4), target (N, 1, h/4, w/4) in [0, 1]; with
+    ``full_size`` also image (N, h, w, 3) uint8 and full-size prior/target (N, h, w) (for
+    fine-tuning the whole network). Each example is written straight into its slot of the
+    preallocated arrays: the backbone features are ~12 MB an example, and collecting copies
+    to stack them at the end cost about a second per fine-tune."""
     rng = np.random.default_rng(cfg.seed)
     total = len(frames) * cfg.augmentations
-    out: dict[str, list] = {k: [] for k in ("low", "high", "prior", "target", "image", "prior_full", "target_full")}
+    out: dict[str, np.ndarray] = {}
+    i = 0
     for frame, mask in zip(frames, masks):
         base_img, base_mask = session.to_working_rgb(frame), session.to_working_mask(mask)
         for k in range(cfg.augmentations):
             img, target, prior = augment(base_img, base_mask, rng, cfg, identity=k == 0)
             res = session.run_working(img, prior)
-            out["low"].append(res["low"][0].copy())
-            out["high"].append(res["high"][0].copy())
-            out["prior"].append(pool4(prior)[None])
-            out["target"].append(pool4(target)[None])
-            out["image"].append(img)
-            out["prior_full"].append(prior)
-            out["target_full"].append(target)
+            example = {"low": res["low"][0], "high": res["high"][0], "prior": pool4(prior)[None],
+                       "target": pool4(target)[None]}
+            if full_size:
+                example.update(image=img, prior_full=prior, target_full=target)
+            if not out:
+                out = {key: np.empty((total, *v.shape), v.dtype) for key, v in example.items()}
+            for key, value in example.items():
+                out[key][i] = value
+            i += 1
             if progress is not None:
-                progress("features", len(out["low"]), total)
-    return {k: np.stack(v) for k, v in out.items()}
+                progress("features", i, total)
+    return out
 
 
 def crop_batch(data: dict, idx, crop: int, gen) -> dict:
@@ -230,6 +254,8 @@ def fit_head(examples: dict[str, np.ndarray], init: dict[str, np.ndarray], cfg: 
     n = len(data["low"])
     losses = []
     for step in range(1, cfg.steps + 1):
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr_at(step)
         b = crop_batch(data, torch.randint(0, n, (cfg.batch,), generator=gen), cfg.crop, gen)
         loss = F.binary_cross_entropy_with_logits(head_forward(params, b["low"], b["high"], b["prior"]), b["target"])
         opt.zero_grad(set_to_none=True)

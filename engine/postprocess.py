@@ -2,7 +2,8 @@
 
 Every function works on a float32 (H, W) foreground probability of the original image, in
 place where it says so: the click constraint (``clamp_clicks``, ``clamp_strokes``), the dense
-CRF on a region with a pixel budget (``refine_with_crf``), the motion gate of propagated
+CRF on a region with a pixel budget (``refine_with_crf``; ``object_region`` for propagated
+frames), the motion gate of propagated
 frames (``gate_to_prior``) and the confidence of a prediction (``confidence``).
 """
 from __future__ import annotations
@@ -31,16 +32,20 @@ class CrfSettings:
         max_pixels: pixel budget; a larger region is refined at a lower resolution with the
             spatial scales (sxy) shrunk alike, then upsampled (the CRF costs ~linear time in
             pixels). None: no budget.
+        threads: native worker threads (0 = the native ops' default); the predictors pass
+            their model's thread count (``ivos.threads``: one policy for every pool).
     """
 
     enabled: bool
     params: dict[str, Any]
     max_pixels: int | None
+    threads: int = 0
 
     @staticmethod
-    def merged(enabled: bool, params: dict[str, Any] | None, max_pixels: int | None) -> "CrfSettings":
+    def merged(enabled: bool, params: dict[str, Any] | None, max_pixels: int | None,
+               threads: int = 0) -> "CrfSettings":
         """``params`` (checked keywords, possibly partial) over ``CRF_DEFAULTS``."""
-        return CrfSettings(bool(enabled), {**CRF_DEFAULTS, **(params or {})}, max_pixels)
+        return CrfSettings(bool(enabled), {**CRF_DEFAULTS, **(params or {})}, max_pixels, threads)
 
 
 CRF_REGION_MARGIN = 0.03
@@ -78,6 +83,7 @@ class _CrfPlan:
             crop = np.asarray(Image.fromarray(crop).resize(self.small, Image.BILINEAR))
             params["sxy_gaussian"] *= f
             params["sxy_bilateral"] *= f
+        params["threads"] = settings.threads
         self._crf = DenseCRF(crop, **params) if reusable else None
         self._crop, self._params = (None, None) if reusable else (crop, params)
 
@@ -154,6 +160,33 @@ def refine_with_crf(image: np.ndarray, prob: np.ndarray, roi: Region, settings: 
         return
     plan = _CrfPlan(image, roi, settings, reusable=False) if cache is None else cache.plan(image, roi, settings)
     plan.apply(prob)
+
+
+FRAME_CRF_THRESHOLD = 0.02
+"""A propagated frame's CRF runs on the box of the pixels whose probability is above this
+(grown by ``FRAME_CRF_REACH``): far from them every neighbour is background too, so the CRF
+cannot lift a pixel there above 0.5 and the frame's other pixels are left as they are."""
+
+FRAME_CRF_REACH = 2.0
+"""How far (in units of the appearance kernel's ``sxy_bilateral``, original pixels) the box of
+``object_region`` is grown on every side: two standard deviations of the kernel that carries
+the messages (its weight has fallen to e^-2 there)."""
+
+
+def object_region(prob: np.ndarray, settings: CrfSettings) -> Region | None:
+    """The region (x0, y0, x1, y1; exclusive ends) of a (H, W) float32 probability map that
+    the CRF of a propagated frame needs: the box of ``prob > FRAME_CRF_THRESHOLD`` grown by
+    ``FRAME_CRF_REACH`` x sxy_bilateral pixels, clipped to the map. None when no pixel is
+    above the threshold (nothing for the CRF to refine)."""
+    above = prob > FRAME_CRF_THRESHOLD
+    rows = np.flatnonzero(above.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(above.any(axis=0))
+    reach = int(np.ceil(FRAME_CRF_REACH * float(settings.params["sxy_bilateral"])))
+    h, w = prob.shape
+    return (max(0, int(cols[0]) - reach), max(0, int(rows[0]) - reach),
+            min(w, int(cols[-1]) + 1 + reach), min(h, int(rows[-1]) + 1 + reach))
 
 
 def clamp_clicks(prob: np.ndarray, coords: np.ndarray, labels: np.ndarray, radius: float = CLAMP_RADIUS) -> None:

@@ -76,7 +76,8 @@ class ImagePredictor:
         self.model = model
         self.settings = ClickSettings.resolve(
             model.bundle, crf=crf, crf_params=crf_params, flip=flip, soft_strokes=soft_strokes, zoom=zoom,
-            min_zoom_side=min_zoom_side, zoom_expansion=zoom_expansion, max_image_pixels=max_image_pixels)
+            min_zoom_side=min_zoom_side, zoom_expansion=zoom_expansion, max_image_pixels=max_image_pixels,
+            threads=model.threads)
         self._pipeline = ClickPipeline(model, self.settings, click_encoder)
         self._history = ClickHistory()
 

@@ -5,8 +5,9 @@ backward from it to frame 0. On each frame it decodes and letterboxes the frame 
 the OSVOS network once per object with that object's head bound (``OsvosSession.bind_head``,
 so states propagated alternately on one session each use their own heads) and, in
 "osvos+mask" mode, the neighbouring frame's mask of that object as the prior; then gates the
-probability to where the object can have moved, refines it with the dense CRF and resolves
-the objects against each other.
+probability to where the object can have moved, refines it with the dense CRF (on the region
+around the object: ``ivos.postprocess.object_region``) and resolves the objects against each
+other.
 
 The overlap rule: no pixel belongs to two objects. On a propagated frame each object's
 foreground probability (after the CRF) is compared per pixel: the pixel goes to the object
@@ -23,7 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .osvos_session import OsvosSession
-from .postprocess import confidence, gate_to_prior, refine_with_crf
+from .postprocess import confidence, gate_to_prior, object_region, refine_with_crf
 from .settings import PropagationSettings
 from .video_results import FrameTimings, MultiFrameResult
 from .video_state import THUMB_SIZE, ObjectTrack, VideoState, compact_rle
@@ -82,9 +83,9 @@ class Propagator:
                 working = self.session.to_working_rgb(frame)
             probs[k] = self._object_probability(frame, working, heads[k], priors.get(k))
             tb = time.perf_counter()
-            if self.settings.crf.enabled:
-                h, w = probs[k].shape
-                refine_with_crf(frame, probs[k], (0, 0, w, h), self.settings.crf)
+            region = object_region(probs[k], self.settings.crf) if self.settings.crf.enabled else None
+            if region is not None:
+                refine_with_crf(frame, probs[k], region, self.settings.crf)
             conf[k] = confidence(probs[k])
             tc = time.perf_counter()
             infer_ms += (tb - ta) * 1e3

@@ -7,7 +7,7 @@ so a predictor holds settings that are known to be valid.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ._validate import crf_params as check_crf_params, flag, positive_float, positive_int
@@ -80,9 +80,10 @@ class ClickSettings:
     def resolve(bundle: Bundle, *, crf: bool | None = None, crf_params: dict[str, Any] | None = None,
                 flip: bool | None = None, soft_strokes: bool = False, zoom: bool = True,
                 min_zoom_side: int | None = None, zoom_expansion: float | None = None,
-                max_image_pixels: Any = DEFAULT_IMAGE_LIMIT) -> "ClickSettings":
+                max_image_pixels: Any = DEFAULT_IMAGE_LIMIT, threads: int = 0) -> "ClickSettings":
         """The bundle's ``postprocess`` (crf, crf_params, flip) and the module defaults,
-        overridden by the arguments that are not None; InvalidInput naming a bad one."""
+        overridden by the arguments that are not None; InvalidInput naming a bad one.
+        ``threads``: the CRF's native threads (the model's, ``Model.threads``)."""
         post = bundle.postprocess
         enabled = bool(post.get("crf", False)) if crf is None else flag("crf", crf)
         params = check_crf_params("crf_params", dict(post.get("crf_params", {})) if crf_params is None
@@ -93,7 +94,7 @@ class ClickSettings:
         if isinstance(max_image_pixels, _Default):
             max_image_pixels = MAX_IMAGE_PIXELS
         return ClickSettings(
-            crf=CrfSettings.merged(enabled, params, CLICK_CRF_MAX_PIXELS),
+            crf=CrfSettings.merged(enabled, params, CLICK_CRF_MAX_PIXELS, threads),
             flip=bool(post.get("flip", False)) if flip is None else flag("flip", flip),
             soft_strokes=flag("soft_strokes", soft_strokes),
             zoom=flag("zoom", zoom),
@@ -127,9 +128,11 @@ class PropagationSettings:
     @staticmethod
     def resolve(bundle: Bundle, *, mode: str = "osvos+mask", crf: bool | None = None,
                 crf_params: dict[str, Any] | None = None, roi_margin: float | None = 0.5,
-                finetune_config: FinetuneConfig | None = None) -> "PropagationSettings":
+                finetune_config: FinetuneConfig | None = None, threads: int = 0) -> "PropagationSettings":
         """The OSVOS bundle's ``postprocess`` (crf, crf_params) overridden by the arguments
-        that are not None; InvalidInput naming a bad one."""
+        that are not None; InvalidInput naming a bad one. ``threads`` (the OSVOS model's,
+        ``Model.threads``) goes to the frame CRF and to fine-tuning unless the config sets its
+        own: one thread count for every pool (``ivos.threads``)."""
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {MODES}, got {mode!r}")
         post = bundle.postprocess
@@ -140,5 +143,8 @@ class PropagationSettings:
             roi_margin = positive_float("roi_margin", roi_margin)
         if finetune_config is not None and not isinstance(finetune_config, FinetuneConfig):
             raise InvalidInput(f"finetune_config must be an ivos.FinetuneConfig, got {type(finetune_config).__name__}")
-        return PropagationSettings(mode, CrfSettings.merged(enabled, params, FRAME_CRF_MAX_PIXELS), roi_margin,
-                                   finetune_config or FinetuneConfig(use_prior=mode == "osvos+mask"))
+        finetune = finetune_config or FinetuneConfig(use_prior=mode == "osvos+mask")
+        if finetune.threads == 0 and threads > 0:
+            finetune = replace(finetune, threads=threads)
+        return PropagationSettings(mode, CrfSettings.merged(enabled, params, FRAME_CRF_MAX_PIXELS, threads),
+                                   roi_margin, finetune)

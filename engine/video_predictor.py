@@ -76,10 +76,12 @@ class VideoPredictor:
                  click_crf: bool | None = None, refine_strategy: RefineStrategy | None = None):
         session = OsvosSession(osvos_model)
         self.settings = PropagationSettings.resolve(osvos_model.bundle, mode=mode, crf=crf, crf_params=crf_params,
-                                                    roi_margin=roi_margin, finetune_config=finetune_config)
+                                                    roi_margin=roi_margin, finetune_config=finetune_config,
+                                                    threads=osvos_model.threads)
         self._propagator = Propagator(session, self.settings)
         self._head_model = f"{osvos_model.bundle.name}@{osvos_model.bundle.version}"  # recorded with each head
-        self.click_settings = None if click_model is None else ClickSettings.resolve(click_model.bundle, crf=click_crf)
+        self.click_settings = None if click_model is None else ClickSettings.resolve(click_model.bundle, crf=click_crf,
+                                                                                   threads=click_model.threads)
         self._clicks = None if click_model is None else ClickPipeline(click_model, self.click_settings)
         self.refine_strategy = refine_strategy
 

@@ -90,9 +90,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="start stage 2 from published weight files (e.g. export/weights/ivos-lite0.pt and "
                    "ivos-lite0-nomask.pt, the corrector) with a fresh optimiser: a warm restart on a machine "
                    "without the run folder")
+    p.add_argument("--stage1-from", type=Path, default=None, metavar="STAGE1_WEIGHTS",
+                   help="skip stage 1: take its weights from a file (e.g. export/weights/ivos-lite0-nomask.pt) "
+                   "and start a fresh stage 2 from them, as if stage 1 had just ended")
     p.add_argument("--data-root", type=Path, default=None, help="default: $IVOS_DATA_ROOT or <repo>/../shared/datasets")
     p.add_argument("--runs-dir", type=Path, default=Path(__file__).resolve().parents[1] / "runs")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.continue_from and args.stage1_from:
+        p.error("--continue-from and --stage1-from both say where stage 2 starts: give one")
+    return args
 
 
 def stage1_config(config_name: str):
@@ -240,6 +246,13 @@ def main(argv: list[str] | None = None) -> None:
                          {**stage1_meta, "source": str(args.continue_from[1])})
         stage = 2
         log.info("stage 2 continues from %s (corrector %s)", *args.continue_from)
+    elif args.stage1_from and resume_state is None:
+        stage1_weights = _weights(args.stage1_from)
+        stage1_meta = torch.load(args.stage1_from, map_location="cpu", weights_only=True)["metadata"]
+        save_click_model(run_dir / "stage1.pt", _loaded(stage1_config(args.config), stage1_weights),
+                         {**stage1_meta, "source": str(args.stage1_from)})
+        stage = 2
+        log.info("stage 1 taken from %s; stage 2 starts fresh", args.stage1_from)
     log.info("args %s", json.dumps({k: str(v) for k, v in vars(args).items()}))
 
     metrics_file = open(run_dir / "metrics.jsonl", "a")

@@ -155,6 +155,7 @@ def dense_crf(
     srgb: float = 13,
     compat_bilateral: float = 10,
     roi: tuple[int, int, int, int] | None = None,
+    threads: int = 0,
 ) -> np.ndarray:
     """Refines probabilities with a fully connected CRF (mean-field inference).
 
@@ -176,6 +177,8 @@ def dense_crf(
         roi: optional box ``(x0, y0, x1, y1)`` in pixels (x = column, y = row, x1/y1
             exclusive): the CRF runs on that crop only (pixels outside do not influence
             it) and the result keeps the input ``prob`` outside the box.
+        threads: native worker threads (0 = the native ops' default: ``IVOS_NUM_THREADS`` or
+            one per CPU).
 
     Returns:
         float32 array with the shape of ``prob``: the refined probabilities (the
@@ -190,7 +193,7 @@ def dense_crf(
     height, width = image.shape[:2]
     prob = _check_prob(prob, height, width)
     params = dict(_kernel_params(iterations, sxy_gaussian, compat_gaussian, sxy_bilateral, srgb, compat_bilateral),
-                  prob_floor=PROB_FLOOR)
+                  prob_floor=PROB_FLOOR, num_threads=nonnegative_int("threads", threads))
     from .. import _C
 
     # One call: the native one-shot path reuses per-thread lattice buffers between calls.

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ivos.postprocess import CRF_REGION_MARGIN, CrfCache, CrfSettings, refine_with_crf
+from ivos.postprocess import (CRF_REGION_MARGIN, FRAME_CRF_REACH, FRAME_CRF_THRESHOLD, CrfCache, CrfSettings,
+                              object_region, refine_with_crf)
 
 SETTINGS = CrfSettings.merged(True, {"sxy_bilateral": 40.0, "srgb": 5.0, "compat_bilateral": 3.0}, 4000)
 
@@ -70,3 +71,34 @@ def test_cache_changes_labels_only_near_the_region_edge():
         x0, y0, x1, y1 = roi
         agree = np.mean((cached > 0.5)[y0:y1, x0:x1] == (plain > 0.5)[y0:y1, x0:x1])
         assert agree >= 0.98, (budget, agree)
+
+
+def test_object_region_is_the_box_above_the_threshold_grown_by_the_kernel_reach():
+    prob = np.zeros((300, 400), np.float32)
+    prob[100:120, 150:190] = 0.9
+    prob[130, 200] = FRAME_CRF_THRESHOLD / 2  # below the threshold: not part of the object
+    reach = int(np.ceil(FRAME_CRF_REACH * SETTINGS.params["sxy_bilateral"]))
+    assert object_region(prob, SETTINGS) == (150 - reach, 100 - reach, 190 + reach, 120 + reach)
+    prob[0, 399] = 0.5  # the box reaches the corner: clipped to the map
+    assert object_region(prob, SETTINGS) == (150 - reach, 0, 400, 120 + reach)
+    assert object_region(np.zeros((30, 40), np.float32), SETTINGS) is None
+
+
+def test_frame_crf_on_the_object_region_agrees_with_the_whole_frame():
+    """A propagated frame's CRF on ``object_region`` gives the labels of the CRF on the whole
+    frame: far from every pixel above the threshold the CRF cannot make foreground."""
+    rng = np.random.default_rng(3)
+    h, w = 240, 320
+    yy, xx = np.mgrid[0:h, 0:w]
+    blob = (xx - 200) ** 2 / 900 + (yy - 90) ** 2 / 400 < 1
+    image = np.where(blob[..., None], [210, 80, 50], [40, 100, 150]) + rng.normal(0, 10, (h, w, 3))
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    prob = np.where(blob, 0.8, 0.005) + np.where(blob, 1, 0) * rng.normal(0, 0.1, (h, w))
+    prob = np.clip(prob, 0, 1).astype(np.float32)
+    settings = CrfSettings.merged(True, {"sxy_bilateral": 20.0, "srgb": 5.0, "compat_bilateral": 3.0}, None)
+    region = object_region(prob, settings)
+    assert region is not None and (region[2] - region[0]) * (region[3] - region[1]) < h * w / 2
+    whole, part = prob.copy(), prob.copy()
+    refine_with_crf(image, whole, (0, 0, w, h), settings)
+    refine_with_crf(image, part, region, settings)
+    assert np.mean((whole > 0.5) == (part > 0.5)) > 0.999

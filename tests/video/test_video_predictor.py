@@ -173,6 +173,17 @@ def test_finetune_reports_progress(predictor, make_clip):
     assert calls.index(features[-1]) < calls.index(steps[0])  # features first, then the steps
 
 
+def test_finetune_schedules():
+    cosine = ivos.FinetuneConfig(steps=100, lr=2e-3, schedule="cosine")
+    assert cosine.lr_at(1) == pytest.approx(2e-3)
+    assert cosine.lr_at(51) == pytest.approx(1e-3)
+    assert 0 < cosine.lr_at(100) < 1e-5
+    assert all(cosine.lr_at(k) > cosine.lr_at(k + 1) for k in range(1, 100))
+    assert ivos.FinetuneConfig(lr=3e-3).lr_at(77) == 3e-3  # "constant"
+    with pytest.raises(ivos.InvalidInput, match="schedule must be one of"):
+        ivos.FinetuneConfig(schedule="step")
+
+
 def test_video_clicks_follow_the_image_predictor_rules(predictor, make_clip):
     """Same coordinate and label rules as ImagePredictor: 0 <= x < W (W - 0.5 is inside the
     last pixel), labels 1/0 as integers or booleans only."""
