@@ -40,6 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=int,
                    help="mean-field iterations of the cached CRF (default: the bundle's); the reference "
                    "keeps the bundle's")
+    p.add_argument("--margin", type=float, help="CrfCache's region margin (ivos.postprocess.CRF_REGION_MARGIN) "
+                   "for this run")
+    p.add_argument("--reuse-area", type=float, help="CrfCache's reuse bound (ivos.postprocess.CRF_REUSE_AREA) "
+                   "for this run")
     p.add_argument("--baseline-native", type=Path,
                    help="the previous commit's ivos _C*.so: the reference CRF runs on it")
     p.add_argument("--data-root", type=Path, help="datasets root (default $IVOS_DATA_ROOT or shared/datasets)")
@@ -132,7 +136,13 @@ def run(args: argparse.Namespace) -> int:
     from ivos.evaluation.clicker import next_click
     from ivos.evaluation.datasets import open_dataset
 
+    import ivos.postprocess as postprocess
+
     native = load_native(args.baseline_native) if args.baseline_native else _C
+    if args.margin is not None:
+        postprocess.CRF_REGION_MARGIN = args.margin
+    if args.reuse_area is not None:
+        postprocess.CRF_REUSE_AREA = args.reuse_area
     model = ivos.load(args.model, threads=args.threads)
     bundle_params = ivos.ImagePredictor(model, crf=True).settings.crf.params
     params = dict(bundle_params) if args.iterations is None else {**bundle_params, "iterations": args.iterations}
@@ -162,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
     env = {"python": platform.python_version(), "build_info": ivos.build_info(), "model": args.model,
            "backend": model.backend, "crf": predictor.settings.crf.params, "reference_crf": bundle_params,
            "crf_max_pixels": predictor.settings.crf.max_pixels, "threads": args.threads,
+           "cache": {"margin": postprocess.CRF_REGION_MARGIN, "reuse_area": postprocess.CRF_REUSE_AREA},
            "reference_native": str(args.baseline_native or "this build")}
     print(markdown(results))
     print(json.dumps(env))
