@@ -179,7 +179,7 @@ def test_finetune_schedules():
     assert cosine.lr_at(51) == pytest.approx(1e-3)
     assert 0 < cosine.lr_at(100) < 1e-5
     assert all(cosine.lr_at(k) > cosine.lr_at(k + 1) for k in range(1, 100))
-    assert ivos.FinetuneConfig(lr=3e-3).lr_at(77) == 3e-3  # "constant"
+    assert ivos.FinetuneConfig(lr=3e-3, schedule="constant").lr_at(77) == 3e-3
     with pytest.raises(ivos.InvalidInput, match="schedule must be one of"):
         ivos.FinetuneConfig(schedule="step")
 
