@@ -67,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
 
-    base = ivos.FinetuneConfig(threads=args.threads)
+    osvos = ivos.load(args.osvos_bundle, threads=args.threads)
+    base = ivos.FinetuneConfig.for_bundle(osvos.bundle, threads=args.threads)
     variants = dict(parse_variant(v, base) for v in args.variant)
     davis = dataset_dir("DAVIS2016", args.data_root)
-    osvos = ivos.load(args.osvos_bundle, threads=args.threads)
     predictors = {name: ivos.VideoPredictor(osvos, finetune_config=cfg) for name, cfg in variants.items()}
     rows: dict[str, dict[str, dict]] = {name: {} for name in variants}
     for seq in args.sequences:

@@ -108,7 +108,8 @@ def run(args) -> int:
     davis = dataset_dir("DAVIS2016", args.data_root)
     frames, gt = read_sequence(davis, args.sequence, args.frames)
     osvos = ivos.load(args.osvos_bundle or DEFAULT_OSVOS, threads=args.threads)
-    vp = ivos.VideoPredictor(osvos, finetune_config=ivos.FinetuneConfig(threads=args.threads))
+    finetune = ivos.FinetuneConfig.for_bundle(osvos.bundle, threads=args.threads)
+    vp = ivos.VideoPredictor(osvos, finetune_config=finetune)
     rows = measure(vp, frames, gt[0], sorted(args.counts))
     report = {"command": "ivos-bench objects " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in
                                                        [("sequence", args.sequence), ("frames", args.frames),

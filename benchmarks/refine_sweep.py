@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     clicker = ivos.load(args.click_bundle or DEFAULT_CLICK, backend="ort", threads=1)
     settings = [(r, c, f) for f in args.focus for c in args.connected for r in args.radii]
     gains: dict[tuple, list[dict[int, float]]] = {s: [] for s in settings}
-    vp = ivos.VideoPredictor(osvos, clicker, finetune_config=ivos.FinetuneConfig(threads=1), click_crf=args.click_crf)
+    finetune = ivos.FinetuneConfig.for_bundle(osvos.bundle, threads=1)
+    vp = ivos.VideoPredictor(osvos, clicker, finetune_config=finetune, click_crf=args.click_crf)
     for name in names:
         video, gt = read_sequence(davis, name, None)
         state, idx, before = propagate_from_gt(vp, video, gt)

@@ -417,7 +417,7 @@ def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -
     osvos = ivos.load(args.osvos_bundle or DEFAULT_OSVOS, backend=args.backend, threads=args.threads)
     clicker = None if args.no_clicks else ivos.load(args.click_bundle or DEFAULT_CLICK, backend=args.backend,
                                                      threads=args.threads)
-    cfg = ivos.FinetuneConfig(use_prior=args.mode == "osvos+mask", threads=args.threads)
+    cfg = ivos.FinetuneConfig.for_bundle(osvos.bundle, use_prior=args.mode == "osvos+mask", threads=args.threads)
     if args.steps:
         cfg = replace(cfg, steps=args.steps)
     vp = ivos.VideoPredictor(osvos, clicker, mode=args.mode, finetune_config=cfg, crf=args.crf,

@@ -14,6 +14,8 @@
   "gpu", "compute_capability", "tensorrt_version"}]?}``.
 * ``postprocess``: ``{"crf": bool, "crf_params": {...}, "flip": bool}`` defaults for the
   predictor (``crf_params``: keywords of ``ivos.dense_crf``).
+* ``finetune`` (OSVOS bundles): the fine-tuning recipe of the network, a subset of
+  ``ivos.osvos_finetune.BUNDLE_KEYS`` (read by ``FinetuneConfig.for_bundle``).
 
 Click-refinement bundles must have the inputs ``image`` (1, 3, H, W), ``mask`` (1, 1, H, W),
 ``clicks`` (1, C, H, W) and the output ``logits`` (1, 1, H, W) with (H, W) = ``working_size``.

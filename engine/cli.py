@@ -370,7 +370,8 @@ def segment(args: argparse.Namespace) -> int:
     osvos = ivos.load(args.osvos_bundle, backend=args.backend, threads=args.threads)
     clicker = ivos.load(args.click_bundle, backend=args.backend, threads=args.threads)
     predictor = VideoPredictor(osvos, clicker, mode=args.mode, crf=args.crf,
-                               finetune_config=FinetuneConfig(use_prior=args.mode == "osvos+mask", threads=args.threads))
+                               finetune_config=FinetuneConfig.for_bundle(osvos.bundle, use_prior=args.mode == "osvos+mask",
+                                                                         threads=args.threads))
     state = predictor.init_state(source)
     n = state.num_frames
     by_target: dict[tuple[int, int], list[tuple[float, float, int]]] = {}

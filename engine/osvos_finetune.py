@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -33,16 +33,23 @@ log = logging.getLogger("ivos")
 SCHEDULES = ("constant", "cosine")
 """Learning-rate schedules of ``FinetuneConfig.schedule``."""
 
+BUNDLE_KEYS = ("steps", "batch", "lr", "augmentations", "max_scale", "max_rotate", "max_shift",
+               "zero_prior_fraction", "crop", "schedule")
+"""``FinetuneConfig`` fields an OSVOS bundle's card may set (its ``finetune`` section): the
+recipe its network was tuned with. Mode, threads and seed stay the caller's."""
+
 MAX_EXAMPLES = 48
 """Cap on fine-tuning examples (annotated frames x augmentations), see ``FinetuneConfig.for_frames``."""
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """Fine-tuning knobs. Steps, lr, schedule and crop were chosen on the held-aside DAVIS train
-    sequences (``python -m ivos.bench.finetune_sweep``, benchmarks/results/finetune_sweep.md):
-    150 cosine-decayed steps on 48-pixel crops match the J of the earlier 300 constant-LR steps
-    on 64-pixel crops (0.884 vs 0.879) in a third of the time.
+    """Fine-tuning knobs. An OSVOS bundle's card may carry its network's recipe (``finetune``:
+    any of ``BUNDLE_KEYS``), which ``for_bundle`` puts over these defaults; the predictors use
+    it unless given a config. The defaults are osvos-lite0's recipe, chosen on the held-aside
+    DAVIS train sequences (``python -m ivos.bench.finetune_sweep``,
+    benchmarks/results/finetune_sweep.md): 150 cosine-decayed steps on 48-pixel crops match the
+    J of 300 constant-LR steps on 64-pixel crops (0.884 vs 0.879) in a third of the time.
 
     Attributes:
         steps: Adam steps on the head.
@@ -84,6 +91,34 @@ class FinetuneConfig:
             from .errors import InvalidInput
 
             raise InvalidInput(f"FinetuneConfig.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+
+    @staticmethod
+    def for_bundle(bundle: Any, **overrides: Any) -> "FinetuneConfig":
+        """The OSVOS ``bundle``'s ``finetune`` recipe over the defaults, then ``overrides``
+        (e.g. threads, use_prior). ModelError naming the field when the card's section is not
+        an object of ``BUNDLE_KEYS`` with values of the fields' types."""
+        from .errors import ModelError
+
+        card = bundle.path / "model.json"
+        section = bundle.card.get("finetune") or {}
+        if not isinstance(section, dict):
+            raise ModelError(f"{card}: field 'finetune' must be an object, got {section!r}")
+        recipe = {}
+        for key, value in section.items():
+            if key not in BUNDLE_KEYS:
+                raise ModelError(f"{card}: field 'finetune.{key}' is not a fine-tuning setting a bundle sets; "
+                                 f"known: {', '.join(BUNDLE_KEYS)}")
+            kind = type(getattr(FinetuneConfig, key))
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (isinstance(value, str) if kind is str else number and (kind is float or float(value).is_integer())):
+                raise ModelError(f"{card}: field 'finetune.{key}' must be {'a string' if kind is str else f'a {kind.__name__}'}, "
+                                 f"got {value!r}")
+            recipe[key] = kind(value)
+        try:
+            config = FinetuneConfig(**recipe)
+        except Exception as e:  # InvalidInput from __post_init__: the card is at fault here
+            raise ModelError(f"{card}: field 'finetune': {e}") from None
+        return replace(config, **overrides)
 
     def lr_at(self, step: int) -> float:
         """The learning rate of optimiser step ``step`` (1-based)."""

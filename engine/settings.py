@@ -130,7 +130,8 @@ class PropagationSettings:
                 crf_params: dict[str, Any] | None = None, roi_margin: float | None = 0.5,
                 finetune_config: FinetuneConfig | None = None, threads: int = 0) -> "PropagationSettings":
         """The OSVOS bundle's ``postprocess`` (crf, crf_params) overridden by the arguments
-        that are not None; InvalidInput naming a bad one. ``threads`` (the OSVOS model's,
+        that are not None; InvalidInput naming a bad one. Without ``finetune_config``, the
+        bundle's fine-tuning recipe (``FinetuneConfig.for_bundle``). ``threads`` (the OSVOS model's,
         ``Model.threads``) goes to the frame CRF and to fine-tuning unless the config sets its
         own: one thread count for every pool (``ivos.threads``)."""
         if mode not in MODES:
@@ -143,7 +144,7 @@ class PropagationSettings:
             roi_margin = positive_float("roi_margin", roi_margin)
         if finetune_config is not None and not isinstance(finetune_config, FinetuneConfig):
             raise InvalidInput(f"finetune_config must be an ivos.FinetuneConfig, got {type(finetune_config).__name__}")
-        finetune = finetune_config or FinetuneConfig(use_prior=mode == "osvos+mask")
+        finetune = finetune_config or FinetuneConfig.for_bundle(bundle, use_prior=mode == "osvos+mask")
         if finetune.threads == 0 and threads > 0:
             finetune = replace(finetune, threads=threads)
         return PropagationSettings(mode, CrfSettings.merged(enabled, params, FRAME_CRF_MAX_PIXELS, threads),

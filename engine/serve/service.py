@@ -153,7 +153,7 @@ class Service:
 
             cfg = {k: v for k, v in (("steps", self.config.finetune_steps),
                                      ("augmentations", self.config.finetune_augmentations)) if v is not None}
-            finetune = ivos.FinetuneConfig(threads=self.config.threads, **cfg)
+            finetune = ivos.FinetuneConfig.for_bundle(self.osvos_model.bundle, threads=self.config.threads, **cfg)
             pred = ivos.VideoPredictor(self.osvos_model, self.click_model, crf=self.config.crf,
                                        finetune_config=finetune)
             self._local.video = pred

@@ -184,6 +184,30 @@ def test_finetune_schedules():
         ivos.FinetuneConfig(schedule="step")
 
 
+def test_each_osvos_bundle_fine_tunes_with_its_own_recipe(tmp_path):
+    """The card's ``finetune`` section is the network's recipe (osvos-cpu keeps the one it was
+    tuned with); a predictor without a config uses it; a bad section is a ModelError naming
+    the field."""
+    import json
+    import shutil
+
+    lite, cpu = ivos.load("osvos-lite0", threads=1), ivos.load("osvos-cpu", threads=1)
+    assert ivos.VideoPredictor(lite).settings.finetune == ivos.FinetuneConfig(threads=1)
+    old = ivos.VideoPredictor(cpu).settings.finetune
+    assert (old.steps, old.lr, old.schedule, old.crop, old.threads) == (300, 1e-3, "constant", 64, 1)
+    assert ivos.FinetuneConfig.for_bundle(cpu.bundle, steps=7).steps == 7  # arguments win
+    for section, message in [({"stepz": 3}, "'finetune.stepz' is not"), ({"steps": "many"}, "'finetune.steps' must be"),
+                             ({"steps": 2.5}, "'finetune.steps' must be"), ({"schedule": "step"}, "schedule must be"),
+                             ([1], "must be an object")]:
+        folder = tmp_path / f"b{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(lite.bundle.path, folder)
+        card = json.loads((folder / "model.json").read_text())
+        card["finetune"] = section
+        (folder / "model.json").write_text(json.dumps(card))
+        with pytest.raises(ivos.ModelError, match=message):
+            ivos.VideoPredictor(ivos.load(folder, threads=1))
+
+
 def test_video_clicks_follow_the_image_predictor_rules(predictor, make_clip):
     """Same coordinate and label rules as ImagePredictor: 0 <= x < W (W - 0.5 is inside the
     last pixel), labels 1/0 as integers or booleans only."""
