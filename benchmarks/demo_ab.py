@@ -15,21 +15,12 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from .ab import reference_path
-
-
-def demo_command(out_dir: str) -> list[str]:
-    """``ivos segment demo`` with the demo clip's clicks, writing into ``out_dir``."""
-    from ivos.cli import DEMO_CLIP
-
-    clip = json.loads(DEMO_CLIP.with_suffix(".json").read_text())
-    clicks = [a for c in clip["clicks"] for a in ("--click", f"{c['x']},{c['y']},{c['frame']}")]
-    return [sys.executable, "-m", "ivos.cli", "segment", "demo", *clicks, "--out", out_dir, "--no-overlay"]
+from .demo_threads import demo_command
 
 
 def main(argv: list[str] | None = None) -> int:

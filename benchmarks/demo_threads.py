@@ -24,15 +24,21 @@ from pathlib import Path
 BUSY_LOOP = "while True: pass"
 
 
-def run_demo(threads: int, out_dir: Path, spinning: str | None = None) -> float:
-    """Seconds of one ``ivos segment demo`` run with ``--threads threads`` (and, when given,
-    ONNX Runtime's thread spinning switched by ``IVOS_ORT_SPINNING``)."""
+def demo_command(out_dir: Path | str, threads: int | None = None) -> list[str]:
+    """The README's main job: ``ivos segment demo`` with the demo clip's clicks, writing into
+    ``out_dir`` without the overlay video; with ``--threads threads`` unless None (default)."""
     from ivos.cli import DEMO_CLIP
 
     clip = json.loads(DEMO_CLIP.with_suffix(".json").read_text())
     clicks = [a for c in clip["clicks"] for a in ("--click", f"{c['x']},{c['y']},{c['frame']}")]
-    cmd = [sys.executable, "-m", "ivos.cli", "segment", "demo", *clicks, "--out", str(out_dir),
-           "--threads", str(threads), "--no-overlay"]
+    cmd = [sys.executable, "-m", "ivos.cli", "segment", "demo", *clicks, "--out", str(out_dir), "--no-overlay"]
+    return cmd if threads is None else [*cmd, "--threads", str(threads)]
+
+
+def run_demo(threads: int, out_dir: Path, spinning: str | None = None) -> float:
+    """Seconds of one ``ivos segment demo`` run with ``--threads threads`` (and, when given,
+    ONNX Runtime's thread spinning switched by ``IVOS_ORT_SPINNING``)."""
+    cmd = demo_command(out_dir, threads)
     t0 = time.perf_counter()
     env = dict(os.environ, **({} if spinning is None else {"IVOS_ORT_SPINNING": spinning}))
     subprocess.run(cmd, check=True, capture_output=True, env=env)

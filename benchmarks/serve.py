@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -63,29 +64,44 @@ def png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def start_server(args, data_dir: Path) -> tuple[subprocess.Popen, str]:
-    import httpx
-
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def start_server(data_dir: Path, args: list[str], log: Path, timeout: float = 180.0) -> tuple[subprocess.Popen, str]:
+    """``ivos serve`` on a free loopback port with ``args``; returns (process, url) once /readyz is 200."""
+    import httpx
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "ivos.serve.cli", "--port", str(port), "--data-dir", str(data_dir),
+           "--log-level", "warning", *args]
+    proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "ivos.serve.cli", "--port", str(port), "--data-dir", str(data_dir), "--model",
-           args.model, "--threads", str(args.threads), "--request-threads", str(args.request_threads),
-           "--request-queue", "256", "--live-images", "64", "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"ivos serve exited: {proc.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"ivos serve exited with {proc.returncode}:\n{log.read_text()}")
         try:
             if httpx.get(url + "/readyz", timeout=2).status_code == 200:
                 return proc, url
         except httpx.TransportError:
             pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("ivos serve was not ready in 120 s")
+        time.sleep(0.3)
+    stop_server(proc)
+    raise RuntimeError(f"ivos serve not ready after {timeout} s:\n{log.read_text()}")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def http_session(url: str, image_png: bytes, sequence, http=None) -> list[float]:
@@ -169,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     image_png = png(image)
     model = ivos.load(args.model, threads=args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_server(args, Path(tmp))
+        proc, url = start_server(Path(tmp), ["--model", args.model, "--threads", str(args.threads),
+                                             "--request-threads", str(args.request_threads), "--request-queue",
+                                             "256", "--live-images", "64"], Path(tmp) / "server.log", timeout=120)
         try:
             with httpx.Client(base_url=url, timeout=120) as http:
                 http_session(url, image_png, clicks(0, 5), http)  # warm-up: both sides
@@ -189,8 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                 throughput.append({"sessions": n, "http": over_http, "in_process": in_process})
             ready = httpx.get(url + "/readyz").json()
         finally:
-            proc.terminate()
-            proc.wait(30)
+            stop_server(proc)
 
     local, remote = stats(local_ms), stats(http_ms)
     env = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),

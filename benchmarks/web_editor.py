@@ -31,9 +31,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +39,8 @@ from pathlib import Path
 import numpy as np
 
 import ivos
+
+from .serve import start_server, stop_server
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 DEMO_META = Path(ivos.__file__).parent / "data" / "demo_clip.json"
@@ -78,46 +77,6 @@ def make_driver(browser: str, driver_path: str, download_dir: Path, *, width: in
                                                                   "deviceScaleFactor": 1, "mobile": False})
     driver.set_script_timeout(120)
     return driver
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(data_dir: Path, args: list[str], log: Path, timeout: float = 180.0) -> tuple[subprocess.Popen, str]:
-    """``ivos serve`` on a free loopback port with ``args``; returns (process, url) once /readyz is 200."""
-    import httpx
-
-    port = free_port()
-    cmd = [sys.executable, "-m", "ivos.serve.cli", "--port", str(port), "--data-dir", str(data_dir),
-           "--log-level", "warning", *args]
-    proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ivos serve exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    stop_server(proc)
-    raise RuntimeError(f"ivos serve not ready after {timeout} s:\n{log.read_text()}")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def wait_for(driver, script: str, *args, timeout: float = 120.0, what: str = ""):

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import BackendUnavailable
+from .errors import BackendUnavailable, InvalidInput, ModelError
 from .osvos_session import OsvosSession
 from .threads import resolve_threads
 from .views import PAD_RGB
@@ -88,8 +88,6 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
-            from .errors import InvalidInput
-
             raise InvalidInput(f"FinetuneConfig.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
 
     @staticmethod
@@ -97,8 +95,6 @@ class FinetuneConfig:
         """The OSVOS ``bundle``'s ``finetune`` recipe over the defaults, then ``overrides``
         (e.g. threads, use_prior). ModelError naming the field when the card's section is not
         an object of ``BUNDLE_KEYS`` with values of the fields' types."""
-        from .errors import ModelError
-
         card = bundle.path / "model.json"
         section = bundle.card.get("finetune") or {}
         if not isinstance(section, dict):
@@ -109,14 +105,13 @@ class FinetuneConfig:
                 raise ModelError(f"{card}: field 'finetune.{key}' is not a fine-tuning setting a bundle sets; "
                                  f"known: {', '.join(BUNDLE_KEYS)}")
             kind = type(getattr(FinetuneConfig, key))
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not (isinstance(value, str) if kind is str else number and (kind is float or float(value).is_integer())):
-                raise ModelError(f"{card}: field 'finetune.{key}' must be {'a string' if kind is str else f'a {kind.__name__}'}, "
-                                 f"got {value!r}")
+            if not _is_kind(value, kind):
+                expected = "a string" if kind is str else f"a {kind.__name__}"
+                raise ModelError(f"{card}: field 'finetune.{key}' must be {expected}, got {value!r}")
             recipe[key] = kind(value)
         try:
             config = FinetuneConfig(**recipe)
-        except Exception as e:  # InvalidInput from __post_init__: the card is at fault here
+        except InvalidInput as e:  # from __post_init__: the card is at fault here
             raise ModelError(f"{card}: field 'finetune': {e}") from None
         return replace(config, **overrides)
 
@@ -144,6 +139,16 @@ class FinetuneResult:
     train_seconds: float
     examples: int
     final_loss: float
+
+
+def _is_kind(value: Any, kind: type) -> bool:
+    """Whether a JSON ``value`` can stand for a ``kind`` (str, int or float) field: a string for
+    str; for numbers no booleans, and a whole number for int (3.0 is 3, 2.5 is not)."""
+    if kind is str:
+        return isinstance(value, str)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return kind is float or float(value).is_integer()
 
 
 def import_torch():

@@ -2,9 +2,9 @@
 
 Every function works on a float32 (H, W) foreground probability of the original image, in
 place where it says so: the click constraint (``clamp_clicks``, ``clamp_strokes``), the dense
-CRF on a region with a pixel budget (``refine_with_crf``; ``object_region`` for propagated
-frames), the motion gate of propagated
-frames (``gate_to_prior``) and the confidence of a prediction (``confidence``).
+CRF on a region with a pixel budget (``refine_with_crf``; ``object_region`` picks a propagated
+frame's region), the motion gate of propagated frames (``gate_to_prior``) and the confidence
+of a prediction (``confidence``).
 """
 from __future__ import annotations
 

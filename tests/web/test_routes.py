@@ -63,7 +63,7 @@ def test_demo_route_needs_the_key_when_the_server_has_keys(osvos_tiny, tmp_path)
     """The editor's /v1 routes check the key like every other; the page itself does not."""
     import httpx
 
-    from ivos.bench.web_editor import start_server, stop_server
+    from ivos.bench.serve import start_server, stop_server
 
     key, path = "k" * 24, "/v1/videos/demo"
     proc, url = start_server(tmp_path / "data", ["--model", "ivos-lite0", "--osvos-model", str(osvos_tiny),
