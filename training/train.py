@@ -93,11 +93,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stage1-from", type=Path, default=None, metavar="STAGE1_WEIGHTS",
                    help="skip stage 1: take its weights from a file (e.g. export/weights/ivos-lite0-nomask.pt) "
                    "and start a fresh stage 2 from them, as if stage 1 had just ended")
+    p.add_argument("--stage1-init", type=Path, default=None, metavar="STAGE1_WEIGHTS",
+                   help="start stage 1 from a file's weights (e.g. an earlier stage-1 model) instead of the "
+                   "ImageNet trunk: a warm restart of stage 1 with a fresh optimiser and schedule")
     p.add_argument("--data-root", type=Path, default=None, help="default: $IVOS_DATA_ROOT or <repo>/../shared/datasets")
     p.add_argument("--runs-dir", type=Path, default=Path(__file__).resolve().parents[1] / "runs")
     args = p.parse_args(argv)
     if args.continue_from and args.stage1_from:
         p.error("--continue-from and --stage1-from both say where stage 2 starts: give one")
+    if args.stage1_init and (args.continue_from or args.stage1_from):
+        p.error("--stage1-init starts stage 1, which --continue-from and --stage1-from skip: give one")
     return args
 
 
@@ -176,7 +181,10 @@ def _setup_logging(run_dir: Path) -> None:
 def _stage_model(args, stage: int, stage1_weights: dict | None) -> ClickNet:
     if stage == 1:
         model = build_model(stage1_config(args.config))
-        if hasattr(model, "load_pretrained_trunk"):
+        if args.stage1_init is not None:
+            model.load_state_dict(_weights(args.stage1_init))
+            log.info("stage 1 continues from %s", args.stage1_init)
+        elif hasattr(model, "load_pretrained_trunk"):
             model.load_pretrained_trunk()
             log.info("stage 1 starts from the ImageNet weights of %s", model.config.encoder)
         return model
