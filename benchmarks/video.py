@@ -65,6 +65,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crf-param", action="append", default=[], metavar="NAME=VALUE",
                    help="a dense-CRF parameter for propagated frames (repeatable; default: "
                         "the OSVOS bundle's postprocess.crf_params)")
+    p.add_argument("--crop-context", type=int, default=None, metavar="PX",
+                   help="working pixels of context around the motion gate's box when the OSVOS network runs "
+                        "on a crop (default: ivos.settings.NETWORK_CROP_CONTEXT)")
+    p.add_argument("--no-crop", action="store_true", help="run the OSVOS network on the whole frame")
     p.add_argument("--full-finetune", action="store_true", help="also fine-tune backbone + head in torch (the "
                    "network comes from ivos.export: run as python -m training.bench_video from a checkout)")
     p.add_argument("--full-steps", type=int, default=60, help="steps of --full-finetune")
@@ -246,6 +250,15 @@ def _percentiles(values: list[float]) -> dict:
             "p99": float(np.percentile(v, 99)), "mean": float(v.mean()), "n": int(v.size)}
 
 
+def _crop_context(args) -> int | None:
+    """``VideoPredictor(crop_context=...)`` from --crop-context / --no-crop."""
+    from ivos.settings import NETWORK_CROP_CONTEXT
+
+    if args.no_crop:
+        return None
+    return NETWORK_CROP_CONTEXT if args.crop_context is None else args.crop_context
+
+
 def _environment(args, backend: str) -> dict:
     import platform
     import subprocess
@@ -422,12 +435,13 @@ def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -
         cfg = replace(cfg, steps=args.steps)
     vp = ivos.VideoPredictor(osvos, clicker, mode=args.mode, finetune_config=cfg, crf=args.crf,
                              crf_params=parse_crf_params(args.crf_param) if args.crf_param else None,
-                             click_crf=args.click_crf)
+                             click_crf=args.click_crf, crop_context=_crop_context(args))
     image_predictor = None if clicker is None else ivos.ImagePredictor(clicker, crf=args.click_crf)
     prog = getattr(args, "prog", "ivos-bench video")  # python -m training.bench_video sets its own
     report = {"command": f"{prog} " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["video"] else sys.argv[1:]),
               "split": f"sequences {' '.join(names)}" if args.sequences else f"{args.split} split",
-              "environment": {**_environment(args, osvos.backend), "crf_params": vp.settings.crf.params},
+              "environment": {**_environment(args, osvos.backend), "crf_params": vp.settings.crf.params,
+                              "crop_context": vp.settings.crop_context},
               "finetune_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "sequences": {}}
     for name in names:
         t0 = time.time()

@@ -82,6 +82,20 @@ class Bundle:
     def has_artifact(self, key: str) -> bool:
         return isinstance(self.artifacts.get(key), str) and (self.path / self.artifacts[key]).is_file()
 
+    def default_dims(self) -> dict[str, int]:
+        """Sizes of the named dynamic dims for a run at the working size: an OSVOS graph's
+        height and width (``osvos_dims``); empty for static graphs."""
+        if self.task == "osvos" and not all(s.is_static for s in self.inputs):
+            return osvos_dims(*self.working_size)
+        return {}
+
+
+def osvos_dims(height: int, width: int) -> dict[str, int]:
+    """The sizes of an OSVOS graph's named dynamic dims for a (height, width) input (the names
+    its exporter writes in the card: ``ivos.export.osvos_export.DYNAMIC_DIMS``)."""
+    return {"height": height, "width": width, "height/4": height // 4, "width/4": width // 4,
+            "height/8": height // 8, "width/8": width // 8}
+
 
 _KIND_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "an object", bool: "true/false"}
 

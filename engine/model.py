@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from ._validate import describe, nonnegative_int
 from .backends import RunContext, Runner, create_runner
@@ -45,10 +46,13 @@ class Model:
         """(height, width) of the network input in pixels."""
         return self.bundle.working_size
 
-    def create_context(self) -> RunContext:
+    def create_context(self, dims: Mapping[str, int] | None = None) -> RunContext:
         """A new ``RunContext`` (buffers, and a stream on CUDA) for one predictor or thread:
-        see ``ivos.backends.base`` for the host and device paths. Close it when done."""
-        return self.runner.create_context()
+        see ``ivos.backends.base`` for the host and device paths. Close it when done.
+        ``dims``: sizes of the network's named dynamic dims, e.g. an OSVOS graph's height and
+        width for a crop (``ivos.bundle.osvos_dims``); None: the working size's
+        (``Bundle.default_dims``)."""
+        return self.runner.create_context(self.bundle.default_dims() if dims is None else dims)
 
     def close(self) -> None:
         """Releases the runner (``Runner.close``): ``create_context`` refuses afterwards."""

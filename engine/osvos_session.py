@@ -7,18 +7,44 @@ Geometry: a frame (H, W) is letterboxed into the working size (h, w): scaled by
 with the ImageNet mean (0 after normalisation). Logits come at stride 4 of the working size;
 the valid region is resized straight back to (H, W).
 
+Crops: a bundle whose graph has dynamic height and width (card ``osvos.size_multiple``) can
+run on a window of the working image instead of all of it (``predict(window=...)``): the
+window grown by ``context`` working pixels, aligned outward to the size multiple. The
+network's cost is about linear in pixels, and propagation needs the probability only where
+the object can have moved (``ivos.postprocess.gate_box``). Logits outside the crop are
+NEGATIVE_LOGIT. The crop's border changes the deep features near it (their receptive field
+sees the crop's edge instead of the frame); the motion gate's box already keeps that border
+away from the object (``ivos.settings.NETWORK_CROP_CONTEXT``).
+
 Not thread-safe (one per thread); the ``Model`` behind it is shared.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
+from .backends.base import RunContext
+from .bundle import osvos_dims
 from .errors import InvalidInput
 from .model import Model
 from .osvos_head import check_head_params
+from .postprocess import Region
 from .views import PAD_RGB, Normaliser, sigmoid
+
+NEGATIVE_LOGIT = -30.0
+"""The logit given to the working image outside a crop: probability ~1e-13, background."""
+
+CROP_CONTEXTS = 4
+"""Run contexts kept for crop sizes (least recently used dropped first): consecutive frames
+of a video mostly reuse a crop size (``OsvosSession.crop_for`` keeps the previous one while
+the window fits)."""
+
+FULL_FRAME_SHARE = 0.8
+"""A crop of more than this share of the working size runs the full working size instead:
+too little to save for one more context's memory."""
+
 
 
 @dataclass(frozen=True)
@@ -42,6 +68,10 @@ class OsvosSession:
 
     Args:
         model: from ``ivos.load(<osvos bundle>)``.
+
+    Attributes:
+        size_multiple: crops' sides are multiples of this (working pixels); None when the
+            graph's size is static (no crops: ``predict`` ignores ``window``).
     """
 
     def __init__(self, model: Model):
@@ -52,15 +82,24 @@ class OsvosSession:
         info = bundle.card.get("osvos", {})
         self.low_channels, self.high_channels = int(info["low_channels"]), int(info["high_channels"])
         self.working = bundle.working_size
+        image_spec = next(s for s in bundle.inputs if s.name == "image")
+        self.size_multiple: int | None = None if image_spec.is_static else int(info.get("size_multiple", 32))
         self._ctx = model.create_context()
+        self._crops: OrderedDict[tuple[int, int], list] = OrderedDict()  # (h, w) -> [context, head version]
+        self._last_crop: Region | None = None
         self._normaliser = Normaliser(bundle.mean, bundle.std)
+        self._head: dict[str, np.ndarray] = {}
+        self._head_version = 0
         self.parent_head = self._load_parent()
         self._bound: dict[str, np.ndarray] | None = None
         self.bind_head(self.parent_head)
 
     def close(self) -> None:
-        """Frees the run context's buffers (device memory on CUDA)."""
+        """Frees the run contexts' buffers (device memory on CUDA)."""
         self._ctx.close()
+        for ctx, _ in self._crops.values():
+            ctx.close()
+        self._crops.clear()
 
     def _load_parent(self) -> dict[str, np.ndarray]:
         with np.load(self.model.bundle.artifact("head_parent")) as z:
@@ -72,6 +111,9 @@ class OsvosSession:
         checked = check_head_params(params, self.low_channels, self.high_channels)
         for name, value in checked.items():
             self._ctx.inputs[name][...] = value
+        # crop contexts copy the head when they next run (most frames use one crop size)
+        self._head = {name: self._ctx.inputs[name] for name in checked}
+        self._head_version += 1
         self._bound = None
 
     def bind_head(self, params: dict[str, np.ndarray]) -> None:
@@ -97,8 +139,12 @@ class OsvosSession:
 
         box = self.letterbox(*frame.shape[:2])
         out = np.empty((*self.working, 3), np.uint8)
-        out[...] = PAD_RGB
-        out[:box.rh, :box.rw] = np.asarray(Image.fromarray(frame).resize((box.rw, box.rh), Image.BILINEAR))
+        out[box.rh:] = PAD_RGB
+        out[:box.rh, box.rw:] = PAD_RGB
+        if (box.rh, box.rw) == frame.shape[:2]:  # 480p into 480x864: no resampling
+            out[:box.rh, :box.rw] = frame
+        else:
+            out[:box.rh, :box.rw] = np.asarray(Image.fromarray(frame).resize((box.rw, box.rh), Image.BILINEAR))
         return out
 
     def to_working_mask(self, mask: np.ndarray) -> np.ndarray:
@@ -120,6 +166,51 @@ class OsvosSession:
             (box.width, box.height), Image.BILINEAR, box=region)
         return sigmoid(np.asarray(up))
 
+    def crop_for(self, window: Region, box: Letterbox, context: int) -> Region | None:
+        """The crop (x0, y0, x1, y1; working pixels, sides multiples of ``size_multiple``) the
+        network runs on to cover ``window`` (x0, y0, x1, y1 in frame pixels) with ``context``
+        working pixels around it, or None for the full working size (no dynamic size, or the
+        crop would be most of it). The previous crop's size is kept while the window fits in
+        it (one run context, no new shapes), its position moved to cover the window."""
+        if self.size_multiple is None:
+            return None
+        m, (h, w) = self.size_multiple, self.working
+        sx, sy = box.rw / box.width, box.rh / box.height
+        # the left/top edges on the logits' stride-4 grid (pasted back at stride 4)
+        x0 = max(0, int(window[0] * sx) - context) // 4 * 4
+        y0 = max(0, int(window[1] * sy) - context) // 4 * 4
+        x1 = min(box.rw, int(np.ceil(window[2] * sx)) + context)
+        y1 = min(box.rh, int(np.ceil(window[3] * sy)) + context)
+        need_w, need_h = max(x1 - x0, 2 * m), max(y1 - y0, 2 * m)
+        cw, ch = min(w, -(-need_w // m) * m), min(h, -(-need_h // m) * m)
+        last = self._last_crop
+        if last is not None and need_w <= last[2] - last[0] <= cw + 2 * m and need_h <= last[3] - last[1] <= ch + 2 * m:
+            cw, ch = last[2] - last[0], last[3] - last[1]  # up to two multiples larger than needed
+        if cw * ch > FULL_FRAME_SHARE * w * h:
+            self._last_crop = None
+            return None
+        # centred on the window (shifts by multiples of 4), moved inside the working image
+        cx0 = min(max(0, x0 - (cw - (x1 - x0)) // 8 * 4), w - cw)
+        cy0 = min(max(0, y0 - (ch - (y1 - y0)) // 8 * 4), h - ch)
+        self._last_crop = (cx0, cy0, cx0 + cw, cy0 + ch)
+        return self._last_crop
+
+    def _crop_context(self, height: int, width: int) -> RunContext:
+        """The run context for a (height, width) crop, holding the current head."""
+        entry = self._crops.pop((height, width), None)
+        if entry is None:
+            entry = [self.model.create_context(osvos_dims(height, width)), -1]
+            if len(self._crops) >= CROP_CONTEXTS:
+                _, (old, _) = self._crops.popitem(last=False)
+                old.close()
+        self._crops[(height, width)] = entry
+        ctx, version = entry
+        if version != self._head_version:
+            for name, value in self._head.items():
+                ctx.inputs[name][...] = value
+            entry[1] = self._head_version
+        return ctx
+
     # ---- running -----------------------------------------------------------------------
     def run_working(self, image: np.ndarray, prior: np.ndarray | None,
                     fetch: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
@@ -131,13 +222,36 @@ class OsvosSession:
         self._ctx.inputs["prior"][0, 0] = 0.0 if prior is None else prior
         return self._ctx.run(fetch=fetch)
 
+    def _crop_logits(self, image: np.ndarray, prior: np.ndarray | None, crop: Region) -> np.ndarray:
+        """(h/4, w/4) float32 logits of the working image: the network run on ``crop`` of
+        ``image`` (h, w, 3) uint8 and ``prior`` (h, w) (None = zeros), NEGATIVE_LOGIT elsewhere."""
+        x0, y0, x1, y1 = crop
+        ctx = self._crop_context(y1 - y0, x1 - x0)
+        self._normaliser.into(image[y0:y1, x0:x1], ctx.inputs["image"][0])
+        ctx.inputs["prior"][0, 0] = 0.0 if prior is None else prior[y0:y1, x0:x1]
+        logits = np.full((self.working[0] // 4, self.working[1] // 4), NEGATIVE_LOGIT, np.float32)
+        logits[y0 // 4:y1 // 4, x0 // 4:x1 // 4] = ctx.run(fetch=("logits",))["logits"][0, 0]
+        return logits
+
     def predict(self, frame: np.ndarray, prior_mask: np.ndarray | None, *,
-                working_rgb: np.ndarray | None = None) -> np.ndarray:
+                working_rgb: np.ndarray | None = None, window: Region | None = None,
+                context: int = 0) -> np.ndarray:
         """(H, W, 3) uint8 frame (+ optional (H, W) previous mask) -> (H, W) float32 probability.
-        ``working_rgb``: the frame's ``to_working_rgb``, when already made (several objects
-        of one frame share it)."""
+
+        Args:
+            working_rgb: the frame's ``to_working_rgb``, when already made (several objects
+                of one frame share it).
+            window: (x0, y0, x1, y1; frame pixels, exclusive ends) where the probability is
+                needed: with a dynamic-size graph the network runs on a crop around it
+                (``crop_for``) and the probability outside the crop is ~0. None: the full frame.
+            context: working pixels of image kept around ``window`` in the crop.
+        """
         box = self.letterbox(*frame.shape[:2])
         prior = None if prior_mask is None else self.to_working_mask(prior_mask)
-        out = self.run_working(self.to_working_rgb(frame) if working_rgb is None else working_rgb, prior,
-                               fetch=("logits",))
-        return self.logits_to_frame(out["logits"][0, 0], box)
+        image = self.to_working_rgb(frame) if working_rgb is None else working_rgb
+        crop = None if window is None else self.crop_for(window, box, context)
+        if crop is None:
+            logits = self.run_working(image, prior, fetch=("logits",))["logits"][0, 0]
+        else:
+            logits = self._crop_logits(image, prior, crop)
+        return self.logits_to_frame(logits, box)

@@ -3,7 +3,7 @@
 Every function works on a float32 (H, W) foreground probability of the original image, in
 place where it says so: the click constraint (``clamp_clicks``, ``clamp_strokes``), the dense
 CRF on a region with a pixel budget (``refine_with_crf``; ``object_region`` picks a propagated
-frame's region), the motion gate of propagated frames (``gate_to_prior``) and the confidence
+frame's region), the motion gate of propagated frames (``gate_box``, ``gate_to_prior``) and the confidence
 of a prediction (``confidence``).
 """
 from __future__ import annotations
@@ -212,16 +212,23 @@ def clamp_strokes(prob: np.ndarray, strokes: Sequence[tuple[np.ndarray, bool]], 
         prob[tube] = 1.0 if positive else 0.0
 
 
-def gate_to_prior(prob: np.ndarray, prior: np.ndarray, margin: float) -> None:
-    """Zeroes ``prob`` (H, W) outside the (H, W) {0,1} ``prior`` mask's box grown by
-    ``margin`` x its size + 10% of the frame size, in place: an object moves a bounded
-    distance between frames, while look-alikes far away are OSVOS's typical false positives."""
+def gate_box(prior: np.ndarray, margin: float) -> Region:
+    """Where an object can be on the next frame: the (H, W) {0,1} ``prior`` mask's box grown
+    by ``margin`` x its size + 10% of the frame size on every side, clipped to the frame
+    (x0, y0, x1, y1; exclusive ends). ``prior`` must have a foreground pixel."""
     from .mask_writers import mask_bbox
 
     x, y, bw, bh = mask_bbox(prior)
-    h, w = prob.shape
+    h, w = prior.shape
     mx, my = int(margin * bw + 0.1 * w), int(margin * bh + 0.1 * h)
-    x0, y0, x1, y1 = max(0, x - mx), max(0, y - my), min(w, x + bw + mx), min(h, y + bh + my)
+    return max(0, x - mx), max(0, y - my), min(w, x + bw + mx), min(h, y + bh + my)
+
+
+def gate_to_prior(prob: np.ndarray, box: Region) -> None:
+    """Zeroes ``prob`` (H, W) outside ``box`` (``gate_box`` of the previous frame's mask), in
+    place: an object moves a bounded distance between frames, while look-alikes far away are
+    OSVOS's typical false positives."""
+    x0, y0, x1, y1 = box
     prob[:y0] = 0.0
     prob[y1:] = 0.0
     prob[:, :x0] = 0.0

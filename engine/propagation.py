@@ -4,8 +4,9 @@
 backward from it to frame 0. On each frame it decodes and letterboxes the frame once, runs
 the OSVOS network once per object with that object's head bound (``OsvosSession.bind_head``,
 so states propagated alternately on one session each use their own heads) and, in
-"osvos+mask" mode, the neighbouring frame's mask of that object as the prior; then gates the
-probability to where the object can have moved, refines it with the dense CRF (on the region
+"osvos+mask" mode, the neighbouring frame's mask of that object as the prior, on a crop
+around where the object can have moved when the graph allows it (``crop_context``); then
+gates the probability to that region, refines it with the dense CRF (on the region
 around the object: ``ivos.postprocess.object_region``) and resolves the objects against each
 other.
 
@@ -24,7 +25,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .osvos_session import OsvosSession
-from .postprocess import confidence, gate_to_prior, object_region, refine_with_crf
+from .postprocess import confidence, gate_box, gate_to_prior, object_region, refine_with_crf
 from .settings import PropagationSettings
 from .video_results import FrameTimings, MultiFrameResult
 from .video_state import THUMB_SIZE, ObjectTrack, VideoState, compact_rle
@@ -107,10 +108,14 @@ class Propagator:
                             prior: np.ndarray | None) -> np.ndarray:
         """(H, W) float32 foreground probability of one object, gated to the prior's reach."""
         use_prior = self.settings.use_prior and prior is not None
+        gate = gate_box(prior, self.settings.roi_margin) if (
+            use_prior and self.settings.roi_margin is not None and prior.any()) else None
+        context = self.settings.crop_context
         self.session.bind_head(head)  # per run: another object or state may have run in between
-        prob = self.session.predict(frame, prior if use_prior else None, working_rgb=working)
-        if use_prior and self.settings.roi_margin is not None and prior.any():
-            gate_to_prior(prob, prior, self.settings.roi_margin)
+        prob = self.session.predict(frame, prior if use_prior else None, working_rgb=working,
+                                    window=gate if context is not None else None, context=context or 0)
+        if gate is not None:
+            gate_to_prior(prob, gate)
         return prob
 
 

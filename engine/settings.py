@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ._validate import crf_params as check_crf_params, flag, positive_float, positive_int
+from ._validate import crf_params as check_crf_params, flag, nonnegative_int, positive_float, positive_int
 from .bundle import Bundle
 from .errors import InvalidInput
 from .geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION
@@ -22,10 +22,19 @@ CLICK_CRF_MAX_PIXELS = 160_000
 view of a big frame) is refined at a lower resolution: a click must stay interactive at
 1080p."""
 
-FRAME_CRF_MAX_PIXELS = 1_000_000
-"""Pixel budget of the CRF per propagated frame: 480p and 720p frames (0.4 and 0.9 MP) are
-refined at full resolution, as measured in benchmarks/results/video.md; 1080p and larger at
-about 1 MP, which bounds a frame's CRF time (~linear in pixels)."""
+FRAME_CRF_MAX_PIXELS = CLICK_CRF_MAX_PIXELS
+"""Pixel budget of the CRF per propagated frame, the same as a click's: the CRF runs on the
+object's region (``ivos.postprocess.object_region``), refined at a lower resolution when that
+is larger (the network's logits come at stride 4 of a 480x864 working size, coarser still).
+On the five held-aside DAVIS train sequences J was 0.8834 with this budget vs 0.8839 with
+1 MP, at 0.70x the time per frame (p50; 0.8814 at 80k pixels; benchmarks/results/speed_frame_path.md)."""
+
+NETWORK_CROP_CONTEXT = 0
+"""Working pixels of image around the motion gate's box (``ivos.postprocess.gate_box``) that a
+propagated frame's OSVOS network sees when its graph has a dynamic size
+(``OsvosSession.predict(window=...)``). The gate's box already reaches half the object's size
+plus 10% of the frame beyond the object; DAVIS dev J was 0.844 / 0.845 / 0.843 with 0 / 64 /
+128 more pixels and 0.842 on the whole frame (benchmarks/results/speed_frame_path.md)."""
 
 MAX_IMAGE_PIXELS = 50_000_000
 """Largest image (height x width) ``ImagePredictor.set_image`` accepts unless the predictor
@@ -114,12 +123,16 @@ class PropagationSettings:
         roi_margin: with a prior, zero the probability farther than this many times the
             prior mask's box size (plus 10% of the frame size) outside that box; None: off.
         finetune: fine-tuning knobs of the per-object OSVOS heads.
+        crop_context: with the motion gate on and a dynamic-size OSVOS graph, the network
+            runs on the gate's box plus this many working pixels of context instead of the
+            whole frame; None: always the whole frame.
     """
 
     mode: str
     crf: CrfSettings
     roi_margin: float | None
     finetune: FinetuneConfig
+    crop_context: int | None = NETWORK_CROP_CONTEXT
 
     @property
     def use_prior(self) -> bool:
@@ -128,7 +141,8 @@ class PropagationSettings:
     @staticmethod
     def resolve(bundle: Bundle, *, mode: str = "osvos+mask", crf: bool | None = None,
                 crf_params: dict[str, Any] | None = None, roi_margin: float | None = 0.5,
-                finetune_config: FinetuneConfig | None = None, threads: int = 0) -> "PropagationSettings":
+                finetune_config: FinetuneConfig | None = None, threads: int = 0,
+                crop_context: int | None = NETWORK_CROP_CONTEXT) -> "PropagationSettings":
         """The OSVOS bundle's ``postprocess`` (crf, crf_params) overridden by the arguments
         that are not None; InvalidInput naming a bad one. Without ``finetune_config``, the
         bundle's fine-tuning recipe (``FinetuneConfig.for_bundle``). ``threads`` (the OSVOS model's,
@@ -142,10 +156,12 @@ class PropagationSettings:
                                   else crf_params)
         if roi_margin is not None:
             roi_margin = positive_float("roi_margin", roi_margin)
+        if crop_context is not None:
+            crop_context = nonnegative_int("crop_context", crop_context)
         if finetune_config is not None and not isinstance(finetune_config, FinetuneConfig):
             raise InvalidInput(f"finetune_config must be an ivos.FinetuneConfig, got {type(finetune_config).__name__}")
         finetune = finetune_config or FinetuneConfig.for_bundle(bundle, use_prior=mode == "osvos+mask")
         if finetune.threads == 0 and threads > 0:
             finetune = replace(finetune, threads=threads)
         return PropagationSettings(mode, CrfSettings.merged(enabled, params, FRAME_CRF_MAX_PIXELS, threads),
-                                   roi_margin, finetune)
+                                   roi_margin, finetune, crop_context)

@@ -54,7 +54,12 @@ def synthetic_click_inputs(size: int, channels: int, seed: int, *, sigma: float)
 
 
 def export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path,
-                 input_names: list[str], output_names: list[str]) -> None:
+                 input_names: list[str], output_names: list[str], *, dynamic_shapes: Any = None) -> None:
+    """``dynamic_shapes``: ``torch.export``'s, by forward argument name (None: static)."""
+    if dynamic_shapes is not None:
+        # torch.onnx.export(dynamic_shapes=...) turns a *args tuple's spec into a list, which
+        # torch.export then rejects; exporting the program first keeps the caller's structure
+        model = torch.export.export(model, example, dynamic_shapes=dynamic_shapes)
     torch.onnx.export(model, example, str(path), input_names=input_names, output_names=output_names,
                       opset_version=OPSET, dynamo=True, external_data=False, verbose=False)
 

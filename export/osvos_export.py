@@ -56,12 +56,33 @@ def synthetic_osvos_inputs(h: int, w: int, seed: int) -> tuple[np.ndarray, np.nd
     return t.numpy(), m.numpy()
 
 
+SIZE_MULTIPLE = 32
+"""The graph's height and width are dynamic multiples of this (the backbone's coarsest
+stride): the runtime may run it on a crop of the working image (``ivos.osvos_session``)."""
+
+DYNAMIC_DIMS = {"image": ("height", "width"), "prior": ("height", "width"), "logits": ("height/4", "width/4"),
+                "low": ("height/4", "width/4"), "high": ("height/8", "width/8")}
+"""The card's names of the spatial dims of each graph input/output (``ivos.bundle.osvos_dims``
+gives their sizes for an input size)."""
+
+
+def osvos_dynamic_shapes(n_head: int) -> dict:
+    """``torch.export`` dynamic shapes of ``OsvosGraph.forward(image, prior, *weights)``: image
+    and prior (1, C, 32 a, 32 b) with a, b >= 2; the head's weights static."""
+    rows = torch.export.Dim("rows32", min=2, max=256)
+    cols = torch.export.Dim("cols32", min=2, max=256)
+    spatial = {2: SIZE_MULTIPLE * rows, 3: SIZE_MULTIPLE * cols}
+    return {"image": spatial, "prior": spatial, "weights": (None,) * n_head}
+
+
 def export_osvos_bundle(net: OsvosNet, out_dir: str | Path, *, version: str, mean: tuple[float, ...],
                         std: tuple[float, ...], card_extra: dict[str, Any] | None = None,
                         n_checks: int = 2) -> dict[str, Any]:
     """Exports ``net`` (its current head = the parent head) as a bundle in ``out_dir``;
-    returns the model card. RuntimeError when ONNX Runtime and torch disagree by more than
-    PARITY_TOLERANCE (scaled by the output magnitude, see ``_parity``)."""
+    returns the model card. The graph's height and width are dynamic (multiples of
+    SIZE_MULTIPLE; the card's ``working_size`` is the full frame's). RuntimeError when ONNX
+    Runtime and torch disagree by more than PARITY_TOLERANCE (scaled by the output magnitude,
+    see ``_parity``), at the working size and on a smaller crop."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     net = net.eval()
@@ -72,13 +93,16 @@ def export_osvos_bundle(net: OsvosNet, out_dir: str | Path, *, version: str, mea
     rng = np.random.default_rng(0)
     feeds = []
     for seed in range(n_checks):
-        image, prior = synthetic_osvos_inputs(h, w, seed)
+        # every other check on a crop-sized input: the dynamic dims must work below the working size
+        size = (h, w) if seed % 2 == 0 else (max(64, h // 2 // 32 * 32), max(64, w // 2 // 32 * 32))
+        image, prior = synthetic_osvos_inputs(*size, seed)
         head = parent if seed % 2 == 0 else {k: v + rng.normal(0, 0.05, v.shape).astype(np.float32)
                                              for k, v in parent.items()}
         feeds.append([image, prior * (seed % 2), *(head[k] for k in graph.names)])
     example = tuple(torch.from_numpy(a) for a in feeds[0])
     t0 = time.perf_counter()
-    export_onnx(graph, example, out / "model.onnx", names, ["logits", "low", "high"])
+    export_onnx(graph, example, out / "model.onnx", names, ["logits", "low", "high"],
+                dynamic_shapes=osvos_dynamic_shapes(len(graph.names)))
     export_s = time.perf_counter() - t0
     diff = _parity(graph, out / "model.onnx", feeds, names)
     log.info("exported %s in %.1f s; ORT vs torch max scaled diff %.2e", net.config.name, export_s, diff)
@@ -94,18 +118,20 @@ def export_osvos_bundle(net: OsvosNet, out_dir: str | Path, *, version: str, mea
         "name": net.config.name,
         "version": version,
         "task": "osvos",
-        "inputs": [{"name": "image", "shape": [1, 3, h, w], "dtype": "float32"},
-                   {"name": "prior", "shape": [1, 1, h, w], "dtype": "float32"}]
+        "inputs": [{"name": "image", "shape": [1, 3, *DYNAMIC_DIMS["image"]], "dtype": "float32"},
+                   {"name": "prior", "shape": [1, 1, *DYNAMIC_DIMS["prior"]], "dtype": "float32"}]
                   + [{"name": k, "shape": list(s), "dtype": "float32"} for k, s in shapes.items()],
-        "outputs": [{"name": "logits", "shape": [1, 1, h // 4, w // 4], "dtype": "float32"},
-                    {"name": "low", "shape": [1, lc, h // 4, w // 4], "dtype": "float32"},
-                    {"name": "high", "shape": [1, hc, h // 8, w // 8], "dtype": "float32"}],
+        "outputs": [{"name": "logits", "shape": [1, 1, *DYNAMIC_DIMS["logits"]], "dtype": "float32"},
+                    {"name": "low", "shape": [1, lc, *DYNAMIC_DIMS["low"]], "dtype": "float32"},
+                    {"name": "high", "shape": [1, hc, *DYNAMIC_DIMS["high"]], "dtype": "float32"}],
         "normalization": {"mean": list(mean), "std": list(std), "note": "RGB/255, then (x - mean) / std"},
         "working_size": [h, w],
         "artifacts": {"onnx": "model.onnx", "head_parent": "head_parent.npz"},
         "osvos": {"head_version": HEAD_VERSION, "low_channels": lc, "high_channels": hc,
-                  "head_inputs": list(shapes), "note": "head.* inputs are the head's weights: feed fine-tuned "
-                  "weights at run time; logits are at stride 4 of the working size"},
+                  "head_inputs": list(shapes), "size_multiple": SIZE_MULTIPLE,
+                  "note": "head.* inputs are the head's weights: feed fine-tuned weights at run time; logits "
+                  "are at stride 4 of the input; height and width are any multiples of size_multiple up to "
+                  "the working size (the runtime may run a crop of the letterboxed frame)"},
         "postprocess": {"crf": True, "crf_params": dict(FRAME_CRF_PARAMS)},
         "export": {"torch_version": torch.__version__, "opset": OPSET, "parity_max_abs_diff": diff,
                    "parity_inputs": f"{n_checks} synthetic inputs, parent and perturbed heads",

@@ -24,6 +24,8 @@ from ivos.backends.tensorrt import current_compute_capability, import_tensorrt
 from ivos.bundle import read_bundle
 from ivos.osvos_head import check_head_params
 
+from .tensorrt import default_dynamic_dims, profile_shapes
+
 log = logging.getLogger("ivos.export")
 
 
@@ -66,6 +68,14 @@ def build_refittable_plan(bundle_dir: str | Path, plan_path: str | Path, *, fp16
     if fp16:
         config.set_flag(trt.BuilderFlag.FP16)
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    bundle = read_bundle(bundle_dir)
+    dims = default_dynamic_dims(bundle)
+    if dims:  # a dynamic-size graph (crops): one profile from a small crop to the full frame
+        profile = builder.create_optimization_profile()
+        for spec in bundle.inputs:
+            if spec.name in ("image", "prior"):
+                profile.set_shape(spec.name, *profile_shapes(spec.shape, dims))
+        config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError("TensorRT failed to build the OSVOS plan (see the log above)")

@@ -26,7 +26,7 @@ import torch
 from ivos.bundle import read_bundle
 
 from .osvos import OsvosGraph, OsvosNet, load_osvos
-from .osvos_export import synthetic_osvos_inputs
+from .osvos_export import osvos_dynamic_shapes, synthetic_osvos_inputs
 
 log = logging.getLogger("ivos.export")
 
@@ -67,7 +67,8 @@ def add_torch_program(bundle_dir: str | Path, net: OsvosNet, out_dir: str | Path
         raise ValueError(f"the network given is not the one of {bundle.path}: max scaled difference {diff:.3g} "
                          f"> {MAX_SCALED_DIFF} against its ONNX graph")
     shutil.copytree(bundle.path, out)
-    torch.export.save(torch.export.export(graph, example), str(out / "model.pt2"))
+    dynamic = None if all(s.is_static for s in bundle.inputs) else osvos_dynamic_shapes(len(graph.names))
+    torch.export.save(torch.export.export(graph, example, dynamic_shapes=dynamic), str(out / "model.pt2"))
     card_path = out / "model.json"
     card = json.loads(card_path.read_text())
     card["artifacts"]["torch"] = "model.pt2"

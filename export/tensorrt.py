@@ -21,13 +21,24 @@ TIMING_CACHE = "tensorrt.timing-cache"
 """Timing cache kept in the bundle folder: rebuilding for the same GPU reuses tactic timings."""
 
 
-def _profile_shapes(spec_shape: tuple, dims: Mapping[str, tuple[int, int, int]]) -> tuple[tuple, tuple, tuple]:
+def profile_shapes(spec_shape: tuple, dims: Mapping[str, tuple[int, int, int]]) -> tuple[tuple, tuple, tuple]:
     """(min, opt, max) shapes of an input: static dims as they are, named dims from ``dims``."""
     shapes = ([], [], [])
     for d in spec_shape:
         for i in range(3):
             shapes[i].append(d if isinstance(d, int) else dims[d][i])
     return tuple(tuple(s) for s in shapes)  # type: ignore[return-value]
+
+
+def default_dynamic_dims(bundle) -> dict[str, tuple[int, int, int]]:
+    """(min, opt, max) of the named dynamic dims a bundle's inputs have unless the caller says
+    otherwise: an OSVOS graph's height and width run from two size multiples (a small crop) up
+    to the working size, tuned for the working size (the full frame)."""
+    if bundle.task != "osvos":
+        return {}
+    m = int(bundle.card.get("osvos", {}).get("size_multiple", 32))
+    h, w = bundle.working_size
+    return {"height": (2 * m, h, h), "width": (2 * m, w, w)}
 
 
 def build_plan(bundle_dir: str | Path, *, fp16: bool = True, refittable: bool = False, workspace_mib: int = 1024,
@@ -61,7 +72,8 @@ def build_plan(bundle_dir: str | Path, *, fp16: bool = True, refittable: bool = 
     config.set_timing_cache(cache, ignore_mismatch=False)
     profile = builder.create_optimization_profile()
     for spec in bundle.inputs:
-        profile.set_shape(spec.name, *_profile_shapes(spec.shape, dynamic_dims or {}))
+        profile.set_shape(spec.name, *profile_shapes(spec.shape, {**default_dynamic_dims(bundle),
+                                                                    **(dynamic_dims or {})}))
     config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
