@@ -69,6 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="working pixels of context around the motion gate's box when the OSVOS network runs "
                         "on a crop (default: ivos.settings.NETWORK_CROP_CONTEXT)")
     p.add_argument("--no-crop", action="store_true", help="run the OSVOS network on the whole frame")
+    p.add_argument("--crf-max-pixels", type=int, default=None, metavar="N",
+                   help="pixel budget of the frame CRF (default: ivos.settings.FRAME_CRF_MAX_PIXELS)")
     p.add_argument("--full-finetune", action="store_true", help="also fine-tune backbone + head in torch (the "
                    "network comes from ivos.export: run as python -m training.bench_video from a checkout)")
     p.add_argument("--full-steps", type=int, default=60, help="steps of --full-finetune")
@@ -435,12 +437,14 @@ def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -
         cfg = replace(cfg, steps=args.steps)
     vp = ivos.VideoPredictor(osvos, clicker, mode=args.mode, finetune_config=cfg, crf=args.crf,
                              crf_params=parse_crf_params(args.crf_param) if args.crf_param else None,
-                             click_crf=args.click_crf, crop_context=_crop_context(args))
+                             click_crf=args.click_crf, crop_context=_crop_context(args),
+                             **({} if args.crf_max_pixels is None else {"crf_max_pixels": args.crf_max_pixels}))
     image_predictor = None if clicker is None else ivos.ImagePredictor(clicker, crf=args.click_crf)
     prog = getattr(args, "prog", "ivos-bench video")  # python -m training.bench_video sets its own
     report = {"command": f"{prog} " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["video"] else sys.argv[1:]),
               "split": f"sequences {' '.join(names)}" if args.sequences else f"{args.split} split",
               "environment": {**_environment(args, osvos.backend), "crf_params": vp.settings.crf.params,
+                              "crf_max_pixels": vp.settings.crf.max_pixels,
                               "crop_context": vp.settings.crop_context},
               "finetune_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "sequences": {}}
     for name in names:

@@ -119,7 +119,8 @@ class PropagationSettings:
 
     Attributes:
         mode: "osvos+mask" (the neighbouring frame's mask is a prior) or "osvos".
-        crf: dense CRF on each propagated frame (``FRAME_CRF_MAX_PIXELS`` budget).
+        crf: dense CRF on each propagated frame (its ``max_pixels``: ``crf_max_pixels`` of
+            ``resolve``, default ``FRAME_CRF_MAX_PIXELS``).
         roi_margin: with a prior, zero the probability farther than this many times the
             prior mask's box size (plus 10% of the frame size) outside that box; None: off.
         finetune: fine-tuning knobs of the per-object OSVOS heads.
@@ -142,7 +143,8 @@ class PropagationSettings:
     def resolve(bundle: Bundle, *, mode: str = "osvos+mask", crf: bool | None = None,
                 crf_params: dict[str, Any] | None = None, roi_margin: float | None = 0.5,
                 finetune_config: FinetuneConfig | None = None, threads: int = 0,
-                crop_context: int | None = NETWORK_CROP_CONTEXT) -> "PropagationSettings":
+                crop_context: int | None = NETWORK_CROP_CONTEXT,
+                crf_max_pixels: int = FRAME_CRF_MAX_PIXELS) -> "PropagationSettings":
         """The OSVOS bundle's ``postprocess`` (crf, crf_params) overridden by the arguments
         that are not None; InvalidInput naming a bad one. Without ``finetune_config``, the
         bundle's fine-tuning recipe (``FinetuneConfig.for_bundle``). ``threads`` (the OSVOS model's,
@@ -158,10 +160,11 @@ class PropagationSettings:
             roi_margin = positive_float("roi_margin", roi_margin)
         if crop_context is not None:
             crop_context = nonnegative_int("crop_context", crop_context)
+        crf_max_pixels = positive_int("crf_max_pixels", crf_max_pixels)
         if finetune_config is not None and not isinstance(finetune_config, FinetuneConfig):
             raise InvalidInput(f"finetune_config must be an ivos.FinetuneConfig, got {type(finetune_config).__name__}")
         finetune = finetune_config or FinetuneConfig.for_bundle(bundle, use_prior=mode == "osvos+mask")
         if finetune.threads == 0 and threads > 0:
             finetune = replace(finetune, threads=threads)
-        return PropagationSettings(mode, CrfSettings.merged(enabled, params, FRAME_CRF_MAX_PIXELS, threads),
+        return PropagationSettings(mode, CrfSettings.merged(enabled, params, crf_max_pixels, threads),
                                    roi_margin, finetune, crop_context)

@@ -31,7 +31,7 @@ from .model import Model
 from .osvos_session import OsvosSession
 from .osvos_finetune import FinetuneConfig, FinetuneResult, Progress, finetune
 from .propagation import Propagator, stored_mask_stream, stored_masks
-from .settings import NETWORK_CROP_CONTEXT, ClickSettings, PropagationSettings
+from .settings import FRAME_CRF_MAX_PIXELS, NETWORK_CROP_CONTEXT, ClickSettings, PropagationSettings
 from .video import open_video
 from .video_analysis import difficulty, propagated_tracks, suggest
 from .video_results import NO_TIME, FrameResult, FrameSuggestion, FrameTimings, MultiFrameResult, VideoDifficulty
@@ -61,7 +61,7 @@ class VideoPredictor:
         osvos_model: an OSVOS bundle from ``ivos.load`` (task "osvos").
         click_model: a click-refinement bundle for ``add_new_points`` and ``refine``; None =
             masks only (``add_new_mask``).
-        mode, crf, crf_params, roi_margin, finetune_config, crop_context: propagation settings
+        mode, crf, crf_params, roi_margin, finetune_config, crop_context, crf_max_pixels: propagation settings
             (``ivos.settings.PropagationSettings``; crf and crf_params default to the OSVOS
             bundle's ``postprocess``).
         click_crf: dense CRF after the click network; None = the click bundle's.
@@ -74,11 +74,12 @@ class VideoPredictor:
                  crf: bool | None = None, finetune_config: FinetuneConfig | None = None,
                  roi_margin: float | None = 0.5, crf_params: dict[str, Any] | None = None,
                  click_crf: bool | None = None, refine_strategy: RefineStrategy | None = None,
-                 crop_context: int | None = NETWORK_CROP_CONTEXT):
+                 crop_context: int | None = NETWORK_CROP_CONTEXT, crf_max_pixels: int = FRAME_CRF_MAX_PIXELS):
         session = OsvosSession(osvos_model)
         self.settings = PropagationSettings.resolve(osvos_model.bundle, mode=mode, crf=crf, crf_params=crf_params,
                                                     roi_margin=roi_margin, finetune_config=finetune_config,
-                                                    threads=osvos_model.threads, crop_context=crop_context)
+                                                    threads=osvos_model.threads, crop_context=crop_context,
+                                                    crf_max_pixels=crf_max_pixels)
         self._propagator = Propagator(session, self.settings)
         self._head_model = f"{osvos_model.bundle.name}@{osvos_model.bundle.version}"  # recorded with each head
         self.click_settings = None if click_model is None else ClickSettings.resolve(click_model.bundle, crf=click_crf,

@@ -142,3 +142,13 @@ def test_tensorrt_profile_spans_a_small_crop_to_the_full_frame(osvos_bundle):
     assert dims == {"height": (64, 64, 64), "width": (64, 96, 96)}
     image = next(s for s in bundle.inputs if s.name == "image")
     assert profile_shapes(image.shape, dims) == ((1, 3, 64, 64), (1, 3, 64, 96), (1, 3, 64, 96))
+
+
+def test_frame_crf_budget_is_a_setting(osvos_bundle):
+    from ivos.settings import FRAME_CRF_MAX_PIXELS
+
+    model = ivos.load(osvos_bundle, backend="ort", threads=1)
+    assert ivos.VideoPredictor(model).settings.crf.max_pixels == FRAME_CRF_MAX_PIXELS
+    assert ivos.VideoPredictor(model, crf_max_pixels=50_000).settings.crf.max_pixels == 50_000
+    with pytest.raises(ivos.InvalidInput, match="crf_max_pixels"):
+        ivos.VideoPredictor(model, crf_max_pixels=0)
