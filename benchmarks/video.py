@@ -252,6 +252,13 @@ def _percentiles(values: list[float]) -> dict:
             "p99": float(np.percentile(v, 99)), "mean": float(v.mean()), "n": int(v.size)}
 
 
+def _crf_max_pixels(args) -> int:
+    """``VideoPredictor(crf_max_pixels=...)`` from --crf-max-pixels."""
+    from ivos.settings import FRAME_CRF_MAX_PIXELS
+
+    return FRAME_CRF_MAX_PIXELS if args.crf_max_pixels is None else args.crf_max_pixels
+
+
 def _crop_context(args) -> int | None:
     """``VideoPredictor(crop_context=...)`` from --crop-context / --no-crop."""
     from ivos.settings import NETWORK_CROP_CONTEXT
@@ -438,7 +445,7 @@ def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -
     vp = ivos.VideoPredictor(osvos, clicker, mode=args.mode, finetune_config=cfg, crf=args.crf,
                              crf_params=parse_crf_params(args.crf_param) if args.crf_param else None,
                              click_crf=args.click_crf, crop_context=_crop_context(args),
-                             **({} if args.crf_max_pixels is None else {"crf_max_pixels": args.crf_max_pixels}))
+                             crf_max_pixels=_crf_max_pixels(args))
     image_predictor = None if clicker is None else ivos.ImagePredictor(clicker, crf=args.click_crf)
     prog = getattr(args, "prog", "ivos-bench video")  # python -m training.bench_video sets its own
     report = {"command": f"{prog} " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["video"] else sys.argv[1:]),

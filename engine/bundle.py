@@ -82,10 +82,15 @@ class Bundle:
     def has_artifact(self, key: str) -> bool:
         return isinstance(self.artifacts.get(key), str) and (self.path / self.artifacts[key]).is_file()
 
+    @property
+    def has_dynamic_dims(self) -> bool:
+        """Whether an input has a named dynamic dim (an OSVOS graph of dynamic height/width)."""
+        return not all(s.is_static for s in self.inputs)
+
     def default_dims(self) -> dict[str, int]:
         """Sizes of the named dynamic dims for a run at the working size: an OSVOS graph's
         height and width (``osvos_dims``); empty for static graphs."""
-        if self.task == "osvos" and not all(s.is_static for s in self.inputs):
+        if self.task == "osvos" and self.has_dynamic_dims:
             return osvos_dims(*self.working_size)
         return {}
 

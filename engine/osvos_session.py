@@ -20,6 +20,7 @@ Not thread-safe (one per thread); the ``Model`` behind it is shared.
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -82,14 +83,12 @@ class OsvosSession:
         info = bundle.card.get("osvos", {})
         self.low_channels, self.high_channels = int(info["low_channels"]), int(info["high_channels"])
         self.working = bundle.working_size
-        image_spec = next(s for s in bundle.inputs if s.name == "image")
-        self.size_multiple: int | None = None if image_spec.is_static else int(info.get("size_multiple", 32))
+        self.size_multiple: int | None = int(info.get("size_multiple", 32)) if bundle.has_dynamic_dims else None
         self._ctx = model.create_context()
         self._crops: OrderedDict[tuple[int, int], list] = OrderedDict()  # (h, w) -> [context, head version]
         self._last_crop: Region | None = None
         self._normaliser = Normaliser(bundle.mean, bundle.std)
-        self._head: dict[str, np.ndarray] = {}
-        self._head_version = 0
+        self._head_version = 0  # bumped by set_head; a crop context holding an older one copies the head
         self.parent_head = self._load_parent()
         self._bound: dict[str, np.ndarray] | None = None
         self.bind_head(self.parent_head)
@@ -111,9 +110,7 @@ class OsvosSession:
         checked = check_head_params(params, self.low_channels, self.high_channels)
         for name, value in checked.items():
             self._ctx.inputs[name][...] = value
-        # crop contexts copy the head when they next run (most frames use one crop size)
-        self._head = {name: self._ctx.inputs[name] for name in checked}
-        self._head_version += 1
+        self._head_version += 1  # crop contexts copy it from here when they next run
         self._bound = None
 
     def bind_head(self, params: dict[str, np.ndarray]) -> None:
@@ -179,8 +176,8 @@ class OsvosSession:
         # the left/top edges on the logits' stride-4 grid (pasted back at stride 4)
         x0 = max(0, int(window[0] * sx) - context) // 4 * 4
         y0 = max(0, int(window[1] * sy) - context) // 4 * 4
-        x1 = min(box.rw, int(np.ceil(window[2] * sx)) + context)
-        y1 = min(box.rh, int(np.ceil(window[3] * sy)) + context)
+        x1 = min(box.rw, math.ceil(window[2] * sx) + context)
+        y1 = min(box.rh, math.ceil(window[3] * sy) + context)
         need_w, need_h = max(x1 - x0, 2 * m), max(y1 - y0, 2 * m)
         cw, ch = min(w, -(-need_w // m) * m), min(h, -(-need_h // m) * m)
         last = self._last_crop
@@ -206,8 +203,8 @@ class OsvosSession:
         self._crops[(height, width)] = entry
         ctx, version = entry
         if version != self._head_version:
-            for name, value in self._head.items():
-                ctx.inputs[name][...] = value
+            for name in self.parent_head:  # the head's input names
+                ctx.inputs[name][...] = self._ctx.inputs[name]
             entry[1] = self._head_version
         return ctx
 

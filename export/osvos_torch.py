@@ -67,7 +67,7 @@ def add_torch_program(bundle_dir: str | Path, net: OsvosNet, out_dir: str | Path
         raise ValueError(f"the network given is not the one of {bundle.path}: max scaled difference {diff:.3g} "
                          f"> {MAX_SCALED_DIFF} against its ONNX graph")
     shutil.copytree(bundle.path, out)
-    dynamic = None if all(s.is_static for s in bundle.inputs) else osvos_dynamic_shapes(len(graph.names))
+    dynamic = osvos_dynamic_shapes(len(graph.names)) if bundle.has_dynamic_dims else None
     torch.export.save(torch.export.export(graph, example, dynamic_shapes=dynamic), str(out / "model.pt2"))
     card_path = out / "model.json"
     card = json.loads(card_path.read_text())

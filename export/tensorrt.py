@@ -33,8 +33,8 @@ def profile_shapes(spec_shape: tuple, dims: Mapping[str, tuple[int, int, int]]) 
 def default_dynamic_dims(bundle) -> dict[str, tuple[int, int, int]]:
     """(min, opt, max) of the named dynamic dims a bundle's inputs have unless the caller says
     otherwise: an OSVOS graph's height and width run from two size multiples (a small crop) up
-    to the working size, tuned for the working size (the full frame)."""
-    if bundle.task != "osvos":
+    to the working size, tuned for the working size (the full frame). Empty for static graphs."""
+    if bundle.task != "osvos" or not bundle.has_dynamic_dims:
         return {}
     m = int(bundle.card.get("osvos", {}).get("size_multiple", 32))
     h, w = bundle.working_size
