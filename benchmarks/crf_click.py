@@ -40,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=int,
                    help="mean-field iterations of the cached CRF (default: the bundle's); the reference "
                    "keeps the bundle's")
+    p.add_argument("--crf-param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a parameter of the cached CRF (repeatable; e.g. compat_gaussian=0); the reference keeps "
+                   "the bundle's")
     p.add_argument("--margin", type=float, help="CrfCache's region margin (ivos.postprocess.CRF_REGION_MARGIN) "
                    "for this run")
     p.add_argument("--reuse-area", type=float, help="CrfCache's reuse bound (ivos.postprocess.CRF_REUSE_AREA) "
@@ -135,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     from ivos.data_root import datasets_root
     from ivos.evaluation.clicker import next_click
     from ivos.evaluation.datasets import open_dataset
+    from ivos.ops.crf import parse_crf_params
 
     import ivos.postprocess as postprocess
 
@@ -145,7 +149,9 @@ def run(args: argparse.Namespace) -> int:
         postprocess.CRF_REUSE_AREA = args.reuse_area
     model = ivos.load(args.model, threads=args.threads)
     bundle_params = ivos.ImagePredictor(model, crf=True).settings.crf.params
-    params = dict(bundle_params) if args.iterations is None else {**bundle_params, "iterations": args.iterations}
+    params = {**bundle_params, **parse_crf_params(args.crf_param)}
+    if args.iterations is not None:
+        params["iterations"] = args.iterations
     predictor = ivos.ImagePredictor(model, crf=True, crf_params=params)
     recorder = Recorder(click_pipeline.refine_with_crf, native, args.threads, dict(bundle_params))
     click_pipeline.refine_with_crf = recorder
@@ -198,7 +204,13 @@ def markdown(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ivos.bench.crf_click", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    from ivos.errors import InvalidInput
+
+    try:
+        return run(parser.parse_args(argv))
+    except InvalidInput as e:
+        print(f"crf_click: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
