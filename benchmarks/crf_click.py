@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="mean-field iterations of the cached CRF (default: the bundle's); the reference "
                    "keeps the bundle's")
     p.add_argument("--crf-param", action="append", default=[], metavar="NAME=VALUE",
-                   help="a parameter of the cached CRF (repeatable; e.g. compat_gaussian=0); the reference keeps "
+                   help="a parameter of the cached CRF (repeatable; e.g. srgb=8); the reference keeps "
                    "the bundle's")
     p.add_argument("--margin", type=float, help="CrfCache's region margin (ivos.postprocess.CRF_REGION_MARGIN) "
                    "for this run")

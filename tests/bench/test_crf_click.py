@@ -13,11 +13,11 @@ GRABCUT = ivos.datasets_root() / "GrabCut" if ivos.datasets_root() else None
 def test_crf_param_overrides_the_cached_side_only(tmp_path):
     out = tmp_path / "r.json"
     assert crf_click.main(["--datasets", "GrabCut", "--limit", "1", "--clicks", "2",
-                           "--crf-param", "compat_gaussian=0", "--json", str(out)]) == 0
+                           "--crf-param", "srgb=7.5", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     env = report["environment"]
-    assert env["crf"]["compat_gaussian"] == 0
-    assert env["reference_crf"]["compat_gaussian"] != 0
+    assert env["crf"]["srgb"] == 7.5
+    assert env["reference_crf"]["srgb"] != 7.5
     assert report["results"]["GrabCut"]["clicks"] == 2
 
 
