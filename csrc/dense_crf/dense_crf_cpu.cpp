@@ -9,30 +9,36 @@
 #include "common/parallel.h"
 #include "common/stopwatch.h"
 #include "dense_crf/dense_crf.h"
+#include "dense_crf/fast_math.h"
 #include "dense_crf/mean_field.h"
 #include "dense_crf/permutohedral.h"
 
 namespace ivos {
 namespace {
 
+// Pixels per parallel chunk of the per-pixel loops (features, unary): below this, thread
+// start-up costs more than the work.
+constexpr int64_t kMinPixelChunk = 32768;
 
 // Pixel features (x / sxy, y / sxy[, rgb / srgb]) as the reference computes them (division,
 // not multiplication by a reciprocal, so the lattice sees the same coordinates).
 void make_features(const uint8_t* image, int64_t h, int64_t w, float sxy, float srgb, bool colour,
-                   std::vector<float>& f) {
+                   std::vector<float>& f, int threads) {
   const int d = colour ? 5 : 2;
   f.resize(h * w * d);
-  for (int64_t y = 0; y < h; ++y) {
-    for (int64_t x = 0; x < w; ++x) {
-      float* p = &f[(y * w + x) * d];
-      p[0] = static_cast<float>(x) / sxy;
-      p[1] = static_cast<float>(y) / sxy;
-      if (colour) {
-        const uint8_t* c = image + (y * w + x) * 3;
-        for (int k = 0; k < 3; ++k) p[2 + k] = static_cast<float>(c[k]) / srgb;
+  parallel_for(h, std::max<int64_t>(1, kMinPixelChunk / w), threads, [&](int64_t y0, int64_t y1) {
+    for (int64_t y = y0; y < y1; ++y) {
+      for (int64_t x = 0; x < w; ++x) {
+        float* p = &f[(y * w + x) * d];
+        p[0] = static_cast<float>(x) / sxy;
+        p[1] = static_cast<float>(y) / sxy;
+        if (colour) {
+          const uint8_t* c = image + (y * w + x) * 3;
+          for (int k = 0; k < 3; ++k) p[2 + k] = static_cast<float>(c[k]) / srgb;
+        }
       }
     }
-  }
+  });
 }
 
 // The smoothness kernel's lattice depends only on the image size and sxy_gaussian, so the
@@ -53,7 +59,7 @@ class SpatialLatticeCache {
     }
     auto lattice = std::make_shared<PermutohedralLattice>();
     std::vector<float> features;
-    make_features(nullptr, h, w, sxy, 1.0f, false, features);
+    make_features(nullptr, h, w, sxy, 1.0f, false, features, threads);
     lattice->build(features.data(), h * w, 2, threads);
     lattice->normalize(threads, ws);
     std::lock_guard<std::mutex> lock(mutex_);
@@ -125,7 +131,7 @@ void DenseCrf::build(const uint8_t* image, int64_t height, int64_t width, const 
   // A kernel with weight 0 contributes nothing: skip building its lattice.
   use_bilateral_ = params.iterations > 0 && params.compat_bilateral > 0;
   if (use_bilateral_) {
-    make_features(image, height, width, params.sxy_bilateral, params.srgb, true, features);
+    make_features(image, height, width, params.sxy_bilateral, params.srgb, true, features, threads);
     clock.lap(profile ? &profile->features_ms : nullptr);
     bilateral_.build(features.data(), height * width, 5, threads);
     clock.lap(profile ? &profile->build_ms : nullptr);
@@ -165,11 +171,18 @@ void DenseCrf::infer(const float* prob, int num_planes, float* out, int num_thre
   Stopwatch clock(profile != nullptr);
   double* unary_ms = profile ? &profile->unary_ms : nullptr;
   const float floor = params_.prob_floor;
-  auto log_p = [floor](float p) { return std::log(std::min(1.0f, std::max(p, floor))); };
+  auto log_p = [floor](float p) { return log_approx(std::min(1.0f, std::max(p, floor))); };
   if (binary) {
     const float* fg = num_planes == 1 ? prob : prob + n;
     unary.resize(n);
-    for (int64_t i = 0; i < n; ++i) unary[i] = log_p(fg[i]) - log_p(num_planes == 1 ? 1.0f - fg[i] : prob[i]);
+    float* u = unary.data();
+    parallel_for(n, kMinPixelChunk, threads, [&](int64_t b, int64_t e) {
+      // Two loops without a per-pixel branch, so both vectorise.
+      if (num_planes == 1)
+        for (int64_t i = b; i < e; ++i) u[i] = log_p(fg[i]) - log_p(1.0f - fg[i]);
+      else
+        for (int64_t i = b; i < e; ++i) u[i] = log_p(fg[i]) - log_p(prob[i]);
+    });
     clock.lap(unary_ms);
     float* q = num_planes == 1 ? out : out + n;
     mean_field_binary(kernels, unary.data(), n, params_.iterations, q, threads, ws, profile);

@@ -419,7 +419,9 @@ Table locate_all(int64_t n, int vd, int num_threads, std::vector<Table> tables, 
     std::vector<int32_t> remap(tables[c].size() + 1, 0);
     for (int64_t j = 0; j < tables[c].size(); ++j) remap[j + 1] = reinsert(table, tables[c], j) + 1;
     const int64_t b = c * per_chunk * vd, e = std::min(n, (c + 1) * per_chunk) * vd;
-    for (int64_t j = b; j < e; ++j) offset[j] = remap[offset[j]];
+    parallel_for(e - b, kMinPointChunk * vd, num_threads, [&](int64_t rb, int64_t re) {
+      for (int64_t j = b + rb; j < b + re; ++j) offset[j] = remap[offset[j]];
+    });
   }
   return std::move(table);
 }
