@@ -187,6 +187,17 @@ def build_cache(data_root: Path) -> Cache:
                  val=davis_val + bsds_val)
 
 
+def heldaside_bsds_images(cache: Cache) -> list[Entry]:
+    """Each held-aside BSDS image once: its first segmentation's entry, in cache order."""
+    out, seen = [], set()
+    for entry in cache.val:
+        image_id = entry.key.split("/")[1]
+        if entry.source == "bsds" and image_id not in seen:
+            seen.add(image_id)
+            out.append(entry)
+    return out
+
+
 def load_cache(data_root: Path, cache_dir: Path) -> Cache:
     """Loads ``cache_dir/train-cache-v{CACHE_VERSION}.pkl``, building it first if absent."""
     path = cache_dir / f"train-cache-v{CACHE_VERSION}.pkl"

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .data import Cache, default_data_root, load_cache
+from .data import Cache, default_data_root, heldaside_bsds_images, load_cache
 
 DEFAULT_PER_IMAGE = 3
 """Objects written per held-aside BSDS image."""
@@ -30,12 +30,9 @@ def heldaside_bsds_objects(cache: Cache, per_image: int) -> list[tuple[str, np.n
     """(name, image (H, W, 3) uint8 RGB, mask (H, W) bool) for up to ``per_image`` objects of
     each held-aside BSDS image's first segmentation, chosen with a fixed seed."""
     rng = np.random.default_rng(0)
-    out, seen = [], set()
-    for entry in cache.val:
+    out = []
+    for entry in heldaside_bsds_images(cache):
         image_id = entry.key.split("/")[1]
-        if entry.source != "bsds" or image_id in seen:
-            continue
-        seen.add(image_id)
         picks = rng.choice(len(entry.objects), min(per_image, len(entry.objects)), replace=False)
         for k in sorted(picks.tolist()):
             mask = np.isin(entry.labels, entry.objects[k])

@@ -18,7 +18,7 @@ from ivos.export.click_encodings import CLICK_SIGMA, encode_clicks
 from ivos.metrics import iou
 
 from .augment import View, make_view
-from .data import Cache
+from .data import Cache, heldaside_bsds_images
 from .interactions import normalise_image
 
 MAX_CLICKS = 20
@@ -30,12 +30,7 @@ def make_val_set(cache: Cache, n: int, size: int) -> list[View]:
     object per held-aside BSDS image (first segmentation, object chosen with seed 0)."""
     rng = np.random.default_rng(0)
     davis = [e for e in cache.val if e.source == "davis"]
-    bsds, seen = [], set()
-    for e in cache.val:
-        image_id = e.key.split("/")[1]
-        if e.source == "bsds" and image_id not in seen:
-            seen.add(image_id)
-            bsds.append(e)
+    bsds = heldaside_bsds_images(cache)
     picks = [(davis[int(i)], 0) for i in np.linspace(0, len(davis) - 1, n // 2)]
     picks += [(e, int(rng.integers(len(e.objects)))) for e in bsds[: n - n // 2]]
     views = [make_view(e, obj, size, rng, augment=False) for e, obj in picks]
