@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "common/parallel.h"
+#include "common/simd.h"
 #include "common/stopwatch.h"
 
 namespace ivos {
@@ -16,6 +17,9 @@ namespace {
 // Points per parallel chunk: below this, thread start-up costs more than the work.
 constexpr int64_t kMinPointChunk = 16384;
 constexpr int64_t kMinVertexChunk = 8192;
+// Vertices per parallel chunk of one blur axis: an axis of a 20k-vertex lattice takes ~20 us,
+// less than waking and joining a second thread.
+constexpr int64_t kMinBlurChunk = 32768;
 
 // Number of hash slots for about `expected` entries at load factor <= 1/2 (a power of two).
 int64_t table_capacity(int64_t expected) {
@@ -187,10 +191,27 @@ class KeyTable {
 // into 64 bits, or 0 when they do not fit. Keys stay within sum_j |f_j| s_j + d max_j |f_j| s_j
 // of the origin (the elevation), plus 4 (d+1) for rounding, wrap-around, the vertex offset
 // and the blur neighbour.
-int packed_key_bits(const float* features, int64_t n, int d, const float* scale) {
+int packed_key_bits(const float* features, int64_t n, int d, const float* scale, int num_threads) {
   const int bits = std::min(32, 64 / d);
+  // Largest |feature| per dimension. The scan runs over groups of kGroup points, whose
+  // kGroup * d floats are contiguous (a loop that vectorises), each thread on its own points.
+  constexpr int kGroup = 8;
+  const int64_t groups = n / kGroup;
+  const int chunks = static_cast<int>(std::clamp<int64_t>(groups * kGroup / kMinPointChunk, 1, std::max(1, num_threads)));
+  std::vector<float> partial(static_cast<size_t>(chunks) * kGroup * d, 0.0f);
+  parallel_for(chunks, 1, chunks, [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c) {
+      float* acc = &partial[c * kGroup * d];
+      const int64_t g0 = groups * c / chunks, g1 = groups * (c + 1) / chunks;
+      for (int64_t g = g0; g < g1; ++g) {
+        const float* f = features + g * kGroup * d;
+        for (int q = 0; q < kGroup * d; ++q) acc[q] = std::max(acc[q], std::fabs(f[q]));
+      }
+    }
+  });
   std::vector<float> max_abs(d, 0.0f);
-  for (int64_t i = 0; i < n; ++i)
+  for (size_t q = 0; q < partial.size(); ++q) max_abs[q % d] = std::max(max_abs[q % d], partial[q]);
+  for (int64_t i = groups * kGroup; i < n; ++i)
     for (int j = 0; j < d; ++j) max_abs[j] = std::max(max_abs[j], std::fabs(features[i * d + j]));
   double sum = 0, largest = 0;
   for (int j = 0; j < d; ++j) {
@@ -212,7 +233,7 @@ constexpr int kBlock = 64;
 // residual, coordinate-major: rem0[k * kBlock + j] for coordinate k of point j. That is all
 // the vertex keys depend on.
 template <int D>
-void locate_block(const float* features, int count, int d_runtime, const float* scale, float* weight,
+IVOS_AVX2_CLONES void locate_block(const float* features, int count, int d_runtime, const float* scale, float* weight,
                   int32_t* rem0, int32_t* rank) {
   constexpr int kMax = PermutohedralLattice::kMaxDim;
   const int d = D > 0 ? D : d_runtime;
@@ -351,7 +372,7 @@ void locate_range_packed(const float* features, int64_t b, int64_t e, int d_runt
 // through the vertex table for each of the d+1 vertices made the build 1.3x slower: most of
 // its time went to mispredicted branches and cache misses of those lookups.)
 template <int D>
-void locate_range_subsets(const float* features, int64_t b, int64_t e, const float* scale, const KeyPacking& packing,
+IVOS_AVX2_CLONES void locate_range_subsets(const float* features, int64_t b, int64_t e, const float* scale, const KeyPacking& packing,
                           TagTable& table, int32_t* offset, float* weight) {
   constexpr int d = D, vd = D + 1, kSubsets = 1 << vd;
   int32_t rem0[vd * kBlock], rank[vd * kBlock], subset[vd * kBlock];
@@ -478,17 +499,21 @@ Table locate_all(int64_t n, int vd, int num_threads, std::vector<Table> tables, 
 
 // Splats points [b, e) (vs channels each) into dst. VD/VS > 0 fix the vertices per point
 // and the channel count at compile time (d = 2 and 5; the 2-label case uses 1 channel),
-// 0 reads them from vd/vs.
-template <int VD, int VS>
+// 0 reads them from vd/vs. kOnes: every value is 1 (one channel; `in` is not read).
+template <int VD, int VS, bool kOnes = false>
 void splat_range(const float* in, int vd_runtime, int vs_runtime, int64_t b, int64_t e, const int32_t* offset,
                  const float* weight, float* dst) {
   const int vd = VD > 0 ? VD : vd_runtime, vs = VS > 0 ? VS : vs_runtime;
   for (int64_t i = b; i < e; ++i) {
-    const float* v = in + i * vs;
     for (int r = 0; r < vd; ++r) {
       float* slot = dst + static_cast<int64_t>(offset[i * vd + r]) * vs;
       const float w = weight[i * vd + r];
-      for (int k = 0; k < vs; ++k) slot[k] += w * v[k];
+      if constexpr (kOnes) {
+        slot[0] += w;
+      } else {
+        const float* v = in + i * vs;
+        for (int k = 0; k < vs; ++k) slot[k] += w * v[k];
+      }
     }
   }
 }
@@ -547,7 +572,7 @@ void PermutohedralLattice::build(const float* features, int64_t n, int d, int nu
   const int64_t expected = n / chunks / 16;
   float* w = weight_.data();
   int32_t* o = offset_.data();
-  if (const int bits = packed_key_bits(features, n, d, scale)) {
+  if (const int bits = packed_key_bits(features, n, d, scale, num_threads)) {
     const KeyPacking packing(d, bits);
     TagTable table = locate_all(
         n, vd, num_threads, std::vector<TagTable>(chunks, TagTable(expected)), o,
@@ -574,15 +599,26 @@ void PermutohedralLattice::build(const float* features, int64_t n, int d, int nu
 }
 
 void PermutohedralLattice::normalize(int num_threads, Workspace& ws) {
-  const std::vector<float> ones(n_, 1.0f);
-  std::vector<float> norm(n_);
-  filter(ones.data(), norm.data(), 1, num_threads, ws);
-  const int vd = d_ + 1;
-  parallel_for(n_, kMinPointChunk, num_threads, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const float s = 1.0f / std::sqrt(norm[i] + 1e-20f);
-      for (int r = 0; r < vd; ++r) weight_[i * vd + r] *= s;
-    }
+  // filter() of ones without materialising them or the result: the splat adds the weights
+  // themselves, and each point's weights are scaled as soon as its sum is sliced (the same
+  // float operations as filter(), so the same weights).
+  const int threads = std::max(1, num_threads);
+  splat(nullptr, 1, threads, ws);
+  blur(ws.values, ws.blurred, 1, threads);
+  const float alpha = slice_scale();
+  const float* values = ws.values.data();
+  parallel_for(n_, kMinPointChunk, threads, [&](int64_t b, int64_t e) {
+    with_vertex_count(d_ + 1, [&](auto VD) {
+      const int vd = VD > 0 ? VD : d_ + 1;
+      for (int64_t i = b; i < e; ++i) {
+        float* w = &weight_[i * vd];
+        const int32_t* o = &offset_[i * vd];
+        float acc = 0.0f;
+        for (int r = 0; r < vd; ++r) acc += w[r] * values[o[r]];
+        const float s = 1.0f / std::sqrt(alpha * acc + 1e-20f);
+        for (int r = 0; r < vd; ++r) w[r] *= s;
+      }
+    });
   });
 }
 
@@ -620,7 +656,8 @@ void PermutohedralLattice::splat(const float* in, int vs, int num_threads, Works
       std::fill_n(dst, slots, 0.0f);
       const int64_t b = c * per_chunk, e = std::min(n_, b + per_chunk);
       with_vertex_count(vd, [&](auto VD) {
-        if (vs == 1) splat_range<VD, 1>(in, vd, vs, b, e, offset_.data(), weight_.data(), dst);
+        if (in == nullptr) splat_range<VD, 1, true>(in, vd, vs, b, e, offset_.data(), weight_.data(), dst);
+        else if (vs == 1) splat_range<VD, 1>(in, vd, vs, b, e, offset_.data(), weight_.data(), dst);
         else splat_range<VD, 0>(in, vd, vs, b, e, offset_.data(), weight_.data(), dst);
       });
     }
@@ -642,7 +679,7 @@ void PermutohedralLattice::blur(std::vector<float>& values, std::vector<float>& 
     const int32_t* nb = &neighbors_[static_cast<size_t>(axis) * m_ * 2];
     const float* src = values.data();
     float* dst = scratch.data();
-    parallel_for(m_, kMinVertexChunk, num_threads, [&](int64_t b, int64_t e) {
+    parallel_for(m_, kMinBlurChunk, num_threads, [&](int64_t b, int64_t e) {
       if (vs == 1) {  // the two-label CRF: one channel
         for (int64_t j = b; j < e; ++j) dst[j + 1] = src[j + 1] + 0.5f * (src[nb[2 * j]] + src[nb[2 * j + 1]]);
         return;

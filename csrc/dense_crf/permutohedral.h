@@ -64,6 +64,7 @@ class PermutohedralLattice {
   static constexpr int kMaxValues = 256;  // channels per filter() call
 
  private:
+  // Splats in (n x vs) into ws.values; in == nullptr splats ones (vs must be 1).
   void splat(const float* in, int vs, int num_threads, Workspace& ws) const;
   void slice(float* out, int vs, int num_threads, const Workspace& ws) const;
 
