@@ -62,6 +62,7 @@ class SpatialLatticeCache {
     make_features(nullptr, h, w, sxy, 1.0f, false, features, threads);
     lattice->build(features.data(), h * w, 2, threads);
     lattice->normalize(threads, ws);
+    lattice->release_build_scratch();
     std::lock_guard<std::mutex> lock(mutex_);
     entries_.emplace_front(key, lattice);
     size_t bytes = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <type_traits>
 
 #include "common/parallel.h"
 #include "common/simd.h"
@@ -21,11 +22,13 @@ void grow_to(std::vector<float>& v, size_t size) {
   if (v.size() < size) v.resize(size);
 }
 
-// Kernel k of a fused pass, its vertex count per point fixed at compile time (VD = d + 1;
-// 0: no such kernel).
-template <int VD>
+// Kernel k of a fused pass, its vertex count per point (VD = d + 1; 0: no such kernel) and
+// its lattice's offset type fixed at compile time.
+template <int VD, typename Index>
 struct FusedKernel {
-  const int32_t* offset = nullptr;  // lattice slots per point and vertex
+  static constexpr int kVertices = VD;
+  using IndexType = Index;
+  const Index* offset = nullptr;  // lattice slots per point and vertex
   const float* weight = nullptr;
   const float* blurred = nullptr;  // blurred values of the previous pass
   float scale = 0.0f;              // slice_scale()
@@ -36,7 +39,7 @@ struct FusedKernel {
   void add_messages(int64_t i0, int count, float* x) const {
     if constexpr (VD > 0) {
       for (int j = 0; j < count; ++j) {
-        const int32_t* o = offset + (i0 + j) * VD;
+        const Index* o = offset + (i0 + j) * VD;
         const float* w = weight + (i0 + j) * VD;
         float acc = 0.0f;
         for (int r = 0; r < VD; ++r) acc += w[r] * blurred[o[r]];
@@ -49,7 +52,7 @@ struct FusedKernel {
   void splat(int64_t i0, int count, const float* v, float* dst) const {
     if constexpr (VD > 0) {
       for (int j = 0; j < count; ++j) {
-        const int32_t* o = offset + (i0 + j) * VD;
+        const Index* o = offset + (i0 + j) * VD;
         const float* w = weight + (i0 + j) * VD;
         for (int r = 0; r < VD; ++r) dst[o[r]] += w[r] * v[j];
       }
@@ -60,9 +63,9 @@ struct FusedKernel {
 // One pass over points [b, e) of chunk `chunk`: (slice the previous blur into the messages
 // when `slice`), q = sigmoid(logit + messages), and either write q (`last`) or splat
 // 2 q - 1 into each kernel's splat buffer of this chunk.
-template <int VA, int VB>
-IVOS_AVX2_CLONES void fused_range(const FusedKernel<VA>& a, const FusedKernel<VB>& b, float* dst_a, float* dst_b, const float* logit,
-                 int64_t begin, int64_t end, bool slice, bool last, float* q) {
+template <typename KA, typename KB>
+IVOS_AVX2_CLONES void fused_range(const KA& a, const KB& b, float* dst_a, float* dst_b, const float* logit,
+                                  int64_t begin, int64_t end, bool slice, bool last, float* q) {
   float x[kBlock], v[kBlock];
   for (int64_t i0 = begin; i0 < end; i0 += kBlock) {
     const int count = static_cast<int>(std::min<int64_t>(kBlock, end - i0));
@@ -81,7 +84,7 @@ IVOS_AVX2_CLONES void fused_range(const FusedKernel<VA>& a, const FusedKernel<VB
   }
 }
 
-template <int VA, int VB>
+template <typename KA, typename KB>
 void binary_loop(const std::vector<PairwiseKernel>& kernels, const float* logit, int64_t n, int iterations, float* q,
                  int threads, MeanFieldScratch& scratch, CrfProfile* profile) {
   Stopwatch clock(profile != nullptr);
@@ -91,8 +94,9 @@ void binary_loop(const std::vector<PairwiseKernel>& kernels, const float* logit,
   // conflicts; the same split as PermutohedralLattice::filter, so the same sums).
   const int chunks = static_cast<int>(std::clamp<int64_t>(n / kMinPixelChunk, 1, threads));
   const int64_t per_chunk = (n + chunks - 1) / chunks;
-  FusedKernel<VA> ka;
-  FusedKernel<VB> kb;
+  constexpr int VA = KA::kVertices, VB = KB::kVertices;
+  KA ka;
+  KB kb;
   const PermutohedralLattice* lattices[2] = {kernels.size() > 0 ? kernels[0].lattice : nullptr,
                                              kernels.size() > 1 ? kernels[1].lattice : nullptr};
   for (int k = 0; k < 2; ++k) {
@@ -102,7 +106,7 @@ void binary_loop(const std::vector<PairwiseKernel>& kernels, const float* logit,
     for (int c = 0; c < chunks; ++c) grow_to(buf.splat[c], lattices[k]->value_slots());
   }
   auto bind = [&](auto& kernel, int k) {
-    kernel.offset = lattices[k]->offsets();
+    kernel.offset = lattices[k]->template offsets<typename std::decay_t<decltype(kernel)>::IndexType>();
     kernel.weight = lattices[k]->weights();
     kernel.scale = lattices[k]->slice_scale();
     kernel.potts = kernels[k].weight;
@@ -119,7 +123,7 @@ void binary_loop(const std::vector<PairwiseKernel>& kernels, const float* logit,
           dst[k] = scratch.kernels[k].splat[c].data();
           std::fill_n(dst[k], lattices[k]->value_slots(), 0.0f);
         }
-        fused_range<VA, VB>(ka, kb, dst[0], dst[1], logit, c * per_chunk, std::min(n, (c + 1) * per_chunk), slice,
+        fused_range(ka, kb, dst[0], dst[1], logit, c * per_chunk, std::min(n, (c + 1) * per_chunk), slice,
                             last, q);
       }
     });
@@ -149,6 +153,22 @@ void binary_loop(const std::vector<PairwiseKernel>& kernels, const float* logit,
   }
 }
 
+// binary_loop for lattices of VA and VB vertices per point, each with the offset type it holds.
+template <int VA, int VB>
+void binary_loop_for(const std::vector<PairwiseKernel>& kernels, const float* logit, int64_t n, int iterations,
+                     float* q, int threads, MeanFieldScratch& scratch, CrfProfile* profile) {
+  const bool narrow_a = VA == 0 || kernels[0].lattice->narrow_offsets();
+  const bool narrow_b = VB == 0 || kernels[1].lattice->narrow_offsets();
+  auto run = [&](auto index_a, auto index_b) {
+    binary_loop<FusedKernel<VA, decltype(index_a)>, FusedKernel<VB, decltype(index_b)>>(kernels, logit, n, iterations,
+                                                                                       q, threads, scratch, profile);
+  };
+  if (narrow_a && narrow_b) run(uint16_t{}, uint16_t{});
+  else if (narrow_a) run(uint16_t{}, int32_t{});
+  else if (narrow_b) run(int32_t{}, uint16_t{});
+  else run(int32_t{}, int32_t{});
+}
+
 // softmax over the labels of one pixel, in place.
 void softmax(float* x, int labels) {
   float mx = *std::max_element(x, x + labels), sum = 0.0f;
@@ -164,13 +184,13 @@ void mean_field_binary(const std::vector<PairwiseKernel>& kernels, const float* 
   int vd[2] = {0, 0};
   for (size_t k = 0; k < kernels.size(); ++k) vd[k] = kernels[k].lattice->dim() + 1;
   if (iterations == 0 || kernels.empty()) {
-    binary_loop<0, 0>(kernels, logit, n, 0, q, threads, scratch, profile);
+    binary_loop_for<0, 0>(kernels, logit, n, 0, q, threads, scratch, profile);
   } else if (vd[0] == 6 && vd[1] == 3) {
-    binary_loop<6, 3>(kernels, logit, n, iterations, q, threads, scratch, profile);
+    binary_loop_for<6, 3>(kernels, logit, n, iterations, q, threads, scratch, profile);
   } else if (vd[0] == 6 && vd[1] == 0) {
-    binary_loop<6, 0>(kernels, logit, n, iterations, q, threads, scratch, profile);
+    binary_loop_for<6, 0>(kernels, logit, n, iterations, q, threads, scratch, profile);
   } else if (vd[0] == 3 && vd[1] == 0) {
-    binary_loop<3, 0>(kernels, logit, n, iterations, q, threads, scratch, profile);
+    binary_loop_for<3, 0>(kernels, logit, n, iterations, q, threads, scratch, profile);
   } else {
     throw std::invalid_argument("mean_field_binary: kernels must be (d=5[, d=2]) or (d=2)");
   }

@@ -56,63 +56,73 @@ struct KeyPacking {
 
 // Open-addressing hash table from packed tags to dense vertex indices, with a small
 // direct-mapped cache of recent vertices in front (it stays in L1: consecutive pixels keep
-// touching the same few vertices). Grows by doubling during the build only.
+// touching the same few vertices). Grows by doubling during the build only. The probed tags
+// and the indices are separate arrays: probing touches 8 bytes per slot, so the table of an
+// image's lattice (64k slots) stays in a 1 MB L2 (the blur-neighbour search probes it ~12
+// times per vertex, mostly missing).
 class TagTable {
  public:
   explicit TagTable(int64_t expected) { reset(table_capacity(expected)); }
 
   // Index of the vertex with this tag, inserting it if absent.
   int32_t insert(uint64_t tag) {
-    Slot& cached = recent_[mix(tag) >> (64 - kRecentBits)];
+    Recent& cached = recent_[mix(tag) >> (64 - kRecentBits)];
     if (cached.tag == tag) return cached.index;
-    if (2 * (size() + 1) > static_cast<int64_t>(slots_.size())) grow();
-    Slot& slot = slots_[probe(tag)];
-    if (slot.tag == 0) {
-      slot = {tag, static_cast<int32_t>(size())};
+    if (2 * (size() + 1) > static_cast<int64_t>(slot_tag_.size())) grow();
+    const int64_t s = probe(tag);
+    if (slot_tag_[s] == 0) {
+      slot_tag_[s] = tag;
+      slot_index_[s] = static_cast<int32_t>(size());
       tags_.push_back(tag);
     }
-    cached = slot;
-    return slot.index;
+    cached = {tag, slot_index_[s]};
+    return cached.index;
   }
 
   // Index of tag, or -1 when absent. Read-only: safe to call from several threads.
   int32_t find(uint64_t tag) const {
-    const Slot& slot = slots_[probe(tag)];
-    return slot.tag == 0 ? -1 : slot.index;
+    const int64_t s = probe(tag);
+    return slot_tag_[s] == 0 ? -1 : slot_index_[s];
   }
 
   int64_t size() const { return static_cast<int64_t>(tags_.size()); }
   const std::vector<uint64_t>& tags() const { return tags_; }
 
  private:
-  struct Slot {
+  struct Recent {
     uint64_t tag = 0;  // 0: empty (no vertex has tag 0)
     int32_t index = -1;
   };
 
   void reset(int64_t cap) {
-    slots_.assign(cap, Slot{});
+    slot_tag_.assign(cap, 0);
+    slot_index_.resize(cap);
     shift_ = 64;
     for (int64_t c = cap; c > 1; c >>= 1) --shift_;
   }
 
   int64_t probe(uint64_t tag) const {
-    const int64_t mask = static_cast<int64_t>(slots_.size()) - 1;
+    const int64_t mask = static_cast<int64_t>(slot_tag_.size()) - 1;
     for (int64_t s = static_cast<int64_t>(mix(tag) >> shift_);; s = (s + 1) & mask) {
-      if (slots_[s].tag == tag || slots_[s].tag == 0) return s;
+      if (slot_tag_[s] == tag || slot_tag_[s] == 0) return s;
     }
   }
 
   void grow() {
-    reset(static_cast<int64_t>(slots_.size()) * 2);
-    for (int64_t e = 0; e < size(); ++e) slots_[probe(tags_[e])] = {tags_[e], static_cast<int32_t>(e)};
+    reset(static_cast<int64_t>(slot_tag_.size()) * 2);
+    for (int64_t e = 0; e < size(); ++e) {
+      const int64_t s = probe(tags_[e]);
+      slot_tag_[s] = tags_[e];
+      slot_index_[s] = static_cast<int32_t>(e);
+    }
   }
 
   static constexpr int kRecentBits = 10;
-  std::vector<Slot> recent_ = std::vector<Slot>(size_t{1} << kRecentBits);
+  std::vector<Recent> recent_ = std::vector<Recent>(size_t{1} << kRecentBits);
   int shift_ = 0;
-  std::vector<Slot> slots_;
-  std::vector<uint64_t> tags_;  // by vertex index
+  std::vector<uint64_t> slot_tag_;    // 0: empty slot
+  std::vector<int32_t> slot_index_;  // vertex index of the slot's tag
+  std::vector<uint64_t> tags_;        // by vertex index
 };
 
 // The general case, for features too spread out to pack: a hash table from explicit keys
@@ -475,24 +485,22 @@ void find_blur_neighbors(const KeyTable& table, int d, int num_threads, int32_t*
 }
 
 // Each thread locates a contiguous range of points into its own table (Table: TagTable or
-// KeyTable, located by locate(table, b, e)); the tables are then merged into the first one
-// and the other ranges' vertex indices remapped. Returns the merged table.
+// KeyTable, located by locate(table, b, e)); the tables are then merged into the first one.
+// Returns the merged table; remaps[c] maps chunk c's local slots to the merged table's
+// (empty for chunk 0, whose slots are already the merged ones). The offsets stay local until
+// the caller applies the remaps (store_offsets).
 template <typename Table, typename Locate, typename Reinsert>
-Table locate_all(int64_t n, int vd, int num_threads, std::vector<Table> tables, int32_t* offset, Locate locate,
-                 Reinsert reinsert) {
+Table locate_all(int num_threads, std::vector<Table> tables, Locate locate, Reinsert reinsert,
+                 const std::vector<int64_t>& chunk_begin, std::vector<std::vector<int32_t>>& remaps) {
   const int chunks = static_cast<int>(tables.size());
-  const int64_t per_chunk = (n + chunks - 1) / chunks;
   parallel_for(chunks, 1, std::min(chunks, num_threads), [&](int64_t cb, int64_t ce) {
-    for (int64_t c = cb; c < ce; ++c) locate(tables[c], c * per_chunk, std::min(n, (c + 1) * per_chunk));
+    for (int64_t c = cb; c < ce; ++c) locate(tables[c], chunk_begin[c], chunk_begin[c + 1]);
   });
   Table& table = tables[0];
+  remaps.assign(chunks, {});
   for (int c = 1; c < chunks; ++c) {
-    std::vector<int32_t> remap(tables[c].size() + 1, 0);
-    for (int64_t j = 0; j < tables[c].size(); ++j) remap[j + 1] = reinsert(table, tables[c], j) + 1;
-    const int64_t b = c * per_chunk * vd, e = std::min(n, (c + 1) * per_chunk) * vd;
-    parallel_for(e - b, kMinPointChunk * vd, num_threads, [&](int64_t rb, int64_t re) {
-      for (int64_t j = b + rb; j < b + re; ++j) offset[j] = remap[offset[j]];
-    });
+    remaps[c].assign(tables[c].size() + 1, 0);
+    for (int64_t j = 0; j < tables[c].size(); ++j) remaps[c][j + 1] = reinsert(table, tables[c], j) + 1;
   }
   return std::move(table);
 }
@@ -500,8 +508,8 @@ Table locate_all(int64_t n, int vd, int num_threads, std::vector<Table> tables, 
 // Splats points [b, e) (vs channels each) into dst. VD/VS > 0 fix the vertices per point
 // and the channel count at compile time (d = 2 and 5; the 2-label case uses 1 channel),
 // 0 reads them from vd/vs. kOnes: every value is 1 (one channel; `in` is not read).
-template <int VD, int VS, bool kOnes = false>
-void splat_range(const float* in, int vd_runtime, int vs_runtime, int64_t b, int64_t e, const int32_t* offset,
+template <int VD, int VS, bool kOnes = false, typename Index>
+void splat_range(const float* in, int vd_runtime, int vs_runtime, int64_t b, int64_t e, const Index* offset,
                  const float* weight, float* dst) {
   const int vd = VD > 0 ? VD : vd_runtime, vs = VS > 0 ? VS : vs_runtime;
   for (int64_t i = b; i < e; ++i) {
@@ -520,8 +528,8 @@ void splat_range(const float* in, int vd_runtime, int vs_runtime, int64_t b, int
 
 // Slices points [b, e) from the lattice values, scaled by alpha. Accumulates in a local
 // buffer: accumulating in `out` would make every add wait on the previous store.
-template <int VD, int VS>
-void slice_range(const float* values, int vd_runtime, int vs_runtime, int64_t b, int64_t e, const int32_t* offset,
+template <int VD, int VS, typename Index>
+void slice_range(const float* values, int vd_runtime, int vs_runtime, int64_t b, int64_t e, const Index* offset,
                  const float* weight, float alpha, float* out) {
   const int vd = VD > 0 ? VD : vd_runtime, vs = VS > 0 ? VS : vs_runtime;
   float acc[VS > 0 ? VS : PermutohedralLattice::kMaxValues];
@@ -567,6 +575,9 @@ void PermutohedralLattice::build(const float* features, int64_t n, int d, int nu
   weight_.resize(n * vd);
   offset_.resize(n * vd);
   const int chunks = static_cast<int>(std::clamp<int64_t>(n / kMinPointChunk, 1, std::max(1, num_threads)));
+  std::vector<int64_t> chunk_begin(chunks + 1);
+  for (int c = 0; c <= chunks; ++c) chunk_begin[c] = n * c / chunks;
+  std::vector<std::vector<int32_t>> remaps;
   // A guess of the vertex count per chunk (a few % of the points for images) sizes the
   // tables so they rarely grow.
   const int64_t expected = n / chunks / 16;
@@ -575,7 +586,7 @@ void PermutohedralLattice::build(const float* features, int64_t n, int d, int nu
   if (const int bits = packed_key_bits(features, n, d, scale, num_threads)) {
     const KeyPacking packing(d, bits);
     TagTable table = locate_all(
-        n, vd, num_threads, std::vector<TagTable>(chunks, TagTable(expected)), o,
+        num_threads, std::vector<TagTable>(chunks, TagTable(expected)),
         [&](TagTable& t, int64_t b, int64_t e) {
           switch (d) {
             case 2: locate_range_packed<2>(features, b, e, d, scale, packing, t, o, w); break;
@@ -583,19 +594,42 @@ void PermutohedralLattice::build(const float* features, int64_t n, int d, int nu
             default: locate_range_packed<0>(features, b, e, d, scale, packing, t, o, w);
           }
         },
-        [](TagTable& into, const TagTable& from, int64_t j) { return into.insert(from.tags()[j]); });
+        [](TagTable& into, const TagTable& from, int64_t j) { return into.insert(from.tags()[j]); }, chunk_begin,
+        remaps);
     m_ = table.size();
     neighbors_.resize(vd * m_ * 2);
     find_blur_neighbors(table, packing, d, num_threads, neighbors_.data());
   } else {
     KeyTable table = locate_all(
-        n, vd, num_threads, std::vector<KeyTable>(chunks, KeyTable(d, expected)), o,
+        num_threads, std::vector<KeyTable>(chunks, KeyTable(d, expected)),
         [&](KeyTable& t, int64_t b, int64_t e) { locate_range_keys(features, b, e, d, scale, t, o, w); },
-        [d](KeyTable& into, const KeyTable& from, int64_t j) { return into.insert(&from.keys()[j * d]); });
+        [d](KeyTable& into, const KeyTable& from, int64_t j) { return into.insert(&from.keys()[j * d]); },
+        chunk_begin, remaps);
     m_ = table.size();
     neighbors_.resize(vd * m_ * 2);
     find_blur_neighbors(table, d, num_threads, neighbors_.data());
   }
+  // The chunks' local slots through their remaps, in 16 bits when every slot fits (one pass).
+  narrow_ = value_slots() <= 65536;
+  if (narrow_) offset16_.resize(n * vd);
+  parallel_for(chunks, 1, num_threads, [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c) {
+      const int64_t b = chunk_begin[c] * vd, e = chunk_begin[c + 1] * vd;
+      const int32_t* remap = remaps[c].empty() ? nullptr : remaps[c].data();
+      if (narrow_ && remap) {
+        for (int64_t j = b; j < e; ++j) offset16_[j] = static_cast<uint16_t>(remap[o[j]]);
+      } else if (narrow_) {
+        for (int64_t j = b; j < e; ++j) offset16_[j] = static_cast<uint16_t>(o[j]);
+      } else if (remap) {
+        for (int64_t j = b; j < e; ++j) o[j] = remap[o[j]];
+      }
+    }
+  });
+  if (narrow_) offset_.clear();  // keeps its capacity for the next build (see release_build_scratch)
+}
+
+void PermutohedralLattice::release_build_scratch() {
+  if (narrow_) std::vector<int32_t>().swap(offset_);
 }
 
 void PermutohedralLattice::normalize(int num_threads, Workspace& ws) {
@@ -610,21 +644,23 @@ void PermutohedralLattice::normalize(int num_threads, Workspace& ws) {
   parallel_for(n_, kMinPointChunk, threads, [&](int64_t b, int64_t e) {
     with_vertex_count(d_ + 1, [&](auto VD) {
       const int vd = VD > 0 ? VD : d_ + 1;
-      for (int64_t i = b; i < e; ++i) {
-        float* w = &weight_[i * vd];
-        const int32_t* o = &offset_[i * vd];
-        float acc = 0.0f;
-        for (int r = 0; r < vd; ++r) acc += w[r] * values[o[r]];
-        const float s = 1.0f / std::sqrt(alpha * acc + 1e-20f);
-        for (int r = 0; r < vd; ++r) w[r] *= s;
-      }
+      with_offsets([&](const auto* offsets) {
+        for (int64_t i = b; i < e; ++i) {
+          float* w = &weight_[i * vd];
+          const auto* o = &offsets[i * vd];
+          float acc = 0.0f;
+          for (int r = 0; r < vd; ++r) acc += w[r] * values[o[r]];
+          const float s = 1.0f / std::sqrt(alpha * acc + 1e-20f);
+          for (int r = 0; r < vd; ++r) w[r] *= s;
+        }
+      });
     });
   });
 }
 
 size_t PermutohedralLattice::memory_bytes() const {
-  return offset_.capacity() * sizeof(int32_t) + weight_.capacity() * sizeof(float) +
-         neighbors_.capacity() * sizeof(int32_t);
+  return offset_.capacity() * sizeof(int32_t) + offset16_.capacity() * sizeof(uint16_t) +
+         weight_.capacity() * sizeof(float) + neighbors_.capacity() * sizeof(int32_t);
 }
 
 void PermutohedralLattice::filter(const float* in, float* out, int value_size, int num_threads,
@@ -656,9 +692,11 @@ void PermutohedralLattice::splat(const float* in, int vs, int num_threads, Works
       std::fill_n(dst, slots, 0.0f);
       const int64_t b = c * per_chunk, e = std::min(n_, b + per_chunk);
       with_vertex_count(vd, [&](auto VD) {
-        if (in == nullptr) splat_range<VD, 1, true>(in, vd, vs, b, e, offset_.data(), weight_.data(), dst);
-        else if (vs == 1) splat_range<VD, 1>(in, vd, vs, b, e, offset_.data(), weight_.data(), dst);
-        else splat_range<VD, 0>(in, vd, vs, b, e, offset_.data(), weight_.data(), dst);
+        with_offsets([&](const auto* o) {
+          if (in == nullptr) splat_range<VD, 1, true>(in, vd, vs, b, e, o, weight_.data(), dst);
+          else if (vs == 1) splat_range<VD, 1>(in, vd, vs, b, e, o, weight_.data(), dst);
+          else splat_range<VD, 0>(in, vd, vs, b, e, o, weight_.data(), dst);
+        });
       });
     }
   });
@@ -706,8 +744,10 @@ void PermutohedralLattice::slice(float* out, int vs, int num_threads, const Work
   const float alpha = slice_scale();
   parallel_for(n_, kMinPointChunk, num_threads, [&](int64_t b, int64_t e) {
     with_vertex_count(vd, [&](auto VD) {
-      if (vs == 1) slice_range<VD, 1>(ws.values.data(), vd, vs, b, e, offset_.data(), weight_.data(), alpha, out);
-      else slice_range<VD, 0>(ws.values.data(), vd, vs, b, e, offset_.data(), weight_.data(), alpha, out);
+      with_offsets([&](const auto* o) {
+        if (vs == 1) slice_range<VD, 1>(ws.values.data(), vd, vs, b, e, o, weight_.data(), alpha, out);
+        else slice_range<VD, 0>(ws.values.data(), vd, vs, b, e, o, weight_.data(), alpha, out);
+      });
     });
   });
 }

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 namespace ivos {
@@ -42,17 +43,36 @@ class PermutohedralLattice {
 
   // Per-point access, for callers that fuse the splat and the slice with their own work per
   // point (the dense CRF's mean-field update): point i's d+1 enclosing vertices have the value
-  // slots offsets()[i * (d+1) + r] (vertex index + 1; slot 0 is a "none" slot that stays 0)
+  // slots offsets[i * (d+1) + r] (vertex index + 1; slot 0 is a "none" slot that stays 0)
   // and the weights weights()[i * (d+1) + r] (normalisation folded in). filter() is: values
   // of value_slots() x vs zeros, += w * in_i at point i's slots, blur(), then
   // out_i = slice_scale() * sum_r w * values[slot].
-  const int32_t* offsets() const { return offset_.data(); }
+  //
+  // The offsets are uint16_t when every slot fits (value_slots() <= 65536: an image's
+  // appearance lattice has some 10k-50k vertices), else int32_t: the per-point passes stream
+  // them, so half the bytes is ~10% of a mean-field pass. with_offsets(fn) calls
+  // fn(const uint16_t*) or fn(const int32_t*), whichever this lattice holds.
+  template <typename Fn>
+  decltype(auto) with_offsets(Fn&& fn) const {
+    return narrow_ ? fn(offset16_.data()) : fn(static_cast<const int32_t*>(offset_.data()));
+  }
+  bool narrow_offsets() const { return narrow_; }
+  // The offsets as Index: uint16_t when narrow_offsets(), else int32_t (nullptr for the other).
+  template <typename Index>
+  const Index* offsets() const {
+    if constexpr (std::is_same_v<Index, uint16_t>) return narrow_ ? offset16_.data() : nullptr;
+    else return narrow_ ? nullptr : static_cast<const int32_t*>(offset_.data());
+  }
   const float* weights() const { return weight_.data(); }
   size_t value_slots() const { return static_cast<size_t>(m_) + 1; }
   float slice_scale() const;
   // Blurs values (value_slots() x vs) in place along every lattice axis; scratch is grown
   // as needed and left undefined.
   void blur(std::vector<float>& values, std::vector<float>& scratch, int vs, int num_threads) const;
+
+  // Frees the 32-bit offsets the build wrote when the lattice keeps 16-bit ones (a build
+  // reuses them otherwise: call this on lattices that are kept, not rebuilt).
+  void release_build_scratch();
 
   int64_t num_points() const { return n_; }
   int64_t num_vertices() const { return m_; }
@@ -72,8 +92,11 @@ class PermutohedralLattice {
   int64_t m_ = 0;  // lattice vertices
   int d_ = 0;
   // Per point and simplex vertex (n x (d+1)): vertex index + 1 (0 is a zero "none" slot
-  // that neighbours outside the lattice read) and barycentric weight.
+  // that neighbours outside the lattice read) and barycentric weight. The build writes
+  // offset_; when the slots fit in 16 bits they are copied to offset16_ and narrow_ is set.
   std::vector<int32_t> offset_;
+  std::vector<uint16_t> offset16_;
+  bool narrow_ = false;
   std::vector<float> weight_;
   // Per axis and vertex ((d+1) x m x 2): the two blur neighbours' slots (0 = none).
   std::vector<int32_t> neighbors_;

@@ -297,6 +297,22 @@ def test_spread_out_features_match_brute_force():
     assert float(np.mean([e.mean() for e in errors])) <= BRUTE_FORCE_MEAN_ABS
 
 
+def test_lattice_of_more_than_65535_vertices_agrees_with_pydensecrf():
+    """Uniform random colours give the appearance lattice of a 240x320 image ~138k vertices
+    (measured), too many for the 16-bit vertex offsets that image lattices normally use, so
+    this takes the 32-bit path through the build and the mean-field passes."""
+    rng = np.random.default_rng(3)
+    h, w = 240, 320
+    image = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    inside = (yy - h / 2) ** 2 / (h / 3) ** 2 + (xx - w / 2) ** 2 / (w / 3) ** 2 < 1
+    fg = np.clip(0.5 + 0.3 * (inside - 0.5) + rng.normal(0, 0.2, (h, w)), 0.05, 0.95).astype(np.float32)
+    want = pydensecrf_crf(image, np.stack([1 - fg, fg]))
+    got = ivos.dense_crf(image, fg)
+    assert np.mean((got > 0.5) == (want[1] > 0.5)) >= 0.995
+    assert np.mean((fg > 0.5) == (want[1] > 0.5)) < 0.995  # the CRF does move labels
+
+
 def _native_crf(image, fg, threads: int) -> np.ndarray:
     from ivos import _C
 
