@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/parallel.h"
+#include "common/simd.h"
 #include "common/stopwatch.h"
 #include "dense_crf/dense_crf.h"
 #include "dense_crf/fast_math.h"
@@ -105,6 +106,20 @@ void attach(PermutohedralLattice::Workspace& ws, CrfProfile* profile) {
   ws.slice_ms = profile ? &profile->slice_ms : nullptr;
 }
 
+// log(p) of p clipped to [floor, 1]: minus the unary of a label with probability p.
+inline float clipped_log(float p, float floor) { return log_approx(std::min(1.0f, std::max(p, floor))); }
+
+// u = log(clip(fg)) - log(clip(bg)) over n pixels, bg = 1 - fg when null (the unary
+// difference of a two-label problem).
+IVOS_AVX2_CLONES void binary_unary(const float* fg, const float* bg, float floor, int64_t n, float* u) {
+  auto log_p = [floor](float p) { return clipped_log(p, floor); };
+  // Two loops without a per-pixel branch, so both vectorise.
+  if (bg == nullptr)
+    for (int64_t i = 0; i < n; ++i) u[i] = log_p(fg[i]) - log_p(1.0f - fg[i]);
+  else
+    for (int64_t i = 0; i < n; ++i) u[i] = log_p(fg[i]) - log_p(bg[i]);
+}
+
 void check_params(int64_t height, int64_t width, int num_planes, const DenseCrfParams& p) {
   if (height < 1 || width < 1) throw std::invalid_argument("dense_crf: empty image");
   if (num_planes < 1) throw std::invalid_argument("dense_crf: num_planes must be >= 1");
@@ -172,17 +187,12 @@ void DenseCrf::infer(const float* prob, int num_planes, float* out, int num_thre
   Stopwatch clock(profile != nullptr);
   double* unary_ms = profile ? &profile->unary_ms : nullptr;
   const float floor = params_.prob_floor;
-  auto log_p = [floor](float p) { return log_approx(std::min(1.0f, std::max(p, floor))); };
   if (binary) {
     const float* fg = num_planes == 1 ? prob : prob + n;
     unary.resize(n);
     float* u = unary.data();
     parallel_for(n, kMinPixelChunk, threads, [&](int64_t b, int64_t e) {
-      // Two loops without a per-pixel branch, so both vectorise.
-      if (num_planes == 1)
-        for (int64_t i = b; i < e; ++i) u[i] = log_p(fg[i]) - log_p(1.0f - fg[i]);
-      else
-        for (int64_t i = b; i < e; ++i) u[i] = log_p(fg[i]) - log_p(prob[i]);
+      binary_unary(fg + b, num_planes == 1 ? nullptr : prob + b, floor, e - b, u + b);
     });
     clock.lap(unary_ms);
     float* q = num_planes == 1 ? out : out + n;
@@ -196,7 +206,7 @@ void DenseCrf::infer(const float* prob, int num_planes, float* out, int num_thre
     unary.resize(n * labels);
     ws.q.resize(n * labels);
     for (int64_t i = 0; i < n; ++i)
-      for (int l = 0; l < labels; ++l) unary[i * labels + l] = log_p(prob[l * n + i]);
+      for (int l = 0; l < labels; ++l) unary[i * labels + l] = clipped_log(prob[l * n + i], floor);
     clock.lap(unary_ms);
     mean_field_multi(kernels, unary.data(), n, labels, params_.iterations, ws.q.data(), threads, ws, profile);
     clock.lap(nullptr);

@@ -444,17 +444,21 @@ void locate_range_keys(const float* features, int64_t b, int64_t e, int d, const
 
 // For every axis and vertex, the slots (index + 1, 0 = none) of the two neighbours one
 // lattice step away along that axis: the key moves by +d on the axis and -1 on the others
-// (and the opposite for the second neighbour).
+// (and the opposite for the second neighbour). Only the first is looked up: when u is v's
+// first neighbour, v is u's second, so each hit fills both (half the hash lookups; each
+// second-neighbour entry has a single possible writer, so threads never write the same one).
 void find_blur_neighbors(const TagTable& table, const KeyPacking& packing, int d, int num_threads, int32_t* out) {
   const std::vector<uint64_t>& tags = table.tags();
   const int64_t m = table.size();
-  parallel_for(m, kMinVertexChunk, num_threads, [&](int64_t b, int64_t e) {
+  std::fill_n(out, (d + 1) * m * 2, 0);
+  parallel_for(m, kMinVertexChunk / 2, num_threads, [&](int64_t b, int64_t e) {
     for (int axis = 0; axis <= d; ++axis) {
       const uint64_t plus = packing.step[axis] - packing.ones;  // +d on the axis, -1 elsewhere
+      int32_t* axis_out = out + axis * m * 2;
       for (int64_t j = b; j < e; ++j) {
-        const int64_t o = (axis * m + j) * 2;
-        out[o] = table.find(tags[j] + plus) + 1;
-        out[o + 1] = table.find(tags[j] - plus) + 1;
+        const int32_t u = table.find(tags[j] + plus);
+        axis_out[j * 2] = u + 1;
+        if (u >= 0) axis_out[static_cast<int64_t>(u) * 2 + 1] = static_cast<int32_t>(j) + 1;
       }
     }
   });
