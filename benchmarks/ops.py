@@ -169,11 +169,12 @@ def bench_crf(root: Path, frames, *, warmup: int, repeats: int) -> list[dict]:
     return rows
 
 
-CRF_STAGES = ("features_ms", "build_ms", "normalize_ms", "unary_ms", "splat_ms", "blur_ms", "slice_ms", "update_ms")
-"""Stages of one native dense CRF call (``ivos._C.dense_crf_cpu(..., profile=True)``): pixel
-features, lattice construction, normalisation (one filter pass per kernel), unary, then per
-mean-field iteration splat / blur / slice / update. The two-label case fuses slice, update
-and the next splat into one pass per iteration, reported as update_ms."""
+CRF_STAGES = ("build_ms", "normalize_ms", "unary_ms", "splat_ms", "blur_ms", "slice_ms", "update_ms")
+"""Stages of one native dense CRF call (``ivos._C.dense_crf_cpu(..., profile=True)``):
+lattice construction (the pixels' features made on the fly), normalisation (one filter pass
+per kernel), unary, then per mean-field iteration splat / blur / slice / update. The
+two-label case fuses slice, update and the next splat into one pass per iteration, reported
+as update_ms."""
 
 
 def profile_crf(root: Path, frames, *, repeats: int) -> list[dict]:

@@ -53,7 +53,6 @@ ProbArray like(const ProbArray& prob) {
 
 py::dict profile_dict(const ivos::CrfProfile& p) {
   py::dict d;
-  d["features_ms"] = p.features_ms;
   d["build_ms"] = p.build_ms;
   d["normalize_ms"] = p.normalize_ms;
   d["unary_ms"] = p.unary_ms;

@@ -33,7 +33,6 @@ struct DenseCrfParams {
 
 // Milliseconds spent per stage (accumulated over the calls that were given it).
 struct CrfProfile {
-  double features_ms = 0;   // pixel features of the appearance kernel
   double build_ms = 0;      // lattice construction (locate points, hash vertices, neighbours)
   double normalize_ms = 0;  // n = 1 / sqrt(K 1) per kernel (one filter pass each)
   double unary_ms = 0;      // -log(clip(prob)), start marginals, output layout

@@ -17,30 +17,9 @@
 namespace ivos {
 namespace {
 
-// Pixels per parallel chunk of the per-pixel loops (features, unary): below this, thread
+// Pixels per parallel chunk of the per-pixel loops (the unary): below this, thread
 // start-up costs more than the work.
 constexpr int64_t kMinPixelChunk = 32768;
-
-// Pixel features (x / sxy, y / sxy[, rgb / srgb]) as the reference computes them (division,
-// not multiplication by a reciprocal, so the lattice sees the same coordinates).
-void make_features(const uint8_t* image, int64_t h, int64_t w, float sxy, float srgb, bool colour,
-                   std::vector<float>& f, int threads) {
-  const int d = colour ? 5 : 2;
-  f.resize(h * w * d);
-  parallel_for(h, std::max<int64_t>(1, kMinPixelChunk / w), threads, [&](int64_t y0, int64_t y1) {
-    for (int64_t y = y0; y < y1; ++y) {
-      for (int64_t x = 0; x < w; ++x) {
-        float* p = &f[(y * w + x) * d];
-        p[0] = static_cast<float>(x) / sxy;
-        p[1] = static_cast<float>(y) / sxy;
-        if (colour) {
-          const uint8_t* c = image + (y * w + x) * 3;
-          for (int k = 0; k < 3; ++k) p[2 + k] = static_cast<float>(c[k]) / srgb;
-        }
-      }
-    }
-  });
-}
 
 // The smoothness kernel's lattice depends only on the image size and sxy_gaussian, so the
 // lattices of the last few sizes are kept (a video is refined frame after frame at one
@@ -59,9 +38,7 @@ class SpatialLatticeCache {
       }
     }
     auto lattice = std::make_shared<PermutohedralLattice>();
-    std::vector<float> features;
-    make_features(nullptr, h, w, sxy, 1.0f, false, features, threads);
-    lattice->build(features.data(), h * w, 2, threads);
+    lattice->build_pixels(nullptr, h, w, sxy, 1.0f, threads);
     lattice->normalize(threads, ws);
     lattice->release_build_scratch();
     std::lock_guard<std::mutex> lock(mutex_);
@@ -140,16 +117,13 @@ void DenseCrf::build(const uint8_t* image, int64_t height, int64_t width, const 
   height_ = height;
   width_ = width;
   params_ = params;
-  thread_local std::vector<float> features;
   thread_local PermutohedralLattice::Workspace filter;
   attach(filter, nullptr);  // normalisation is profiled as a whole
   Stopwatch clock(profile != nullptr);
   // A kernel with weight 0 contributes nothing: skip building its lattice.
   use_bilateral_ = params.iterations > 0 && params.compat_bilateral > 0;
   if (use_bilateral_) {
-    make_features(image, height, width, params.sxy_bilateral, params.srgb, true, features, threads);
-    clock.lap(profile ? &profile->features_ms : nullptr);
-    bilateral_.build(features.data(), height * width, 5, threads);
+    bilateral_.build_pixels(image, height, width, params.sxy_bilateral, params.srgb, threads);
     clock.lap(profile ? &profile->build_ms : nullptr);
     bilateral_.normalize(threads, filter);
     clock.lap(profile ? &profile->normalize_ms : nullptr);
@@ -161,10 +135,7 @@ void DenseCrf::build(const uint8_t* image, int64_t height, int64_t width, const 
     spatial_ = spatial_cache().get(height, width, params.sxy_gaussian, threads, filter);
     clock.lap(profile ? &profile->build_ms : nullptr);
   }
-  if (height * width > kKeepPixels) {
-    features = std::vector<float>{};
-    filter = PermutohedralLattice::Workspace{};
-  }
+  if (height * width > kKeepPixels) filter = PermutohedralLattice::Workspace{};
 }
 
 size_t DenseCrf::memory_bytes() const {

@@ -197,32 +197,87 @@ class KeyTable {
   std::vector<int32_t> keys_;
 };
 
-// Coordinate width that packs every vertex key of these features, and its blur neighbours',
-// into 64 bits, or 0 when they do not fit. Keys stay within sum_j |f_j| s_j + d max_j |f_j| s_j
-// of the origin (the elevation), plus 4 (d+1) for rounding, wrap-around, the vertex offset
-// and the blur neighbour.
-int packed_key_bits(const float* features, int64_t n, int d, const float* scale, int num_threads) {
-  const int bits = std::min(32, 64 / d);
-  // Largest |feature| per dimension. The scan runs over groups of kGroup points, whose
-  // kGroup * d floats are contiguous (a loop that vectorises), each thread on its own points.
-  constexpr int kGroup = 8;
-  const int64_t groups = n / kGroup;
-  const int chunks = static_cast<int>(std::clamp<int64_t>(groups * kGroup / kMinPointChunk, 1, std::max(1, num_threads)));
-  std::vector<float> partial(static_cast<size_t>(chunks) * kGroup * d, 0.0f);
-  parallel_for(chunks, 1, chunks, [&](int64_t cb, int64_t ce) {
-    for (int64_t c = cb; c < ce; ++c) {
-      float* acc = &partial[c * kGroup * d];
-      const int64_t g0 = groups * c / chunks, g1 = groups * (c + 1) / chunks;
-      for (int64_t g = g0; g < g1; ++g) {
-        const float* f = features + g * kGroup * d;
-        for (int q = 0; q < kGroup * d; ++q) acc[q] = std::max(acc[q], std::fabs(f[q]));
+// Points per locate_block() call: the per-point steps run as loops over a block of points,
+// which the compiler vectorises (a single point's d+1 = 6 coordinates do not fill SIMD
+// registers, and its data-dependent choices would be branches).
+constexpr int kBlock = 64;
+
+// Where the build reads the points' features from. fill(i0, count, f) writes those of
+// points [i0, i0 + count) (count <= kBlock) coordinate-major, f[k * kBlock + j], and zeros
+// for j >= count (locate_block's loops run over whole blocks); max_abs(out, threads) writes
+// the largest |feature| of each dimension.
+//
+// The features of an image's pixels: (x, y) / sxy, and with colours also rgb / srgb (x the
+// column, y the row), made on the fly. Each is the one division the feature array would
+// hold, looked up in tables per column, per row and per intensity, so the floats are the
+// same and no pixel-sized feature array is written and read back.
+class PixelFeatures {
+ public:
+  // rgb: height x width x 3, or null for positions only.
+  PixelFeatures(const uint8_t* rgb, int64_t height, int64_t width, float sxy, float srgb)
+      : rgb_(rgb), height_(height), width_(width), x_(width), y_(height) {
+    for (int64_t x = 0; x < width; ++x) x_[x] = static_cast<float>(x) / sxy;
+    for (int64_t y = 0; y < height; ++y) y_[y] = static_cast<float>(y) / sxy;
+    for (int c = 0; c < 256; ++c) colour_[c] = static_cast<float>(c) / srgb;
+  }
+
+  int dim() const { return rgb_ ? 5 : 2; }
+
+  void fill(int64_t i0, int count, float* f) const {
+    std::fill_n(f, dim() * kBlock, 0.0f);
+    int64_t y = i0 / width_, x = i0 - y * width_;
+    for (int j = 0; j < count; ++j) {
+      f[j] = x_[x];
+      f[kBlock + j] = y_[y];
+      if (++x == width_) {
+        x = 0;
+        ++y;
       }
     }
-  });
-  std::vector<float> max_abs(d, 0.0f);
-  for (size_t q = 0; q < partial.size(); ++q) max_abs[q % d] = std::max(max_abs[q % d], partial[q]);
-  for (int64_t i = groups * kGroup; i < n; ++i)
-    for (int j = 0; j < d; ++j) max_abs[j] = std::max(max_abs[j], std::fabs(features[i * d + j]));
+    if (rgb_ == nullptr) return;
+    const uint8_t* c = rgb_ + i0 * 3;
+    for (int j = 0; j < count; ++j)
+      for (int k = 0; k < 3; ++k) f[(2 + k) * kBlock + j] = colour_[c[j * 3 + k]];
+  }
+
+  void max_abs(float* out, int num_threads) const {
+    out[0] = x_[width_ - 1];
+    out[1] = y_[height_ - 1];
+    if (rgb_ == nullptr) return;
+    // The brightest value per channel, 16 pixels (48 bytes) at a time so the loop vectorises.
+    constexpr int kGroup = 16;
+    const int64_t n = height_ * width_, groups = n / kGroup;
+    const int chunks = static_cast<int>(std::clamp<int64_t>(n / kMinPointChunk, 1, std::max(1, num_threads)));
+    std::vector<uint8_t> partial(static_cast<size_t>(chunks) * kGroup * 3, 0);
+    parallel_for(chunks, 1, chunks, [&](int64_t cb, int64_t ce) {
+      for (int64_t c = cb; c < ce; ++c) {
+        uint8_t* acc = &partial[c * kGroup * 3];
+        for (int64_t g = groups * c / chunks; g < groups * (c + 1) / chunks; ++g) {
+          const uint8_t* p = rgb_ + g * kGroup * 3;
+          for (int q = 0; q < kGroup * 3; ++q) acc[q] = std::max(acc[q], p[q]);
+        }
+      }
+    });
+    uint8_t brightest[3] = {0, 0, 0};
+    for (size_t q = 0; q < partial.size(); ++q) brightest[q % 3] = std::max(brightest[q % 3], partial[q]);
+    for (int64_t i = groups * kGroup; i < n; ++i)
+      for (int k = 0; k < 3; ++k) brightest[k] = std::max(brightest[k], rgb_[i * 3 + k]);
+    for (int k = 0; k < 3; ++k) out[2 + k] = colour_[brightest[k]];
+  }
+
+ private:
+  const uint8_t* rgb_;
+  int64_t height_, width_;
+  std::vector<float> x_, y_;
+  float colour_[256];
+};
+
+// Coordinate width that packs every vertex key of features with these largest |values| per
+// dimension, and its blur neighbours', into 64 bits, or 0 when they do not fit. Keys stay
+// within sum_j |f_j| s_j + d max_j |f_j| s_j of the origin (the elevation), plus 4 (d+1) for
+// rounding, wrap-around, the vertex offset and the blur neighbour.
+int packed_key_bits(const float* max_abs, int d, const float* scale) {
+  const int bits = std::min(32, 64 / d);
   double sum = 0, largest = 0;
   for (int j = 0; j < d; ++j) {
     sum += max_abs[j] * scale[j];
@@ -232,29 +287,20 @@ int packed_key_bits(const float* features, int64_t n, int d, const float* scale,
   return bound < std::ldexp(1.0, bits - 1) ? bits : 0;
 }
 
-// Points per locate_block() call: the per-point steps run as loops over a block of points,
-// which the compiler vectorises (a single point's d+1 = 6 coordinates do not fill SIMD
-// registers, and its data-dependent choices would be branches).
-constexpr int kBlock = 64;
-
-// Embeds points [0, count) (count <= kBlock, features row-major count x d) in the lattice
+// Embeds points [0, count) (count <= kBlock; f: their features, coordinate-major as
+// written by a feature source's fill, zeros past count) in the lattice
 // (Adams et al. 2010, p.5-10): writes their barycentric weights (count x (d+1)) and their
 // enclosing simplices as the remainder-0 point rem0 and the rank of each coordinate's
 // residual, coordinate-major: rem0[k * kBlock + j] for coordinate k of point j. That is all
 // the vertex keys depend on.
 template <int D>
-IVOS_AVX2_CLONES void locate_block(const float* features, int count, int d_runtime, const float* scale, float* weight,
-                  int32_t* rem0, int32_t* rank) {
+IVOS_AVX2_CLONES void locate_block(const float* f, int count, int d_runtime, const float* scale, float* weight,
+                                   int32_t* rem0, int32_t* rank) {
   constexpr int kMax = PermutohedralLattice::kMaxDim;
   const int d = D > 0 ? D : d_runtime;
   const float down = 1.0f / (d + 1);
   // Every loop below runs over the whole block (points past count are zeros and their
-  // results are dropped): a fixed trip count is what lets GCC vectorise all of them. Only
-  // the `count` real points are read: reading a full block past the end of `features`
-  // faults when the buffer ends at a page boundary.
-  float f[kMax * kBlock] = {};
-  for (int j = 0; j < count; ++j)
-    for (int k = 0; k < d; ++k) f[k * kBlock + j] = features[j * d + k];
+  // results are dropped): a fixed trip count is what lets GCC vectorise all of them.
   float elevated[(kMax + 1) * kBlock], sm[kBlock] = {};
   int32_t sum[kBlock] = {};
   // Elevate onto the hyperplane sum(x) = 0 of R^(d+1).
@@ -345,17 +391,19 @@ IVOS_AVX2_CLONES void locate_block(const float* features, int count, int d_runti
 // to r adds 1 to every coordinate and subtracts d+1 from the one of rank d - r + 1: one add
 // on the packed tag. A vertex with the same tag as the previous point's vertex of the same
 // remainder reuses its index (neighbouring pixels share many vertices).
-template <int D>
-void locate_range_packed(const float* features, int64_t b, int64_t e, int d_runtime, const float* scale,
+template <int D, typename Source>
+void locate_range_packed(const Source& features, int64_t b, int64_t e, int d_runtime, const float* scale,
                          const KeyPacking& packing, TagTable& table, int32_t* offset, float* weight) {
   constexpr int kMax = PermutohedralLattice::kMaxDim;
   const int d = D > 0 ? D : d_runtime;
   const int vd = d + 1;
+  float f[kMax * kBlock];
   int32_t rem0[(kMax + 1) * kBlock], rank[(kMax + 1) * kBlock], by_rank[kMax + 1], prev_index[kMax + 1];
   uint64_t prev_tag[kMax + 1] = {};  // 0: no vertex
   for (int64_t i0 = b; i0 < e; i0 += kBlock) {
     const int count = static_cast<int>(std::min<int64_t>(kBlock, e - i0));
-    locate_block<D>(features + i0 * d, count, d, scale, weight + i0 * vd, rem0, rank);
+    features.fill(i0, count, f);
+    locate_block<D>(f, count, d, scale, weight + i0 * vd, rem0, rank);
     for (int j = 0; j < count; ++j) {
       uint64_t tag = packing.bias;
       for (int k = 0; k < d; ++k) tag += static_cast<uint64_t>(static_cast<int64_t>(rem0[k * kBlock + j])) * packing.unit[k];
@@ -381,16 +429,19 @@ void locate_range_packed(const float* features, int64_t b, int64_t e, int d_runt
 // small block, and the vertex table is consulted once per (rem0, subset) only. (Going
 // through the vertex table for each of the d+1 vertices made the build 1.3x slower: most of
 // its time went to mispredicted branches and cache misses of those lookups.)
-template <int D>
-IVOS_AVX2_CLONES void locate_range_subsets(const float* features, int64_t b, int64_t e, const float* scale, const KeyPacking& packing,
-                          TagTable& table, int32_t* offset, float* weight) {
+template <int D, typename Source>
+IVOS_AVX2_CLONES void locate_range_subsets(const Source& features, int64_t b, int64_t e, const float* scale,
+                                           const KeyPacking& packing, TagTable& table, int32_t* offset,
+                                           float* weight) {
   constexpr int d = D, vd = D + 1, kSubsets = 1 << vd;
+  float f[d * kBlock];
   int32_t rem0[vd * kBlock], rank[vd * kBlock], subset[vd * kBlock];
   TagTable blocks_of_rem0((e - b) / 64);    // rem0 tag -> block number
   std::vector<int32_t> slots;                // block * kSubsets + subset -> vertex index + 1, 0: not known yet
   for (int64_t i0 = b; i0 < e; i0 += kBlock) {
     const int count = static_cast<int>(std::min<int64_t>(kBlock, e - i0));
-    locate_block<D>(features + i0 * d, count, d, scale, weight + i0 * vd, rem0, rank);
+    features.fill(i0, count, f);
+    locate_block<D>(f, count, d, scale, weight + i0 * vd, rem0, rank);
     // subset[r * kBlock + j]: bit k set when coordinate k of point j ranks above d - r.
     // ((d - r - rank) >> 31) is all ones when rank > d - r (an integer compare would not vectorise).
     for (int r = 0; r <= d; ++r) {
@@ -424,14 +475,17 @@ IVOS_AVX2_CLONES void locate_range_subsets(const float* features, int64_t b, int
 }
 
 // locate_range_packed for keys that do not pack: each vertex key is spelled out.
-void locate_range_keys(const float* features, int64_t b, int64_t e, int d, const float* scale, KeyTable& table,
+template <typename Source>
+void locate_range_keys(const Source& features, int64_t b, int64_t e, int d, const float* scale, KeyTable& table,
                        int32_t* offset, float* weight) {
   constexpr int kMax = PermutohedralLattice::kMaxDim;
   const int vd = d + 1;
+  float f[kMax * kBlock];
   int32_t rem0[(kMax + 1) * kBlock], rank[(kMax + 1) * kBlock], key[kMax];
   for (int64_t i0 = b; i0 < e; i0 += kBlock) {
     const int count = static_cast<int>(std::min<int64_t>(kBlock, e - i0));
-    locate_block<0>(features + i0 * d, count, d, scale, weight + i0 * vd, rem0, rank);
+    features.fill(i0, count, f);
+    locate_block<0>(f, count, d, scale, weight + i0 * vd, rem0, rank);
     for (int j = 0; j < count; ++j) {
       for (int r = 0; r <= d; ++r) {
         for (int k = 0; k < d; ++k)
@@ -565,8 +619,14 @@ void grow_to(std::vector<float>& v, size_t size) {
 
 }  // namespace
 
-void PermutohedralLattice::build(const float* features, int64_t n, int d, int num_threads) {
-  if (d < 1 || d > kMaxDim) throw std::invalid_argument("permutohedral lattice: d must be in [1, 16]");
+void PermutohedralLattice::build_pixels(const uint8_t* rgb, int64_t height, int64_t width, float sxy, float srgb,
+                                        int num_threads) {
+  const PixelFeatures features(rgb, height, width, sxy, srgb);
+  build_from(features, height * width, features.dim(), num_threads);
+}
+
+template <typename Source>
+void PermutohedralLattice::build_from(const Source& features, int64_t n, int d, int num_threads) {
   n_ = n;
   d_ = d;
   // Scale so that the blur's [1/2 1 1/2] passes approximate a unit-variance Gaussian
@@ -587,7 +647,9 @@ void PermutohedralLattice::build(const float* features, int64_t n, int d, int nu
   const int64_t expected = n / chunks / 16;
   float* w = weight_.data();
   int32_t* o = offset_.data();
-  if (const int bits = packed_key_bits(features, n, d, scale, num_threads)) {
+  float max_abs[kMaxDim];
+  features.max_abs(max_abs, num_threads);
+  if (const int bits = packed_key_bits(max_abs, d, scale)) {
     const KeyPacking packing(d, bits);
     TagTable table = locate_all(
         num_threads, std::vector<TagTable>(chunks, TagTable(expected)),

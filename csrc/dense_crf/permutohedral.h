@@ -28,9 +28,11 @@ class PermutohedralLattice {
     double* slice_ms = nullptr;
   };
 
-  // Builds the lattice for n points with d-dimensional features (row-major n x d, already
-  // divided by the Gaussian's standard deviation per dimension). d in [1, kMaxDim].
-  void build(const float* features, int64_t n, int d, int num_threads);
+  // Builds the lattice of an image's pixels with the dense CRF's features, (x / sxy, y / sxy)
+  // or, given rgb (height x width x 3), (x / sxy, y / sxy, r / srgb, g / srgb, b / srgb), x the
+  // column and y the row (features in units of the Gaussian's standard deviation), computing
+  // them on the fly.
+  void build_pixels(const uint8_t* rgb, int64_t height, int64_t width, float sxy, float srgb, int num_threads);
 
   // Switches to the symmetric normalisation of the dense CRF: from now on filter() computes
   // nrm .* K(nrm .* in) with nrm = 1 / sqrt(K 1) per point, K the plain lattice filter.
@@ -86,6 +88,9 @@ class PermutohedralLattice {
  private:
   // Splats in (n x vs) into ws.values; in == nullptr splats ones (vs must be 1).
   void splat(const float* in, int vs, int num_threads, Workspace& ws) const;
+  // The build for a feature source (permutohedral.cpp: an image's pixels), d in [1, kMaxDim].
+  template <typename Source>
+  void build_from(const Source& features, int64_t n, int d, int num_threads);
   void slice(float* out, int vs, int num_threads, const Workspace& ws) const;
 
   int64_t n_ = 0;  // points
