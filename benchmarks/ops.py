@@ -7,6 +7,10 @@
   unary (blurred ground truth plus noise, in [0.05, 0.95]), with the fraction of pixels
   whose label agrees with pydensecrf2. Both timings cover the whole call from
   probabilities to refined probabilities (pydensecrf2's includes computing its unary).
+  ``--baseline-native`` adds another build's ``_C`` (an earlier commit's) to the same
+  interleaved run, called as ``_C.dense_crf_cpu`` on the same arrays (this build's row goes
+  through ``ivos.dense_crf``, whose input checks cost ~0.1 ms), and reports how far its output
+  is from this build's.
 
 Implementations are interleaved repeat by repeat (numpy, cpu, cuda, numpy, ...), so machine
 noise hits all of them alike; warm-up calls are discarded. Reports p50/p90/p99 in ms and
@@ -39,6 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
     p.add_argument("--sigma", type=float, default=10.0, help="click Gaussian std in pixels (default 10)")
     p.add_argument("--quick", action="store_true", help="few repeats, one CRF frame (a smoke test)")
+    p.add_argument("--baseline-native", type=Path,
+                   help="another build's _C*.so (e.g. the previous commit's): timed beside this build's dense CRF")
     p.add_argument("--json", type=Path, help="write the results here")
 
 
@@ -132,10 +138,13 @@ def pydensecrf_foreground(image: np.ndarray, fg: np.ndarray, *, iterations, sxy_
     return np.asarray(crf.inference(iterations), dtype=np.float32)[1].reshape(h, w)
 
 
-def bench_crf(root: Path, frames, *, warmup: int, repeats: int) -> list[dict]:
+def bench_crf(root: Path, frames, *, warmup: int, repeats: int, baseline=None) -> list[dict]:
     """One row per (size, implementation): percentiles over all frames' repeats, speedup vs
-    pydensecrf2 (p50 ratio) and label agreement with it (mean and min over frames)."""
+    pydensecrf2 (p50 ratio) and label agreement with it (mean and min over frames).
+    ``baseline``: another build's ``_C`` module, timed as "ivos-baseline"; its row also has
+    the largest |difference| from this build's output and the fraction of equal labels."""
     import ivos
+    from ivos.ops.crf import PROB_FLOOR
 
     try:
         import pydensecrf.densecrf  # noqa: F401
@@ -143,28 +152,40 @@ def bench_crf(root: Path, frames, *, warmup: int, repeats: int) -> list[dict]:
     except ImportError:
         _progress("pydensecrf2 not installed (pip install ivos[crf-ref]): timing ivos only")
         have_ref = False
+    impls = ["ivos"] + (["ivos-baseline"] if baseline is not None else []) + (["pydensecrf2"] if have_ref else [])
     rows = []
     for size in CRF_SIZES:
-        times: dict[str, list[float]] = {"ivos": [], "pydensecrf2": []}
-        agreements = []
+        times: dict[str, list[float]] = {name: [] for name in impls}
+        agreements: dict[str, list[float]] = {name: [] for name in impls}
+        baseline_diff, baseline_equal = 0.0, []
         for seq, frame in frames:
             _progress(f"dense_crf {size[0]}x{size[1]} {seq}/{frame}")
             image, gt = _load_frame(root, seq, frame, size)
             fg = noisy_foreground(gt, np.random.default_rng(0))
             calls = {"ivos": lambda: ivos.dense_crf(image, fg, **CRF_PARAMS)}
+            if baseline is not None:
+                calls["ivos-baseline"] = lambda: baseline.dense_crf_cpu(image, fg, prob_floor=PROB_FLOOR, **CRF_PARAMS)
             if have_ref:
                 calls["pydensecrf2"] = lambda: pydensecrf_foreground(image, fg, **CRF_PARAMS)
-                ours, ref = calls["ivos"](), calls["pydensecrf2"]()
-                agreements.append(float(np.mean((ours > 0.5) == (ref > 0.5))))
+            outputs = {name: fn() for name, fn in calls.items()}
+            if have_ref:
+                for name in calls:
+                    agreements[name].append(float(np.mean((outputs[name] > 0.5) == (outputs["pydensecrf2"] > 0.5))))
+            if baseline is not None:
+                baseline_diff = max(baseline_diff, float(np.abs(outputs["ivos-baseline"] - outputs["ivos"]).max()))
+                baseline_equal.append(float(np.mean((outputs["ivos-baseline"] > 0.5) == (outputs["ivos"] > 0.5))))
             for name, t in _interleaved(calls, warmup=warmup, repeats=repeats).items():
                 times[name] += t
         ref_stats = _percentiles(times["pydensecrf2"]) if have_ref else None
-        for name in ("ivos", "pydensecrf2") if have_ref else ("ivos",):
+        for name in impls:
             s = _percentiles(times[name])
             row = {"op": "dense_crf", "size": f"{size[0]}x{size[1]}", "impl": name, "frames": len(frames), **s,
                    "speedup_vs_pydensecrf2": ref_stats["p50_ms"] / s["p50_ms"] if have_ref else None}
-            if have_ref and name == "ivos":
-                row["agreement_mean"], row["agreement_min"] = float(np.mean(agreements)), float(np.min(agreements))
+            if have_ref and name != "pydensecrf2":
+                row["agreement_mean"] = float(np.mean(agreements[name]))
+                row["agreement_min"] = float(np.min(agreements[name]))
+            if name == "ivos-baseline":
+                row["max_abs_diff_vs_ivos"], row["labels_equal_ivos"] = baseline_diff, float(np.min(baseline_equal))
             rows.append(row)
     return rows
 
@@ -233,11 +254,15 @@ def summary(rows: list[dict]) -> dict:
 
     render = pick("render_clicks", "cpu", size="480x854", clicks=20)
     crf = pick("dense_crf", "ivos", size="480x854")
-    return {
+    baseline = pick("dense_crf", "ivos-baseline", size="480x854")
+    out = {
         "render_speedup_cpp_vs_numpy": render["speedup_vs_numpy"] if render else None,
         "crf_speedup_vs_pydensecrf2": crf["speedup_vs_pydensecrf2"] if crf else None,
         "crf_agreement_vs_pydensecrf2": crf.get("agreement_mean") if crf else None,
     }
+    if crf and baseline:
+        out["crf_speedup_vs_baseline"] = baseline["p50_ms"] / crf["p50_ms"]
+    return out
 
 
 def markdown(report: dict) -> str:
@@ -263,6 +288,11 @@ def markdown(report: dict) -> str:
         lines.append(f"| {r['op']} | {r['size']} | {r.get('clicks', '')} | {r['impl']} | {r['p50_ms']:.2f} | "
                      f"{r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['n']} | "
                      f"{'' if speedup is None else f'{speedup:.2f}x {vs}'} | {agree} |")
+    for r in report["rows"]:
+        if "max_abs_diff_vs_ivos" in r:
+            lines += ["", f"ivos-baseline ({report['baseline_native']}) at {r['size']}: largest |difference| from "
+                      f"this build's output {r['max_abs_diff_vs_ivos']:.3g}, labels equal on "
+                      f"{r['labels_equal_ivos']:.4f} of the pixels (worst frame)."]
     if report.get("crf_stages"):
         lines += ["", "Dense CRF (ivos), ms per call by stage, p50 over frames x calls (`update` is the fused "
                   "slice + update + splat pass of the two-label case):", "",
@@ -285,12 +315,18 @@ def run(args: argparse.Namespace) -> int:
     frames = CRF_FRAMES[:1] if args.quick else CRF_FRAMES
     crf_stages = []
     if root is not None and (root / "DAVIS2016" / "JPEGImages").is_dir():
-        rows += bench_crf(root, frames, warmup=warmup, repeats=repeats)
+        baseline = None
+        if args.baseline_native is not None:
+            from .crf_click import load_native
+
+            baseline = load_native(args.baseline_native)
+        rows += bench_crf(root, frames, warmup=warmup, repeats=repeats, baseline=baseline)
         _progress("dense_crf stage profile")
         crf_stages = profile_crf(root, frames, repeats=max(1, repeats // 3))
     else:
         _progress(f"DAVIS2016 not found under {root} (--data-root or IVOS_DATA_ROOT): dense CRF skipped")
     report = {"command": " ".join(["ivos-bench", "ops", *_argv_of(args)]),
+              "baseline_native": str(args.baseline_native) if args.baseline_native else None,
               "sigma": args.sigma, "repeats": repeats, "warmup": warmup, "crf_frames": [list(f) for f in frames],
               "summary": summary(rows), "environment": environment(), "rows": rows, "crf_stages": crf_stages}
     print(markdown(report))
@@ -304,7 +340,8 @@ def _argv_of(args: argparse.Namespace) -> list[str]:
     """The flags of this run (as given or defaulted), for the report. With --quick the
     repeats and warm-up it caps are left out (the report states the ones used)."""
     out = []
-    keys = ("data_root", "sigma", "json") if args.quick else ("data_root", "repeats", "warmup", "sigma", "json")
+    keys = ("data_root", "sigma", "baseline_native", "json") if args.quick else (
+        "data_root", "repeats", "warmup", "sigma", "baseline_native", "json")
     for key in keys:
         out += [f"--{key.replace('_', '-')}", str(getattr(args, key))] if getattr(args, key) is not None else []
     return out + (["--quick"] if args.quick else [])

@@ -1,5 +1,6 @@
 """``ivos-bench ops --quick`` runs end to end and writes sane JSON."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -26,3 +27,28 @@ def test_ops_bench_quick_writes_sane_json(tmp_path, capsys):
         pytest.skip("pydensecrf2 not installed: no CRF reference")
     assert report["crf_speedup_vs_pydensecrf2"] > 0
     assert 0.995 <= report["crf_agreement_vs_pydensecrf2"] <= 1.0
+
+
+def test_ops_bench_times_another_build_beside_this_one(tmp_path, capsys):
+    """--baseline-native: another _C (here a copy of this build's: the same file would be the
+    same loaded library) joins the interleaved CRF timing; its output is compared with this
+    build's (identical here)."""
+    import shutil
+
+    import ivos
+
+    copy = tmp_path / "baseline" / Path(ivos._C.__file__).name
+    copy.parent.mkdir()
+    shutil.copy(ivos._C.__file__, copy)
+    out = tmp_path / "ops.json"
+    assert main(["ops", "--quick", "--baseline-native", str(copy), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = [r for r in report["rows"] if r["op"] == "dense_crf"]
+    if not rows:
+        pytest.skip("DAVIS2016 not found: the CRF part was skipped (set IVOS_DATA_ROOT)")
+    baseline = [r for r in rows if r["impl"] == "ivos-baseline"]
+    assert {r["size"] for r in baseline} == {"480x854", "240x427"}
+    for r in baseline:
+        assert r["max_abs_diff_vs_ivos"] == 0.0 and r["labels_equal_ivos"] == 1.0 and r["p50_ms"] > 0
+    assert report["crf_speedup_vs_baseline"] > 0
+    assert "ivos-baseline (" in capsys.readouterr().out
