@@ -11,10 +11,6 @@
 #include <thread>
 #include <vector>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
-
 namespace ivos {
 
 int default_num_threads() {
@@ -53,25 +49,26 @@ struct Job {
   }
 };
 
-// Waits up to `budget` for done() to turn true without sleeping; returns done().
+// Waits up to `budget` for done() to turn true without sleeping, yielding the core between
+// checks (on a loaded machine the yield hands it to whoever else is runnable: pausing in a
+// loop instead made the demo 1.5-3x slower beside two busy processes); returns done().
 template <typename Done>
 bool spin_until(Done done, std::chrono::microseconds budget) {
   const auto until = std::chrono::steady_clock::now() + budget;
-  for (int i = 1;; ++i) {
-    if (done()) return true;
-#if defined(__x86_64__) || defined(__i386__)
-    _mm_pause();
-#endif
-    if (i % 64 == 0 && std::chrono::steady_clock::now() > until) return done();
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::yield();
   }
+  return true;
 }
 
-// Workers sleep on a condition variable, after spinning briefly: an op issues its parallel
-// loops back to back (a dense CRF call ~20 within 30 ms), and waking a sleeping thread costs
-// far more than that on a VM whose idle vCPU was descheduled (measured: a 480x854 dense CRF
-// call took 42 instead of 30 ms on 2 vCPUs after 100 ms idle, the second thread arriving too
-// late for most loops). The spin is short so that on a loaded machine a waiting worker does
-// not keep the core the caller needs for long. One job at a time, guarded by `busy_`.
+// Workers sleep on a condition variable, after waiting briefly awake: an op issues its
+// parallel loops back to back (a dense CRF call ~20 within 30 ms), and waking a sleeping
+// thread costs far more than that on a VM whose idle vCPU was descheduled (measured: a
+// 480x854 dense CRF call took 42 instead of 30 ms on 2 vCPUs after 100 ms idle, the second
+// thread arriving too late for most loops). The awake wait yields the core and lasts 200 us,
+// so a waiting worker never keeps a core that other work needs (see spin_until). One job at
+// a time, guarded by `busy_`.
 class ThreadPool {
  public:
   void run(int64_t chunks, int threads, void (*task)(void*, int64_t), void* ctx) {
