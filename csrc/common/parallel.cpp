@@ -50,8 +50,8 @@ struct Job {
 };
 
 // Waits up to `budget` for done() to turn true without sleeping, yielding the core between
-// checks (on a loaded machine the yield hands it to whoever else is runnable: pausing in a
-// loop instead made the demo 1.5-3x slower beside two busy processes); returns done().
+// checks: on a loaded machine the yield hands it to whoever else is runnable, where a pausing
+// loop would hold it for the whole wait. Returns done().
 template <typename Done>
 bool spin_until(Done done, std::chrono::microseconds budget) {
   const auto until = std::chrono::steady_clock::now() + budget;
