@@ -232,7 +232,9 @@ void register_cuda(py::module_& m) {
 }  // namespace
 
 void register_render_clicks(py::module_& m) {
-  py::register_exception<ivos::CudaUnavailableError>(m, "CudaUnavailableError", PyExc_RuntimeError);
+  // Local to this module: another build of ivos._C loaded beside it (ivos-bench ops
+  // --baseline-native) would otherwise translate this module's errors into its own class.
+  py::register_local_exception<ivos::CudaUnavailableError>(m, "CudaUnavailableError", PyExc_RuntimeError);
   m.def(
       "render_clicks_cpu",
       [](py::array out, FloatArray clicks, FloatArray points, Int64Array offsets,
