@@ -53,7 +53,7 @@ struct Job {
 // checks: on a loaded machine the yield hands it to whoever else is runnable, where a pausing
 // loop would hold it for the whole wait. Returns done().
 template <typename Done>
-bool spin_until(Done done, std::chrono::microseconds budget) {
+bool wait_awake(Done done, std::chrono::microseconds budget) {
   const auto until = std::chrono::steady_clock::now() + budget;
   while (!done()) {
     if (std::chrono::steady_clock::now() > until) return false;
@@ -67,7 +67,7 @@ bool spin_until(Done done, std::chrono::microseconds budget) {
 // thread costs far more than that on a VM whose idle vCPU was descheduled (measured: a
 // 480x854 dense CRF call took 42 instead of 30 ms on 2 vCPUs after 100 ms idle, the second
 // thread arriving too late for most loops). The awake wait yields the core and lasts 200 us,
-// so a waiting worker never keeps a core that other work needs (see spin_until). One job at
+// so a waiting worker never keeps a core that other work needs (see wait_awake). One job at
 // a time, guarded by `busy_`.
 class ThreadPool {
  public:
@@ -91,7 +91,7 @@ class ThreadPool {
       job_ = nullptr;
       if (active_ > 0) {
         lock.unlock();
-        spin_until([this] { return active_.load(std::memory_order_acquire) == 0; }, kSpin);
+        wait_awake([this] { return active_.load(std::memory_order_acquire) == 0; }, kAwakeWait);
         lock.lock();
       }
       idle_.wait(lock, [this] { return active_ == 0; });
@@ -112,7 +112,7 @@ class ThreadPool {
     for (;;) {
       if (generation_ == seen) {
         lock.unlock();
-        spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; }, kSpin);
+        wait_awake([&] { return generation_.load(std::memory_order_acquire) != seen; }, kAwakeWait);
         lock.lock();
       }
       wake_.wait(lock, [&] { return generation_ != seen; });
@@ -128,12 +128,12 @@ class ThreadPool {
   }
 
   static constexpr int kMaxWorkers = 256;
-  static constexpr std::chrono::microseconds kSpin{200};
+  static constexpr std::chrono::microseconds kAwakeWait{200};
   std::mutex busy_;   // held by the thread whose job the pool runs
   std::mutex mutex_;  // guards job_, generation_, active_
   std::condition_variable wake_, idle_;
   Job* job_ = nullptr;
-  // Written under mutex_; atomic so that spinning threads may read them without it.
+  // Written under mutex_; atomic so that threads waiting awake may read them without it.
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> active_{0};  // workers inside job_
   std::vector<std::thread> workers_;

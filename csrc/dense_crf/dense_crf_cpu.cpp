@@ -89,12 +89,11 @@ inline float clipped_log(float p, float floor) { return log_approx(std::min(1.0f
 // u = log(clip(fg)) - log(clip(bg)) over n pixels, bg = 1 - fg when null (the unary
 // difference of a two-label problem).
 IVOS_AVX2_CLONES void binary_unary(const float* fg, const float* bg, float floor, int64_t n, float* u) {
-  auto log_p = [floor](float p) { return clipped_log(p, floor); };
   // Two loops without a per-pixel branch, so both vectorise.
   if (bg == nullptr)
-    for (int64_t i = 0; i < n; ++i) u[i] = log_p(fg[i]) - log_p(1.0f - fg[i]);
+    for (int64_t i = 0; i < n; ++i) u[i] = clipped_log(fg[i], floor) - clipped_log(1.0f - fg[i], floor);
   else
-    for (int64_t i = 0; i < n; ++i) u[i] = log_p(fg[i]) - log_p(bg[i]);
+    for (int64_t i = 0; i < n; ++i) u[i] = clipped_log(fg[i], floor) - clipped_log(bg[i], floor);
 }
 
 void check_params(int64_t height, int64_t width, int num_planes, const DenseCrfParams& p) {

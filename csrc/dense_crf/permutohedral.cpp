@@ -202,15 +202,13 @@ class KeyTable {
 // registers, and its data-dependent choices would be branches).
 constexpr int kBlock = 64;
 
-// Where the build reads the points' features from. fill(i0, count, f) writes those of
-// points [i0, i0 + count) (count <= kBlock) coordinate-major, f[k * kBlock + j], and zeros
-// for j >= count (locate_block's loops run over whole blocks); max_abs(out, threads) writes
-// the largest |feature| of each dimension.
-//
-// The features of an image's pixels: (x, y) / sxy, and with colours also rgb / srgb (x the
-// column, y the row), made on the fly. Each is the one division the feature array would
-// hold, looked up in tables per column, per row and per intensity, so the floats are the
-// same and no pixel-sized feature array is written and read back.
+// The features of an image's pixels, where the build reads them from: (x, y) / sxy, and with
+// colours also rgb / srgb (x the column, y the row), made on the fly. Each is the one
+// division a feature array would hold, looked up in tables per column, per row and per
+// intensity, so the floats are the same and no pixel-sized feature array is written and read
+// back. fill(i0, count, f) writes the features of points [i0, i0 + count) (count <= kBlock)
+// coordinate-major, f[k * kBlock + j], and zeros for j >= count (locate_block's loops run over
+// whole blocks); max_abs(out, threads) writes the largest |feature| of each dimension.
 class PixelFeatures {
  public:
   // rgb: height x width x 3, or null for positions only.
@@ -391,12 +389,11 @@ IVOS_AVX2_CLONES void locate_block(const float* f, int count, int d_runtime, con
 // to r adds 1 to every coordinate and subtracts d+1 from the one of rank d - r + 1: one add
 // on the packed tag. A vertex with the same tag as the previous point's vertex of the same
 // remainder reuses its index (neighbouring pixels share many vertices).
-template <int D, typename Source>
-void locate_range_packed(const Source& features, int64_t b, int64_t e, int d_runtime, const float* scale,
+template <int D>
+void locate_range_packed(const PixelFeatures& features, int64_t b, int64_t e, const float* scale,
                          const KeyPacking& packing, TagTable& table, int32_t* offset, float* weight) {
   constexpr int kMax = PermutohedralLattice::kMaxDim;
-  const int d = D > 0 ? D : d_runtime;
-  const int vd = d + 1;
+  constexpr int d = D, vd = D + 1;
   float f[kMax * kBlock];
   int32_t rem0[(kMax + 1) * kBlock], rank[(kMax + 1) * kBlock], by_rank[kMax + 1], prev_index[kMax + 1];
   uint64_t prev_tag[kMax + 1] = {};  // 0: no vertex
@@ -429,8 +426,8 @@ void locate_range_packed(const Source& features, int64_t b, int64_t e, int d_run
 // small block, and the vertex table is consulted once per (rem0, subset) only. (Going
 // through the vertex table for each of the d+1 vertices made the build 1.3x slower: most of
 // its time went to mispredicted branches and cache misses of those lookups.)
-template <int D, typename Source>
-IVOS_AVX2_CLONES void locate_range_subsets(const Source& features, int64_t b, int64_t e, const float* scale,
+template <int D>
+IVOS_AVX2_CLONES void locate_range_subsets(const PixelFeatures& features, int64_t b, int64_t e, const float* scale,
                                            const KeyPacking& packing, TagTable& table, int32_t* offset,
                                            float* weight) {
   constexpr int d = D, vd = D + 1, kSubsets = 1 << vd;
@@ -475,8 +472,7 @@ IVOS_AVX2_CLONES void locate_range_subsets(const Source& features, int64_t b, in
 }
 
 // locate_range_packed for keys that do not pack: each vertex key is spelled out.
-template <typename Source>
-void locate_range_keys(const Source& features, int64_t b, int64_t e, int d, const float* scale, KeyTable& table,
+void locate_range_keys(const PixelFeatures& features, int64_t b, int64_t e, int d, const float* scale, KeyTable& table,
                        int32_t* offset, float* weight) {
   constexpr int kMax = PermutohedralLattice::kMaxDim;
   const int vd = d + 1;
@@ -546,7 +542,7 @@ void find_blur_neighbors(const KeyTable& table, int d, int num_threads, int32_t*
 // KeyTable, located by locate(table, b, e)); the tables are then merged into the first one.
 // Returns the merged table; remaps[c] maps chunk c's local slots to the merged table's
 // (empty for chunk 0, whose slots are already the merged ones). The offsets stay local until
-// the caller applies the remaps (store_offsets).
+// the caller applies the remaps.
 template <typename Table, typename Locate, typename Reinsert>
 Table locate_all(int num_threads, std::vector<Table> tables, Locate locate, Reinsert reinsert,
                  const std::vector<int64_t>& chunk_begin, std::vector<std::vector<int32_t>>& remaps) {
@@ -622,11 +618,8 @@ void grow_to(std::vector<float>& v, size_t size) {
 void PermutohedralLattice::build_pixels(const uint8_t* rgb, int64_t height, int64_t width, float sxy, float srgb,
                                         int num_threads) {
   const PixelFeatures features(rgb, height, width, sxy, srgb);
-  build_from(features, height * width, features.dim(), num_threads);
-}
-
-template <typename Source>
-void PermutohedralLattice::build_from(const Source& features, int64_t n, int d, int num_threads) {
+  const int64_t n = height * width;
+  const int d = features.dim();
   n_ = n;
   d_ = d;
   // Scale so that the blur's [1/2 1 1/2] passes approximate a unit-variance Gaussian
@@ -654,11 +647,8 @@ void PermutohedralLattice::build_from(const Source& features, int64_t n, int d, 
     TagTable table = locate_all(
         num_threads, std::vector<TagTable>(chunks, TagTable(expected)),
         [&](TagTable& t, int64_t b, int64_t e) {
-          switch (d) {
-            case 2: locate_range_packed<2>(features, b, e, d, scale, packing, t, o, w); break;
-            case 5: locate_range_subsets<5>(features, b, e, scale, packing, t, o, w); break;
-            default: locate_range_packed<0>(features, b, e, d, scale, packing, t, o, w);
-          }
+          if (d == 5) locate_range_subsets<5>(features, b, e, scale, packing, t, o, w);
+          else locate_range_packed<2>(features, b, e, scale, packing, t, o, w);  // positions only
         },
         [](TagTable& into, const TagTable& from, int64_t j) { return into.insert(from.tags()[j]); }, chunk_begin,
         remaps);

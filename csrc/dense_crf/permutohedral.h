@@ -88,9 +88,6 @@ class PermutohedralLattice {
  private:
   // Splats in (n x vs) into ws.values; in == nullptr splats ones (vs must be 1).
   void splat(const float* in, int vs, int num_threads, Workspace& ws) const;
-  // The build for a feature source (permutohedral.cpp: an image's pixels), d in [1, kMaxDim].
-  template <typename Source>
-  void build_from(const Source& features, int64_t n, int d, int num_threads);
   void slice(float* out, int vs, int num_threads, const Workspace& ws) const;
 
   int64_t n_ = 0;  // points
