@@ -113,10 +113,11 @@ def run_propagation(vp, state, gt: np.ndarray) -> dict:
     worst3 = set((np.argsort(ious[1:])[:3] + 1).tolist())
     s = vp.suggest_frame(state, 1)
     d = vp.difficulty(state, 1)
+    ft = state.finetune_report  # None: propagated with the parent head (0 fine-tuning steps)
     return {"j": float(scored.mean()), "ious": ious.round(4).tolist(), "frame_ms": ms, "frame_stages": stages,
-            "finetune_s": state.finetune_report.seconds, "finetune": {
-                "features_s": state.finetune_report.feature_seconds, "fit_s": state.finetune_report.train_seconds,
-                "examples": state.finetune_report.examples, "loss": state.finetune_report.final_loss},
+            "finetune_s": ft.seconds if ft else 0.0, "finetune": {
+                "features_s": ft.feature_seconds if ft else 0.0, "fit_s": ft.train_seconds if ft else 0.0,
+                "examples": ft.examples if ft else 0, "loss": ft.final_loss if ft else None},
             "worst": worst_frame(ious, gt), "suggested": s.frame_idx, "suggest_hit": s.frame_idx in worst3,
             "difficulty": d.score, "image_motion": d.image_motion}
 

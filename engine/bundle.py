@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +213,33 @@ def _postprocess(card: dict, where: Path) -> dict[str, Any]:
         except InvalidInput as e:
             raise ModelError(f"{where}: field {e}") from None
     return post
+
+
+OSVOS_PARTS = ("trunk", "head")
+"""The parts an OSVOS bundle may also ship as graphs of their own (``ivos.export.osvos_split``):
+the trunk (image -> low, high features) and the head (features, prior, head weights -> logits)."""
+
+
+def has_osvos_parts(bundle: Bundle) -> bool:
+    """Whether an OSVOS bundle ships its trunk and head as graphs of their own."""
+    parts = bundle.card.get("osvos", {}).get("parts")
+    return bundle.task == "osvos" and isinstance(parts, dict) and all(
+        p in parts and bundle.has_artifact(f"{p}_onnx") for p in OSVOS_PARTS)
+
+
+def osvos_part(bundle: Bundle, part: str) -> Bundle:
+    """The ``Bundle`` of one part (``OSVOS_PARTS``) of an OSVOS bundle: its own graph
+    (``artifacts.<part>_onnx``, run as the part bundle's "onnx") and I/O (``osvos.parts.<part>``),
+    the rest of the card shared. ModelError naming the field when the bundle has no such part."""
+    where = bundle.path / "model.json"
+    parts = bundle.card.get("osvos", {}).get("parts")
+    if part not in OSVOS_PARTS or not isinstance(parts, dict) or not isinstance(parts.get(part), dict):
+        raise ModelError(f"{where}: field 'osvos.parts.{part}' is missing: the bundle has no {part} graph "
+                         "(python -m ivos.export.osvos_split <bundle> adds them)")
+    spec = parts[part]
+    return replace(bundle, name=f"{bundle.name}:{part}", task="osvos", inputs=_tensor_specs(spec, "inputs", where),
+                   outputs=_tensor_specs(spec, "outputs", where),
+                   artifacts={"onnx": bundle.artifacts.get(f"{part}_onnx")})
 
 
 def read_bundle(path: str | Path) -> Bundle:

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 from ._validate import describe, nonnegative_int
 from .backends import RunContext, Runner, create_runner
-from .bundle import Bundle, read_bundle
+from .bundle import Bundle, osvos_part, read_bundle
 from .errors import InvalidInput, ModelError
 from .threads import resolve_threads
 
@@ -26,6 +27,24 @@ class Model:
     threads: int = 0
     """CPU threads of the backend and of the native post-processing of the predictors that
     run this model (resolved by ``load``; 0 = one per usable CPU)."""
+    backend_request: tuple[str, str] = ("auto", "auto")
+    """(backend, device) as ``load`` was asked: the parts (``part``) are loaded the same way."""
+    _parts: dict = field(default_factory=dict, compare=False, repr=False)
+    _parts_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+
+    def part(self, name: str) -> "Model":
+        """The ``Model`` of one part of an OSVOS bundle that ships its trunk and head as graphs
+        of their own (``ivos.bundle.osvos_part``; "trunk" or "head"), loaded on first use with
+        this model's backend, device and threads (float precision) and kept; closed with this
+        model. ModelError when the bundle has no such part."""
+        with self._parts_lock:
+            if name not in self._parts:
+                parsed = osvos_part(self.bundle, name)
+                backend, device = self.backend_request
+                self._parts[name] = Model(parsed, create_runner(parsed, backend=backend, device=device,
+                                                                threads=self.threads, precision="fp32"),
+                                          self.threads, self.backend_request)
+            return self._parts[name]
 
     @property
     def backend(self) -> str:
@@ -56,6 +75,9 @@ class Model:
 
     def close(self) -> None:
         """Releases the runner (``Runner.close``): ``create_context`` refuses afterwards."""
+        with self._parts_lock:
+            for part in self._parts.values():
+                part.close()
         self.runner.close()
 
     def __enter__(self) -> "Model":
@@ -124,4 +146,4 @@ def load(bundle: str | Path, *, device: str = "auto", backend: str = "auto", thr
     parsed = read_bundle(resolve_bundle(bundle))
     runner = create_runner(parsed, backend=backend, device=device, threads=threads, precision=precision)
     log.info("ivos: loaded %s %s with %s", parsed.name, parsed.version, runner.name)
-    return Model(parsed, runner, threads)
+    return Model(parsed, runner, threads, (backend, device))

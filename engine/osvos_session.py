@@ -64,6 +64,16 @@ class Letterbox:
                          max(1, min(working[1], round(width * s))))
 
 
+@dataclass(frozen=True)
+class Features:
+    """The trunk's features of one run (``OsvosSession.trunk``): low (1, C_low, hc/4, wc/4) and
+    high (1, C_high, hc/8, wc/8) float32 of the crop (x0, y0, x1, y1; working pixels)."""
+
+    low: np.ndarray
+    high: np.ndarray
+    crop: Region
+
+
 class OsvosSession:
     """Runs an OSVOS bundle (task "osvos") with a settable head.
 
@@ -86,6 +96,7 @@ class OsvosSession:
         self.size_multiple: int | None = int(info.get("size_multiple", 32)) if bundle.has_dynamic_dims else None
         self._ctx = model.create_context()
         self._crops: OrderedDict[tuple[int, int], list] = OrderedDict()  # (h, w) -> [context, head version]
+        self._part_ctx: OrderedDict[tuple[int, int], tuple[RunContext, RunContext]] = OrderedDict()
         self._last_crop: Region | None = None
         self._normaliser = Normaliser(bundle.mean, bundle.std)
         self._head_version = 0  # bumped by set_head; a crop context holding an older one copies the head
@@ -99,6 +110,10 @@ class OsvosSession:
         for ctx, _ in self._crops.values():
             ctx.close()
         self._crops.clear()
+        for pair in self._part_ctx.values():
+            for ctx in pair:
+                ctx.close()
+        self._part_ctx.clear()
 
     def _load_parent(self) -> dict[str, np.ndarray]:
         with np.load(self.model.bundle.artifact("head_parent")) as z:
@@ -219,16 +234,19 @@ class OsvosSession:
         self._ctx.inputs["prior"][0, 0] = 0.0 if prior is None else prior
         return self._ctx.run(fetch=fetch)
 
-    def _crop_logits(self, image: np.ndarray, prior: np.ndarray | None, crop: Region) -> np.ndarray:
+    def _crop_logits(self, image: np.ndarray, prior: np.ndarray | None, crop: Region, *,
+                     with_high: bool = False):
         """(h/4, w/4) float32 logits of the working image: the network run on ``crop`` of
-        ``image`` (h, w, 3) uint8 and ``prior`` (h, w) (None = zeros), NEGATIVE_LOGIT elsewhere."""
+        ``image`` (h, w, 3) uint8 and ``prior`` (h, w) (None = zeros), NEGATIVE_LOGIT elsewhere.
+        ``with_high``: (logits, (C_high, hc/8, wc/8) float32 copy of the crop's features)."""
         x0, y0, x1, y1 = crop
         ctx = self._crop_context(y1 - y0, x1 - x0)
         self._normaliser.into(image[y0:y1, x0:x1], ctx.inputs["image"][0])
         ctx.inputs["prior"][0, 0] = 0.0 if prior is None else prior[y0:y1, x0:x1]
         logits = np.full((self.working[0] // 4, self.working[1] // 4), NEGATIVE_LOGIT, np.float32)
-        logits[y0 // 4:y1 // 4, x0 // 4:x1 // 4] = ctx.run(fetch=("logits",))["logits"][0, 0]
-        return logits
+        out = ctx.run(fetch=("logits", "high") if with_high else ("logits",))
+        logits[y0 // 4:y1 // 4, x0 // 4:x1 // 4] = out["logits"][0, 0]
+        return (logits, np.array(out["high"][0], np.float32)) if with_high else logits
 
     def predict(self, frame: np.ndarray, prior_mask: np.ndarray | None, *,
                 working_rgb: np.ndarray | None = None, window: Region | None = None,
@@ -252,3 +270,54 @@ class OsvosSession:
         else:
             logits = self._crop_logits(image, prior, crop)
         return self.logits_to_frame(logits, box)
+
+    # ---- the split graphs (trunk once per frame, a head per object) --------------------------
+    def trunk(self, image: np.ndarray, crop: Region | None) -> "Features":
+        """Runs the bundle's trunk graph (``ivos.bundle.osvos_part``) on ``crop`` (x0, y0, x1,
+        y1; working pixels, from ``crop_for``) of the (h, w, 3) uint8 working image, or all of
+        it (None). Returns copies of the features with the crop's origin."""
+        h, w = self.working
+        x0, y0, x1, y1 = crop if crop is not None else (0, 0, w, h)
+        trunk_ctx, _ = self._part_contexts(y1 - y0, x1 - x0)
+        self._normaliser.into(image[y0:y1, x0:x1], trunk_ctx.inputs["image"][0])
+        out = trunk_ctx.run(fetch=("low", "high"))
+        return Features(np.array(out["low"]), np.array(out["high"]), (x0, y0, x1, y1))
+
+    def head_logits(self, features: "Features", prior: np.ndarray | None, head: dict[str, np.ndarray]) -> np.ndarray:
+        """(h/4, w/4) float32 logits of the working image from the head graph with ``head``'s
+        weights on ``features`` and the (h, w) float32 working-size ``prior`` in [0, 1] (None
+        = zeros); NEGATIVE_LOGIT outside the features' crop."""
+        x0, y0, x1, y1 = features.crop
+        _, head_ctx = self._part_contexts(y1 - y0, x1 - x0)
+        inputs = head_ctx.inputs
+        inputs["low"][...] = features.low
+        inputs["high"][...] = features.high
+        inputs["prior"][0, 0] = 0.0 if prior is None else prior[y0:y1, x0:x1]
+        for name, value in head.items():
+            inputs[name][...] = value
+        logits = np.full((self.working[0] // 4, self.working[1] // 4), NEGATIVE_LOGIT, np.float32)
+        logits[y0 // 4:y1 // 4, x0 // 4:x1 // 4] = head_ctx.run(fetch=("logits",))["logits"][0, 0]
+        return logits
+
+    def _part_contexts(self, height: int, width: int) -> tuple[RunContext, RunContext]:
+        """(trunk, head) run contexts for a (height, width) crop, least recently used dropped."""
+        entry = self._part_ctx.pop((height, width), None)
+        if entry is None:
+            dims = osvos_dims(height, width)
+            entry = (self.model.part("trunk").create_context(dims), self.model.part("head").create_context(dims))
+            if len(self._part_ctx) >= CROP_CONTEXTS:
+                for ctx in self._part_ctx.popitem(last=False)[1]:
+                    ctx.close()
+        self._part_ctx[(height, width)] = entry
+        return entry
+
+    def working_map_to_frame(self, values: np.ndarray, height: int, width: int) -> np.ndarray:
+        """(h/4, w/4) float32 values on the working image's stride-4 grid -> (height, width)
+        float32 on the frame, bilinear (``logits_to_frame`` without the sigmoid)."""
+        from PIL import Image
+
+        box = self.letterbox(height, width)
+        region = (0.0, 0.0, box.rw / 4.0, box.rh / 4.0)
+        up = Image.fromarray(np.ascontiguousarray(values, np.float32), mode="F").resize(
+            (width, height), Image.BILINEAR, box=region)
+        return np.asarray(up, np.float32)

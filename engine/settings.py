@@ -11,9 +11,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ._validate import crf_params as check_crf_params, flag, nonnegative_int, positive_float, positive_int
-from .bundle import Bundle
-from .errors import InvalidInput
+from .bundle import Bundle, has_osvos_parts
+from .errors import InvalidInput, ModelError
 from .geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION
+from .memory_read import MemorySettings
 from .osvos_finetune import FinetuneConfig
 from .postprocess import CrfSettings
 
@@ -45,9 +46,11 @@ grows by about 19 MiB per megapixel (0.9 GiB at 48 MP) and takes 2-3.5 s at 48 M
 20000 x 20000 image (400 MP) took 129 s and 9 GB per click. Besides, every click kept for
 ``undo`` holds its mask and probabilities: 5 bytes per pixel (240 MB per click at 48 MP)."""
 
-MODES = ("osvos", "osvos+mask")
-"""Propagation modes: every frame on its own (the paper's OSVOS), or with the neighbouring
-frame's mask as a prior (MaskTrack-style)."""
+MODES = ("osvos", "osvos+mask", "memory")
+"""Propagation modes: every frame on its own (the paper's OSVOS), with the neighbouring
+frame's mask as a prior (MaskTrack-style), or "memory": that prior warped by optical flow
+plus a memory read of the annotated and confidently propagated frames
+(``ivos.propagation.MemoryRun``)."""
 
 
 class _Default:
@@ -134,17 +137,23 @@ class PropagationSettings:
     roi_margin: float | None
     finetune: FinetuneConfig
     crop_context: int | None = NETWORK_CROP_CONTEXT
+    memory: MemorySettings = MemorySettings()
 
     @property
     def use_prior(self) -> bool:
-        return self.mode == "osvos+mask"
+        return self.mode in ("osvos+mask", "memory")
+
+    @property
+    def use_memory(self) -> bool:
+        return self.mode == "memory"
 
     @staticmethod
     def resolve(bundle: Bundle, *, mode: str = "osvos+mask", crf: bool | None = None,
                 crf_params: dict[str, Any] | None = None, roi_margin: float | None = 0.5,
                 finetune_config: FinetuneConfig | None = None, threads: int = 0,
                 crop_context: int | None = NETWORK_CROP_CONTEXT,
-                crf_max_pixels: int = FRAME_CRF_MAX_PIXELS) -> "PropagationSettings":
+                crf_max_pixels: int = FRAME_CRF_MAX_PIXELS,
+                memory: MemorySettings | None = None) -> "PropagationSettings":
         """The OSVOS bundle's ``postprocess`` (crf, crf_params) overridden by the arguments
         that are not None; InvalidInput naming a bad one. Without ``finetune_config``, the
         bundle's fine-tuning recipe (``FinetuneConfig.for_bundle``). ``threads`` (the OSVOS model's,
@@ -152,6 +161,10 @@ class PropagationSettings:
         own: one thread count for every pool (``ivos.threads``)."""
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {MODES}, got {mode!r}")
+        if mode == "memory" and not has_osvos_parts(bundle):
+            raise ModelError(f"mode 'memory' needs an OSVOS bundle that ships its trunk and head graphs; "
+                             f"{bundle.name} ({bundle.path}) has none: python -m ivos.export.osvos_split "
+                             f"{bundle.path} adds them")
         post = bundle.postprocess
         enabled = bool(post.get("crf", False)) if crf is None else flag("crf", crf)
         params = check_crf_params("crf_params", dict(post.get("crf_params", {})) if crf_params is None
@@ -163,8 +176,10 @@ class PropagationSettings:
         crf_max_pixels = positive_int("crf_max_pixels", crf_max_pixels)
         if finetune_config is not None and not isinstance(finetune_config, FinetuneConfig):
             raise InvalidInput(f"finetune_config must be an ivos.FinetuneConfig, got {type(finetune_config).__name__}")
-        finetune = finetune_config or FinetuneConfig.for_bundle(bundle, use_prior=mode == "osvos+mask")
+        if memory is not None and not isinstance(memory, MemorySettings):
+            raise InvalidInput(f"memory must be an ivos.memory_read.MemorySettings, got {type(memory).__name__}")
+        finetune = finetune_config or FinetuneConfig.for_bundle(bundle, use_prior=mode != "osvos")
         if finetune.threads == 0 and threads > 0:
             finetune = replace(finetune, threads=threads)
         return PropagationSettings(mode, CrfSettings.merged(enabled, params, crf_max_pixels, threads),
-                                   roi_margin, finetune, crop_context)
+                                   roi_margin, finetune, crop_context, memory or MemorySettings())

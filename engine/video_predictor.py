@@ -27,6 +27,7 @@ from ._validate import binary_mask, click_labels, image_points, positive_int
 from .click_pipeline import ClickPipeline
 from .errors import InvalidInput
 from .geometry import Box
+from .memory_read import MemorySettings
 from .model import Model
 from .osvos_session import OsvosSession
 from .osvos_finetune import FinetuneConfig, FinetuneResult, Progress, finetune
@@ -74,12 +75,13 @@ class VideoPredictor:
                  crf: bool | None = None, finetune_config: FinetuneConfig | None = None,
                  roi_margin: float | None = 0.5, crf_params: dict[str, Any] | None = None,
                  click_crf: bool | None = None, refine_strategy: RefineStrategy | None = None,
-                 crop_context: int | None = NETWORK_CROP_CONTEXT, crf_max_pixels: int = FRAME_CRF_MAX_PIXELS):
+                 crop_context: int | None = NETWORK_CROP_CONTEXT, crf_max_pixels: int = FRAME_CRF_MAX_PIXELS,
+                 memory: MemorySettings | None = None):
         session = OsvosSession(osvos_model)
         self.settings = PropagationSettings.resolve(osvos_model.bundle, mode=mode, crf=crf, crf_params=crf_params,
                                                     roi_margin=roi_margin, finetune_config=finetune_config,
                                                     threads=osvos_model.threads, crop_context=crop_context,
-                                                    crf_max_pixels=crf_max_pixels)
+                                                    crf_max_pixels=crf_max_pixels, memory=memory)
         self._propagator = Propagator(session, self.settings)
         self._head_model = f"{osvos_model.bundle.name}@{osvos_model.bundle.version}"  # recorded with each head
         self.click_settings = None if click_model is None else ClickSettings.resolve(click_model.bundle, crf=click_crf,
@@ -252,7 +254,7 @@ class VideoPredictor:
 
     def _propagate(self, state: VideoState, tracks: list[ObjectTrack], start: int, *, backward: bool,
                    finetune_first: bool) -> Iterator[MultiFrameResult]:
-        if finetune_first:
+        if finetune_first and self.settings.finetune.steps > 0:  # 0 steps: the parent head as it is
             for track in tracks:
                 if not (track.head is not None and track.head_digest == track.annotation_digest()
                         and track.head_model in (None, self._head_model)):

@@ -1,0 +1,106 @@
+"""The memory mode of propagation: the shipped OSVOS bundle's trunk and head graphs (equal to
+its full graph), one trunk run per frame for every object, masks that follow a moving
+object, and clear errors for bundles without the split graphs."""
+import json
+
+import numpy as np
+import pytest
+
+import ivos
+from ivos.errors import ModelError
+from ivos.osvos_session import OsvosSession
+
+pytest.importorskip("cv2", reason="the memory mode warps masks with OpenCV (pip install 'ivos[video]')")
+SHIPPED = ivos.model.SHIPPED_MODELS / "osvos-lite0"
+
+
+@pytest.fixture(scope="module")
+def osvos():
+    model = ivos.load("osvos-lite0", backend="ort", threads=1)
+    yield model
+    model.close()
+
+
+def test_shipped_parts_equal_the_full_graph(osvos):
+    """Trunk + head through the runtime (a crop and the whole working image) give the full
+    graph's logits, with the parent head and with another head."""
+    session = OsvosSession(osvos)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (*session.working, 3), dtype=np.uint8)
+    prior = (rng.random(session.working) < 0.2).astype(np.float32)
+    other = {k: (v + rng.normal(0, 0.02, v.shape)).astype(np.float32) for k, v in session.parent_head.items()}
+    for head in (session.parent_head, other):
+        session.set_head(head)
+        for crop in (None, (64, 32, 64 + 256, 32 + 192)):
+            if crop is None:
+                ref = session.run_working(image, prior, fetch=("logits",))["logits"][0, 0].copy()
+            else:
+                ref = session._crop_logits(image, prior, crop)
+            got = session.head_logits(session.trunk(image, crop), prior, head)
+            assert np.max(np.abs(got - ref) / (1 + np.abs(ref))) < 1e-4
+    session.close()
+
+
+def test_card_records_the_split():
+    card = json.loads((SHIPPED / "model.json").read_text())
+    assert card["artifacts"]["trunk_onnx"] == "trunk.onnx" and card["artifacts"]["head_onnx"] == "head.onnx"
+    assert [t["name"] for t in card["osvos"]["parts"]["trunk"]["inputs"]] == ["image"]
+    assert card["osvos"]["split_parity_max_scaled_diff"] < 1e-4
+
+
+def _two_squares(n=6, h=96, w=128):
+    """Frames with an orange square moving right and a blue one moving down, and their masks."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 60, (n, h, w, 3), dtype=np.uint8)
+    a = np.zeros((n, h, w), np.uint8)
+    b = np.zeros((n, h, w), np.uint8)
+    for t in range(n):
+        a[t, 20:50, 10 + 4 * t:40 + 4 * t] = 1
+        b[t, 30 + 3 * t:60 + 3 * t, 80:110] = 1
+    frames[a.astype(bool)] = (240, 130, 30)
+    frames[b.astype(bool)] = (30, 90, 230)
+    return frames, a, b
+
+
+def test_memory_mode_follows_two_objects_with_one_trunk_run_per_frame(osvos, monkeypatch):
+    """The parent head alone does not take a synthetic square for an object (it needs
+    fine-tuning, in every mode); the memory readout alone (weight 1) follows both squares."""
+    from ivos.memory_read import MemorySettings
+
+    frames, a, b = _two_squares()
+    vp = ivos.VideoPredictor(osvos, mode="memory", finetune_config=ivos.FinetuneConfig(steps=0),
+                             memory=MemorySettings(weight=1.0))
+    session = vp._propagator.session
+    calls = []
+    trunk = session.trunk
+    monkeypatch.setattr(session, "trunk", lambda *args, **kw: calls.append(1) or trunk(*args, **kw))
+    state = vp.init_state(frames)
+    vp.add_new_mask(state, 0, 1, a[0])
+    vp.add_new_mask(state, 0, 2, b[0])
+    results = list(vp.propagate_in_video(state))
+    assert [r.frame_idx for r in results] == list(range(6))
+    assert len(calls) == 1 + 5  # the annotated frame's keys, then one run per propagated frame
+    for r in results[1:]:
+        m1, m2 = r.masks[1], r.masks[2]
+        assert not (m1 & m2).any()
+        i1 = (m1 & a[r.frame_idx]).sum() / (m1 | a[r.frame_idx]).sum()
+        i2 = (m2 & b[r.frame_idx]).sum() / (m2 | b[r.frame_idx]).sum()
+        assert i1 > 0.9 and i2 > 0.9, (r.frame_idx, i1, i2)
+    assert state.finetune_report is None  # 0 steps: the parent head, no fine-tuning
+    vp.close()
+
+
+def test_memory_mode_needs_the_split_graphs(osvos_bundle):
+    with pytest.raises(ModelError, match="osvos_split"):
+        ivos.VideoPredictor(ivos.load(osvos_bundle, backend="ort", threads=1), mode="memory")
+
+
+def test_split_refuses_a_trunk_that_reads_the_prior(osvos_bundle, tmp_path):
+    import shutil
+
+    from ivos.export.osvos_split import split_bundle
+
+    folder = tmp_path / "b"
+    shutil.copytree(osvos_bundle, folder)
+    with pytest.raises(RuntimeError, match="prior"):
+        split_bundle(folder)

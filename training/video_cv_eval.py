@@ -1,0 +1,126 @@
+"""The ``eval`` step of ``training.video_cv``: each method on every held-out sequence.
+
+A method is ``NAME[:key=value,...]``; NAME is a label, the keys set the propagation:
+
+    mode       "osvos+mask" (today's) or "memory"               default "osvos+mask"
+    steps      fine-tuning steps (0: the fold's parent head)    default: the bundle's recipe
+    crf        1 / 0: the frame CRF                              default: the bundle's
+    crop       1 / 0: the network on the motion gate's crop     default 1
+    heads      the fold heads' variant (``training.video_cv.fold_bundle``)  default "" (shipped recipe)
+    weight, prior_readout, top_k, temperature, every, capacity, min_confidence: ``ivos.memory_read.MemorySettings``
+
+e.g. ``--method old:mode=osvos+mask --method mem:mode=memory,steps=0,weight=0.3``. Results are
+kept per method in ``<out>/cv_<NAME>.json`` and a finished sequence is not run again, so an
+interrupted evaluation resumes; change the NAME when you change a method's keys.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .video_cv import all_sequences, fold_bundle, folds_of
+
+log = logging.getLogger("ivos.training")
+
+MEMORY_KEYS = {"weight": float, "prior_readout": float, "top_k": int, "temperature": float, "every": int, "capacity": int,
+               "min_confidence": float}
+
+
+def parse_method(text: str) -> tuple[str, dict[str, str]]:
+    name, _, rest = text.partition(":")
+    keys = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
+    known = {"mode", "steps", "crf", "crop", "heads", *MEMORY_KEYS}
+    unknown = set(keys) - known
+    if unknown:
+        raise SystemExit(f"method {name}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
+    return name, keys
+
+
+def predictor_for(bundle: Path, keys: dict[str, str], threads: int):
+    """(VideoPredictor, its model) of one method on one fold's bundle."""
+    import ivos
+    from ivos.memory_read import MemorySettings
+
+    osvos = ivos.load(bundle, backend="ort", threads=threads)
+    mode = keys.get("mode", "osvos+mask")
+    cfg = ivos.FinetuneConfig.for_bundle(osvos.bundle, use_prior=mode != "osvos", threads=threads)
+    if "steps" in keys:
+        cfg = replace(cfg, steps=int(keys["steps"]))
+    memory = MemorySettings(**{k: MEMORY_KEYS[k](v) for k, v in keys.items() if k in MEMORY_KEYS})
+    crop = keys.get("crop", "1") == "1"
+    kwargs = {} if crop else {"crop_context": None}
+    vp = ivos.VideoPredictor(osvos, mode=mode, finetune_config=cfg, memory=memory,
+                             crf=None if "crf" not in keys else keys["crf"] == "1", **kwargs)
+    return vp, osvos
+
+
+def evaluate(args) -> None:
+    from ivos.bench.video import read_sequence, run_propagation
+
+    davis = args.data_root / "DAVIS2016"
+    names = all_sequences(davis)
+    folds = folds_of(names, args.folds, args.seed)
+    fold_of = {n: k for k, fold in enumerate(folds) for n in fold}
+    wanted = args.sequences or names
+    for text in args.method:
+        name, keys = parse_method(text)
+        path = args.out / f"cv_{name}.json"
+        report = json.loads(path.read_text()) if path.exists() else {"method": text, "folds": folds, "sequences": {}}
+        for k in range(args.folds):
+            todo = [n for n in wanted if fold_of[n] == k and n not in report["sequences"]]
+            if not todo:
+                continue
+            vp, model = predictor_for(fold_bundle(args.out, k, keys.get("heads", "")), keys, args.threads)
+            for seq in todo:
+                t0 = time.perf_counter()
+                video, gt = read_sequence(davis, seq, None)
+                state = vp.init_state(video)
+                vp.add_new_mask(state, 0, 1, gt[0])
+                r = run_propagation(vp, state, gt)
+                wall = time.perf_counter() - t0
+                report["sequences"][seq] = {"fold": k, "j": r["j"], "frames": len(gt),
+                                            "finetune_s": r["finetune_s"], "frame_ms_p50": float(np.median(r["frame_ms"])),
+                                            "wall_s": wall, "ious": r["ious"]}
+                log.warning("%s fold %d %s: J %.3f, fine-tune %.1f s, %.0f ms/frame, %.1f s", name, k, seq, r["j"],
+                            r["finetune_s"] or 0.0, np.median(r["frame_ms"]), wall)
+                path.write_text(json.dumps(report, indent=1) + "\n")
+            vp.close()
+            model.close()
+    if args.markdown:
+        args.markdown.write_text(markdown(args, [parse_method(m)[0] for m in args.method]))
+
+
+def summary(seqs: dict) -> dict:
+    js = [v["j"] for v in seqs.values()]
+    by_fold: dict[int, list[float]] = {}
+    for v in seqs.values():
+        by_fold.setdefault(v["fold"], []).append(v["j"])
+    fold_means = [float(np.mean(by_fold[k])) for k in sorted(by_fold)]
+    return {"j": float(np.mean(js)), "n": len(js), "fold_j": fold_means,
+            "fold_spread": float(max(fold_means) - min(fold_means)) if fold_means else 0.0,
+            "finetune_s_p50": float(np.median([v["finetune_s"] or 0.0 for v in seqs.values()])),
+            "frame_ms_p50": float(np.median([v["frame_ms_p50"] for v in seqs.values()])),
+            "wall_s": float(sum(v["wall_s"] for v in seqs.values()))}
+
+
+def markdown(args, names: list[str]) -> str:
+    reports = {n: json.loads((args.out / f"cv_{n}.json").read_text()) for n in names}
+    seqs = sorted(set().union(*(r["sequences"] for r in reports.values())))
+    lines = ["| sequence | fold | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
+    for s in seqs:
+        fold = next(r["sequences"][s]["fold"] for r in reports.values() if s in r["sequences"])
+        cells = [f"{reports[n]['sequences'][s]['j']:.3f}" if s in reports[n]["sequences"] else "" for n in names]
+        lines.append(f"| {s} | {fold} | " + " | ".join(cells) + " |")
+    sums = {n: summary(reports[n]["sequences"]) for n in names}
+    lines.append("| **mean J** | | " + " | ".join(f"**{sums[n]['j']:.3f}** ({sums[n]['n']})" for n in names) + " |")
+    lines.append("| fold means | | " + " | ".join(" / ".join(f"{j:.3f}" for j in sums[n]["fold_j"]) for n in names) + " |")
+    lines.append("| fine-tune s p50 | | " + " | ".join(f"{sums[n]['finetune_s_p50']:.1f}" for n in names) + " |")
+    lines.append("| ms per frame p50 | | " + " | ".join(f"{sums[n]['frame_ms_p50']:.0f}" for n in names) + " |")
+    lines.append("| wall s (all sequences) | | " + " | ".join(f"{sums[n]['wall_s']:.0f}" for n in names) + " |")
+    methods = "\n".join(f"- `{n}`: `{reports[n]['method']}`" for n in names)
+    return "\n".join(lines) + "\n\nMethods:\n" + methods + "\n"
