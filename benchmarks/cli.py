@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "video": ("video", "DAVIS J from GT / clicked first frames, worst-frame correction vs GrabCut, fine-tune s, ms/frame"),
     "parity": ("parity", "per-sample NoC agreement of two ivos-bench click runs (ORT vs torch, int8 vs float)"),
     "crf-click": ("crf_click", "the click path's cached CRF vs the uncached one: label agreement and CRF ms per click"),
+    "video-speed": ("video_speed", "time from Propagate to the last frame, ms per frame, 2-object cost: old vs new propagation"),
     "objects": ("objects", "cost per extra object in VideoPredictor: fine-tune s and ms per frame for 1, 2, 4 objects"),
     "latency": ("latency", "click -> mask latency per stage: ORT vs torch, with/without CRF, 480x854 and 1080x1920"),
 }

@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--click-bundle", type=Path, default=None, help="click bundle (default: ivos/models/ivos-cpu)")
     p.add_argument("--backend", default="ort")
     p.add_argument("--threads", type=int, default=0, help="engine and fine-tuning CPU threads (0 = default)")
-    p.add_argument("--mode", default="osvos+mask", choices=("osvos", "osvos+mask"))
+    p.add_argument("--mode", default="osvos+mask", choices=("osvos", "osvos+mask", "memory"))
     p.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default: FinetuneConfig)")
     p.add_argument("--sequences", nargs="+", help="these sequence names instead of the split's")
     p.add_argument("--limit", type=int, default=None, help="first N sequences only")

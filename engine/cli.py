@@ -191,8 +191,10 @@ def add_segment_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--osvos-bundle", type=Path, default=DEFAULT_OSVOS, help="OSVOS model bundle folder")
     p.add_argument("--click-bundle", type=Path, default=DEFAULT_CLICK, help="click-refinement bundle folder")
     p.add_argument("--backend", default="auto", choices=("auto", "ort", "tensorrt", "torch"))
-    p.add_argument("--mode", default="osvos+mask", choices=("osvos", "osvos+mask"),
-                   help="osvos: frames independent (paper); osvos+mask: previous mask as a prior")
+    p.add_argument("--mode", default=None, choices=("memory", "osvos", "osvos+mask"),
+                   help="default: the OSVOS bundle's (memory for the shipped osvos-lite0). memory: a memory read of "
+                   "the annotated and confident frames plus the flow-warped previous mask, no fine-tuning; "
+                   "osvos: frames independent (paper); osvos+mask: previous mask as a prior, fine-tuned head")
     p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
                    help="dense CRF on every propagated frame (default: the OSVOS bundle's, on for the shipped "
                    "ones: held-aside DAVIS train sequences J 0.810 vs 0.724 without; see "
@@ -353,7 +355,6 @@ def _write_outputs(args: argparse.Namespace, formats: list[str], predictor, stat
 
 def segment(args: argparse.Namespace) -> int:
     import ivos
-    from .osvos_finetune import FinetuneConfig
     from .video import open_video
     from .video_predictor import VideoPredictor
 
@@ -363,15 +364,14 @@ def segment(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     _check_out_folder(args.out)
     formats = _output_formats(args)
-    finetune = _finetune_wanted(args.finetune)
     source = open_video(video, cache_size=args.cache, fps=args.fps)
     source.verify(_progress_callback(len(source), "check frames", "frame"))
     _check_clicks(args, source)
     osvos = ivos.load(args.osvos_bundle, backend=args.backend, threads=args.threads)
     clicker = ivos.load(args.click_bundle, backend=args.backend, threads=args.threads)
-    predictor = VideoPredictor(osvos, clicker, mode=args.mode, crf=args.crf,
-                               finetune_config=FinetuneConfig.for_bundle(osvos.bundle, use_prior=args.mode == "osvos+mask",
-                                                                         threads=args.threads))
+    predictor = VideoPredictor(osvos, clicker, mode=args.mode, crf=args.crf)
+    # the mode's fine-tuning (none in the memory mode), if wanted and torch is there to do it
+    finetune = predictor.settings.finetune.steps > 0 and _finetune_wanted(args.finetune)
     state = predictor.init_state(source)
     n = state.num_frames
     by_target: dict[tuple[int, int], list[tuple[float, float, int]]] = {}
@@ -400,7 +400,7 @@ def segment(args: argparse.Namespace) -> int:
     suggestion = None if fully_annotated else predictor.suggest_frame(state)
     difficulty = predictor.difficulty(state)
     summary = {
-        "video": str(video), "frames": n, "backend": osvos.backend, "mode": args.mode,
+        "video": str(video), "frames": n, "backend": osvos.backend, "mode": predictor.settings.mode,
         "objects": obj_ids, "annotated_frames": annotated,
         "finetuned": bool(reports),
         "finetune_s": round(sum(r.seconds for r in reports.values()), 2) if reports else None,

@@ -60,6 +60,41 @@ class MemorySettings:
     min_confidence: float = 0.8
     capacity: int = 4
 
+    def __post_init__(self) -> None:
+        from .errors import InvalidInput
+
+        for name in ("top_k", "every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInput(f"MemorySettings.{name} must be an int >= 1, got {value!r}")
+        if isinstance(self.capacity, bool) or not isinstance(self.capacity, int) or self.capacity < 0:
+            raise InvalidInput(f"MemorySettings.capacity must be an int >= 0, got {self.capacity!r}")
+        if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < float("inf")):
+            raise InvalidInput(f"MemorySettings.temperature must be a number > 0, got {self.temperature!r}")
+        for name in ("weight", "prior_readout", "min_confidence"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise InvalidInput(f"MemorySettings.{name} must be a number in [0, 1], got {value!r}")
+
+    @staticmethod
+    def for_bundle(bundle) -> "MemorySettings":
+        """The OSVOS bundle's ``propagation.memory`` card section over the defaults (its head
+        was trained for its ``prior_readout``). ModelError naming the field when it is bad."""
+        from .errors import InvalidInput, ModelError
+
+        section = (bundle.card.get("propagation") or {}).get("memory") or {}
+        where = bundle.path / "model.json"
+        if not isinstance(section, dict):
+            raise ModelError(f"{where}: field 'propagation.memory' must be an object, got {section!r}")
+        known = MemorySettings.__dataclass_fields__
+        unknown = sorted(set(section) - set(known))
+        if unknown:
+            raise ModelError(f"{where}: field 'propagation.memory' has unknown keys {unknown}; known: {', '.join(known)}")
+        try:
+            return MemorySettings(**section)
+        except InvalidInput as e:
+            raise ModelError(f"{where}: field 'propagation.memory': {e}") from None
+
 
 @dataclass(frozen=True)
 class Projection:

@@ -53,6 +53,10 @@ plus a memory read of the annotated and confidently propagated frames
 (``ivos.propagation.MemoryRun``)."""
 
 
+DEFAULT_MODE = "osvos+mask"
+"""The propagation mode of a bundle whose card names none (``propagation.mode``)."""
+
+
 class _Default:
     """Marks an argument left at its default where None has a meaning of its own."""
 
@@ -120,8 +124,13 @@ class ClickSettings:
 class PropagationSettings:
     """How ``VideoPredictor`` propagates masks through a video.
 
+    Defaults come from the OSVOS bundle's card, section ``propagation``: ``mode`` (else
+    ``DEFAULT_MODE``), ``memory`` (``MemorySettings`` fields: its head was trained for them) and
+    ``finetune_steps`` (the memory mode's fine-tuning steps; 0: the parent head as it is).
+
     Attributes:
-        mode: "osvos+mask" (the neighbouring frame's mask is a prior) or "osvos".
+        mode: "memory", "osvos+mask" (the neighbouring frame's mask is a prior) or "osvos".
+        memory: the memory read's knobs (memory mode).
         crf: dense CRF on each propagated frame (its ``max_pixels``: ``crf_max_pixels`` of
             ``resolve``, default ``FRAME_CRF_MAX_PIXELS``).
         roi_margin: with a prior, zero the probability farther than this many times the
@@ -148,7 +157,7 @@ class PropagationSettings:
         return self.mode == "memory"
 
     @staticmethod
-    def resolve(bundle: Bundle, *, mode: str = "osvos+mask", crf: bool | None = None,
+    def resolve(bundle: Bundle, *, mode: str | None = None, crf: bool | None = None,
                 crf_params: dict[str, Any] | None = None, roi_margin: float | None = 0.5,
                 finetune_config: FinetuneConfig | None = None, threads: int = 0,
                 crop_context: int | None = NETWORK_CROP_CONTEXT,
@@ -159,6 +168,14 @@ class PropagationSettings:
         bundle's fine-tuning recipe (``FinetuneConfig.for_bundle``). ``threads`` (the OSVOS model's,
         ``Model.threads``) goes to the frame CRF and to fine-tuning unless the config sets its
         own: one thread count for every pool (``ivos.threads``)."""
+        card = bundle.card.get("propagation") or {}
+        if not isinstance(card, dict):
+            raise ModelError(f"{bundle.path / 'model.json'}: field 'propagation' must be an object, got {card!r}")
+        if mode is None:
+            mode = card.get("mode", DEFAULT_MODE)
+            if mode not in MODES:
+                raise ModelError(f"{bundle.path / 'model.json'}: field 'propagation.mode' must be one of {MODES}, "
+                                 f"got {mode!r}")
         if mode not in MODES:
             raise InvalidInput(f"mode must be one of {MODES}, got {mode!r}")
         if mode == "memory" and not has_osvos_parts(bundle):
@@ -178,8 +195,14 @@ class PropagationSettings:
             raise InvalidInput(f"finetune_config must be an ivos.FinetuneConfig, got {type(finetune_config).__name__}")
         if memory is not None and not isinstance(memory, MemorySettings):
             raise InvalidInput(f"memory must be an ivos.memory_read.MemorySettings, got {type(memory).__name__}")
-        finetune = finetune_config or FinetuneConfig.for_bundle(bundle, use_prior=mode != "osvos")
+        steps = card.get("finetune_steps") if mode == "memory" else None
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+            raise ModelError(f"{bundle.path / 'model.json'}: field 'propagation.finetune_steps' must be an int >= 0, "
+                             f"got {steps!r}")
+        finetune = finetune_config or FinetuneConfig.for_bundle(
+            bundle, use_prior=mode != "osvos", **({} if steps is None else {"steps": steps}))
         if finetune.threads == 0 and threads > 0:
             finetune = replace(finetune, threads=threads)
         return PropagationSettings(mode, CrfSettings.merged(enabled, params, crf_max_pixels, threads),
-                                   roi_margin, finetune, crop_context, memory or MemorySettings())
+                                   roi_margin, finetune, crop_context,
+                                   MemorySettings.for_bundle(bundle) if memory is None else memory)

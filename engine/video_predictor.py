@@ -62,16 +62,17 @@ class VideoPredictor:
         osvos_model: an OSVOS bundle from ``ivos.load`` (task "osvos").
         click_model: a click-refinement bundle for ``add_new_points`` and ``refine``; None =
             masks only (``add_new_mask``).
-        mode, crf, crf_params, roi_margin, finetune_config, crop_context, crf_max_pixels: propagation settings
-            (``ivos.settings.PropagationSettings``; crf and crf_params default to the OSVOS
-            bundle's ``postprocess``).
+        mode, crf, crf_params, roi_margin, finetune_config, crop_context, crf_max_pixels, memory: propagation
+            settings (``ivos.settings.PropagationSettings``; mode, memory and the memory mode's
+            fine-tuning steps default to the OSVOS bundle's ``propagation`` card section, crf and
+            crf_params to its ``postprocess``).
         click_crf: dense CRF after the click network; None = the click bundle's.
         refine_strategy: a ``RefineStrategy`` (None: the network's whole correction).
 
     The resolved settings are ``predictor.settings`` and ``predictor.click_settings``.
     """
 
-    def __init__(self, osvos_model: Model, click_model: Model | None = None, *, mode: str = "osvos+mask",
+    def __init__(self, osvos_model: Model, click_model: Model | None = None, *, mode: str | None = None,
                  crf: bool | None = None, finetune_config: FinetuneConfig | None = None,
                  roi_margin: float | None = 0.5, crf_params: dict[str, Any] | None = None,
                  click_crf: bool | None = None, refine_strategy: RefineStrategy | None = None,

@@ -114,16 +114,32 @@ def sequence_features(out: Path, davis: Path, name: str, net, seed: int) -> dict
     return data
 
 
+GRAPHS = ("model.onnx", "trunk.onnx", "head.onnx")
+
+
 def write_fold_bundle(dest: Path, head: dict[str, np.ndarray], meta: dict) -> None:
     """The shipped osvos-lite0 bundle with ``head`` as its parent head and ``meta`` in its card."""
     dest.mkdir(parents=True, exist_ok=True)
-    for graph in ("model.onnx", "trunk.onnx", "head.onnx"):
-        shutil.copyfile(SHIPPED_OSVOS / graph, dest / graph)
+    np.savez(dest / "head_parent.npz", **head)
     card = json.loads((SHIPPED_OSVOS / "model.json").read_text())
     card["model_card"] = {**card.get("model_card", {}), "training": meta,
                           "intended_use": "cross-validation only (training.video_cv)"}
-    np.savez(dest / "head_parent.npz", **head)
     (dest / "model.json").write_text(json.dumps(card, indent=2) + "\n")
+    sync_graphs(dest)
+
+
+def sync_graphs(dest: Path) -> None:
+    """Gives a fold bundle the shipped bundle's graphs and graph fields of its card (a fold
+    differs in its parent head and training record only): bundles written before the shipped
+    one gained its trunk/head graphs catch up."""
+    shipped = json.loads((SHIPPED_OSVOS / "model.json").read_text())
+    card = json.loads((dest / "model.json").read_text())
+    for graph in GRAPHS:
+        if not (dest / graph).exists() or (dest / graph).stat().st_size != (SHIPPED_OSVOS / graph).stat().st_size:
+            shutil.copyfile(SHIPPED_OSVOS / graph, dest / graph)
+    if card.get("osvos") != shipped.get("osvos") or card.get("artifacts") != shipped.get("artifacts"):
+        card["osvos"], card["artifacts"] = shipped["osvos"], shipped["artifacts"]
+        (dest / "model.json").write_text(json.dumps(card, indent=2) + "\n")
 
 
 def train(args) -> None:
@@ -149,25 +165,48 @@ def train(args) -> None:
             feats[name] = readout_priors(feats[name], args.prior_readout)
         log.info("features %d/%d %s (%.0f s)", i + 1, len(names), name, time.time() - t0)
     variant = f"pr{round(args.prior_readout * 100)}" if args.prior_readout > 0 else ""
+    extra = None
+    if args.synthetic > 0:
+        extra = synthetic_features(args, net)
+        variant += f"-syn{args.synthetic}"
     for k, held in enumerate(folds):
         dest = fold_bundle(args.out, k, variant)
         if (dest / "head_parent.npz").exists():
             log.info("fold %d: %s exists, skipped", k, dest)
             continue
         trained_on = [n for n in names if n not in held]
-        data = {key: np.concatenate([feats[n][key] for n in trained_on]) for key in feats[names[0]]}
+        data = {key: np.concatenate([feats[n][key] for n in trained_on] + ([extra[key]] if extra else []))
+                for key in feats[names[0]]}
         with torch.no_grad():  # a fresh seeded head on the same frozen trunk
             for name, value in init_head_params(net.backbone.low_channels, net.backbone.high_channels,
                                                 seed=args.seed).items():
                 net.head_params()[name].copy_(torch.from_numpy(value))
         t1 = time.time()
         losses = train_head(net, data, args.steps, args.batch, args.lr, args.seed, 0)
-        meta = {"fold": k, "folds": args.folds, "prior_readout": args.prior_readout, "held_out": held, "davis2016_sequences": trained_on,
+        meta = {"fold": k, "folds": args.folds, "prior_readout": args.prior_readout,
+                "synthetic_clips": args.synthetic, "held_out": held, "davis2016_sequences": trained_on,
                 "examples": int(len(data["low"])), "steps": args.steps, "batch": args.batch, "lr": args.lr,
                 "train_size": list(TRAIN_SIZE), "seed": args.seed, "train_seconds": round(time.time() - t1, 1),
                 "final_loss": round(float(np.mean(losses[-100:])), 4)}
         write_fold_bundle(dest, net.head_numpy(), meta)
         log.info("fold %d written: %s", k, json.dumps(meta)[:400])
+
+
+def synthetic_features(args, net) -> dict[str, np.ndarray]:
+    """``args.synthetic`` cached examples of ``training.synthetic_clips`` (coco128-seg photos;
+    not DAVIS, so every fold may train on them), priors mixed with ``args.prior_readout``."""
+    from .data import _coco
+    from .synthetic_clips import synthetic_examples
+
+    path = args.out / "features" / f"synthetic-{args.synthetic}-pr{round(args.prior_readout * 100)}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    data = synthetic_examples(net, _coco(args.data_root), args.synthetic, args.prior_readout, TRAIN_SIZE, args.seed)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **data)
+    tmp.replace(path)
+    return data
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -186,6 +225,8 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--steps", type=int, default=1500)
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--synthetic", type=int, default=0,
+                   help="also train on this many synthetic two-frame clips from coco128-seg (training.synthetic_clips)")
     t.add_argument("--prior-readout", type=float, default=0.0,
                    help="train the heads for the memory mode's prior_readout: priors (1-a) prior + a readout")
     e = sub.choices["eval"]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .video_cv import all_sequences, fold_bundle, folds_of
+from .video_cv import all_sequences, fold_bundle, folds_of, sync_graphs
 
 log = logging.getLogger("ivos.training")
 
@@ -75,7 +75,12 @@ def evaluate(args) -> None:
             todo = [n for n in wanted if fold_of[n] == k and n not in report["sequences"]]
             if not todo:
                 continue
-            vp, model = predictor_for(fold_bundle(args.out, k, keys.get("heads", "")), keys, args.threads)
+            bundle = fold_bundle(args.out, k, keys.get("heads", ""))
+            while not (bundle / "head_parent.npz").exists():  # its training may still be running
+                log.info("waiting for %s", bundle)
+                time.sleep(30)
+            sync_graphs(bundle)
+            vp, model = predictor_for(bundle, keys, args.threads)
             for seq in todo:
                 t0 = time.perf_counter()
                 video, gt = read_sequence(davis, seq, None)

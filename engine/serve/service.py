@@ -153,7 +153,9 @@ class Service:
 
             cfg = {k: v for k, v in (("steps", self.config.finetune_steps),
                                      ("augmentations", self.config.finetune_augmentations)) if v is not None}
-            finetune = ivos.FinetuneConfig.for_bundle(self.osvos_model.bundle, threads=self.config.threads, **cfg)
+            # no flags: the bundle's propagation (for osvos-lite0 the memory mode, which does not fine-tune)
+            finetune = ivos.FinetuneConfig.for_bundle(self.osvos_model.bundle, threads=self.config.threads,
+                                                      **cfg) if cfg else None
             pred = ivos.VideoPredictor(self.osvos_model, self.click_model, crf=self.config.crf,
                                        finetune_config=finetune)
             self._local.video = pred
