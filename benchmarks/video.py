@@ -51,7 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--click-bundle", type=Path, default=None, help="click bundle (default: ivos/models/ivos-cpu)")
     p.add_argument("--backend", default="ort")
     p.add_argument("--threads", type=int, default=0, help="engine and fine-tuning CPU threads (0 = default)")
-    p.add_argument("--mode", default="osvos+mask", choices=("osvos", "osvos+mask", "memory"))
+    p.add_argument("--mode", default=None, choices=("osvos", "osvos+mask", "memory"),
+                   help="propagation mode (default: the OSVOS bundle's)")
     p.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default: FinetuneConfig)")
     p.add_argument("--sequences", nargs="+", help="these sequence names instead of the split's")
     p.add_argument("--limit", type=int, default=None, help="first N sequences only")
@@ -440,9 +441,10 @@ def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -
     osvos = ivos.load(args.osvos_bundle or DEFAULT_OSVOS, backend=args.backend, threads=args.threads)
     clicker = None if args.no_clicks else ivos.load(args.click_bundle or DEFAULT_CLICK, backend=args.backend,
                                                      threads=args.threads)
-    cfg = ivos.FinetuneConfig.for_bundle(osvos.bundle, use_prior=args.mode == "osvos+mask", threads=args.threads)
-    if args.steps:
-        cfg = replace(cfg, steps=args.steps)
+    cfg = None  # the bundle's (per mode) unless --steps
+    if args.steps is not None:
+        cfg = replace(ivos.FinetuneConfig.for_bundle(osvos.bundle, use_prior=args.mode != "osvos", threads=args.threads),
+                      steps=args.steps)
     vp = ivos.VideoPredictor(osvos, clicker, mode=args.mode, finetune_config=cfg, crf=args.crf,
                              crf_params=parse_crf_params(args.crf_param) if args.crf_param else None,
                              click_crf=args.click_crf, crop_context=_crop_context(args),
@@ -454,7 +456,9 @@ def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -
               "environment": {**_environment(args, osvos.backend), "crf_params": vp.settings.crf.params,
                               "crf_max_pixels": vp.settings.crf.max_pixels,
                               "crop_context": vp.settings.crop_context},
-              "finetune_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, "sequences": {}}
+              "mode": vp.settings.mode, "memory": vars(vp.settings.memory) if vp.settings.use_memory else None,
+              "finetune_config": {k: getattr(vp.settings.finetune, k) for k in vp.settings.finetune.__dataclass_fields__},
+              "sequences": {}}
     for name in names:
         t0 = time.time()
         video, gt = read_sequence(davis, name, args.max_frames)

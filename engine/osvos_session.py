@@ -79,22 +79,29 @@ class OsvosSession:
 
     Args:
         model: from ``ivos.load(<osvos bundle>)``.
+        working_size: (height, width) frames are letterboxed into (multiples of the graph's
+            size multiple; dynamic-size graphs only); None: the bundle's ``working_size``.
 
     Attributes:
         size_multiple: crops' sides are multiples of this (working pixels); None when the
             graph's size is static (no crops: ``predict`` ignores ``window``).
     """
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, working_size: tuple[int, int] | None = None):
         bundle = model.bundle
         if bundle.task != "osvos":
             raise InvalidInput(f"model must be an OSVOS bundle (task 'osvos'), got task {bundle.task!r}")
         self.model = model
         info = bundle.card.get("osvos", {})
         self.low_channels, self.high_channels = int(info["low_channels"]), int(info["high_channels"])
-        self.working = bundle.working_size
         self.size_multiple: int | None = int(info.get("size_multiple", 32)) if bundle.has_dynamic_dims else None
-        self._ctx = model.create_context()
+        if working_size is not None and tuple(working_size) != tuple(bundle.working_size):
+            if self.size_multiple is None or any(v <= 0 or v % self.size_multiple for v in working_size):
+                raise InvalidInput(f"working_size must be positive multiples of {self.size_multiple} for "
+                                   f"{bundle.name}, got {working_size!r}" if self.size_multiple else
+                                   f"{bundle.name} has a static graph size: working_size must be {bundle.working_size}")
+        self.working = tuple(working_size) if working_size is not None else bundle.working_size
+        self._ctx = model.create_context(osvos_dims(*self.working) if self.size_multiple else None)
         self._crops: OrderedDict[tuple[int, int], list] = OrderedDict()  # (h, w) -> [context, head version]
         self._part_ctx: OrderedDict[tuple[int, int], tuple[RunContext, RunContext]] = OrderedDict()
         self._last_crop: Region | None = None

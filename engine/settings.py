@@ -126,11 +126,15 @@ class PropagationSettings:
 
     Defaults come from the OSVOS bundle's card, section ``propagation``: ``mode`` (else
     ``DEFAULT_MODE``), ``memory`` (``MemorySettings`` fields: its head was trained for them) and
-    ``finetune_steps`` (the memory mode's fine-tuning steps; 0: the parent head as it is).
+    ``finetune_steps`` (the memory mode's fine-tuning steps; 0: the parent head as it is) and
+    ``working_size`` (the memory mode's).
 
     Attributes:
         mode: "memory", "osvos+mask" (the neighbouring frame's mask is a prior) or "osvos".
         memory: the memory read's knobs (memory mode).
+        working_size: (height, width) the memory mode letterboxes frames into (the card's
+            ``propagation.working_size``: the size its heads were trained at); None: the
+            bundle's ``working_size``.
         crf: dense CRF on each propagated frame (its ``max_pixels``: ``crf_max_pixels`` of
             ``resolve``, default ``FRAME_CRF_MAX_PIXELS``).
         roi_margin: with a prior, zero the probability farther than this many times the
@@ -147,6 +151,7 @@ class PropagationSettings:
     finetune: FinetuneConfig
     crop_context: int | None = NETWORK_CROP_CONTEXT
     memory: MemorySettings = MemorySettings()
+    working_size: tuple[int, int] | None = None
 
     @property
     def use_prior(self) -> bool:
@@ -162,7 +167,8 @@ class PropagationSettings:
                 finetune_config: FinetuneConfig | None = None, threads: int = 0,
                 crop_context: int | None = NETWORK_CROP_CONTEXT,
                 crf_max_pixels: int = FRAME_CRF_MAX_PIXELS,
-                memory: MemorySettings | None = None) -> "PropagationSettings":
+                memory: MemorySettings | None = None,
+                working_size: tuple[int, int] | None = None) -> "PropagationSettings":
         """The OSVOS bundle's ``postprocess`` (crf, crf_params) overridden by the arguments
         that are not None; InvalidInput naming a bad one. Without ``finetune_config``, the
         bundle's fine-tuning recipe (``FinetuneConfig.for_bundle``). ``threads`` (the OSVOS model's,
@@ -203,6 +209,13 @@ class PropagationSettings:
             bundle, use_prior=mode != "osvos", **({} if steps is None else {"steps": steps}))
         if finetune.threads == 0 and threads > 0:
             finetune = replace(finetune, threads=threads)
+        working = (list(working_size) if working_size is not None else card.get("working_size")) \
+            if mode == "memory" else None
+        if working is not None and not (isinstance(working, list) and len(working) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in working)):
+            raise ModelError(f"{bundle.path / 'model.json'}: field 'propagation.working_size' must be [height, width] "
+                             f"positive ints, got {working!r}")
         return PropagationSettings(mode, CrfSettings.merged(enabled, params, crf_max_pixels, threads),
                                    roi_margin, finetune, crop_context,
-                                   MemorySettings.for_bundle(bundle) if memory is None else memory)
+                                   MemorySettings.for_bundle(bundle) if memory is None else memory,
+                                   None if working is None else (working[0], working[1]))

@@ -59,17 +59,22 @@ def fold_bundle(out: Path, fold: int, heads: str = "") -> Path:
     return out / (f"heads-{heads}" if heads else "") / f"fold{fold}" / "osvos-lite0"
 
 
-def readout_priors(data: dict[str, np.ndarray], share: float) -> dict[str, np.ndarray]:
+def readout_priors(data: dict[str, np.ndarray], share: float, *, from_target: bool = False,
+                   seed: int = 0, projection=None) -> dict[str, np.ndarray]:
     """The sequence's examples with priors ``(1 - share) * prior + share * readout``: each
     example's memory readout (``ivos.memory_read``, default settings) from the sequence's first
     example (frame 0, its target as the memory mask), as the memory mode feeds its heads.
-    The first example keeps its prior (reading itself back would be a perfect readout)."""
+    The first example keeps its prior (reading itself back would be a perfect readout).
+    ``from_target``: the mask part of every prior is the example's own target, deformed
+    (``ivos.osvos_finetune.deform_mask``: shifted, dilated or eroded), as the memory mode's
+    flow-warped previous mask is a near miss of the current mask; never a zero prior.
+    ``projection``: the keys' (a learned one); None: the first example's principal axes."""
     from ivos.memory_read import FrameKeys, MemorySettings, ObjectMemory, Projection
     from ivos.postprocess import gate_box
 
     valid = TRAIN_SIZE
     high0 = data["high"][0].astype(np.float32)
-    projection = Projection.fit(high0)
+    projection = projection or Projection.fit(high0)
     first = FrameKeys.of(high0, (0, 0), valid, projection)
     target0 = np.kron(data["target"][0, 0].astype(np.float32), np.ones((4, 4), np.float32))  # stride 4 -> pixels
     memory = ObjectMemory()
@@ -82,10 +87,16 @@ def readout_priors(data: dict[str, np.ndarray], share: float) -> dict[str, np.nd
     if not len(memory):
         return out
     settings = MemorySettings()
+    rng = np.random.default_rng(seed)
     for e in range(1, len(data["high"])):
         keys = FrameKeys.of(data["high"][e].astype(np.float32), (0, 0), valid, projection)
         readout = keys.to_working(memory.read(keys.keys, settings), valid)
         prior = data["prior"][e, 0].astype(np.float32)
+        if from_target:
+            from ivos.osvos_finetune import deform_mask, pool4
+
+            full = np.kron(data["target"][e, 0].astype(np.float32), np.ones((4, 4), np.float32))
+            prior = pool4(deform_mask(full, rng))
         out["prior"][e, 0] = ((1.0 - share) * prior + share * readout).astype(np.float16)
     return out
 
@@ -117,8 +128,9 @@ def sequence_features(out: Path, davis: Path, name: str, net, seed: int) -> dict
 GRAPHS = ("model.onnx", "trunk.onnx", "head.onnx")
 
 
-def write_fold_bundle(dest: Path, head: dict[str, np.ndarray], meta: dict) -> None:
-    """The shipped osvos-lite0 bundle with ``head`` as its parent head and ``meta`` in its card."""
+def write_fold_bundle(dest: Path, head: dict[str, np.ndarray], meta: dict, projection=None) -> None:
+    """The shipped osvos-lite0 bundle with ``head`` as its parent head, ``meta`` in its card
+    and (when given) ``projection`` as its learned key projection."""
     dest.mkdir(parents=True, exist_ok=True)
     np.savez(dest / "head_parent.npz", **head)
     card = json.loads((SHIPPED_OSVOS / "model.json").read_text())
@@ -126,6 +138,11 @@ def write_fold_bundle(dest: Path, head: dict[str, np.ndarray], meta: dict) -> No
                           "intended_use": "cross-validation only (training.video_cv)"}
     (dest / "model.json").write_text(json.dumps(card, indent=2) + "\n")
     sync_graphs(dest)
+    if projection is not None:
+        np.savez(dest / "memory_projection.npz", mean=projection.mean, axes=projection.axes)
+        card = json.loads((dest / "model.json").read_text())
+        card["artifacts"]["memory_projection"] = "memory_projection.npz"
+        (dest / "model.json").write_text(json.dumps(card, indent=2) + "\n")
 
 
 def sync_graphs(dest: Path) -> None:
@@ -137,8 +154,10 @@ def sync_graphs(dest: Path) -> None:
     for graph in GRAPHS:
         if not (dest / graph).exists() or (dest / graph).stat().st_size != (SHIPPED_OSVOS / graph).stat().st_size:
             shutil.copyfile(SHIPPED_OSVOS / graph, dest / graph)
-    if card.get("osvos") != shipped.get("osvos") or card.get("artifacts") != shipped.get("artifacts"):
-        card["osvos"], card["artifacts"] = shipped["osvos"], shipped["artifacts"]
+    artifacts = {**shipped["artifacts"], **{k: v for k, v in card.get("artifacts", {}).items()
+                                            if k == "memory_projection"}}
+    if card.get("osvos") != shipped.get("osvos") or card.get("artifacts") != artifacts:
+        card["osvos"], card["artifacts"] = shipped["osvos"], artifacts
         (dest / "model.json").write_text(json.dumps(card, indent=2) + "\n")
 
 
@@ -161,21 +180,35 @@ def train(args) -> None:
     feats = {}
     for i, name in enumerate(names):
         feats[name] = sequence_features(args.out, davis, name, net, args.seed)
-        if args.prior_readout > 0:
-            feats[name] = readout_priors(feats[name], args.prior_readout)
         log.info("features %d/%d %s (%.0f s)", i + 1, len(names), name, time.time() - t0)
-    variant = f"pr{round(args.prior_readout * 100)}" if args.prior_readout > 0 else ""
+    variant = f"pr{round(args.prior_readout * 100)}" if args.prior_readout > 0 or args.prior_from_target else ""
+    variant += "-t" if args.prior_from_target else ""
+    variant += "-lp" if args.learned_projection else ""
     extra = None
     if args.synthetic > 0:
         extra = synthetic_features(args, net)
         variant += f"-syn{args.synthetic}"
     for k, held in enumerate(folds):
+        if args.only_fold is not None and k != args.only_fold:
+            continue
         dest = fold_bundle(args.out, k, variant)
         if (dest / "head_parent.npz").exists():
             log.info("fold %d: %s exists, skipped", k, dest)
             continue
         trained_on = [n for n in names if n not in held]
-        data = {key: np.concatenate([feats[n][key] for n in trained_on] + ([extra[key]] if extra else []))
+        projection = None
+        if args.learned_projection:
+            from ivos.memory_read import Projection
+
+            from .memory_projection import load_features, train_projection
+
+            mean, axes, _ = train_projection(load_features(args.out, trained_on), args.projection_steps, args.seed)
+            projection = Projection(mean, axes)
+        fold_feats = feats
+        if args.prior_readout > 0 or args.prior_from_target:
+            fold_feats = {n: readout_priors(feats[n], args.prior_readout, from_target=args.prior_from_target,
+                                            seed=args.seed, projection=projection) for n in trained_on}
+        data = {key: np.concatenate([fold_feats[n][key] for n in trained_on] + ([extra[key]] if extra else []))
                 for key in feats[names[0]]}
         with torch.no_grad():  # a fresh seeded head on the same frozen trunk
             for name, value in init_head_params(net.backbone.low_channels, net.backbone.high_channels,
@@ -184,11 +217,12 @@ def train(args) -> None:
         t1 = time.time()
         losses = train_head(net, data, args.steps, args.batch, args.lr, args.seed, 0)
         meta = {"fold": k, "folds": args.folds, "prior_readout": args.prior_readout,
+                "prior_from_target": args.prior_from_target,
                 "synthetic_clips": args.synthetic, "held_out": held, "davis2016_sequences": trained_on,
                 "examples": int(len(data["low"])), "steps": args.steps, "batch": args.batch, "lr": args.lr,
                 "train_size": list(TRAIN_SIZE), "seed": args.seed, "train_seconds": round(time.time() - t1, 1),
                 "final_loss": round(float(np.mean(losses[-100:])), 4)}
-        write_fold_bundle(dest, net.head_numpy(), meta)
+        write_fold_bundle(dest, net.head_numpy(), meta, projection)
         log.info("fold %d written: %s", k, json.dumps(meta)[:400])
 
 
@@ -225,6 +259,12 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--steps", type=int, default=1500)
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--prior-from-target", action="store_true",
+                   help="priors from each example's own deformed target (never zero) instead of the t-3 mask")
+    t.add_argument("--only-fold", type=int, default=None, help="train this fold only (quick checks)")
+    t.add_argument("--learned-projection", action="store_true",
+                   help="per fold, learn the memory keys' projection (training.memory_projection) and read with it")
+    t.add_argument("--projection-steps", type=int, default=1500)
     t.add_argument("--synthetic", type=int, default=0,
                    help="also train on this many synthetic two-frame clips from coco128-seg (training.synthetic_clips)")
     t.add_argument("--prior-readout", type=float, default=0.0,

@@ -6,6 +6,7 @@ A method is ``NAME[:key=value,...]``; NAME is a label, the keys set the propagat
     steps      fine-tuning steps (0: the fold's parent head)    default: the bundle's recipe
     crf        1 / 0: the frame CRF                              default: the bundle's
     crop       1 / 0: the network on the motion gate's crop     default 1
+    working    HxW: the memory mode's working size                 default: the bundle's
     heads      the fold heads' variant (``training.video_cv.fold_bundle``)  default "" (shipped recipe)
     weight, prior_readout, top_k, temperature, every, capacity, min_confidence: ``ivos.memory_read.MemorySettings``
 
@@ -34,7 +35,7 @@ MEMORY_KEYS = {"weight": float, "prior_readout": float, "top_k": int, "temperatu
 def parse_method(text: str) -> tuple[str, dict[str, str]]:
     name, _, rest = text.partition(":")
     keys = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
-    known = {"mode", "steps", "crf", "crop", "heads", *MEMORY_KEYS}
+    known = {"mode", "steps", "crf", "crop", "heads", "working", *MEMORY_KEYS}
     unknown = set(keys) - known
     if unknown:
         raise SystemExit(f"method {name}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
@@ -54,7 +55,8 @@ def predictor_for(bundle: Path, keys: dict[str, str], threads: int):
     memory = MemorySettings(**{k: MEMORY_KEYS[k](v) for k, v in keys.items() if k in MEMORY_KEYS})
     crop = keys.get("crop", "1") == "1"
     kwargs = {} if crop else {"crop_context": None}
-    vp = ivos.VideoPredictor(osvos, mode=mode, finetune_config=cfg, memory=memory,
+    working = tuple(int(v) for v in keys["working"].split("x")) if "working" in keys else None
+    vp = ivos.VideoPredictor(osvos, mode=mode, finetune_config=cfg, memory=memory, working_size=working,
                              crf=None if "crf" not in keys else keys["crf"] == "1", **kwargs)
     return vp, osvos
 

@@ -104,3 +104,74 @@ def test_split_refuses_a_trunk_that_reads_the_prior(osvos_bundle, tmp_path):
     shutil.copytree(osvos_bundle, folder)
     with pytest.raises(RuntimeError, match="prior"):
         split_bundle(folder)
+
+
+def _bundle_copy(tmp_path, **card_changes):
+    """A copy of the shipped osvos-lite0 bundle (graphs linked, not copied) with card changes."""
+    import os
+
+    folder = tmp_path / "osvos-copy"
+    folder.mkdir()
+    for f in SHIPPED.iterdir():
+        if f.name != "model.json":
+            os.symlink(f, folder / f.name)
+    card = json.loads((SHIPPED / "model.json").read_text())
+    for key, value in card_changes.items():
+        card[key] = value
+    (folder / "model.json").write_text(json.dumps(card))
+    return folder
+
+
+def test_card_propagation_section_sets_the_defaults(tmp_path):
+    folder = _bundle_copy(tmp_path, propagation={"mode": "memory", "working_size": [288, 512], "finetune_steps": 7,
+                                                "memory": {"weight": 0.25, "top_k": 9}})
+    vp = ivos.VideoPredictor(ivos.load(folder, backend="ort", threads=1))
+    s = vp.settings
+    assert s.mode == "memory" and s.working_size == (288, 512) and s.finetune.steps == 7
+    assert s.memory.weight == 0.25 and s.memory.top_k == 9
+    assert vp._propagator.session.working == (288, 512)
+    # arguments beat the card; another mode ignores the memory mode's working size and steps
+    other = ivos.VideoPredictor(ivos.load(folder, backend="ort", threads=1), mode="osvos+mask")
+    assert other.settings.working_size is None and other.settings.finetune.steps != 7
+    assert other._propagator.session.working == tuple(json.loads((SHIPPED / "model.json").read_text())["working_size"])
+
+
+@pytest.mark.parametrize("propagation, field", [
+    ({"mode": "sam"}, "propagation.mode"),
+    ({"mode": "memory", "working_size": [288]}, "propagation.working_size"),
+    ({"mode": "memory", "finetune_steps": -1}, "propagation.finetune_steps"),
+    ({"memory": {"weight": 2.0}}, "propagation.memory"),
+    ({"memory": {"nope": 1}}, "propagation.memory"),
+])
+def test_bad_propagation_sections_name_the_field(tmp_path, propagation, field):
+    folder = _bundle_copy(tmp_path, propagation=propagation)
+    with pytest.raises(ModelError, match=field.replace(".", r"\.")):
+        ivos.VideoPredictor(ivos.load(folder, backend="ort", threads=1))
+
+
+def test_a_learned_projection_is_used_and_checked(tmp_path):
+    from ivos.memory_propagation import bundle_projection
+
+    folder = _bundle_copy(tmp_path)
+    card = json.loads((folder / "model.json").read_text())
+    card["artifacts"]["memory_projection"] = "memory_projection.npz"
+    (folder / "model.json").write_text(json.dumps(card))
+    rng = np.random.default_rng(0)
+    np.savez(folder / "memory_projection.npz", mean=rng.normal(size=472).astype(np.float32),
+             axes=rng.normal(size=(16, 472)).astype(np.float32))
+    model = ivos.load(folder, backend="ort", threads=1)
+    proj = bundle_projection(model.bundle)
+    assert proj.axes.shape == (16, 472)
+    frames, a, _ = _two_squares(n=3)
+    vp = ivos.VideoPredictor(model, mode="memory", finetune_config=ivos.FinetuneConfig(steps=0))
+    state = vp.init_state(frames)
+    vp.add_new_mask(state, 0, 1, a[0])
+    assert len(list(vp.propagate_in_video(state))) == 3
+    np.savez(folder / "memory_projection.npz", mean=np.zeros(3, np.float32), axes=np.zeros((4, 5), np.float32))
+    with pytest.raises(ModelError, match="memory_projection"):
+        bundle_projection(model.bundle)
+
+
+def test_working_size_must_suit_the_graph(osvos):
+    with pytest.raises(ivos.InvalidInput, match="multiples of 32"):
+        OsvosSession(osvos, (300, 512))
