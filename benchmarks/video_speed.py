@@ -11,7 +11,9 @@ Per DAVIS-2016 sequence of the split, from the ground-truth first mask, each met
 * J (mean IoU over frames 1..N, one object) as a check that both did the job.
 
 Methods: ``old`` = "osvos+mask" with the bundle's fine-tuning recipe (the default before the
-memory mode), ``new`` = the default ``VideoPredictor`` settings of the bundle.
+memory mode), ``new`` = the default ``VideoPredictor`` settings of the bundle, or ``--new``'s
+(``mode=memory,steps=60,weight=0.3,working=288x512,crf=0``: mode, fine-tuning steps, memory
+readout weight, the memory mode's working size, the frame CRF).
 
     ivos-bench video-speed --split dev --threads 1 --rounds 2
 """
@@ -37,16 +39,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--osvos-bundle", default=None, help="OSVOS bundle (default: the shipped default)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads of every pool")
     p.add_argument("--rounds", type=int, default=2, help="rounds over the sequences (method order alternates)")
+    p.add_argument("--new", default="", metavar="KEY=VALUE,...",
+                   help="the new method's settings (mode, steps, weight, working, crf); default: the bundle's")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/video_speed.json"))
 
 
-def predictor(osvos, method: str, threads: int):
+def predictor(osvos, method: str, threads: int, new: str = ""):
+    """The ``old`` or ``new`` method's ``VideoPredictor`` (``new``: ``--new``'s settings)."""
     import ivos
+    from ivos.memory_read import MemorySettings
 
     if method == "old":
         return ivos.VideoPredictor(osvos, mode="osvos+mask",
                                    finetune_config=ivos.FinetuneConfig.for_bundle(osvos.bundle, threads=threads))
-    return ivos.VideoPredictor(osvos)
+    keys = dict(kv.split("=", 1) for kv in new.split(",") if kv)
+    unknown = set(keys) - {"mode", "steps", "weight", "working", "crf"}
+    if unknown:
+        raise ivos.InvalidInput(f"--new: unknown keys {sorted(unknown)}; known: mode, steps, weight, working, crf")
+    kwargs = {}
+    if "mode" in keys:
+        kwargs["mode"] = keys["mode"]
+    if "steps" in keys:
+        kwargs["finetune_config"] = ivos.FinetuneConfig.for_bundle(osvos.bundle, threads=threads,
+                                                                   steps=int(keys["steps"]))
+    if "weight" in keys:
+        kwargs["memory"] = MemorySettings(weight=float(keys["weight"]))
+    if "working" in keys:
+        kwargs["working_size"] = tuple(int(v) for v in keys["working"].split("x"))
+    if "crf" in keys:
+        kwargs["crf"] = keys["crf"] == "1"
+    return ivos.VideoPredictor(osvos, **kwargs)
 
 
 def clip_run(vp, frames, masks: list[np.ndarray], gt: np.ndarray | None) -> dict:
@@ -108,7 +130,7 @@ def run(args) -> int:
     davis = dataset_dir("DAVIS2016", args.data_root)
     names = args.sequences or davis_sequences(davis.parent, args.split)
     osvos = ivos.load(args.osvos_bundle or DEFAULT_OSVOS, threads=args.threads)
-    vps = {m: predictor(osvos, m, args.threads) for m in METHODS}
+    vps = {m: predictor(osvos, m, args.threads, args.new) for m in METHODS}
     runs: dict[str, dict[str, list[dict]]] = {n: {m: [] for m in METHODS} for n in names}
     for rnd in range(args.rounds):
         for name in names:

@@ -46,7 +46,9 @@ class MemoryRun:
         self._grey: tuple[int, np.ndarray] | None = None  # (frame index, flow image) of the last frame
         self._keys: tuple[int, FrameKeys] | None = None  # (frame index, its keys) of the last frame
         self._since_added = 0
-        for idx in sorted({i for t in tracks for i in t.annotations}):
+        # the memory is read only when its readout is used (the output or the prior mixes it in)
+        self.reads = settings.memory.weight > 0 or settings.memory.prior_readout > 0
+        for idx in sorted({i for t in tracks for i in t.annotations} if self.reads else ()):
             features = session.trunk(session.to_working_rgb(state.video[idx]), None)
             if self.projection is None:
                 self.projection = Projection.fit(features.high[0])
@@ -85,8 +87,8 @@ class MemoryRun:
         """{obj_id: (H, W) float32 probability} on frame ``idx`` of the objects in ``heads``
         (each with its head and its warped prior, None: none): one trunk run on the union of
         the objects' motion gates (the whole frame when one has no prior), then per object
-        the memory read, the head on prior + readout, the readout mixed into the output,
-        the gate."""
+        the memory read, the head on prior + readout, the readout and the warped prior mixed
+        into the output (``MemorySettings``), the gate."""
         settings, session = self.settings, self.session
         gates = {k: gate_box(p, settings.roi_margin) if p is not None and settings.roi_margin is not None and p.any()
                  else None for k, p in priors.items() if k in heads}
@@ -96,8 +98,10 @@ class MemoryRun:
                      max(g[2] for g in gates.values()), max(g[3] for g in gates.values()))
             crop = session.crop_for(union, session.letterbox(*frame.shape[:2]), settings.crop_context)
         features = session.trunk(working, crop)
-        fk = FrameKeys.of(features.high[0], features.crop[:2], self.valid, self.projection)
-        self._keys = (idx, fk)
+        fk = None
+        if self.reads:
+            fk = FrameKeys.of(features.high[0], features.crop[:2], self.valid, self.projection)
+            self._keys = (idx, fk)
         box = session.letterbox(*frame.shape[:2])
         mem = settings.memory
         probs = {}
@@ -105,7 +109,7 @@ class MemoryRun:
             prior = priors.get(k)
             prior_w = None if prior is None else session.to_working_mask(prior)
             readout = None
-            if len(self.memories[k]):
+            if fk is not None and len(self.memories[k]):
                 readout = fk.to_working(self.memories[k].read(fk.keys, mem), session.working)
                 if mem.prior_readout > 0:
                     up = np.kron(readout, np.ones((4, 4), np.float32))  # stride 4 -> working pixels
@@ -113,9 +117,15 @@ class MemoryRun:
                         (1.0 - mem.prior_readout) * prior_w + mem.prior_readout * up)
             logits = session.head_logits(features, prior_w, head)
             prob = session.logits_to_frame(logits, box)
-            if readout is not None and mem.weight > 0:
-                prob = (1.0 - mem.weight) * prob + mem.weight * np.clip(
-                    session.working_map_to_frame(readout, *prob.shape), 0.0, 1.0)
+            w_read = mem.weight if readout is not None else 0.0
+            w_prior = mem.prior_weight if prior is not None else 0.0
+            if w_read or w_prior:
+                fused = (1.0 - w_read - w_prior) * prob
+                if w_read:
+                    fused += w_read * np.clip(session.working_map_to_frame(readout, *prob.shape), 0.0, 1.0)
+                if w_prior:
+                    fused += w_prior * prior
+                prob = fused
             if gates.get(k) is not None:
                 gate_to_prior(prob, gates[k])
             probs[k] = prob

@@ -44,6 +44,10 @@ class MemorySettings:
         temperature: softmax temperature over cosine similarities.
         weight: share of the readout in the fused probability
             (``(1 - weight) * head + weight * readout``).
+        prior_weight: share of the flow-warped previous mask in the fused probability
+            (``(1 - weight - prior_weight) * head + weight * readout + prior_weight * warped``):
+            a head fine-tuned on one frame's appearance overrides a good temporal prior under
+            fast motion and turns.
         prior_readout: share of the readout in the head's prior
             (``(1 - prior_readout) * warped mask + prior_readout * readout``); the head must be
             trained for it (``training.video_cv train --prior-readout``).
@@ -55,6 +59,7 @@ class MemorySettings:
     top_k: int = 20
     temperature: float = 0.05
     weight: float = 0.3
+    prior_weight: float = 0.0
     prior_readout: float = 0.0
     every: int = 5
     min_confidence: float = 0.8
@@ -71,7 +76,9 @@ class MemorySettings:
             raise InvalidInput(f"MemorySettings.capacity must be an int >= 0, got {self.capacity!r}")
         if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < float("inf")):
             raise InvalidInput(f"MemorySettings.temperature must be a number > 0, got {self.temperature!r}")
-        for name in ("weight", "prior_readout", "min_confidence"):
+        if self.weight + self.prior_weight > 1.0:
+            raise InvalidInput(f"MemorySettings.weight + prior_weight must be <= 1, got {self.weight} + {self.prior_weight}")
+        for name in ("weight", "prior_weight", "prior_readout", "min_confidence"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise InvalidInput(f"MemorySettings.{name} must be a number in [0, 1], got {value!r}")

@@ -15,7 +15,13 @@ Two steps, each resumable (outputs under ``--out``, default ``runs/video_cv``)::
     python -m training.video_cv eval --folds 3 --method osvos-ft --method memory --threads 1
 
 ``train`` caches each sequence's backbone features (``features/<seq>.npz``) and writes
-``fold<k>/osvos-lite0/``: the shipped bundle's graph and card with that fold's parent head.
+``fold<k>/osvos-lite0/``: the shipped bundle's graphs and card with that fold's parent head.
+Head variants go to ``heads-<variant>/fold<k>/``: ``--learned-projection`` (variant "lp") also
+learns the memory keys' projection on the fold (``training.memory_projection``) and ships it
+in the fold's bundle; ``--prior-readout A`` ("prA") trains heads for the memory mode's
+readout-mixed priors, ``--prior-from-target`` ("t") with priors from each example's own
+deformed target, ``--synthetic N`` ("synN") adds synthetic clips (``training.synthetic_clips``).
+Results: ``benchmarks/results/video_cv.md``.
 ``eval`` writes ``cv_<method>.json`` per method (per-sequence J, fine-tune seconds, per-frame
 ms, wall seconds) and ``cv.md``, the side-by-side table (``--markdown``).
 """
@@ -181,13 +187,16 @@ def train(args) -> None:
     for i, name in enumerate(names):
         feats[name] = sequence_features(args.out, davis, name, net, args.seed)
         log.info("features %d/%d %s (%.0f s)", i + 1, len(names), name, time.time() - t0)
-    variant = f"pr{round(args.prior_readout * 100)}" if args.prior_readout > 0 or args.prior_from_target else ""
-    variant += "-t" if args.prior_from_target else ""
-    variant += "-lp" if args.learned_projection else ""
+    # the heads' variant name (their folder under --out): what they were trained with
+    parts = [f"pr{round(args.prior_readout * 100)}"] if args.prior_readout > 0 or args.prior_from_target else []
+    parts += ["t"] if args.prior_from_target else []
+    parts += ["lp"] if args.learned_projection else []
     extra = None
     if args.synthetic > 0:
         extra = synthetic_features(args, net)
-        variant += f"-syn{args.synthetic}"
+        parts.append(f"syn{args.synthetic}")
+    variant = "-".join(parts)
+    log.info("features of %d sequences: %.0f s", len(names), time.time() - t0)
     for k, held in enumerate(folds):
         if args.only_fold is not None and k != args.only_fold:
             continue
