@@ -122,6 +122,16 @@ def store_frames(folder: Path, files: list[bytes], limits: Limits) -> tuple[int,
     return len(files), size[0], size[1]
 
 
+def client_message(error: Exception, path: Path) -> str:
+    """The library's message for a stored upload, with the upload's server path (and its
+    session folder) replaced by "the upload": internal paths never reach clients."""
+    message = str(error)
+    for p in sorted({str(path), str(path.resolve()), str(path.parent), str(path.parent.resolve())}, key=len,
+                    reverse=True):
+        message = message.replace(f"'{p}'", "the upload").replace(p, "the upload")
+    return message
+
+
 def probe_video(path: Path, limits: Limits, *, fps: float | None) -> tuple[int, int, int, float]:
     """Opens a stored video file or frame folder with ``ivos.open_video``, checks the limits
     from the container (frames, size, duration) before decoding, then decodes every frame once
@@ -131,9 +141,11 @@ def probe_video(path: Path, limits: Limits, *, fps: float | None) -> tuple[int, 
     try:
         source = ivos.open_video(path, cache_size=1, fps=fps)
     except ivos.BackendUnavailable as e:
-        raise ApiError(501, "video_backend_missing", f"reading video files needs PyAV on the server: {e}") from None
+        raise ApiError(501, "video_backend_missing",
+                       f"reading video files needs PyAV on the server: {client_message(e, path)}") from None
     except ivos.InvalidInput as e:
-        raise ApiError(400, "not_a_video", f"the upload cannot be read as a video: {e}") from None
+        raise ApiError(400, "not_a_video",
+                       f"the upload cannot be read as a video: {client_message(e, path)}") from None
     try:
         n, h, w, rate = len(source), source.height, source.width, float(source.fps)
         if n > limits.max_frames:
@@ -147,7 +159,8 @@ def probe_video(path: Path, limits: Limits, *, fps: float | None) -> tuple[int, 
         try:
             source.verify()
         except ivos.InvalidInput as e:
-            raise ApiError(400, "corrupt_video", f"the video cannot be decoded to the end: {e}") from None
+            raise ApiError(400, "corrupt_video",
+                           f"the video cannot be decoded to the end: {client_message(e, path)}") from None
     finally:
         source.close()
     return n, h, w, rate

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -145,11 +146,20 @@ ROWS = [
 ]
 
 
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:])/(?:[\w.-]+/)+[\w.-]*")
+"""A POSIX absolute path of two or more parts (``/tmp/x/uploads/a.mp4``); URLs and API
+routes (``/v1/images``) are told apart by the checks below."""
+
+
 @pytest.mark.parametrize("name, call, status, code, words", ROWS, ids=[r[0] for r in ROWS])
-def test_bad_request(http, session, name, call, status, code, words):
+def test_bad_request(http, session, limited, name, call, status, code, words):
     r = call(http, session)
     assert r.status_code == status, f"{name}: {r.status_code} {r.text[:300]}"
     if status >= 400:
+        # no server path reaches a client: not the data folder, not any absolute file path
+        assert str(limited.data_dir) not in r.text and str(limited.data_dir.resolve()) not in r.text, r.text
+        leaked = [p for p in ABSOLUTE_PATH.findall(r.json()["error"]["message"]) if not p.startswith("/v1/")]
+        assert not leaked, (name, leaked, r.text)
         err = r.json()["error"]
         if code is not None:
             assert err["code"] == code, err

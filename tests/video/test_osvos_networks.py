@@ -64,7 +64,6 @@ def test_tensorrt_refit_needs_tensorrt(osvos_bundle):
     from ivos.errors import BackendUnavailable
     from ivos.export.osvos_tensorrt import build_refittable_plan
 
-    pytest.importorskip("numpy")
     try:
         import tensorrt  # noqa: F401
         pytest.skip("TensorRT is installed: the refit path is exercised on GPU machines")
