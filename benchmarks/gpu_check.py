@@ -32,6 +32,8 @@ from typing import Callable
 
 import numpy as np
 
+from ._common import percentiles
+
 FRAME = (480, 854)
 N_CLICKS = 20
 SIGMA = 5.0
@@ -44,12 +46,6 @@ class CheckFailed(SystemExit):
         super().__init__(f"gpu_check: FAILED: {message}")
 
 
-def _percentiles(ms: list[float]) -> dict[str, float]:
-    arr = np.asarray(ms, np.float64)
-    return {"p50": float(np.percentile(arr, 50)), "p90": float(np.percentile(arr, 90)),
-            "p99": float(np.percentile(arr, 99)), "n": int(arr.size)}
-
-
 def _time(fn: Callable[[], object], iters: int, warmup: int = 3) -> dict[str, float]:
     for _ in range(warmup):
         fn()
@@ -58,7 +54,7 @@ def _time(fn: Callable[[], object], iters: int, warmup: int = 3) -> dict[str, fl
         t0 = time.perf_counter()
         fn()
         ms.append((time.perf_counter() - t0) * 1e3)
-    return _percentiles(ms)
+    return percentiles(ms)
 
 
 def require_gpu() -> None:

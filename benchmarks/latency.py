@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._common import percentiles
+
 log = logging.getLogger("ivos.bench")
 
 FRAME_SIZES = ((480, 854), (1080, 1920))
@@ -87,12 +89,6 @@ def click_session(predictor, image: np.ndarray, gt: np.ndarray, n_clicks: int, p
     return timings
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
-    arr = np.asarray(values)
-    return {"p50": float(np.percentile(arr, 50)), "p90": float(np.percentile(arr, 90)),
-            "p99": float(np.percentile(arr, 99)), "n": int(arr.size)}
-
-
 def measure(models: dict, frames: dict, *, rounds: int, clicks: int, progress=None, profile: int = 0) -> list[dict]:
     """Rows of per-stage percentiles for every (frame, backend, crf) configuration; with
     ``profile`` > 0 each row also has ``profile``: the top functions of one more, untimed
@@ -116,7 +112,7 @@ def measure(models: dict, frames: dict, *, rounds: int, clicks: int, progress=No
         row = {"frame": fname, "backend": bname, "runs": models[bname].backend, "crf": crf,
                "flip": predictors[(fname, bname, crf)].settings.flip}
         for stage in STAGES:
-            row[stage] = _percentiles([getattr(t, stage) for t in timings])
+            row[stage] = percentiles([getattr(t, stage) for t in timings])
         if profile > 0:
             profiler = FunctionProfile()
             click_session(predictors[(fname, bname, crf)], *frames[fname][:2], clicks, profiler)

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._common import percentiles
+
 RENDER_SIZES = ((480, 854), (1080, 1920))
 RENDER_CLICKS = (1, 5, 20)
 CRF_SIZES = ((480, 854), (240, 427))
@@ -53,9 +55,8 @@ def _progress(msg: str) -> None:
 
 
 def _percentiles(times_s: list[float]) -> dict[str, float]:
-    ms = np.asarray(times_s) * 1e3
-    return {"p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
-            "p99_ms": float(np.percentile(ms, 99)), "n": int(ms.size)}
+    """Seconds per call -> p50_ms, p90_ms, p99_ms, mean_ms, n."""
+    return percentiles(times_s, scale=1e3, suffix="_ms")
 
 
 def _interleaved(calls: dict, *, warmup: int, repeats: int) -> dict[str, list[float]]:

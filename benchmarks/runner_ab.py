@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._common import percentiles
+
 PREV_PACKAGE = "ivos._runner_prev"
 PREV_FILES = ("base.py", "ort.py")
 
@@ -50,11 +52,6 @@ def _runner(ort_module, bundle, threads: int, precision: str):
     key = "onnx_int8" if precision == "int8" else "onnx"
     return ort_module.OrtRunner(bundle.artifact(key), bundle.inputs, bundle.outputs, device="cpu", threads=threads,
                                 precision=precision, card=bundle.path / "model.json", artifact=key)
-
-
-def _percentiles(values) -> dict[str, float]:
-    arr = np.asarray(values, np.float64)
-    return {"p50": float(np.percentile(arr, 50)), "p90": float(np.percentile(arr, 90)), "n": int(arr.size)}
 
 
 def measure(model_name: str, *, ref: str, repo: Path, threads: int, precision: str, rounds: int, clicks: int,
@@ -109,7 +106,7 @@ def report(result: dict, command: str, env: dict) -> str:
              "|---|---|---|---|---|"]
     for key, label in (("click", "add_click, total"), ("infer", "add_click, network stage"),
                        ("run", "ctx.run() alone")):
-        new, prev = _percentiles(result[key]["new"]), _percentiles(result[key]["prev"])
+        new, prev = percentiles(result[key]["new"]), percentiles(result[key]["prev"])
         lines.append(f"| {label} | {new['p50']:.2f} / {new['p90']:.2f} | {prev['p50']:.2f} / {prev['p90']:.2f} | "
                      f"{new['p50'] / prev['p50']:.3f} | {new['n']} |")
     return "\n".join(lines) + "\n"

@@ -33,6 +33,7 @@ import numpy as np
 
 from ivos.metrics import iou
 
+from ._common import percentiles
 from .profiling import profile_markdown
 
 log = logging.getLogger("ivos.bench")
@@ -248,12 +249,6 @@ def _full_finetune(net, vp, osvos, frames, gt: np.ndarray, steps: int, batch: in
             "batch": batch}
 
 
-def _percentiles(values: list[float]) -> dict:
-    v = np.asarray(values, np.float64)
-    return {"p50": float(np.percentile(v, 50)), "p90": float(np.percentile(v, 90)),
-            "p99": float(np.percentile(v, 99)), "mean": float(v.mean()), "n": int(v.size)}
-
-
 def _crf_max_pixels(args) -> int:
     """``VideoPredictor(crf_max_pixels=...)`` from --crf-max-pixels."""
     from ivos.settings import FRAME_CRF_MAX_PIXELS
@@ -380,12 +375,12 @@ def plot(report: dict, path: Path) -> None:
 def summarize(seqs: dict) -> dict:
     s: dict = {"j_gt_init": float(np.mean([r["gt_init"]["j"] for r in seqs.values()]))}
     runs = [r["gt_init"] for r in seqs.values()] + [c for r in seqs.values() for c in r.get("clicks", {}).values()]
-    s["finetune_s"] = _percentiles([r["finetune_s"] for r in runs])
-    s["frame_ms"] = _percentiles([m for r in runs for m in r["frame_ms"]])
-    s["frame_stages_ms"] = {stage: _percentiles([m for r in runs for m in r["frame_stages"][stage]])
+    s["finetune_s"] = percentiles([r["finetune_s"] for r in runs])
+    s["frame_ms"] = percentiles([m for r in runs for m in r["frame_ms"]])
+    s["frame_stages_ms"] = {stage: percentiles([m for r in runs for m in r["frame_stages"][stage]])
                             for stage in FRAME_STAGES}
-    s["finetune_stages_s"] = {"features": _percentiles([r["finetune"]["features_s"] for r in runs]),
-                              "fit": _percentiles([r["finetune"]["fit_s"] for r in runs])}
+    s["finetune_stages_s"] = {"features": percentiles([r["finetune"]["features_s"] for r in runs]),
+                              "fit": percentiles([r["finetune"]["fit_s"] for r in runs])}
     s["suggest_hits"] = int(sum(r["suggest_hit"] for r in runs))
     s["suggest_trials"] = len(runs)
     s["suggest_hit_rate"] = s["suggest_hits"] / max(1, len(runs))
