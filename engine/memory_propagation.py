@@ -46,8 +46,8 @@ class MemoryRun:
         self._grey: tuple[int, np.ndarray] | None = None  # (frame index, flow image) of the last frame
         self._keys: tuple[int, FrameKeys] | None = None  # (frame index, its keys) of the last frame
         self._since_added = 0
-        # the memory is read only when its readout is used (the output or the prior mixes it in)
-        self.reads = settings.memory.weight > 0 or settings.memory.prior_readout > 0
+        # the memory is read only when its readout is used (mixed into the output or the prior, or a veto)
+        self.reads = settings.memory.weight > 0 or settings.memory.prior_readout > 0 or settings.memory.veto_below > 0
         for idx in sorted({i for t in tracks for i in t.annotations} if self.reads else ()):
             features = session.trunk(session.to_working_rgb(state.video[idx]), None)
             if self.projection is None:
@@ -126,6 +126,8 @@ class MemoryRun:
                 if w_prior:
                     fused += w_prior * prior
                 prob = fused
+            if readout is not None and mem.veto_below > 0:
+                prob[session.working_map_to_frame(readout, *prob.shape) < mem.veto_below] = 0.0
             if gates.get(k) is not None:
                 gate_to_prior(prob, gates[k])
             probs[k] = prob

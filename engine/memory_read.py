@@ -48,6 +48,8 @@ class MemorySettings:
             (``(1 - weight - prior_weight) * head + weight * readout + prior_weight * warped``):
             a head fine-tuned on one frame's appearance overrides a good temporal prior under
             fast motion and turns.
+        veto_below: where the readout is below this, the object is not there: the fused
+            probability is zeroed (look-alike distractors the head takes for the object); 0: off.
         prior_readout: share of the readout in the head's prior
             (``(1 - prior_readout) * warped mask + prior_readout * readout``); the head must be
             trained for it (``training.video_cv train --prior-readout``).
@@ -60,6 +62,7 @@ class MemorySettings:
     temperature: float = 0.05
     weight: float = 0.3
     prior_weight: float = 0.0
+    veto_below: float = 0.0
     prior_readout: float = 0.0
     every: int = 5
     min_confidence: float = 0.8
@@ -78,7 +81,7 @@ class MemorySettings:
             raise InvalidInput(f"MemorySettings.temperature must be a number > 0, got {self.temperature!r}")
         if self.weight + self.prior_weight > 1.0:
             raise InvalidInput(f"MemorySettings.weight + prior_weight must be <= 1, got {self.weight} + {self.prior_weight}")
-        for name in ("weight", "prior_weight", "prior_readout", "min_confidence"):
+        for name in ("weight", "prior_weight", "veto_below", "prior_readout", "min_confidence"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise InvalidInput(f"MemorySettings.{name} must be a number in [0, 1], got {value!r}")

@@ -8,7 +8,7 @@ A method is ``NAME[:key=value,...]``; NAME is a label, the keys set the propagat
     crop       1 / 0: the network on the motion gate's crop     default 1
     working    HxW: the memory mode's working size                 default: the bundle's
     heads      the fold heads' variant (``training.video_cv.fold_bundle``)  default "" (shipped recipe)
-    weight, prior_weight, prior_readout, top_k, temperature, every, capacity, min_confidence: ``ivos.memory_read.MemorySettings``
+    weight, prior_weight, veto_below, prior_readout, top_k, temperature, every, capacity, min_confidence: ``ivos.memory_read.MemorySettings``
 
 e.g. ``--method old:mode=osvos+mask --method mem:mode=memory,steps=0,weight=0.3``. Results are
 kept per method in ``<out>/cv_<NAME>.json`` and a finished sequence is not run again, so an
@@ -28,7 +28,7 @@ from .video_cv import all_sequences, fold_bundle, folds_of, sync_graphs
 
 log = logging.getLogger("ivos.training")
 
-MEMORY_KEYS = {"weight": float, "prior_weight": float, "prior_readout": float, "top_k": int, "temperature": float, "every": int, "capacity": int,
+MEMORY_KEYS = {"weight": float, "prior_weight": float, "veto_below": float, "prior_readout": float, "top_k": int, "temperature": float, "every": int, "capacity": int,
                "min_confidence": float}
 
 

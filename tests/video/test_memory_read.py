@@ -82,3 +82,15 @@ def test_propagated_frames_are_bounded_annotated_ones_stay():
     assert list(memory.fixed) == [0] and list(memory.recent) == [4, 5] and len(memory) == 3
     memory.add(5, k, v, annotated=True, capacity=2)  # a propagated frame that gets annotated moves over
     assert list(memory.fixed) == [0, 5] and list(memory.recent) == [4]
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"top_k": 0}, "top_k"), ({"every": 1.5}, "every"), ({"capacity": -1}, "capacity"),
+    ({"temperature": 0}, "temperature"), ({"weight": 1.5}, "weight"), ({"veto_below": -0.1}, "veto_below"),
+    ({"weight": 0.7, "prior_weight": 0.5}, "prior_weight"), ({"prior_readout": True}, "prior_readout"),
+])
+def test_settings_refuse_bad_values(kwargs, word):
+    from ivos.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match=word):
+        MemorySettings(**kwargs)
