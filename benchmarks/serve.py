@@ -18,9 +18,6 @@ import argparse
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import ivos
+from ivos.serve.testing import ServerProcess
 
 SIZE = (480, 854)
 
@@ -62,46 +60,6 @@ def png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(data_dir: Path, args: list[str], log: Path, timeout: float = 180.0) -> tuple[subprocess.Popen, str]:
-    """``ivos serve`` on a free loopback port with ``args``; returns (process, url) once /readyz is 200."""
-    import httpx
-
-    port = free_port()
-    cmd = [sys.executable, "-m", "ivos.serve.cli", "--port", str(port), "--data-dir", str(data_dir),
-           "--log-level", "warning", *args]
-    proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ivos serve exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    stop_server(proc)
-    raise RuntimeError(f"ivos serve not ready after {timeout} s:\n{log.read_text()}")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def http_session(url: str, image_png: bytes, sequence, http=None) -> list[float]:
@@ -185,9 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     image_png = png(image)
     model = ivos.load(args.model, threads=args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_server(Path(tmp), ["--model", args.model, "--threads", str(args.threads),
-                                             "--request-threads", str(args.request_threads), "--request-queue",
-                                             "256", "--live-images", "64"], Path(tmp) / "server.log", timeout=120)
+        server = ServerProcess(Path(tmp) / "data", ["--model", args.model, "--threads", str(args.threads),
+                                                    "--request-threads", str(args.request_threads), "--request-queue",
+                                                    "256", "--live-images", "64"], startup_s=120).start()
+        url = server.url
         try:
             with httpx.Client(base_url=url, timeout=120) as http:
                 http_session(url, image_png, clicks(0, 5), http)  # warm-up: both sides
@@ -207,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 throughput.append({"sessions": n, "http": over_http, "in_process": in_process})
             ready = httpx.get(url + "/readyz").json()
         finally:
-            stop_server(proc)
+            server.stop()
 
     local, remote = stats(local_ms), stats(http_ms)
     env = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),

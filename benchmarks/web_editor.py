@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 
 import ivos
+from ivos.serve.testing import ServerProcess
 
-from .serve import start_server, stop_server
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 DEMO_META = Path(ivos.__file__).parent / "data" / "demo_clip.json"
@@ -287,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         server_args += ["--finetune-steps", str(args.finetune_steps)]
     with tempfile.TemporaryDirectory(prefix="ivos-web-bench-") as tmp:
         tmp = Path(tmp)
-        proc, url = start_server(tmp / "data", server_args, tmp / "server.log")
+        server = ServerProcess(tmp / "data", server_args).start()
+        url = server.url
         driver = None
         try:
             driver = make_driver(*found, tmp / "downloads", width=args.width, height=args.height)
@@ -312,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if driver is not None:
                 driver.quit()
-            stop_server(proc)
+            server.stop()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render_markdown(report, command))
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))

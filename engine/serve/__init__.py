@@ -6,7 +6,8 @@ Modules, one job each: ``config`` (every knob), ``store`` (sessions that survive
 ``live`` (bounded LRU of live sessions, striped locks), ``pools`` (bounded thread pools, 429
 when full), ``service`` (the operations, HTTP-free), ``jobs`` (propagation in the background),
 ``exports`` (PNG zip, COCO, RLE, sticker), ``metrics`` (Prometheus), ``app`` (the routes),
-``cli`` (``ivos serve``), ``ray_app`` (the same app on Ray Serve).
+``cli`` (``ivos serve``), ``ray_app`` (the same app on Ray Serve), ``testing`` (``ServerProcess``:
+``ivos serve`` in a subprocess, the one harness of tests and benchmarks).
 
 Nothing here is imported by ``import ivos``; the runtime never imports this package.
 """

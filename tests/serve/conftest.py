@@ -7,12 +7,6 @@ test uses the shipped bundles."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +16,8 @@ pytest.importorskip("fastapi", reason="ivos serve needs the serve extra (pip ins
 pytest.importorskip("httpx", reason="the serve tests need httpx (pip install 'ivos[serve]')")
 torch = pytest.importorskip("torch", reason="exporting test bundles needs torch (pip install 'ivos[export]')")
 pytest.importorskip("onnxruntime", reason="needs onnxruntime (pip install 'ivos[cpu]')")
+
+from ivos.serve.testing import ServerProcess  # noqa: E402
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TINY = dict(widths=(8, 8, 16, 16), blocks=(1, 1, 1, 1), stem_width=8, head_width=8, skip_width=8, decoder_width=8)
@@ -46,70 +42,15 @@ def bundles(tmp_path_factory) -> dict[str, Path]:
     return {"click": root / "click-tiny", "osvos": root / "osvos-tiny"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``ivos serve`` in a subprocess on 127.0.0.1 (``start``, ``stop``, ``kill`` = SIGKILL).
-    ``args`` are extra command-line flags; the log goes to ``data_dir/../server-N.log``."""
+class Server(ServerProcess):
+    """``ivos serve`` on the tiny test bundles (``ivos.serve.testing.ServerProcess``): one thread,
+    5 fine-tuning steps; ``args`` are extra flags. Logs go beside ``data_dir``."""
 
     def __init__(self, data_dir: Path, bundles: dict[str, Path], args: list[str] = ()):
-        self.data_dir, self.bundles, self.args = data_dir, bundles, list(args)
-        self.proc: subprocess.Popen | None = None
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.starts = 0
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "ivos.serve.cli", "--port", str(self.port), "--data-dir", str(self.data_dir),
-                "--model", str(self.bundles["click"]), "--osvos-model", str(self.bundles["osvos"]),
-                "--threads", "1", "--finetune-steps", "5", "--finetune-augmentations", "3", "--log-level",
-                "warning", *self.args]
-
-    def start(self) -> "Server":
-        import httpx
-
-        self.starts += 1
-        self.log = self.data_dir.parent / f"server-{self.port}-{self.starts}.log"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(self.command(), stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + STARTUP_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ivos serve exited with {self.proc.returncode}:\n{self.log.read_text()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"ivos serve not ready after {STARTUP_S} s:\n{self.log.read_text()}")
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def rss_bytes(self) -> int:
-        import psutil
-
-        return psutil.Process(self.proc.pid).memory_info().rss
+        self.bundles = bundles
+        super().__init__(data_dir, ["--model", str(bundles["click"]), "--osvos-model", str(bundles["osvos"]),
+                                    "--threads", "1", "--finetune-steps", "5", "--finetune-augmentations", "3",
+                                    *args], startup_s=STARTUP_S)
 
 
 @pytest.fixture(scope="session")

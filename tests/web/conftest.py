@@ -11,12 +11,6 @@ without them the tests skip saying so."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +21,8 @@ pytest.importorskip("selenium", reason="the browser tests need selenium (pip ins
 torch = pytest.importorskip("torch", reason="exporting the test OSVOS bundle needs torch (pip install 'ivos[export]')")
 pytest.importorskip("onnxruntime", reason="needs onnxruntime (pip install 'ivos[cpu]')")
 pytest.importorskip("av", reason="the demo clip is an mp4: reading it needs PyAV (pip install 'ivos[video]')")
+
+from ivos.serve.testing import ServerProcess  # noqa: E402
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TINY = dict(widths=(8, 8, 16, 16), blocks=(1, 1, 1, 1), stem_width=8, head_width=8, skip_width=8, decoder_width=8)
@@ -48,53 +44,15 @@ def osvos_tiny(tmp_path_factory) -> Path:
     return root / "osvos-tiny"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``ivos serve`` in a subprocess on 127.0.0.1; the log goes next to the data folder."""
+class Server(ServerProcess):
+    """``ivos serve`` with the shipped click bundle and the tiny OSVOS bundle
+    (``ivos.serve.testing.ServerProcess``); ``args`` are extra flags."""
 
     def __init__(self, data_dir: Path, osvos: Path, args: list[str] = ()):
-        self.data_dir, self.osvos, self.args = data_dir, osvos, list(args)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-        self.log = data_dir.parent / f"server-{self.port}.log"
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "ivos.serve.cli", "--port", str(self.port), "--data-dir", str(self.data_dir),
-                "--model", "ivos-lite0", "--osvos-model", str(self.osvos), "--threads", "1",
-                "--finetune-steps", "5", "--finetune-augmentations", "2", "--log-level", "warning", *self.args]
-
-    def start(self) -> "Server":
-        import httpx
-
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(self.command(), stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + STARTUP_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ivos serve exited with {self.proc.returncode}:\n{self.log.read_text()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"ivos serve not ready after {STARTUP_S} s:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.osvos = osvos
+        super().__init__(data_dir, ["--model", "ivos-lite0", "--osvos-model", str(osvos), "--threads", "1",
+                                    "--finetune-steps", "5", "--finetune-augmentations", "2", *args],
+                         startup_s=STARTUP_S)
 
 
 @pytest.fixture(scope="module")

@@ -63,15 +63,16 @@ def test_demo_route_needs_the_key_when_the_server_has_keys(osvos_tiny, tmp_path)
     """The editor's /v1 routes check the key like every other; the page itself does not."""
     import httpx
 
-    from ivos.bench.serve import start_server, stop_server
+    from ivos.serve.testing import ServerProcess
 
     key, path = "k" * 24, "/v1/videos/demo"
-    proc, url = start_server(tmp_path / "data", ["--model", "ivos-lite0", "--osvos-model", str(osvos_tiny),
-                                                  "--threads", "1", "--api-key", key], tmp_path / "log")
+    server = ServerProcess(tmp_path / "data", ["--model", "ivos-lite0", "--osvos-model", str(osvos_tiny),
+                                               "--threads", "1", "--api-key", key]).start()
+    url = server.url
     try:
         assert httpx.post(url + path, timeout=60).status_code == 401
         assert httpx.post(url + path, headers={"Authorization": f"Bearer {key}"}, timeout=60).status_code == 201
         assert httpx.get(url + "/", timeout=30).status_code == 200
         assert httpx.get(url + "/web/editor.js", timeout=30).status_code == 200
     finally:
-        stop_server(proc)
+        server.stop()
