@@ -175,3 +175,31 @@ def test_a_learned_projection_is_used_and_checked(tmp_path):
 def test_working_size_must_suit_the_graph(osvos):
     with pytest.raises(ivos.InvalidInput, match="multiples of 32"):
         OsvosSession(osvos, (300, 512))
+
+
+def test_memory_mode_backward_pass_refine_and_saved_state(osvos, click_bundle, tmp_path):
+    """Annotated on a middle frame: the forward then backward passes; a refine adds an
+    annotation (and a memory frame) and propagation re-runs from it; a saved state continues
+    with identical masks."""
+    from ivos.memory_read import MemorySettings
+
+    frames, a, _ = _two_squares(n=5)
+    clicker = ivos.load(click_bundle, backend="ort", threads=1)
+    vp = ivos.VideoPredictor(osvos, clicker, mode="memory", finetune_config=ivos.FinetuneConfig(steps=0),
+                             memory=MemorySettings(weight=1.0))
+    state = vp.init_state(frames)
+    vp.add_new_mask(state, 2, 1, a[2])
+    order = [r.frame_idx for r in vp.propagate_in_video(state)]
+    assert order == [2, 3, 4, 1, 0]
+    for i in (0, 1, 3, 4):
+        m = state.mask(i)
+        assert (m & a[i]).sum() / (m | a[i]).sum() > 0.9, i
+    vp.refine(state, 4, 1, [[float(a[4].nonzero()[1].mean()), float(a[4].nonzero()[0].mean())]], [1])
+    assert 4 in state.objects[1].annotations
+    again = list(vp.propagate_in_video(state, start_frame_idx=3))
+    assert [r.frame_idx for r in again] == [3, 4]
+    path = tmp_path / "state.ivos"
+    vp.save_state(state, path)
+    restored = vp.load_state(path)
+    for i in range(5):
+        assert np.array_equal(restored.mask(i), state.mask(i))
