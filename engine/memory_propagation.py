@@ -20,8 +20,8 @@ Head = dict[str, np.ndarray]
 
 class MemoryRun:
     """One propagation run's memory-mode state (``PropagationSettings.use_memory``): each
-    object's memory (``ivos.memory_read``), the key projection fitted on the first
-    annotated frame, the flow warper and the previous frame's flow image.
+    object's memory (``ivos.memory_read``), the key projection (the bundle's learned one, else
+    fitted on the first annotated frame), the flow warper and the previous frame's flow image.
 
     Per frame: the neighbouring frame's masks are warped by optical flow onto this frame
     (``ivos.flow``); the trunk graph runs once on the union of the objects' motion gates

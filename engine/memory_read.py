@@ -11,8 +11,10 @@ ImageNet EfficientNet-Lite0 stride-8/16/32 maps, 472 channels), centred and proj
 the ``KEY_DIMS`` leading principal axes of the first annotated frame's features (fitted per
 video: training-free, and a match costs ``KEY_DIMS`` multiply-adds instead of 472), averaged
 over 2x2 cells (``KEY_STRIDE`` = 16 working pixels: 30x53 keys for a whole 480p frame) and
-L2-normalised (cosine similarity). Keys cover where the network ran: the whole working image
-or the crop around the object's motion gate (``OsvosSession.predict_with_features``), so a
+L2-normalised (cosine similarity). A bundle may ship a learned projection instead
+(``artifacts.memory_projection``, ``training.memory_projection``: held-out readout IoU +0.07 to
++0.10 over the per-video axes, benchmarks/results/video_cv.md). Keys cover where the network ran: the whole working image
+or the crop around the objects' motion gates (``OsvosSession.trunk``), so a
 grid has an origin. Values: the share of each key cell the memory frame's mask covers. A
 memory frame keeps the keys near its object only (its motion gate's box): far background
 adds cost, and the query side is gated to the object's reach anyway.
