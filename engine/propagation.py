@@ -55,11 +55,17 @@ class Propagator:
         priors = {t.obj_id: t.mask(start - 1) if start > 0 and start not in t.annotations else None for t in tracks}
         self._memory = MemoryRun(self.session, state, tracks, heads, self.settings) if self.settings.use_memory else None
         at_start = None
+        adapter = OnlineAdaptation(self.session, state, tracks, heads, self.settings) \
+            if self.settings.adapt_every > 0 else None
+        if adapter is not None:
+            heads = adapter.heads  # adapted copies: the tracks keep their annotation-tuned heads
         for idx in range(start, state.num_frames):
             result = self.frame(state, tracks, heads, idx, priors)
             priors = dict(result.masks)
             if idx == start:
                 at_start = priors
+            if adapter is not None:
+                adapter.after(idx, result)
             yield result
         if backward and start > 0:
             priors = at_start
@@ -68,6 +74,8 @@ class Propagator:
             for idx in range(start - 1, -1, -1):
                 result = self.frame(state, tracks, heads, idx, priors)
                 priors = dict(result.masks)
+                if adapter is not None:
+                    adapter.after(idx, result)
                 yield result
 
     def frame(self, state: VideoState, tracks: list[ObjectTrack], heads: dict[int, Head], idx: int,
@@ -142,6 +150,45 @@ class Propagator:
         if gate is not None:
             gate_to_prior(prob, gate)
         return prob
+
+
+class OnlineAdaptation:
+    """Online adaptation (OnAVOS-style): every ``adapt_every`` propagated frames, the frames
+    whose propagated mask is confident join an object's fine-tuning set and its head is tuned
+    on for ``adapt_steps`` more steps from where it is (annotated frames + confident frames);
+    the adapted heads serve the rest of the run only (the tracks keep their heads)."""
+
+    def __init__(self, session: OsvosSession, state: VideoState, tracks: list[ObjectTrack], heads: dict[int, Head],
+                 settings: PropagationSettings):
+        self.session, self.state, self.settings = session, state, settings
+        self.heads = dict(heads)
+        self.tracks = {t.obj_id: t for t in tracks}
+        self.confident: dict[int, list[int]] = {t.obj_id: [] for t in tracks}
+        self._since = 0
+
+    def after(self, idx: int, result: MultiFrameResult) -> None:
+        """Takes frame ``idx``'s result; adapts the heads when it is time."""
+        from dataclasses import replace
+
+        from .osvos_finetune import finetune
+
+        self._since += 1
+        for k, source in result.sources.items():
+            if source == "propagated" and result.confidence[k] >= self.settings.adapt_min_confidence \
+                    and result.masks[k].any():
+                self.confident[k].append(idx)
+        if self._since < self.settings.adapt_every:
+            return
+        self._since = 0
+        cfg = replace(self.settings.finetune, steps=self.settings.adapt_steps, augmentations=4)
+        for k, track in self.tracks.items():
+            recent = self.confident[k][-3:]  # the latest confident frames: where the object looks as now
+            if not recent:
+                continue
+            frames_idx = sorted(track.annotations) + recent
+            masks = [track.annotations[i] if i in track.annotations else track.mask(i) for i in frames_idx]
+            report = finetune(self.session, [self.state.video[i] for i in frames_idx], masks, cfg, init=self.heads[k])
+            self.heads[k] = report.params
 
 
 def store_thumbnail(state: VideoState, idx: int, frame: np.ndarray) -> None:

@@ -132,6 +132,10 @@ class PropagationSettings:
     Attributes:
         mode: "memory", "osvos+mask" (the neighbouring frame's mask is a prior) or "osvos".
         memory: the memory read's knobs (memory mode).
+        adapt_every, adapt_steps, adapt_min_confidence: online adaptation
+            (``ivos.propagation.OnlineAdaptation``): every ``adapt_every`` frames (0: off) the
+            heads are tuned ``adapt_steps`` more steps on the annotated frames plus the latest
+            propagated frames of confidence >= ``adapt_min_confidence``.
         working_size: (height, width) the memory mode letterboxes frames into (the card's
             ``propagation.working_size``: the size its heads were trained at); None: the
             bundle's ``working_size``.
@@ -152,6 +156,9 @@ class PropagationSettings:
     crop_context: int | None = NETWORK_CROP_CONTEXT
     memory: MemorySettings = MemorySettings()
     working_size: tuple[int, int] | None = None
+    adapt_every: int = 0
+    adapt_steps: int = 30
+    adapt_min_confidence: float = 0.9
 
     @property
     def use_prior(self) -> bool:
@@ -168,7 +175,8 @@ class PropagationSettings:
                 crop_context: int | None = NETWORK_CROP_CONTEXT,
                 crf_max_pixels: int = FRAME_CRF_MAX_PIXELS,
                 memory: MemorySettings | None = None,
-                working_size: tuple[int, int] | None = None) -> "PropagationSettings":
+                working_size: tuple[int, int] | None = None, adapt_every: int | None = None,
+                adapt_steps: int | None = None) -> "PropagationSettings":
         """The OSVOS bundle's ``postprocess`` (crf, crf_params) overridden by the arguments
         that are not None; InvalidInput naming a bad one. Without ``finetune_config``, the
         bundle's fine-tuning recipe (``FinetuneConfig.for_bundle``). ``threads`` (the OSVOS model's,
@@ -215,7 +223,16 @@ class PropagationSettings:
                 isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in working)):
             raise ModelError(f"{bundle.path / 'model.json'}: field 'propagation.working_size' must be [height, width] "
                              f"positive ints, got {working!r}")
+        adapt = {k: v for k, v in (("adapt_every", adapt_every), ("adapt_steps", adapt_steps)) if v is not None}
+        for key in ("adapt_every", "adapt_steps"):  # the card's, else the defaults, unless given
+            if key not in adapt and key in card:
+                value = card[key]
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ModelError(f"{bundle.path / 'model.json'}: field 'propagation.{key}' must be an int >= 0, "
+                                     f"got {value!r}")
+                adapt[key] = value
+        adapt = {k: nonnegative_int(k, v) for k, v in adapt.items()}
         return PropagationSettings(mode, CrfSettings.merged(enabled, params, crf_max_pixels, threads),
                                    roi_margin, finetune, crop_context,
                                    MemorySettings.for_bundle(bundle) if memory is None else memory,
-                                   None if working is None else (working[0], working[1]))
+                                   None if working is None else (working[0], working[1]), **adapt)

@@ -7,6 +7,7 @@ A method is ``NAME[:key=value,...]``; NAME is a label, the keys set the propagat
     crf        1 / 0: the frame CRF                              default: the bundle's
     crop       1 / 0: the network on the motion gate's crop     default 1
     working    HxW: the memory mode's working size                 default: the bundle's
+    adapt_every, adapt_steps: online adaptation (``ivos.propagation.OnlineAdaptation``)
     heads      the fold heads' variant (``training.video_cv.fold_bundle``)  default "" (shipped recipe)
     weight, prior_weight, veto_below, prior_readout, top_k, temperature, every, capacity, min_confidence: ``ivos.memory_read.MemorySettings``
 
@@ -35,7 +36,7 @@ MEMORY_KEYS = {"weight": float, "prior_weight": float, "veto_below": float, "pri
 def parse_method(text: str) -> tuple[str, dict[str, str]]:
     name, _, rest = text.partition(":")
     keys = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
-    known = {"mode", "steps", "crf", "crop", "heads", "working", *MEMORY_KEYS}
+    known = {"mode", "steps", "crf", "crop", "heads", "working", "adapt_every", "adapt_steps", *MEMORY_KEYS}
     unknown = set(keys) - known
     if unknown:
         raise SystemExit(f"method {name}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
@@ -56,7 +57,8 @@ def predictor_for(bundle: Path, keys: dict[str, str], threads: int):
     crop = keys.get("crop", "1") == "1"
     kwargs = {} if crop else {"crop_context": None}
     working = tuple(int(v) for v in keys["working"].split("x")) if "working" in keys else None
-    vp = ivos.VideoPredictor(osvos, mode=mode, finetune_config=cfg, memory=memory, working_size=working,
+    adapt = {k: int(v) for k, v in keys.items() if k in ("adapt_every", "adapt_steps")}
+    vp = ivos.VideoPredictor(osvos, mode=mode, finetune_config=cfg, memory=memory, working_size=working, **adapt,
                              crf=None if "crf" not in keys else keys["crf"] == "1", **kwargs)
     return vp, osvos
 

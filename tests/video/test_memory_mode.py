@@ -203,3 +203,40 @@ def test_memory_mode_backward_pass_refine_and_saved_state(osvos, click_bundle, t
     restored = vp.load_state(path)
     for i in range(5):
         assert np.array_equal(restored.mask(i), state.mask(i))
+
+
+def test_online_adaptation_tunes_run_heads_on_confident_frames(osvos_bundle, make_clip, monkeypatch):
+    """Every adapt_every frames the confident propagated frames join the fine-tuning set: the
+    run's head is tuned on from where it is; the track keeps its annotation-tuned head."""
+    import ivos.osvos_finetune as ft
+    from ivos.propagation import OnlineAdaptation
+    from ivos.video_results import MultiFrameResult
+
+    frames, masks = make_clip(n=6)
+    vp = ivos.VideoPredictor(ivos.load(osvos_bundle, backend="ort", threads=1),
+                             finetune_config=ivos.FinetuneConfig(steps=2, augmentations=2), adapt_every=2,
+                             adapt_steps=3)
+    assert vp.settings.adapt_every == 2 and vp.settings.adapt_steps == 3
+    state = vp.init_state(frames)
+    vp.add_new_mask(state, 0, 1, masks[0])
+    vp.finetune(state, 1)
+    tuned = state.objects[1].head
+    track = state.objects[1]
+    for i in (1, 2):  # pretend frames 1, 2 were propagated
+        from ivos.video_state import compact_rle
+
+        track.masks[i] = compact_rle(masks[i])
+    calls = []
+    real = ft.finetune
+    monkeypatch.setattr(ft, "finetune", lambda session, fr, ms, cfg, init=None, progress=None: calls.append(
+        (len(fr), cfg.steps, init is not None)) or real(session, fr, ms, cfg, init=init))
+    adapter = OnlineAdaptation(vp._propagator.session, state, [track], {1: tuned}, vp.settings)
+
+    def result(i, conf):
+        return MultiFrameResult(i, {1: masks[i]}, {1: conf}, {1: "propagated"}, {1: 0.0}, None)
+
+    adapter.after(1, result(1, 0.95))
+    assert calls == []  # not yet: every 2 frames
+    adapter.after(2, result(2, 0.5))  # not confident: not a training frame
+    assert calls == [(2, 3, True)]  # frame 0 (annotated) + frame 1 (confident), tuned on from the run's head
+    assert adapter.heads[1] is not tuned and state.objects[1].head is tuned
