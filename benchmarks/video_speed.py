@@ -12,8 +12,9 @@ Per DAVIS-2016 sequence of the split, from the ground-truth first mask, each met
 
 Methods: ``old`` = "osvos+mask" with the bundle's fine-tuning recipe (the default before the
 memory mode), ``new`` = the default ``VideoPredictor`` settings of the bundle, or ``--new``'s
-(``mode=memory,steps=60,weight=0.3,working=288x512,crf=0``: mode, fine-tuning steps, memory
-readout weight, the memory mode's working size, the frame CRF).
+(``mode=memory,steps=60,weight=0.3,working=288x512,crf=0,adapt_every=8,adapt_steps=30``: mode,
+fine-tuning steps, memory readout weight, the memory mode's working size, the frame CRF, online
+adaptation).
 
     ivos-bench video-speed --split dev --threads 1 --rounds 2
 """
@@ -40,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="CPU threads of every pool")
     p.add_argument("--rounds", type=int, default=2, help="rounds over the sequences (method order alternates)")
     p.add_argument("--new", default="", metavar="KEY=VALUE,...",
-                   help="the new method's settings (mode, steps, weight, working, crf); default: the bundle's")
+                   help="the new method's settings (mode, steps, weight, working, crf, adapt_every, adapt_steps); "
+                   "default: the bundle's")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/video_speed.json"))
 
 
@@ -53,9 +55,10 @@ def predictor(osvos, method: str, threads: int, new: str = ""):
         return ivos.VideoPredictor(osvos, mode="osvos+mask",
                                    finetune_config=ivos.FinetuneConfig.for_bundle(osvos.bundle, threads=threads))
     keys = dict(kv.split("=", 1) for kv in new.split(",") if kv)
-    unknown = set(keys) - {"mode", "steps", "weight", "working", "crf"}
+    known = {"mode", "steps", "weight", "working", "crf", "adapt_every", "adapt_steps"}
+    unknown = set(keys) - known
     if unknown:
-        raise ivos.InvalidInput(f"--new: unknown keys {sorted(unknown)}; known: mode, steps, weight, working, crf")
+        raise ivos.InvalidInput(f"--new: unknown keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
     kwargs = {}
     if "mode" in keys:
         kwargs["mode"] = keys["mode"]
@@ -68,6 +71,9 @@ def predictor(osvos, method: str, threads: int, new: str = ""):
         kwargs["working_size"] = tuple(int(v) for v in keys["working"].split("x"))
     if "crf" in keys:
         kwargs["crf"] = keys["crf"] == "1"
+    for key in ("adapt_every", "adapt_steps"):
+        if key in keys:
+            kwargs[key] = int(keys[key])
     return ivos.VideoPredictor(osvos, **kwargs)
 
 
