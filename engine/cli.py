@@ -195,6 +195,9 @@ def add_segment_arguments(p: argparse.ArgumentParser) -> None:
                    help="default: the OSVOS bundle's (memory for the shipped osvos-lite0). memory: a memory read of "
                    "the annotated and confident frames plus the flow-warped previous mask, no fine-tuning; "
                    "osvos: frames independent (paper); osvos+mask: previous mask as a prior, fine-tuned head")
+    p.add_argument("--adapt-every", type=int, default=None, metavar="N",
+                   help="online adaptation: every N frames tune the heads on the latest confident frames (slower; "
+                   "cross-validated J 0.852 vs 0.840 at N=16, benchmarks/results/video_cv.md); default: the bundle's, off")
     p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
                    help="dense CRF on every propagated frame (default: the OSVOS bundle's, on for the shipped "
                    "ones: held-aside DAVIS train sequences J 0.810 vs 0.724 without; see "
@@ -369,7 +372,7 @@ def segment(args: argparse.Namespace) -> int:
     _check_clicks(args, source)
     osvos = ivos.load(args.osvos_bundle, backend=args.backend, threads=args.threads)
     clicker = ivos.load(args.click_bundle, backend=args.backend, threads=args.threads)
-    predictor = VideoPredictor(osvos, clicker, mode=args.mode, crf=args.crf)
+    predictor = VideoPredictor(osvos, clicker, mode=args.mode, crf=args.crf, adapt_every=args.adapt_every)
     # the mode's fine-tuning (none in the memory mode), if wanted and torch is there to do it
     finetune = predictor.settings.finetune.steps > 0 and _finetune_wanted(args.finetune)
     state = predictor.init_state(source)
