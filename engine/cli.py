@@ -196,8 +196,9 @@ def add_segment_arguments(p: argparse.ArgumentParser) -> None:
                    "the annotated and confident frames plus the flow-warped previous mask, no fine-tuning; "
                    "osvos: frames independent (paper); osvos+mask: previous mask as a prior, fine-tuned head")
     p.add_argument("--adapt-every", type=int, default=None, metavar="N",
-                   help="online adaptation: every N frames tune the heads on the latest confident frames (slower; "
-                   "cross-validated J 0.852 vs 0.840 at N=16, benchmarks/results/video_cv.md); default: the bundle's, off")
+                   help="online adaptation: every N frames tune the heads on the latest confident frames "
+                   "(slower; cross-validated J 0.852 vs 0.840 at N=16, benchmarks/results/video_cv.md); "
+                   "default: the bundle's, off")
     p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
                    help="dense CRF on every propagated frame (default: the OSVOS bundle's, on for the shipped "
                    "ones: held-aside DAVIS train sequences J 0.810 vs 0.724 without; see "

@@ -13,9 +13,9 @@ video: training-free, and a match costs ``KEY_DIMS`` multiply-adds instead of 47
 over 2x2 cells (``KEY_STRIDE`` = 16 working pixels: 30x53 keys for a whole 480p frame) and
 L2-normalised (cosine similarity). A bundle may ship a learned projection instead
 (``artifacts.memory_projection``, ``training.memory_projection``: held-out readout IoU +0.07 to
-+0.10 over the per-video axes, benchmarks/results/video_cv.md). Keys cover where the network ran: the whole working image
-or the crop around the objects' motion gates (``OsvosSession.trunk``), so a
-grid has an origin. Values: the share of each key cell the memory frame's mask covers. A
++0.10 over the per-video axes, benchmarks/results/video_cv.md). Keys cover where the network
+ran: the whole working image or the crop around the objects' motion gates
+(``OsvosSession.trunk``), so a grid has an origin. Values: the share of each key cell the memory frame's mask covers. A
 memory frame keeps the keys near its object only (its motion gate's box): far background
 adds cost, and the query side is gated to the object's reach anyway.
 
@@ -82,7 +82,8 @@ class MemorySettings:
         if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < float("inf")):
             raise InvalidInput(f"MemorySettings.temperature must be a number > 0, got {self.temperature!r}")
         if self.weight + self.prior_weight > 1.0:
-            raise InvalidInput(f"MemorySettings.weight + prior_weight must be <= 1, got {self.weight} + {self.prior_weight}")
+            raise InvalidInput(f"MemorySettings.weight + prior_weight must be <= 1, "
+                               f"got {self.weight} + {self.prior_weight}")
         for name in ("weight", "prior_weight", "veto_below", "prior_readout", "min_confidence"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
@@ -101,7 +102,8 @@ class MemorySettings:
         known = MemorySettings.__dataclass_fields__
         unknown = sorted(set(section) - set(known))
         if unknown:
-            raise ModelError(f"{where}: field 'propagation.memory' has unknown keys {unknown}; known: {', '.join(known)}")
+            raise ModelError(f"{where}: field 'propagation.memory' has unknown keys {unknown}; "
+                             f"known: {', '.join(known)}")
         try:
             return MemorySettings(**section)
         except InvalidInput as e:

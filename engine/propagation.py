@@ -53,7 +53,8 @@ class Propagator:
         (ascending obj_id) with ``heads`` (obj_id -> head). The first prior of each object is
         its mask on the frame before ``start`` unless it is annotated on ``start``."""
         priors = {t.obj_id: t.mask(start - 1) if start > 0 and start not in t.annotations else None for t in tracks}
-        self._memory = MemoryRun(self.session, state, tracks, heads, self.settings) if self.settings.use_memory else None
+        self._memory = MemoryRun(self.session, state, tracks, heads, self.settings) \
+            if self.settings.use_memory else None
         at_start = None
         adapter = OnlineAdaptation(self.session, state, tracks, heads, self.settings) \
             if self.settings.adapt_every > 0 else None

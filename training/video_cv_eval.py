@@ -9,7 +9,8 @@ A method is ``NAME[:key=value,...]``; NAME is a label, the keys set the propagat
     working    HxW: the memory mode's working size                 default: the bundle's
     adapt_every, adapt_steps: online adaptation (``ivos.propagation.OnlineAdaptation``)
     heads      the fold heads' variant (``training.video_cv.fold_bundle``)  default "" (shipped recipe)
-    weight, prior_weight, veto_below, prior_readout, top_k, temperature, every, capacity, min_confidence: ``ivos.memory_read.MemorySettings``
+    weight, prior_weight, veto_below, prior_readout, top_k, temperature, every, capacity,
+    min_confidence: ``ivos.memory_read.MemorySettings``
 
 e.g. ``--method old:mode=osvos+mask --method mem:mode=memory,steps=0,weight=0.3``. Results are
 kept per method in ``<out>/cv_<NAME>.json`` and a finished sequence is not run again, so an
@@ -29,8 +30,8 @@ from .video_cv import all_sequences, fold_bundle, folds_of, sync_graphs
 
 log = logging.getLogger("ivos.training")
 
-MEMORY_KEYS = {"weight": float, "prior_weight": float, "veto_below": float, "prior_readout": float, "top_k": int, "temperature": float, "every": int, "capacity": int,
-               "min_confidence": float}
+MEMORY_KEYS = {"weight": float, "prior_weight": float, "veto_below": float, "prior_readout": float, "top_k": int,
+               "temperature": float, "every": int, "capacity": int, "min_confidence": float}
 
 
 def parse_method(text: str) -> tuple[str, dict[str, str]]:

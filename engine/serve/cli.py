@@ -56,6 +56,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="OSVOS fine-tuning steps per object (default: the library's)")
     p.add_argument("--finetune-augmentations", type=int, default=None,
                    help="augmented copies per annotated frame (default: the library's)")
+    p.add_argument("--adapt-every", type=int, default=None, metavar="N",
+                   help="online adaptation every N propagated frames (default: the OSVOS bundle's, off; more "
+                   "accurate on fast motion, slower: benchmarks/results/video_cv.md)")
     p.add_argument("--no-crf", dest="crf", action="store_false", help="no dense CRF on propagated frames")
     p.add_argument("--checkpoint-s", type=float, default=d.checkpoint_s,
                    help="a running propagation saves its masks this often (seconds)")
@@ -79,7 +82,8 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
         job_queue=args.job_queue, live_images=args.live_images, live_videos=args.live_videos,
         max_upload_bytes=int(args.max_upload_mb * 2 ** 20), max_image_pixels=args.max_image_pixels,
         max_frames=args.max_frames, max_duration_s=args.max_duration_s, finetune_steps=args.finetune_steps,
-        finetune_augmentations=args.finetune_augmentations, crf=args.crf, checkpoint_s=args.checkpoint_s,
+        finetune_augmentations=args.finetune_augmentations, adapt_every=args.adapt_every, crf=args.crf,
+        checkpoint_s=args.checkpoint_s,
         fsync=args.fsync, session_ttl_h=args.session_ttl_h,
         exclusive=args.workers == 1 and not args.ray)
 

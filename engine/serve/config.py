@@ -41,6 +41,8 @@ class ServeConfig:
         max_duration_s: longest video (frames / fps).
         finetune_steps, finetune_augmentations: OSVOS fine-tuning per object (None: the
             library's defaults, ``ivos.FinetuneConfig``); tests and small machines lower them.
+        adapt_every: online adaptation every this many propagated frames (``VideoPredictor(adapt_every=)``;
+            None: the OSVOS bundle's, off for the shipped ones; more accurate on fast motion, slower).
         crf: dense CRF on propagated frames (``VideoPredictor(crf=)``).
         frame_cache: decoded frames a loaded video keeps (``init_state(cache_size=)``).
         checkpoint_s: a running propagation saves the masks done so far this often, so a crash
@@ -75,6 +77,7 @@ class ServeConfig:
     max_duration_s: float = 600.0
     finetune_steps: int | None = None
     finetune_augmentations: int | None = None
+    adapt_every: int | None = None
     crf: bool = True
     frame_cache: int = 8
     checkpoint_s: float = 2.0
@@ -101,6 +104,8 @@ class ServeConfig:
         for name in ("request_queue", "job_queue"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.adapt_every is not None and self.adapt_every < 0:
+            raise ValueError(f"--adapt-every must be >= 0 (0 = off), got {self.adapt_every}")
         if not self.session_ttl_h >= 0:
             raise ValueError(f"--session-ttl-h must be >= 0 (0 = keep sessions), got {self.session_ttl_h}")
         if not self.max_duration_s > 0:

@@ -23,7 +23,7 @@ import secrets
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -157,7 +157,7 @@ class Service:
             finetune = ivos.FinetuneConfig.for_bundle(self.osvos_model.bundle, threads=self.config.threads,
                                                       **cfg) if cfg else None
             pred = ivos.VideoPredictor(self.osvos_model, self.click_model, crf=self.config.crf,
-                                       finetune_config=finetune)
+                                       finetune_config=finetune, adapt_every=self.config.adapt_every)
             self._local.video = pred
         return pred
 
