@@ -192,9 +192,9 @@ def add_segment_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--click-bundle", type=Path, default=DEFAULT_CLICK, help="click-refinement bundle folder")
     p.add_argument("--backend", default="auto", choices=("auto", "ort", "tensorrt", "torch"))
     p.add_argument("--mode", default=None, choices=("memory", "osvos", "osvos+mask"),
-                   help="default: the OSVOS bundle's (memory for the shipped osvos-lite0). memory: a memory read of "
-                   "the annotated and confident frames plus the flow-warped previous mask, no fine-tuning; "
-                   "osvos: frames independent (paper); osvos+mask: previous mask as a prior, fine-tuned head")
+                   help="default: the OSVOS bundle's (osvos+mask for the shipped ones). osvos: frames independent "
+                   "(paper); osvos+mask: previous mask as a prior; memory: that mask warped by optical flow, one "
+                   "trunk run per frame for all objects, a memory read of annotated and confident frames")
     p.add_argument("--adapt-every", type=int, default=None, metavar="N",
                    help="online adaptation: every N frames tune the heads on the latest confident frames "
                    "(slower; cross-validated J 0.852 vs 0.840 at N=16, benchmarks/results/video_cv.md); "

@@ -92,17 +92,17 @@ class MemoryRun:
         settings, session = self.settings, self.session
         gates = {k: gate_box(p, settings.roi_margin) if p is not None and settings.roi_margin is not None and p.any()
                  else None for k, p in priors.items() if k in heads}
+        box = session.letterbox(*frame.shape[:2])
         crop = None
         if settings.crop_context is not None and gates and all(g is not None for g in gates.values()):
             union = (min(g[0] for g in gates.values()), min(g[1] for g in gates.values()),
                      max(g[2] for g in gates.values()), max(g[3] for g in gates.values()))
-            crop = session.crop_for(union, session.letterbox(*frame.shape[:2]), settings.crop_context)
+            crop = session.crop_for(union, box, settings.crop_context)
         features = session.trunk(working, crop)
         fk = None
         if self.reads:
             fk = FrameKeys.of(features.high[0], features.crop[:2], self.valid, self.projection)
             self._keys = (idx, fk)
-        box = session.letterbox(*frame.shape[:2])
         mem = settings.memory
         probs = {}
         for k, head in heads.items():

@@ -241,19 +241,16 @@ class OsvosSession:
         self._ctx.inputs["prior"][0, 0] = 0.0 if prior is None else prior
         return self._ctx.run(fetch=fetch)
 
-    def _crop_logits(self, image: np.ndarray, prior: np.ndarray | None, crop: Region, *,
-                     with_high: bool = False):
+    def _crop_logits(self, image: np.ndarray, prior: np.ndarray | None, crop: Region) -> np.ndarray:
         """(h/4, w/4) float32 logits of the working image: the network run on ``crop`` of
-        ``image`` (h, w, 3) uint8 and ``prior`` (h, w) (None = zeros), NEGATIVE_LOGIT elsewhere.
-        ``with_high``: (logits, (C_high, hc/8, wc/8) float32 copy of the crop's features)."""
+        ``image`` (h, w, 3) uint8 and ``prior`` (h, w) (None = zeros), NEGATIVE_LOGIT elsewhere."""
         x0, y0, x1, y1 = crop
         ctx = self._crop_context(y1 - y0, x1 - x0)
         self._normaliser.into(image[y0:y1, x0:x1], ctx.inputs["image"][0])
         ctx.inputs["prior"][0, 0] = 0.0 if prior is None else prior[y0:y1, x0:x1]
         logits = np.full((self.working[0] // 4, self.working[1] // 4), NEGATIVE_LOGIT, np.float32)
-        out = ctx.run(fetch=("logits", "high") if with_high else ("logits",))
-        logits[y0 // 4:y1 // 4, x0 // 4:x1 // 4] = out["logits"][0, 0]
-        return (logits, np.array(out["high"][0], np.float32)) if with_high else logits
+        logits[y0 // 4:y1 // 4, x0 // 4:x1 // 4] = ctx.run(fetch=("logits",))["logits"][0, 0]
+        return logits
 
     def predict(self, frame: np.ndarray, prior_mask: np.ndarray | None, *,
                 working_rgb: np.ndarray | None = None, window: Region | None = None,

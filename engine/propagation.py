@@ -25,6 +25,7 @@ the smaller obj_id wins. With one object nothing changes: the mask is ``probabil
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, Iterator
 
 import numpy as np
@@ -169,9 +170,7 @@ class OnlineAdaptation:
 
     def after(self, idx: int, result: MultiFrameResult) -> None:
         """Takes frame ``idx``'s result; adapts the heads when it is time."""
-        from dataclasses import replace
-
-        from .osvos_finetune import finetune
+        from .osvos_finetune import finetune  # torch: only when adaptation is on
 
         self._since += 1
         for k, source in result.sources.items():

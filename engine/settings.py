@@ -50,11 +50,19 @@ MODES = ("osvos", "osvos+mask", "memory")
 """Propagation modes: every frame on its own (the paper's OSVOS), with the neighbouring
 frame's mask as a prior (MaskTrack-style), or "memory": that prior warped by optical flow
 plus a memory read of the annotated and confidently propagated frames
-(``ivos.propagation.MemoryRun``)."""
+(``ivos.memory_propagation.MemoryRun``)."""
 
 
 DEFAULT_MODE = "osvos+mask"
 """The propagation mode of a bundle whose card names none (``propagation.mode``)."""
+
+
+def _card_count(bundle: Bundle, card: dict[str, Any], key: str) -> int | None:
+    """The card's ``propagation.<key>`` (an int >= 0), None when absent; ModelError naming it."""
+    value = card.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ModelError(f"{bundle.path / 'model.json'}: field 'propagation.{key}' must be an int >= 0, got {value!r}")
+    return value
 
 
 class _Default:
@@ -209,10 +217,7 @@ class PropagationSettings:
             raise InvalidInput(f"finetune_config must be an ivos.FinetuneConfig, got {type(finetune_config).__name__}")
         if memory is not None and not isinstance(memory, MemorySettings):
             raise InvalidInput(f"memory must be an ivos.memory_read.MemorySettings, got {type(memory).__name__}")
-        steps = card.get("finetune_steps") if mode == "memory" else None
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
-            raise ModelError(f"{bundle.path / 'model.json'}: field 'propagation.finetune_steps' must be an int >= 0, "
-                             f"got {steps!r}")
+        steps = _card_count(bundle, card, "finetune_steps") if mode == "memory" else None
         finetune = finetune_config or FinetuneConfig.for_bundle(
             bundle, use_prior=mode != "osvos", **({} if steps is None else {"steps": steps}))
         if finetune.threads == 0 and threads > 0:
@@ -223,15 +228,11 @@ class PropagationSettings:
                 isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in working)):
             raise ModelError(f"{bundle.path / 'model.json'}: field 'propagation.working_size' must be [height, width] "
                              f"positive ints, got {working!r}")
-        adapt = {k: v for k, v in (("adapt_every", adapt_every), ("adapt_steps", adapt_steps)) if v is not None}
-        for key in ("adapt_every", "adapt_steps"):  # the card's, else the defaults, unless given
-            if key not in adapt and key in card:
-                value = card[key]
-                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    raise ModelError(f"{bundle.path / 'model.json'}: field 'propagation.{key}' must be an int >= 0, "
-                                     f"got {value!r}")
+        adapt = {}  # the arguments, else the card's, else the defaults
+        for key, value in (("adapt_every", adapt_every), ("adapt_steps", adapt_steps)):
+            value = _card_count(bundle, card, key) if value is None else nonnegative_int(key, value)
+            if value is not None:
                 adapt[key] = value
-        adapt = {k: nonnegative_int(k, v) for k, v in adapt.items()}
         return PropagationSettings(mode, CrfSettings.merged(enabled, params, crf_max_pixels, threads),
                                    roi_margin, finetune, crop_context,
                                    MemorySettings.for_bundle(bundle) if memory is None else memory,

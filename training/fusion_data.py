@@ -28,7 +28,8 @@ def record_sequence(vp, frames, gt: np.ndarray) -> dict[str, np.ndarray]:
     from ivos.flow import MaskWarper
     from ivos.memory_propagation import bundle_projection
     from ivos.memory_read import FrameKeys, MemorySettings, ObjectMemory, Projection
-    from ivos.postprocess import gate_box
+    from ivos.osvos_finetune import pool4
+    from ivos.postprocess import gate_box, gate_to_prior
 
     session = vp._propagator.session
     state = vp.init_state(frames)
@@ -59,23 +60,14 @@ def record_sequence(vp, frames, gt: np.ndarray) -> dict[str, np.ndarray]:
         prior_w = session.to_working_mask(warped)
         logits = session.head_logits(feats, prior_w, head)
         prob = session.logits_to_frame(logits, box)
-        g = gate_box(warped, 0.5) if warped.any() else None
-        if g is not None:
-            prob[:g[1]] = 0
-            prob[g[3]:] = 0
-            prob[:, :g[0]] = 0
-            prob[:, g[2]:] = 0
+        if warped.any():
+            gate_to_prior(prob, gate_box(warped, 0.5))
         prev, grey_prev = (prob > 0.5).astype(np.uint8), grey
         out["logits"].append(logits.astype(np.float16))
         out["readout"].append(readout.astype(np.float16))
-        out["prior"].append(_pool4(prior_w).astype(np.float16))
-        out["target"].append(_pool4(session.to_working_mask(gt[i])).astype(np.float16))
+        out["prior"].append(pool4(prior_w).astype(np.float16))
+        out["target"].append(pool4(session.to_working_mask(gt[i])).astype(np.float16))
     return {k: np.stack(v) for k, v in out.items()}
-
-
-def _pool4(x: np.ndarray) -> np.ndarray:
-    h, w = x.shape
-    return x.reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3))
 
 
 def main(argv: list[str] | None = None) -> None:

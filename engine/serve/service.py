@@ -153,7 +153,7 @@ class Service:
 
             cfg = {k: v for k, v in (("steps", self.config.finetune_steps),
                                      ("augmentations", self.config.finetune_augmentations)) if v is not None}
-            # no flags: the bundle's propagation (for osvos-lite0 the memory mode, which does not fine-tune)
+            # no fine-tuning flags: the bundle's propagation settings, its recipe included
             finetune = ivos.FinetuneConfig.for_bundle(self.osvos_model.bundle, threads=self.config.threads,
                                                       **cfg) if cfg else None
             pred = ivos.VideoPredictor(self.osvos_model, self.click_model, crf=self.config.crf,
