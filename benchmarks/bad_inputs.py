@@ -124,7 +124,7 @@ class Context:
     def bundle_copy(self, *, card_edit: Callable[[dict], None] | None = None) -> Path:
         """A copy of the shipped ``ivos-cpu`` bundle in the case's folder; ``card_edit``
         edits its model.json in place."""
-        from ivos.model import resolve_bundle
+        from ivos.runtime.model import resolve_bundle
 
         dst = self.tmp / "bundle"
         shutil.copytree(resolve_bundle("ivos-cpu"), dst)
@@ -204,7 +204,7 @@ def run_cli(argv: list[str]) -> CliRun:
     decodes (to show what ran before a failure). Non-ivos exceptions propagate."""
     import ivos
     from ivos.cli import main
-    from ivos.video import FolderSource
+    from ivos.video.frames import FolderSource
 
     counts = {"load": 0, "read": 0}
     real_load, real_read = ivos.load, FolderSource._read

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from ivos.evaluation.datasets import davis2016, folder
     from ivos.evaluation.noc import evaluate
     from ivos.evaluation.segmenter import PredictorSegmenter
-    from ivos.geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION
+    from ivos.image.geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION
     from ivos.ops.crf import CRF_DEFAULTS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

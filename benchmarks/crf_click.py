@@ -4,7 +4,7 @@ does a click's CRF cost with and without it?
 
 For every image of the GrabCut and Berkeley click benchmarks, the RITM simulated user clicks
 ``--clicks`` times with ``ivos.ImagePredictor`` (the shipped bundle's CRF settings). The click
-path calls ``refine_with_crf`` through ``ivos.click_pipeline``'s module global; this script
+path calls ``refine_with_crf`` through ``ivos.image.click_pipeline``'s module global; this script
 wraps it: every call runs the cached CRF (what the predictor uses, so the session follows its
 masks) and, on a copy of the same input probabilities, the previous commit's CRF (the view
 region exactly, no cache: ``reference_refine``) with the previous native module when
@@ -133,7 +133,7 @@ def summarise(calls: list[dict]) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     import ivos
-    import ivos.click_pipeline as click_pipeline
+    import ivos.image.click_pipeline as click_pipeline
     from ivos import _C
     from ivos.data_root import datasets_root
     from ivos.evaluation.clicker import next_click

@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=200, help="timed calls per row")
     p.add_argument("--out", type=Path, required=True, help="folder for gpu_check.md and gpu_check.json")
     args = p.parse_args(argv)
-    from ivos.backends.ort import ort_cuda_available
+    from ivos.runtime.backends.ort import ort_cuda_available
 
     if args.device == "cuda":
         require_gpu()

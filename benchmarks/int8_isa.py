@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ivos.model import resolve_bundle
+from ivos.runtime.model import resolve_bundle
 
 
 def davis_train_samples(n: int, data_root: Path | None = None) -> list:

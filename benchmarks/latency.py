@@ -171,8 +171,8 @@ def markdown(rows: list[dict]) -> str:
 
 def _default_backends(bundle: str, device: str) -> list[str]:
     """ort (+ ort-int8 when the bundle ships an int8 network and the device is the CPU) + torch."""
-    from ivos.bundle import read_bundle
-    from ivos.model import resolve_bundle
+    from ivos.runtime.bundle import read_bundle
+    from ivos.runtime.model import resolve_bundle
 
     has_int8 = read_bundle(resolve_bundle(bundle)).has_artifact("onnx_int8")
     return ["ort", "ort-int8", "torch"] if has_int8 and device == "cpu" else ["ort", "torch"]

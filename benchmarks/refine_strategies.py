@@ -1,13 +1,13 @@
 """Refinement strategies that measured worse than the runtime's default (the network's whole
 correction), kept for the sweep that compares them (``benchmarks/refine_sweep.py``,
-benchmarks/results/video_ablations.md). Each is an ``ivos.video_predictor.RefineStrategy``:
+benchmarks/results/video_ablations.md). Each is an ``ivos.video.predictor.RefineStrategy``:
 ``ivos.VideoPredictor(..., refine_strategy=LimitedRefinement(...))``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ivos.geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION, Box, zoom_box
+from ivos.image.geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION, Box, zoom_box
 
 
 class LimitedRefinement:
@@ -22,7 +22,7 @@ class LimitedRefinement:
         focus: let the network see only the connected regions of the mask that the new
             clicks concern (the one under each click, or the nearest), and keep the mask
             before outside that view. Measured: +5.9 vs +8.5 after one click.
-        min_zoom_side, zoom_expansion: the focus view's geometry (``ivos.geometry.zoom_box``).
+        min_zoom_side, zoom_expansion: the focus view's geometry (``ivos.image.geometry.zoom_box``).
     """
 
     def __init__(self, radius: float | None = None, *, connected: bool = False, focus: bool = False,

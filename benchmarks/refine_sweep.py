@@ -23,7 +23,7 @@ import numpy as np
 def propagate_from_gt(vp, video, gt: np.ndarray):
     """A state propagated from the ground-truth first mask, and its worst frame:
     (state, frame, IoU before)."""
-    from ivos.metrics import iou
+    from ivos.mask_metrics import iou
 
     from .video import worst_frame
 

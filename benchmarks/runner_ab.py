@@ -1,9 +1,9 @@
 """Runner A/B on the CPU: the click path with this checkout's ONNX Runtime runner against an
 earlier commit's, side by side in one process.
 
-The earlier ``engine/backends/base.py`` and ``ort.py`` are read with ``git show REF:...`` and
+The earlier ``engine/runtime/backends/base.py`` and ``ort.py`` are read with ``git show REF:...`` and
 imported as the package ``ivos._runner_prev`` (their relative imports resolve to this
-checkout's ``ivos.bundle`` / ``ivos.errors``). Both runners load the same bundle file with
+checkout's ``ivos.runtime.bundle`` / ``ivos.errors``). Both runners load the same bundle file with
 the same settings; one ``ImagePredictor`` each replays the same simulated-user click session
 (``ivos.bench.latency``'s frame and clicker), rounds alternating A-B / B-A so drifting machine
 load hits both alike, after one warm-up round. Also timed: the bare ``ctx.run()`` of each
@@ -33,10 +33,10 @@ PREV_FILES = ("base.py", "ort.py")
 
 
 def load_previous_backends(ref: str, repo: Path) -> object:
-    """The ``ort`` module of ``engine/backends`` at git ``ref``, imported as ``ivos._runner_prev.ort``."""
+    """The ``ort`` module of ``engine/runtime/backends`` at git ``ref``, imported as ``ivos._runner_prev.ort``."""
     folder = Path(tempfile.mkdtemp(prefix="ivos-runner-prev-"))
     for name in PREV_FILES:
-        text = subprocess.run(["git", "-C", str(repo), "show", f"{ref}:engine/backends/{name}"], check=True,
+        text = subprocess.run(["git", "-C", str(repo), "show", f"{ref}:engine/runtime/backends/{name}"], check=True,
                               capture_output=True, text=True).stdout
         (folder / name).write_text(text)
     (folder / "__init__.py").write_text("")
@@ -59,10 +59,10 @@ def measure(model_name: str, *, ref: str, repo: Path, threads: int, precision: s
     """{"click": {variant: [total ms per click]}, "infer": {...}, "run": {variant: [ms per ctx.run()]}}."""
     import ivos
     from ivos.bench.latency import latency_frame, click_session
-    from ivos.bundle import read_bundle
-    from ivos.model import resolve_bundle
+    from ivos.runtime.bundle import read_bundle
+    from ivos.runtime.model import resolve_bundle
 
-    import ivos.backends.ort as new_ort
+    import ivos.runtime.backends.ort as new_ort
 
     bundle = read_bundle(resolve_bundle(model_name))
     prev = load_previous_backends(ref, repo)
@@ -114,7 +114,7 @@ def report(result: dict, command: str, env: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--ref", required=True, help="git commit whose engine/backends runner is the baseline")
+    p.add_argument("--ref", required=True, help="git commit whose engine/runtime/backends runner is the baseline")
     p.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1], help="the git checkout")
     p.add_argument("--model", default="ivos-lite0")
     p.add_argument("--precision", default="int8", choices=["int8", "fp32"])

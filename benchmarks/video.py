@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ivos.metrics import iou
+from ivos.mask_metrics import iou
 
 from ._common import percentiles
 from .profiling import profile_markdown
@@ -45,11 +45,13 @@ FRAME_STAGES = ("decode_ms", "infer_ms", "post_ms")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ivos.cli import DEFAULT_CLICK, DEFAULT_OSVOS
+
     p.add_argument("--data-root", type=Path, default=None, help="datasets folder (default: $IVOS_DATA_ROOT "
                    "or the nearest shared/datasets above the cwd)")
     p.add_argument("--split", default="dev", help="DAVIS2016/ImageSets/<split>.txt")
-    p.add_argument("--osvos-bundle", type=Path, default=None, help="OSVOS bundle (default: ivos/models/osvos-lite0)")
-    p.add_argument("--click-bundle", type=Path, default=None, help="click bundle (default: ivos/models/ivos-cpu)")
+    p.add_argument("--osvos-bundle", type=Path, default=None, help=f"OSVOS bundle (default: the shipped {DEFAULT_OSVOS.name})")
+    p.add_argument("--click-bundle", type=Path, default=None, help=f"click bundle (default: the shipped {DEFAULT_CLICK.name})")
     p.add_argument("--backend", default="ort")
     p.add_argument("--threads", type=int, default=0, help="engine and fine-tuning CPU threads (0 = default)")
     p.add_argument("--mode", default=None, choices=("osvos", "osvos+mask", "memory"),
@@ -209,12 +211,12 @@ def _full_finetune(net, vp, osvos, frames, gt: np.ndarray, steps: int, batch: in
     import torch
     import torch.nn.functional as F
 
-    from ivos.osvos_session import OsvosSession
-    from ivos.osvos_finetune import build_examples
+    from ivos.video.osvos.runner import OsvosRunner
+    from ivos.video.osvos.finetune import build_examples
 
     if threads:
         torch.set_num_threads(threads)
-    session = OsvosSession(osvos)  # geometry helpers + feature-free example building
+    session = OsvosRunner(osvos)  # geometry helpers + feature-free example building
     cfg = vp.settings.finetune
     mean = torch.tensor(mean).view(1, 3, 1, 1)
     std = torch.tensor(std).view(1, 3, 1, 1)

@@ -122,7 +122,7 @@ def go_to_frame(driver, frame: int) -> None:
 def click_sequence(n: int, seed: int = 0) -> list[tuple[int, int, bool]]:
     """The demo's first click, then alternately a positive click inside frame 0's ground truth and
     a negative one outside it (not too close to the edge of either), fixed by ``seed``."""
-    from ivos.mask_writers import rle_decode
+    from ivos.formats.rle import rle_decode
 
     meta = json.loads(DEMO_META.read_text())
     truth = rle_decode(meta["ground_truth_rle"][0]).astype(bool)

@@ -9,22 +9,22 @@ masks are uint8 HxW in {0, 1}.
 """
 import logging
 
+from ._version import __version__
 from .errors import BackendUnavailable, InvalidInput, IvosError, ModelError
-from .build import build_info
+from .runtime.build_info import build_info
 from .data_root import datasets_root
 from .ops.clicks import render_clicks, render_clicks_cuda
 from .ops.crf import dense_crf
-from .model import Model, load
-from .predictor import ClickResult, ImagePredictor, Stroke, Timings
-from .osvos_finetune import FinetuneConfig
-from .video import FrameSource, open_video
-from .video_predictor import VideoPredictor
-from .video_results import FrameResult, FrameSuggestion, MultiFrameResult, VideoDifficulty
-from .video_state import VideoState
+from .runtime.model import Model, load
+from .image.predictor import ClickResult, ImagePredictor, Stroke, Timings
+from .video.osvos.finetune import FinetuneConfig
+from .video.frames import FrameSource, open_video
+from .video.predictor import VideoPredictor
+from .video.results import FrameResult, FrameSuggestion, MultiFrameResult, VideoDifficulty
+from .video.state import VideoState
 
 logging.getLogger("ivos").addHandler(logging.NullHandler())
 
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str):
@@ -37,6 +37,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'ivos' has no attribute {name!r}")
 
 __all__ = [
+    "__version__",
     "Client",
     "ClickResult",
     "ImagePredictor",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from ._version import __version__
+
 
 def plain(text: str) -> str:
     """``text`` without reST markup: ````literal```` -> literal, ``*emphasis*`` -> emphasis."""
@@ -13,6 +15,4 @@ def plain(text: str) -> str:
 
 def version() -> str:
     """The installed ivos version, for ``--version``."""
-    from . import __version__
-
     return __version__

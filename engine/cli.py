@@ -31,7 +31,7 @@ suffix, else the zero-padded index ``00012``):
 
 ``--feather PX`` gives the sticker, ``sticker.webm`` and the cut-outs a soft alpha edge over
 about PX pixels (0 = hard). ``--no-overlay`` / ``--no-sticker`` drop ``overlay`` / ``sticker``
-from the formats. The formats are described in ``ivos.mask_writers`` and ``ivos.annotation_formats``.
+from the formats. The formats are described in ``ivos.formats.mask_files`` and ``ivos.formats.annotations``.
 
 ``overlay`` and ``webm`` need PyAV (the ``video`` extra), as does reading a video file; without
 it a folder of frames still works: the default ``overlay`` is then skipped with a notice.
@@ -289,8 +289,9 @@ def _write_outputs(args: argparse.Namespace, formats: list[str], predictor, stat
     the single-object layout (``masks/<name>.png``, ``masks.json``); several: per object
     (``masks/<obj>/<name>.png``, ``masks_<obj>.json``). The combined formats (coco, palette,
     polygons) hold every object; cut-outs, overlay, sticker and webm show their union."""
-    from . import annotation_formats as ef
-    from .mask_writers import mask_bbox, write_overlay_video, write_png_masks, write_rle_json, write_sticker
+    from .formats import annotations as ef
+    from .formats.mask_files import write_overlay_video, write_png_masks, write_rle_json, write_sticker
+    from .formats.rle import mask_bbox
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -359,8 +360,8 @@ def _write_outputs(args: argparse.Namespace, formats: list[str], predictor, stat
 
 def segment(args: argparse.Namespace) -> int:
     import ivos
-    from .video import open_video
-    from .video_predictor import VideoPredictor
+    from .video.frames import open_video
+    from .video.predictor import VideoPredictor
 
     if not args.click:
         raise ivos.InvalidInput("--click is required: give at least one positive click X,Y[,FRAME][:OBJ]")

@@ -37,6 +37,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .errors import InvalidInput, IvosError
+from .formats.codec import decode_mask, png_bytes
+from .formats.rle import rle_encode
 
 BAD_INPUT = (400, 413, 415, 422)
 
@@ -118,28 +120,10 @@ class RemoteVideoState:
 
 
 def _decode_mask(obj: dict | None) -> np.ndarray | None:
-    if obj is None:
-        return None
-    if "rle" in obj:
-        from .mask_writers import rle_decode
-
-        return rle_decode(obj["rle"])
-    from PIL import Image
-
-    return (np.asarray(Image.open(io.BytesIO(base64.b64decode(obj["png"])))) > 0).astype(np.uint8)
-
-
-def _png(array: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+    return None if obj is None else decode_mask(obj)
 
 
 def _mask_json(mask: Any, name: str) -> dict:
-    from .mask_writers import rle_encode
-
     arr = np.asarray(mask)
     if arr.ndim != 2 or arr.dtype not in (np.uint8, np.bool_):
         raise InvalidInput(f"{name} must be a uint8 or bool (H, W) array, got dtype {arr.dtype} shape {arr.shape}")
@@ -249,7 +233,7 @@ class RemoteImagePredictor:
         return f"/v1/images/{self.session_id}{tail}"
 
     def _result(self, body: dict) -> RemoteClickResult:
-        import ivos
+        from .image.click_pipeline import Timings
 
         prob = None
         if "probabilities_png" in body:
@@ -258,7 +242,7 @@ class RemoteImagePredictor:
             q = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["probabilities_png"]))))
             prob = q.astype(np.float32) / 255.0
         try:
-            timings = ivos.Timings(**body["timings"])
+            timings = Timings(**body["timings"])
         except TypeError:  # a server of another version: keep its fields as they are
             timings = dict(body["timings"])
         return RemoteClickResult(_decode_mask(body["mask"]), prob, tuple(body["box"]), timings, body["backend"],
@@ -269,7 +253,7 @@ class RemoteImagePredictor:
         else the session's image is replaced and its clicks forgotten."""
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise InvalidInput("image must be a numpy array of shape (H, W, 3) and dtype uint8")
-        files = {"image": ("image.png", _png(image), "image/png")}
+        files = {"image": ("image.png", png_bytes(image), "image/png")}
         if self.session_id is None:
             info = self._client.json("POST", "/v1/images", files=files)
             self.session_id = info["session_id"]
@@ -352,13 +336,13 @@ class RemoteVideoPredictor:
                 info = self._client.json("POST", "/v1/videos", files={"video": (Path(video).name, f)}, data=data)
         else:
             if isinstance(video, (str, Path)) and Path(video).is_dir():
-                from .video import IMAGE_SUFFIXES, natural_key
+                from .video.frames import IMAGE_SUFFIXES, natural_key
 
                 paths = sorted((p for p in Path(video).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
                                key=lambda p: natural_key(p.name))
                 files = [("frames", (p.name, p.read_bytes())) for p in paths]
             elif isinstance(video, np.ndarray) and video.ndim == 4 and video.shape[-1] == 3 and video.dtype == np.uint8:
-                files = [("frames", (f"{i:05d}.png", _png(f), "image/png")) for i, f in enumerate(video)]
+                files = [("frames", (f"{i:05d}.png", png_bytes(f), "image/png")) for i, f in enumerate(video)]
             else:
                 raise InvalidInput("video must be a video file, a folder of frames or (N, H, W, 3) uint8 frames")
             info = self._client.json("POST", "/v1/videos", files=files, data=data)

@@ -33,7 +33,7 @@ class CrfSettings:
             spatial scales (sxy) shrunk alike, then upsampled (the CRF costs ~linear time in
             pixels). None: no budget.
         threads: native worker threads (0 = the native ops' default); the predictors pass
-            their model's thread count (``ivos.threads``: one policy for every pool).
+            their model's thread count (``ivos.runtime.threads``: one policy for every pool).
     """
 
     enabled: bool
@@ -216,7 +216,7 @@ def gate_box(prior: np.ndarray, margin: float) -> Region:
     """Where an object can be on the next frame: the (H, W) {0,1} ``prior`` mask's box grown
     by ``margin`` x its size + 10% of the frame size on every side, clipped to the frame
     (x0, y0, x1, y1; exclusive ends). ``prior`` must have a foreground pixel."""
-    from .mask_writers import mask_bbox
+    from .formats.rle import mask_bbox
 
     x, y, bw, bh = mask_bbox(prior)
     h, w = prior.shape

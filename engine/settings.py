@@ -1,7 +1,7 @@
 """Typed, frozen settings of the predictors: one place for every default.
 
 Each default lives once, here or in the bundle's ``postprocess`` card (checked when the
-bundle is read, ``ivos.bundle``); ``ClickSettings.resolve`` / ``PropagationSettings.resolve``
+bundle is read, ``ivos.runtime.bundle``); ``ClickSettings.resolve`` / ``PropagationSettings.resolve``
 take the bundle's values, override them with the caller's arguments and check every one,
 so a predictor holds settings that are known to be valid.
 """
@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ._validate import crf_params as check_crf_params, flag, nonnegative_int, positive_float, positive_int
-from .bundle import Bundle, has_osvos_parts
+from .runtime.bundle import Bundle, has_osvos_parts
 from .errors import InvalidInput, ModelError
-from .geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION
-from .memory_read import MemorySettings
-from .osvos_finetune import FinetuneConfig
+from .image.geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION
+from .video.memory_read import MemorySettings
+from .video.osvos.finetune import FinetuneConfig
 from .postprocess import CrfSettings
 
 CLICK_CRF_MAX_PIXELS = 160_000
@@ -33,7 +33,7 @@ On the five held-aside DAVIS train sequences J was 0.8834 with this budget vs 0.
 NETWORK_CROP_CONTEXT = 0
 """Working pixels of image around the motion gate's box (``ivos.postprocess.gate_box``) that a
 propagated frame's OSVOS network sees when its graph has a dynamic size
-(``OsvosSession.predict(window=...)``). The gate's box already reaches half the object's size
+(``OsvosRunner.predict(window=...)``). The gate's box already reaches half the object's size
 plus 10% of the frame beyond the object; DAVIS dev J was 0.844 / 0.845 / 0.843 with 0 / 64 /
 128 more pixels and 0.842 on the whole frame (benchmarks/results/speed_frame_path.md)."""
 
@@ -50,7 +50,7 @@ MODES = ("osvos", "osvos+mask", "memory")
 """Propagation modes: every frame on its own (the paper's OSVOS), with the neighbouring
 frame's mask as a prior (MaskTrack-style), or "memory": that prior warped by optical flow
 plus a memory read of the annotated and confidently propagated frames
-(``ivos.memory_propagation.MemoryRun``)."""
+(``ivos.video.memory_propagation.MemoryRun``)."""
 
 
 DEFAULT_MODE = "osvos+mask"
@@ -141,7 +141,7 @@ class PropagationSettings:
         mode: "memory", "osvos+mask" (the neighbouring frame's mask is a prior) or "osvos".
         memory: the memory read's knobs (memory mode).
         adapt_every, adapt_steps, adapt_min_confidence: online adaptation
-            (``ivos.propagation.OnlineAdaptation``): every ``adapt_every`` frames (0: off) the
+            (``ivos.video.propagation.OnlineAdaptation``): every ``adapt_every`` frames (0: off) the
             heads are tuned ``adapt_steps`` more steps on the annotated frames plus the latest
             propagated frames of confidence >= ``adapt_min_confidence``.
         working_size: (height, width) the memory mode letterboxes frames into (the card's
@@ -189,7 +189,7 @@ class PropagationSettings:
         that are not None; InvalidInput naming a bad one. Without ``finetune_config``, the
         bundle's fine-tuning recipe (``FinetuneConfig.for_bundle``). ``threads`` (the OSVOS model's,
         ``Model.threads``) goes to the frame CRF and to fine-tuning unless the config sets its
-        own: one thread count for every pool (``ivos.threads``)."""
+        own: one thread count for every pool (``ivos.runtime.threads``)."""
         card = bundle.card.get("propagation") or {}
         if not isinstance(card, dict):
             raise ModelError(f"{bundle.path / 'model.json'}: field 'propagation' must be an object, got {card!r}")
@@ -216,7 +216,7 @@ class PropagationSettings:
         if finetune_config is not None and not isinstance(finetune_config, FinetuneConfig):
             raise InvalidInput(f"finetune_config must be an ivos.FinetuneConfig, got {type(finetune_config).__name__}")
         if memory is not None and not isinstance(memory, MemorySettings):
-            raise InvalidInput(f"memory must be an ivos.memory_read.MemorySettings, got {type(memory).__name__}")
+            raise InvalidInput(f"memory must be an ivos.video.memory_read.MemorySettings, got {type(memory).__name__}")
         steps = _card_count(bundle, card, "finetune_steps") if mode == "memory" else None
         finetune = finetune_config or FinetuneConfig.for_bundle(
             bundle, use_prior=mode != "osvos", **({} if steps is None else {"steps": steps}))

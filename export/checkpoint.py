@@ -1,5 +1,5 @@
 """Click-network weight files: fp32 ``state_dict`` + ``ClickNetConfig`` + metadata in one
-``torch.save`` file, and the preprocessing constants the runtime and the ONNX export need.
+``torch.save`` file, (the preprocessing constants it records come from ``ivos.network_io``).
 
 Metadata always holds ``click_sigma``, ``working_size``, ``imagenet_mean``, ``imagenet_std``
 (copies of the constants below, so a weights file is self-describing) and whatever the
@@ -13,19 +13,10 @@ from typing import Any
 
 import torch
 
-from .click_encodings import CLICK_SIGMA
+from ..network_io import CLICK_SIGMA, IMAGENET_MEAN, IMAGENET_STD, WORKING_SIZE
 from .models import ClickNetConfig, build_model
 
-WORKING_SIZE = 320
-"""Side (px) of the square crop the runtime feeds the network."""
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-"""Per-channel RGB mean subtracted from images in 0..1."""
-
-IMAGENET_STD = (0.229, 0.224, 0.225)
-"""Per-channel RGB std the mean-subtracted images are divided by."""
-
-__all__ = ["CLICK_SIGMA", "IMAGENET_MEAN", "IMAGENET_STD", "WORKING_SIZE", "load_click_model", "save_click_model"]
+__all__ = ["load_click_model", "save_click_model"]
 
 
 def save_click_model(path: str | Path, model: torch.nn.Module, metadata: dict[str, Any] | None = None) -> None:

@@ -16,8 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-CLICK_SIGMA = 5.0
-"""Std (pixels at the 320x320 working resolution) of the Gaussian click encoding."""
+from ..network_io import CLICK_SIGMA
 
 DISTMAP_TRUNCATE = 255.0
 """iFCN distance maps are truncated at this many pixels, then scaled to [0, 1]."""

@@ -163,7 +163,7 @@ class ImageNetToUnitRange(nn.Module):
 
     def __init__(self):
         super().__init__()
-        from .checkpoint import IMAGENET_MEAN, IMAGENET_STD
+        from ..network_io import IMAGENET_MEAN, IMAGENET_STD
 
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         self.register_buffer("scale", (2 * std).view(1, 3, 1, 1), persistent=False)

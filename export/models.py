@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .click_encodings import click_channels
+from .lite_clicknet import LiteClickNet
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,6 @@ def build_model(config: ClickNetConfig | str) -> nn.Module:
             raise KeyError(f"unknown model {config!r}; known: {sorted(MODEL_CONFIGS)}")
         config = MODEL_CONFIGS[config]
     if config.encoder in PRETRAINED_ENCODERS:
-        from .lite_clicknet import LiteClickNet  # noqa: PLC0415 (it imports this module's config)
         return LiteClickNet(config)
     return ClickNet(config)
 

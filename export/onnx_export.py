@@ -1,6 +1,6 @@
 """PyTorch network -> model bundle: ``model.onnx`` (fixed I/O names, static shapes at the
 working resolution), ``model.pt2`` (``torch.export`` program, the torch backend's input) and
-``model.json`` (the model card, see ``ivos.bundle``), verified against torch right after the
+``model.json`` (the model card, see ``ivos.runtime.bundle``), verified against torch right after the
 export on real-looking inputs."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ivos.bundle import FORMAT, FORMAT_VERSION, read_bundle
+from ivos.runtime.bundle import FORMAT, FORMAT_VERSION, read_bundle
 
 log = logging.getLogger("ivos.export")
 

@@ -1,5 +1,5 @@
 """OSVOS networks (paper section 2.2): a backbone that the engine runs frozen, plus the small
-functional head of ``ivos.osvos_head`` that one-shot fine-tuning retrains per video.
+functional head of ``ivos.video.osvos.head`` that one-shot fine-tuning retrains per video.
 
 Configurations (``OSVOS_CONFIGS``):
 
@@ -8,7 +8,7 @@ Configurations (``OSVOS_CONFIGS``):
   dropped (a click channel of zeros contributes nothing, so slicing the first convolution
   computes the same function with one input fewer). The backbone stays frozen: training it
   on 2 CPU cores is out of reach, and freezing it is what makes per-video fine-tuning a
-  seconds-long head fit on cached features (``ivos.osvos_finetune``). Which encoder weights:
+  seconds-long head fit on cached features (``ivos.video.osvos.finetune``). Which encoder weights:
   measured on DAVIS dev, a seeded random initialisation beats the click network's trained
   encoder (see ``training/osvos_parent.py``), so the shipped weights use it. The prior channel
   (the click network's mask input) is zeros in "osvos" mode (pure one-shot segmentation,
@@ -28,7 +28,7 @@ I/O contract of the exported graph (``OsvosGraph``)::
 
     image (1, 3, H, W) float32  RGB/255 normalised with ImageNet mean/std
     prior (1, 1, H, W) float32  previous mask in {0, 1} (zeros in pure OSVOS mode)
-    head.* (shapes: ivos.osvos_head.head_param_shapes) float32  the head's weights, as INPUTS
+    head.* (shapes: ivos.video.osvos.head.head_param_shapes) float32  the head's weights, as INPUTS
     -> logits (1, 1, H/4, W/4), low (1, C_low, H/4, W/4), high (1, C_high, H/8, W/8)
 
 The features are outputs so the fine-tuning step gets them from the same engine that
@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ivos.osvos_head import head_forward, head_param_shapes, init_head_params
+from ivos.video.osvos.head import head_forward, head_param_shapes, init_head_params
 
 from .models import ClickNet, ClickNetConfig, build_model
 

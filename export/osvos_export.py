@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ivos.bundle import FORMAT, FORMAT_VERSION, read_bundle
-from ivos.osvos_head import HEAD_VERSION, head_param_shapes
+from ivos.runtime.bundle import FORMAT, FORMAT_VERSION, read_bundle
+from ivos.video.osvos.head import HEAD_VERSION, head_param_shapes
 
 from .onnx_export import OPSET, PARITY_TOLERANCE, export_onnx, synthetic_click_inputs
 from .osvos import OsvosGraph, OsvosNet
@@ -58,11 +58,11 @@ def synthetic_osvos_inputs(h: int, w: int, seed: int) -> tuple[np.ndarray, np.nd
 
 SIZE_MULTIPLE = 32
 """The graph's height and width are dynamic multiples of this (the backbone's coarsest
-stride): the runtime may run it on a crop of the working image (``ivos.osvos_session``)."""
+stride): the runtime may run it on a crop of the working image (``ivos.video.osvos.runner``)."""
 
 DYNAMIC_DIMS = {"image": ("height", "width"), "prior": ("height", "width"), "logits": ("height/4", "width/4"),
                 "low": ("height/4", "width/4"), "high": ("height/8", "width/8")}
-"""The card's names of the spatial dims of each graph input/output (``ivos.bundle.osvos_dims``
+"""The card's names of the spatial dims of each graph input/output (``ivos.runtime.bundle.osvos_dims``
 gives their sizes for an input size)."""
 
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import dataclasses
 
-    from .checkpoint import IMAGENET_MEAN, IMAGENET_STD
+    from ..network_io import IMAGENET_MEAN, IMAGENET_STD
     from .osvos import load_osvos
 
     p = argparse.ArgumentParser(description=main.__doc__.split("\n")[0])

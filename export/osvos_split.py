@@ -1,12 +1,12 @@
 """Splits an OSVOS bundle's graph into its trunk and its head (two more artifacts).
 
-Why: the memory mode of propagation (``ivos.propagation.MemoryRun``) needs the trunk's
+Why: the memory mode of propagation (``ivos.video.propagation.MemoryRun``) needs the trunk's
 features of a frame BEFORE the head runs (the frame's keys read the memory, and the readout
 is part of the head's prior), and several objects share one trunk pass per frame while each
 runs its own head. The full graph (``model.onnx``) stays for the other modes and for
 fine-tuning. The parts are cut out of ``model.onnx`` itself (``onnx.utils.Extractor``), so
 The trunk is cut out of ``model.onnx`` itself (``onnx.utils.Extractor``: the same nodes and
-weights). The head is exported from ``ivos.osvos_head.head_forward``, the function the full
+weights). The head is exported from ``ivos.video.osvos.head.head_forward``, the function the full
 graph was exported from (its weights are graph inputs, so the graph holds no weights). Trunk
 + head are checked against the full graph with ONNX Runtime on random frames and heads
 (``SPLIT_TOLERANCE``, the export's parity bound; also ``tests/test_osvos_split.py``).
@@ -15,7 +15,7 @@ graph was exported from (its weights are graph inputs, so the graph holds no wei
     head.onnx:  low, high, prior (1, 1, H, W), head.* -> logits (1, 1, H/4, W/4)
 
 The card gains ``artifacts.trunk_onnx`` / ``artifacts.head_onnx`` and ``osvos.parts`` (each
-part's inputs and outputs, in the card's tensor format), read by ``ivos.bundle.osvos_part``.
+part's inputs and outputs, in the card's tensor format), read by ``ivos.runtime.bundle.osvos_part``.
 
 Usage::
 
@@ -41,7 +41,7 @@ class HeadGraph:
         import torch.nn.functional as F
         from torch import nn
 
-        from ivos.osvos_head import head_forward
+        from ivos.video.osvos.head import head_forward
 
         class _Head(nn.Module):
             def forward(self, low, high, prior, *weights):

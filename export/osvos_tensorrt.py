@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ivos.backends.tensorrt import current_compute_capability, import_tensorrt
-from ivos.bundle import read_bundle
-from ivos.osvos_head import check_head_params
+from ivos.runtime.backends.tensorrt import current_compute_capability, import_tensorrt
+from ivos.runtime.bundle import read_bundle
+from ivos.video.osvos.head import check_head_params
 
 from .tensorrt import default_dynamic_dims, profile_shapes
 

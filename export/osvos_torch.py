@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ivos.bundle import read_bundle
+from ivos.runtime.bundle import read_bundle
 
 from .osvos import OsvosGraph, OsvosNet, load_osvos
 from .osvos_export import osvos_dynamic_shapes, synthetic_osvos_inputs
@@ -79,7 +79,7 @@ def add_torch_program(bundle_dir: str | Path, net: OsvosNet, out_dir: str | Path
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ivos.model import resolve_bundle
+    from ivos.runtime.model import resolve_bundle
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weights", type=Path, required=True, help="the bundle's save_osvos file (export/weights/*.pt)")

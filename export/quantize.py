@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ivos.bundle import read_bundle
+from ivos.runtime.bundle import read_bundle
 from ivos.evaluation.recording import record_calibration_inputs
 
 log = logging.getLogger("ivos.export")

@@ -12,8 +12,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ivos.backends.tensorrt import current_compute_capability, import_tensorrt
-from ivos.bundle import read_bundle
+from ivos.runtime.backends.tensorrt import current_compute_capability, import_tensorrt
+from ivos.runtime.bundle import read_bundle
 
 log = logging.getLogger("ivos.export")
 

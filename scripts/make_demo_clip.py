@@ -105,7 +105,7 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(ROOT))
-    from ivos.mask_writers import rle_encode
+    from ivos.formats.rle import rle_encode
 
     frames, masks = render(args.frames, args.height, args.width, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -128,3 +128,105 @@ def test_checker_catches_every_kind_of_import(fake_tree):
                      "engine/late.py", "export/cli.py", "export/train.py"], found
     assert any("ivos.bench.pkg imports ivos.export" in f for f in found)
     assert any("ivos.export.cli imports ivos.bench.click" in f for f in found)
+
+
+# ---------------------------------------------------------------- import cycles
+
+def module_graph(root: Path, mapping: dict[str, str]) -> dict[str, set[str]]:
+    """module -> the modules of the mapped packages it imports by name, at the top or inside a
+    function: ``import P.M`` is an edge to P.M; ``from P import N`` to P.N when that is a module,
+    else to P (its ``__init__``). A parent package's ``__init__`` that Python runs on the way to
+    a submodule is not an edge: only what a statement names is."""
+    files = {module: path for _, module, path in source_files(root, mapping)}
+    native = {f"{package}.{'.'.join(so.relative_to(root / folder).parent.parts + (so.name.split('.')[0],))}"
+              for package, folder in mapping.items() for so in (root / folder).rglob("*.so")}  # ivos._C
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                edges.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[:len(parts) - (node.level - 1)])
+                    base = f"{base}.{node.module}" if node.module else base
+                else:
+                    base = node.module
+                for alias in node.names:
+                    name = f"{base}.{alias.name}"
+                    edges.add(name if name in files or name in native else base)
+        graph[module] = {e for e in edges if e in files and e != module}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles(package_dir):
+    found = cycles(module_graph(ROOT, package_dir))
+    assert not found, "import cycles (each line: modules that import each other, directly or around):\n" + \
+        "\n".join(" <-> ".join(c) for c in found)
+
+
+# ---------------------------------------------------------------- the public API and the layout
+
+PUBLIC_API = {
+    "__version__", "Client", "ClickResult", "ImagePredictor", "Model", "Stroke", "Timings", "FinetuneConfig",
+    "FrameResult", "FrameSource", "FrameSuggestion", "MultiFrameResult", "VideoDifficulty", "VideoPredictor",
+    "VideoState", "open_video", "load", "BackendUnavailable", "InvalidInput", "IvosError", "ModelError",
+    "build_info", "datasets_root", "dense_crf", "render_clicks", "render_clicks_cuda",
+}
+"""What ``import ivos`` offers (README's API table): moving a module must not change it."""
+
+
+def test_public_api_is_unchanged():
+    import ivos
+
+    assert set(ivos.__all__) == PUBLIC_API
+    missing = [name for name in PUBLIC_API if getattr(ivos, name, None) is None]
+    assert not missing, missing
+
+
+SUBPACKAGES = ("image", "video", "video/osvos", "formats", "runtime", "runtime/backends", "ops", "serve",
+               "evaluation")
+
+
+def test_engine_root_holds_few_modules_and_the_subpackages_exist():
+    root_modules = sorted(p.name for p in (ROOT / "engine").glob("*.py"))
+    assert len(root_modules) <= 12, root_modules
+    for sub in SUBPACKAGES:
+        assert (ROOT / "engine" / sub / "__init__.py").is_file(), sub

@@ -24,7 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Named here by hand as well, so that a wheel losing one fails even if the folder walk below
 # went wrong too.
-MUST_HAVE = ("ivos", "ivos.ops", "ivos.backends", "ivos.evaluation", "ivos.export", "ivos.bench")
+MUST_HAVE = ("ivos", "ivos.ops", "ivos.runtime.backends", "ivos.evaluation", "ivos.export", "ivos.bench")
 
 pytestmark = pytest.mark.slow
 
@@ -115,7 +115,7 @@ def test_wheel_declares_the_three_commands(wheel):
 SCRIPT = r"""
 import json, sys
 import ivos, ivos._C, ivos.bench.cli, ivos.bench.video, ivos.export.cli, ivos.evaluation.noc
-from ivos.model import SHIPPED_MODELS, shipped_bundles
+from ivos.runtime.model import SHIPPED_MODELS, shipped_bundles
 model = ivos.load("ivos-cpu", backend="ort", device="cpu", threads=1)
 print(json.dumps({"ivos": ivos.__file__, "native": ivos._C.__file__, "bench": ivos.bench.cli.__file__,
                   "models": str(SHIPPED_MODELS), "bundles": shipped_bundles(), "backend": model.backend}))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ivos.views import PAD_RGB
+from ivos.image.crops import PAD_RGB
 
 from .data import Entry
 

@@ -25,10 +25,10 @@ log = logging.getLogger("ivos.training")
 def record_sequence(vp, frames, gt: np.ndarray) -> dict[str, np.ndarray]:
     """Fine-tunes on frame 0's mask, then walks frames 1..N feeding back the head's own mask
     (as "osvos+mask" propagation does, whole working frame, no CRF)."""
-    from ivos.flow import MaskWarper
-    from ivos.memory_propagation import bundle_projection
-    from ivos.memory_read import FrameKeys, MemorySettings, ObjectMemory, Projection
-    from ivos.osvos_finetune import pool4
+    from ivos.video.flow import MaskWarper
+    from ivos.video.memory_propagation import bundle_projection
+    from ivos.video.memory_read import FrameKeys, MemorySettings, ObjectMemory, Projection
+    from ivos.video.osvos.finetune import pool4
     from ivos.postprocess import gate_box, gate_to_prior
 
     session = vp._propagator.session
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for k, held in enumerate(folds_of(names, args.folds, args.seed)):
         osvos = ivos.load(fold_bundle(args.out, k, args.heads), backend="ort", threads=args.threads)
-        vp = ivos.VideoPredictor(osvos, mode="memory", memory=ivos.memory_read.MemorySettings(weight=0.0))
+        vp = ivos.VideoPredictor(osvos, mode="memory", memory=ivos.video.memory_read.MemorySettings(weight=0.0))
         for name in held:
             if (dest / f"{name}.npz").exists():
                 continue

@@ -11,13 +11,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ivos.export.click_encodings import CLICK_SIGMA, encode_clicks
+from ivos.export.click_encodings import encode_clicks
+from ivos.network_io import CLICK_SIGMA, IMAGENET_MEAN, IMAGENET_STD
+
+_MEAN = np.array(IMAGENET_MEAN, np.float32)
+_STD = np.array(IMAGENET_STD, np.float32)
 
 from . import click_sim
 from .augment import View
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 P_STROKE = 0.15
 """Probability of a positive (and, independently, of a negative) stroke."""
@@ -53,7 +54,7 @@ def first_interaction(view: View, rng: np.random.Generator) -> Interaction:
 
 def normalise_image(image: np.ndarray) -> np.ndarray:
     """(S, S, 3) uint8 RGB -> (3, S, S) float32 ImageNet-normalised."""
-    return ((image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+    return ((image.astype(np.float32) / 255.0 - _MEAN) / _STD).transpose(2, 0, 1)
 
 
 def encode_batch(views: list[View], interactions: list[Interaction], masks: np.ndarray | None,

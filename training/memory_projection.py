@@ -1,5 +1,5 @@
 """A learned key projection for the memory read, scored by cross-validation against the
-training-free one (per-video principal axes, ``ivos.memory_read.Projection.fit``).
+training-free one (per-video principal axes, ``ivos.video.memory_read.Projection.fit``).
 
 The projection (472 -> 64, plus a centring vector) is trained so that the readout of frame t
 from frame 0 (softmax over cosine similarities of the projected, 2x2-pooled, normalised keys;
@@ -37,7 +37,7 @@ def load_features(out: Path, names: list[str]) -> dict[str, dict[str, np.ndarray
 def readout_iou(data: dict, project) -> float:
     """Mean over sequences of the mean IoU of readout(frame t | frame 0) > 0.5 vs the target,
     over the MaskTrack examples; ``project(high (C, h8, w8)) -> Projection``."""
-    from ivos.memory_read import FrameKeys, MemorySettings, ObjectMemory
+    from ivos.video.memory_read import FrameKeys, MemorySettings, ObjectMemory
     from ivos.postprocess import gate_box
 
     per_seq = []
@@ -65,7 +65,7 @@ def train_projection(data: dict, steps: int, seed: int, dims: int = 64):
     import torch
     import torch.nn.functional as F
 
-    from ivos.memory_read import Projection
+    from ivos.video.memory_read import Projection
 
     gen = np.random.default_rng(seed)
     names = list(data)
@@ -107,7 +107,7 @@ def train_projection(data: dict, steps: int, seed: int, dims: int = 64):
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    from ivos.memory_read import Projection
+    from ivos.video.memory_read import Projection
 
     from .data import default_data_root
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ivos.export.checkpoint import WORKING_SIZE, load_click_model
+from ivos.export.checkpoint import load_click_model
+from ivos.network_io import WORKING_SIZE
 from ivos.export.click_encodings import click_channels
 
 INIT_RANDOM = "random (no pretrained weights)."

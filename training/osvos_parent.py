@@ -49,14 +49,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ivos.export.checkpoint import IMAGENET_MEAN, IMAGENET_STD, load_click_model
+from ivos.export.checkpoint import load_click_model
+from ivos.network_io import IMAGENET_MEAN, IMAGENET_STD
 from ivos.export.models import build_model
 from ivos.export.osvos import OSVOS_CONFIGS, build_osvos, save_osvos
 from ivos.export.osvos_export import export_osvos_bundle
-from ivos.osvos_session import Letterbox
-from ivos.views import PAD_RGB
-from ivos.osvos_finetune import FinetuneConfig, deform_mask, pool4, augment, crop_batch
-from ivos.osvos_head import head_forward
+from ivos.video.osvos.runner import Letterbox
+from ivos.image.crops import PAD_RGB
+from ivos.video.osvos.finetune import FinetuneConfig, deform_mask, pool4, augment, crop_batch
+from ivos.video.osvos.head import head_forward
 
 from .data import VAL_DAVIS, default_data_root
 
@@ -142,7 +143,7 @@ def build_features(net, seqs, working, rng, aug: FinetuneConfig) -> dict[str, np
 def train_head(net, data: dict[str, np.ndarray], steps: int, batch: int, lr: float, seed: int,
                crop: int) -> list[float]:
     """Adam + cosine decay on BCE over random crops of the cached features (as fine-tuning
-    does, ``ivos.osvos_finetune.crop_batch``); updates ``net``'s head in place."""
+    does, ``ivos.video.osvos.finetune.crop_batch``); updates ``net``'s head in place."""
     gen = torch.Generator().manual_seed(seed)
     params = net.head_params()
     opt = torch.optim.Adam(params.values(), lr=lr)

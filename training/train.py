@@ -39,7 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ivos.export.checkpoint import WORKING_SIZE, save_click_model
+from ivos.export.checkpoint import save_click_model
+from ivos.network_io import WORKING_SIZE
 from ivos.export.models import MODEL_CONFIGS, ClickNet, build_model, zero_mask_weights
 
 from . import click_sim

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from ivos.evaluation.clicker import Click, next_click
-from ivos.export.click_encodings import CLICK_SIGMA, encode_clicks
-from ivos.metrics import iou
+from ivos.export.click_encodings import encode_clicks
+from ivos.network_io import CLICK_SIGMA
+from ivos.mask_metrics import iou
 
 from .augment import View, make_view
 from .data import Cache, heldaside_bsds_images

@@ -68,14 +68,14 @@ def fold_bundle(out: Path, fold: int, heads: str = "") -> Path:
 def readout_priors(data: dict[str, np.ndarray], share: float, *, from_target: bool = False,
                    seed: int = 0, projection=None) -> dict[str, np.ndarray]:
     """The sequence's examples with priors ``(1 - share) * prior + share * readout``: each
-    example's memory readout (``ivos.memory_read``, default settings) from the sequence's first
+    example's memory readout (``ivos.video.memory_read``, default settings) from the sequence's first
     example (frame 0, its target as the memory mask), as the memory mode feeds its heads.
     The first example keeps its prior (reading itself back would be a perfect readout).
     ``from_target``: the mask part of every prior is the example's own target, deformed
-    (``ivos.osvos_finetune.deform_mask``: shifted, dilated or eroded), as the memory mode's
+    (``ivos.video.osvos.finetune.deform_mask``: shifted, dilated or eroded), as the memory mode's
     flow-warped previous mask is a near miss of the current mask; never a zero prior.
     ``projection``: the keys' (a learned one); None: the first example's principal axes."""
-    from ivos.memory_read import FrameKeys, MemorySettings, ObjectMemory, Projection
+    from ivos.video.memory_read import FrameKeys, MemorySettings, ObjectMemory, Projection
     from ivos.postprocess import gate_box
 
     valid = TRAIN_SIZE
@@ -99,7 +99,7 @@ def readout_priors(data: dict[str, np.ndarray], share: float, *, from_target: bo
         readout = keys.to_working(memory.read(keys.keys, settings), valid)
         prior = data["prior"][e, 0].astype(np.float32)
         if from_target:
-            from ivos.osvos_finetune import deform_mask, pool4
+            from ivos.video.osvos.finetune import deform_mask, pool4
 
             full = np.kron(data["target"][e, 0].astype(np.float32), np.ones((4, 4), np.float32))
             prior = pool4(deform_mask(full, rng))
@@ -110,7 +110,7 @@ def readout_priors(data: dict[str, np.ndarray], share: float, *, from_target: bo
 def sequence_features(out: Path, davis: Path, name: str, net, seed: int) -> dict[str, np.ndarray]:
     """Cached backbone features of one sequence's parent-training examples (see
     ``training.osvos_parent.build_features``), every 3rd frame (train.txt keeps every 3rd)."""
-    from ivos.osvos_finetune import FinetuneConfig
+    from ivos.video.osvos.finetune import FinetuneConfig
 
     from .osvos_parent import build_features
 
@@ -171,7 +171,7 @@ def train(args) -> None:
     import torch
 
     from ivos.export.osvos import build_osvos
-    from ivos.osvos_head import init_head_params
+    from ivos.video.osvos.head import init_head_params
 
     from .osvos_parent import train_head
 
@@ -207,7 +207,7 @@ def train(args) -> None:
         trained_on = [n for n in names if n not in held]
         projection = None
         if args.learned_projection:
-            from ivos.memory_read import Projection
+            from ivos.video.memory_read import Projection
 
             from .memory_projection import load_features, train_projection
 

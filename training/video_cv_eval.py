@@ -7,10 +7,10 @@ A method is ``NAME[:key=value,...]``; NAME is a label, the keys set the propagat
     crf        1 / 0: the frame CRF                              default: the bundle's
     crop       1 / 0: the network on the motion gate's crop     default 1
     working    HxW: the memory mode's working size                 default: the bundle's
-    adapt_every, adapt_steps: online adaptation (``ivos.propagation.OnlineAdaptation``)
+    adapt_every, adapt_steps: online adaptation (``ivos.video.propagation.OnlineAdaptation``)
     heads      the fold heads' variant (``training.video_cv.fold_bundle``)  default "" (shipped recipe)
     weight, prior_weight, veto_below, prior_readout, top_k, temperature, every, capacity,
-    min_confidence: ``ivos.memory_read.MemorySettings``
+    min_confidence: ``ivos.video.memory_read.MemorySettings``
 
 e.g. ``--method old:mode=osvos+mask --method mem:mode=memory,steps=0,weight=0.3``. Results are
 kept per method in ``<out>/cv_<NAME>.json`` and a finished sequence is not run again, so an
@@ -47,7 +47,7 @@ def parse_method(text: str) -> tuple[str, dict[str, str]]:
 def predictor_for(bundle: Path, keys: dict[str, str], threads: int):
     """(VideoPredictor, its model) of one method on one fold's bundle."""
     import ivos
-    from ivos.memory_read import MemorySettings
+    from ivos.video.memory_read import MemorySettings
 
     osvos = ivos.load(bundle, backend="ort", threads=threads)
     mode = keys.get("mode", "osvos+mask")

@@ -46,5 +46,5 @@ def render_distance_maps(height: int, width: int, clicks: np.ndarray, *,
 
 
 def encoder(size: int, clicks: np.ndarray, strokes: Sequence[tuple[np.ndarray, int]], out: np.ndarray) -> None:
-    """``ivos.click_pipeline.ClickEncoder`` of this encoding: ``out`` (2, size, size) float32."""
+    """``ivos.image.click_pipeline.ClickEncoder`` of this encoding: ``out`` (2, size, size) float32."""
     render_distance_maps(size, size, clicks, strokes=strokes, out=out)

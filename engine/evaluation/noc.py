@@ -19,7 +19,7 @@ import numpy as np
 
 from .._validate import describe, positive_int
 from ..errors import InvalidInput
-from ..metrics import iou
+from ..mask_metrics import iou
 
 from .clicker import Click, next_click
 from .datasets import Sample

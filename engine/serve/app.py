@@ -54,7 +54,6 @@ import shutil
 import threading
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import numpy as np
@@ -65,7 +64,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .codec import decode_mask, encode_mask, encode_probabilities, parse_formats
+from ..formats.codec import MASK_FORMATS, InvalidMask, decode_mask, encode_mask, encode_probabilities
 from .config import ServeConfig
 from .errors import ApiError, conflict, limit_exceeded, not_found
 from .exports import write_export
@@ -248,6 +247,23 @@ class RequestMetrics:
 
 
 # ---- the app -----------------------------------------------------------------------------
+def parse_formats(text: str, name: str = "mask_format") -> tuple[str, ...]:
+    """``"rle"``, ``"png"`` or ``"rle,png"`` -> the tuple; 422 naming ``name`` otherwise."""
+    formats = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    bad = [f for f in formats if f not in MASK_FORMATS]
+    if bad or not formats:
+        raise ApiError(422, "invalid_request", f"{name} must be rle, png or rle,png; got {text!r}")
+    return formats
+
+
+def request_mask(value: Any, height: int, width: int, name: str) -> np.ndarray:
+    """A mask payload of a request (``ivos.formats.codec.decode_mask``); 422 ``invalid_mask``."""
+    try:
+        return decode_mask(value, height, width, name)
+    except InvalidMask as e:
+        raise ApiError(422, "invalid_mask", str(e)) from None
+
+
 def create_app(config: ServeConfig, *, load_in_background: bool = True) -> FastAPI:
     """The ASGI app for ``config``: one ``Service`` (models loaded once, in a background thread
     unless ``load_in_background`` is False), routes, error handlers, metrics."""
@@ -411,7 +427,7 @@ def create_app(config: ServeConfig, *, load_in_background: bool = True) -> FastA
     @app.post("/v1/images/{session_id}/predict", tags=["images"])
     async def predict(body: PredictIn, rec: SessionRecord = Depends(image_session), fmt: tuple = Depends(formats),
                       probabilities: bool = Query(False)):
-        mask = None if body.mask_input is None else decode_mask(body.mask_input, rec.height, rec.width, "mask_input")
+        mask = None if body.mask_input is None else request_mask(body.mask_input, rec.height, rec.width, "mask_input")
         points = point_array(body.points)
         result = await service.requests.run(service.image_predict, rec, points, body.labels, mask)
         return click_json(result, fmt, probabilities=probabilities)
@@ -471,7 +487,7 @@ def create_app(config: ServeConfig, *, load_in_background: bool = True) -> FastA
 
     @app.post("/v1/videos/{session_id}/mask", tags=["videos"])
     async def add_mask(body: MaskIn, rec: SessionRecord = Depends(video_session), fmt: tuple = Depends(formats)):
-        mask = decode_mask(body.mask, rec.height, rec.width, "mask")
+        mask = request_mask(body.mask, rec.height, rec.width, "mask")
         result = await service.requests.run(service.video_edit, rec,
                                             lambda p, s: p.add_new_mask(s, body.frame_idx, body.obj_id, mask))
         return frame_json(result, fmt)
@@ -556,7 +572,7 @@ def create_app(config: ServeConfig, *, load_in_background: bool = True) -> FastA
     @app.get("/v1/videos/{session_id}/masks", tags=["videos"])
     async def all_masks(rec: SessionRecord = Depends(video_session)):
         def read(p, s):
-            from ..mask_writers import rle_encode
+            from ..formats.rle import rle_encode
 
             return [{"frame_idx": i, "masks": {str(k): rle_encode(m) for k, m in objs.items()},
                      "confidence": {str(k): s.objects[k].confidence.get(i, 1.0) for k in objs},
@@ -610,11 +626,8 @@ def create_app(config: ServeConfig, *, load_in_background: bool = True) -> FastA
 
 
 def app_from_json(text: str) -> FastAPI:
-    """The app of a ``ServeConfig`` given as JSON (``ivos.serve.cli.config_json``)."""
-    raw = json.loads(text)
-    raw["data_dir"] = Path(raw["data_dir"])
-    raw["api_keys"] = tuple(raw.get("api_keys", ()))
-    return create_app(ServeConfig(**raw))
+    """The app of a ``ServeConfig`` given as JSON (``ServeConfig.to_json``)."""
+    return create_app(ServeConfig.from_json(text))
 
 
 def app_from_env() -> FastAPI:

@@ -11,10 +11,8 @@ or ``IVOS_API_KEYS=k1,k2``). This module imports only argparse at import time, s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from .config import DEFAULT_DATA_DIR, ServeConfig, keys_from
@@ -88,13 +86,6 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
         exclusive=args.workers == 1 and not args.ray)
 
 
-def config_json(config: ServeConfig) -> str:
-    raw = {f.name: getattr(config, f.name) for f in fields(config) if f.name != "extra"}
-    raw["data_dir"] = str(raw["data_dir"])
-    raw["api_keys"] = list(raw["api_keys"])
-    return json.dumps(raw)
-
-
 def serve(args: argparse.Namespace) -> int:
     """Runs the server until interrupted. Returns the exit code."""
     try:
@@ -116,7 +107,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"ivos serve: http://{config.host}:{config.port} (docs at /docs), data in {config.data_dir}, "
           f"{'API keys required' if config.api_keys else 'no API keys (loopback only)'}", file=sys.stderr)
     if config.workers > 1:
-        os.environ["IVOS_SERVE_CONFIG"] = config_json(config)
+        os.environ["IVOS_SERVE_CONFIG"] = config.to_json()
         uvicorn.run("ivos.serve.app:app_from_env", factory=True, host=config.host, port=config.port,
                     workers=config.workers, log_level=args.log_level, timeout_graceful_shutdown=10)
     else:

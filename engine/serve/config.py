@@ -6,9 +6,11 @@ propagation at a time per job worker. Every limit is refused with a 4xx naming t
 flag (``ivos.serve.errors.limit_exceeded``)."""
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATA_DIR = Path("ivos-data")
@@ -85,7 +87,21 @@ class ServeConfig:
     job_stale_s: float = 30.0
     fsync: bool = False
     session_ttl_h: float = 0.0
-    extra: dict = field(default_factory=dict, compare=False)
+
+    def to_json(self) -> str:
+        """Every field as a JSON object (how the config reaches uvicorn workers and Ray replicas)."""
+        raw = dataclasses.asdict(self)
+        raw["data_dir"] = str(self.data_dir)
+        raw["api_keys"] = list(self.api_keys)
+        return json.dumps(raw)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ServeConfig":
+        """The config ``to_json`` wrote (equal to the original)."""
+        raw = json.loads(text)
+        raw["data_dir"] = Path(raw["data_dir"])
+        raw["api_keys"] = tuple(raw["api_keys"])
+        return cls(**raw)
 
     @property
     def loopback_only(self) -> bool:

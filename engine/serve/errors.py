@@ -23,6 +23,15 @@ class ApiError(Exception):
         return {"error": {"code": self.code, "message": self.message, **self.extra}}
 
 
+class TooLarge(Exception):
+    """A request body passed ``--max-upload-mb`` while it streamed in (raised from the body
+    limit's ``receive``; answered with its ``error``, a 413)."""
+
+    def __init__(self, error: ApiError):
+        super().__init__(error.message)
+        self.error = error
+
+
 def not_found(what: str, ident: str) -> ApiError:
     """404 for a missing session or job. Also what a foreign key sees: a session another key made
     is indistinguishable from one that does not exist."""

@@ -2,7 +2,7 @@
 
 * ``png-zip``: a ZIP of 8-bit 0/255 PNG masks, ``masks/<frame>.png`` with one object,
   ``masks/<obj_id>/<frame>.png`` with several (the layout of ``ivos segment``);
-* ``coco``: a COCO data set JSON (``ivos.annotation_formats.write_coco_json``: compressed RLE, one
+* ``coco``: a COCO data set JSON (``ivos.formats.annotations.write_coco_json``: compressed RLE, one
   annotation per object and frame, ``track_id`` the object);
 * ``rle``: ``{"frames": [{"frame_idx", "masks": {obj_id: COCO uncompressed RLE}}]}``;
 * ``sticker``: the animated sticker (objects' union over transparency; WebP, or APNG without
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .codec import png_bytes
+from ..formats.codec import png_bytes
 from .errors import ApiError
 
 EXPORT_FORMATS = {"png-zip": ("application/zip", ".zip"), "coco": ("application/json", ".json"),
@@ -46,8 +46,9 @@ def _union(per_object: dict[int, np.ndarray], shape: tuple[int, int]) -> np.ndar
 
 def write_export(fmt: str, pred: Any, state: Any, folder: Path, *, name: str) -> tuple[Path, str]:
     """Writes export ``fmt`` of ``state`` into ``folder``; returns (file, media type)."""
-    from ..annotation_formats import FrameMasks, write_coco_json
-    from ..mask_writers import mask_bbox, rle_encode, write_sticker
+    from ..formats.annotations import FrameMasks, write_coco_json
+    from ..formats.mask_files import write_sticker
+    from ..formats.rle import mask_bbox, rle_encode
 
     if fmt not in EXPORT_FORMATS:
         raise ApiError(422, "invalid_request", f"format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")

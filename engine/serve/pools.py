@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
@@ -44,9 +45,9 @@ class BoundedPool:
         with self._lock:
             self._inflight -= 1
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` on the pool, awaited from the event loop."""
-        return await asyncio.wrap_future(self.submit(fn, *args))
+    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` on the pool, awaited from the event loop."""
+        return await asyncio.wrap_future(self.submit(functools.partial(fn, *args, **kwargs)))
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -44,10 +44,9 @@ def deployment(config: ServeConfig, *, replicas: int = 2, cpus_per_replica: floa
     store); ``.bind()`` it and ``serve.run`` the result."""
     from ray import serve
 
-    from .cli import config_json
 
     config = dataclasses.replace(config, exclusive=False, data_dir=config.data_dir.resolve())
-    ingress = serve.ingress(_builder(config_json(config)))()
+    ingress = serve.ingress(_builder(config.to_json()))()
     return serve.deployment(ingress, name="ivos", num_replicas=replicas,
                             ray_actor_options={"num_cpus": cpus_per_replica},
                             max_ongoing_requests=config.request_threads + config.request_queue)

@@ -1,7 +1,7 @@
 """``Service``: the server's core, independent of HTTP. Holds the one loaded model pair of the
 process, the store, the bounded caches of live sessions and the pools; every public method is
-one operation of the API, called from the routes (``ivos.serve.app``) and from the Ray Serve
-replicas alike.
+one operation of the API, called from the routes (``ivos.serve.routes``; on Ray Serve replicas
+the same).
 
 Image sessions keep their clicks (with the mask each produced) in the store; the live part is
 an ``ivos.ImagePredictor`` with the image set (decoding and preparing the image is what a
@@ -10,8 +10,10 @@ which is exactly what ``ImagePredictor.add_click`` runs, so a session rebuilt fr
 continues with the masks it would have had in one process.
 
 Video sessions keep an ``ivos.VideoState`` file per revision (``VideoState.save``, atomic)
-and the store names the current one; the live part is the loaded state. Edits are refused with
-409 while the session has a job. ``ivos.serve.jobs`` runs propagation.
+and the store names the current one; the live part is the loaded state. Each ``VideoPredictor``
+method is one ``video_*`` method here: edits (``video_edit``) are refused with 409 while the
+session has a job and commit a new revision; reads (``video_read``) run between two frames of a
+running job. ``ivos.serve.jobs`` runs propagation.
 """
 from __future__ import annotations
 
@@ -31,10 +33,11 @@ import numpy as np
 
 from .config import ServeConfig
 from .errors import ApiError, busy, conflict, not_found
+from .exports import write_export
 from .live import LiveCache, SessionLocks
 from .media import Limits, load_image, probe_video, store_frames, store_image
 from .pools import BoundedPool
-from .store import ClickRecord, Conflict, SessionRecord, SQLiteStore, iter_orphans
+from .store import ClickRecord, Conflict, JobRecord, SessionRecord, SQLiteStore, iter_orphans
 
 log = logging.getLogger("ivos.serve")
 
@@ -174,6 +177,17 @@ class Service:
             raise not_found(f"{kind} session", session_id)
         return rec
 
+    def list_sessions(self, owner: str, kind: str | None = None, limit: int = 100) -> list[SessionRecord]:
+        """``owner``'s sessions (of ``kind``), most recently changed first."""
+        return self.store.list_sessions(owner, kind, limit)
+
+    def temp_path(self, prefix: str) -> Path:
+        """A new path under the data dir's ``tmp/`` (uploads and exports in flight; emptied at
+        start-up)."""
+        tmp = self.data_dir / "tmp"
+        tmp.mkdir(exist_ok=True)
+        return tmp / f"{prefix}-{secrets.token_hex(8)}"
+
     def delete(self, rec: SessionRecord) -> None:
         with self.locks(rec.id):
             job = self.store.live_job(rec.id, stale_s=self.config.job_stale_s)
@@ -263,7 +277,7 @@ class Service:
             rec = self._fresh(rec)
             live = self._live_image(rec)
             result = invalid_to_422(lambda: live.predictor.add_click(x, y, positive))
-            from ..mask_writers import rle_encode
+            from ..formats.rle import rle_encode
 
             record = ClickRecord(live.clicks + 1, x, y, positive, rle_encode(result.mask), asdict(result.timings))
             try:
@@ -352,7 +366,7 @@ class Service:
         with self.locks(rec.id):
             rec = self._fresh(rec)
             clicks = self.store.clicks(rec.id)
-        from ..mask_writers import rle_decode
+        from ..formats.rle import rle_decode
 
         return [(c.x, c.y, c.positive) for c in clicks], (rle_decode(clicks[-1].mask_rle) if clicks else None)
 
@@ -447,6 +461,95 @@ class Service:
             rec = self._fresh(rec)
             state = self.video_state(rec)
             return invalid_to_422(lambda: read(self.video_predictor(), state))
+
+    # the VideoPredictor's edits: each commits a new revision
+    def video_add_points(self, rec: SessionRecord, frame_idx: int, obj_id: int, points: list, labels: list, *,
+                         clear_old_points: bool = False) -> Any:
+        """``add_new_points``; returns the ``ivos.FrameResult``."""
+        points = point_array(points)
+        return self.video_edit(rec, lambda p, s: p.add_new_points(s, frame_idx, obj_id, points, np.asarray(labels),
+                                                                   clear_old_points=clear_old_points))
+
+    def video_add_mask(self, rec: SessionRecord, frame_idx: int, obj_id: int, mask: np.ndarray) -> Any:
+        """``add_new_mask``; returns the ``ivos.FrameResult``."""
+        return self.video_edit(rec, lambda p, s: p.add_new_mask(s, frame_idx, obj_id, mask))
+
+    def video_refine(self, rec: SessionRecord, frame_idx: int, obj_id: int, points: list, labels: list) -> Any:
+        """``refine`` (a correction on a propagated frame); returns the ``ivos.FrameResult``."""
+        points = point_array(points)
+        return self.video_edit(rec, lambda p, s: p.refine(s, frame_idx, obj_id, points, np.asarray(labels)))
+
+    def video_undo(self, rec: SessionRecord, frame_idx: int, obj_id: int) -> Any:
+        """``undo`` on one frame and object; returns the ``ivos.FrameResult`` or None."""
+        return self.video_edit(rec, lambda p, s: p.undo(s, frame_idx, obj_id))
+
+    def video_remove_object(self, rec: SessionRecord, obj_id: int) -> None:
+        self.video_edit(rec, lambda p, s: p.remove_object(s, obj_id))
+
+    def video_reset(self, rec: SessionRecord) -> None:
+        """``reset_state``: every object gone (the frames stay)."""
+        self.video_edit(rec, lambda p, s: p.reset_state(s))
+
+    # reads
+    def video_objects(self, rec: SessionRecord) -> list[dict[str, Any]]:
+        """Per object: ``obj_id``, ``annotated_frames``, ``clicks`` ({frame: [[x, y, label]]}),
+        ``masked_frames`` and whether it is ``finetuned``."""
+        def describe(_pred, state) -> list[dict[str, Any]]:
+            objects = []
+            for k in state.obj_ids:
+                t = state.objects[k]
+                objects.append({"obj_id": k, "annotated_frames": sorted(t.annotations),
+                                "clicks": {str(i): [[x, y, lab] for x, y, lab in c] for i, c in sorted(t.clicks.items())},
+                                "masked_frames": len(t.masks), "finetuned": t.head is not None})
+            return objects
+        return self.video_read(rec, describe)
+
+    def video_frame(self, rec: SessionRecord, frame_idx: int) -> np.ndarray:
+        """Frame ``frame_idx`` as the session decodes it ((H, W, 3) uint8 RGB)."""
+        if not 0 <= frame_idx < (rec.num_frames or 0):
+            raise ApiError(422, "invalid_input", f"frame_idx must be 0 <= frame_idx < {rec.num_frames}, "
+                           f"got {frame_idx}")
+        return self.video_read(rec, lambda _p, s: s.video[frame_idx])
+
+    def video_frame_masks(self, rec: SessionRecord, frame_idx: int) -> dict[int, np.ndarray]:
+        """``object_masks``: every object's mask on one frame."""
+        return self.video_read(rec, lambda p, s: p.object_masks(s, frame_idx))
+
+    def video_masks(self, rec: SessionRecord) -> list[dict[str, Any]]:
+        """``masks``: per frame with masks, ``frame_idx``, ``masks`` ({obj_id: COCO RLE}, encoded
+        frame by frame), ``confidence`` and ``sources`` (annotated / propagated) per object."""
+        from ..formats.rle import rle_encode
+
+        def read(p, s) -> list[dict[str, Any]]:
+            return [{"frame_idx": i, "masks": {str(k): rle_encode(m) for k, m in objs.items()},
+                     "confidence": {str(k): s.objects[k].confidence.get(i, 1.0) for k in objs},
+                     "sources": {str(k): "annotated" if i in s.objects[k].annotations else "propagated"
+                                 for k in objs}}
+                    for i, objs in p.masks(s)]
+        return self.video_read(rec, read)
+
+    def video_suggest(self, rec: SessionRecord, obj_id: int | None = None) -> Any:
+        """``suggest_frame``: the ``ivos.FrameSuggestion`` (the frame most likely wrong)."""
+        return self.video_read(rec, lambda p, s: p.suggest_frame(s, obj_id))
+
+    def video_export(self, rec: SessionRecord, fmt: str, folder: Path) -> tuple[Path, str]:
+        """Writes export ``fmt`` (``ivos.serve.exports``) into ``folder``; returns (file, media
+        type). 409 while the session has a job."""
+        job = self.store.live_job(rec.id, stale_s=self.config.job_stale_s)
+        if job is not None:
+            raise busy(rec.id, job.id)
+        return self.video_read(rec, lambda p, s: write_export(fmt, p, s, folder, name=rec.id))
+
+    # ---- jobs ----------------------------------------------------------------------------
+    def job(self, rec: SessionRecord, job_id: str) -> JobRecord:
+        """Job ``job_id`` of the session; 404 for an unknown id or another session's job."""
+        job = self.store.get_job(job_id) if job_id.startswith("job_") else None
+        if job is None or job.session_id != rec.id:
+            raise not_found("job", job_id)
+        return job
+
+    def last_job(self, rec: SessionRecord) -> JobRecord | None:
+        return self.store.last_job(rec.id)
 
 
 def invalid_to_422(fn: Callable[[], Any]) -> Any:

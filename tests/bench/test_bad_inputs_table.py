@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("onnxruntime", reason="the bundle and predictor cases load ivos-cpu (pip install 'ivos[cpu]')")
 
 from ivos.bench.bad_inputs import CASES, Case, Outcome, Row, render_markdown, run_case, run_cases  # noqa: E402
-from ivos.model import shipped_bundles  # noqa: E402
+from ivos.runtime.model import shipped_bundles  # noqa: E402
 
 
 def _named(name: str) -> Case:

@@ -2,7 +2,6 @@
 CPU dry run (the same code as the GPU check, with tiny bundles) so it cannot rot, the loud
 failures where there is no GPU, and ivos.export.osvos_torch (the OSVOS bundle the check runs
 on torch)."""
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -18,36 +17,17 @@ import ivos  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 HAS_GPU = ivos.build_info()["machine"]["cuda_devices"] > 0
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-TINY = dict(widths=(8, 8, 16, 16), blocks=(1, 1, 1, 1), stem_width=8, head_width=8, skip_width=8, decoder_width=8)
-
-
-def _osvos_net(seed):
-    from ivos.export.models import ClickNetConfig, build_model
-    from ivos.export.osvos import OSVOS_CONFIGS, build_osvos
-
-    torch.manual_seed(seed)
-    config = dataclasses.replace(OSVOS_CONFIGS["osvos-cpu"], name="osvos-tiny", working_size=(64, 96))
-    return build_osvos(config, build_model(ClickNetConfig(name="tiny", **TINY))).eval()
 
 
 @pytest.fixture(scope="module")
-def bundles(tmp_path_factory):
-    """(click bundle, OSVOS bundle with model.pt2, the OSVOS bundle without)."""
-    from ivos.export.models import ClickNetConfig, build_model
-    from ivos.export.onnx_export import export_click_bundle
-    from ivos.export.osvos_export import export_osvos_bundle
+def bundles(tiny_bundles, tiny_networks, tmp_path_factory):
+    """(click bundle, OSVOS bundle with model.pt2, the OSVOS bundle without): the suite's tiny
+    bundles (``tests/conftest.py``), the OSVOS one with its torch program added."""
     from ivos.export.osvos_torch import add_torch_program
 
-    root = tmp_path_factory.mktemp("gpu-check")
-    torch.manual_seed(0)
-    export_click_bundle(build_model(ClickNetConfig(name="tiny", **TINY)), root / "click", name="tiny",
-                        version="test", click_encoding="gaussian", click_sigma=5.0, click_channels=1,
-                        working_size=64, mean=MEAN, std=STD, n_checks=1)
-    net = _osvos_net(0)
-    export_osvos_bundle(net, root / "osvos", version="test", mean=MEAN, std=STD, n_checks=1)
-    add_torch_program(root / "osvos", net, root / "osvos-torch")
-    return root / "click", root / "osvos-torch", root / "osvos"
+    out = tmp_path_factory.mktemp("gpu-check") / "osvos-torch"
+    add_torch_program(tiny_bundles["osvos"], tiny_networks(0)[1], out)
+    return tiny_bundles["click"], out, tiny_bundles["osvos"]
 
 
 def test_osvos_torch_program_runs_like_the_onnx_network(bundles):
@@ -64,11 +44,11 @@ def test_osvos_torch_program_runs_like_the_onnx_network(bundles):
         np.testing.assert_allclose(outs[1][name], outs[0][name], atol=1e-3)
 
 
-def test_osvos_torch_refuses_weights_of_another_network(bundles, tmp_path):
+def test_osvos_torch_refuses_weights_of_another_network(bundles, tiny_networks, tmp_path):
     from ivos.export.osvos_torch import add_torch_program
 
     with pytest.raises(ValueError, match="not the one of"):
-        add_torch_program(bundles[2], _osvos_net(1), tmp_path / "out")
+        add_torch_program(bundles[2], tiny_networks(1)[1], tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import ivos
-from ivos.model import SHIPPED_MODELS
+from ivos.runtime.model import SHIPPED_MODELS
 
 
 def _copy(tiny_bundle, tmp_path, edit=None, files=None):
@@ -135,11 +135,11 @@ def test_int8_of_another_network_falls_back_or_raises(tiny_bundle, tmp_path, cap
 def test_cuda_without_the_cuda_provider_says_install_onnxruntime_gpu(tiny_bundle, monkeypatch):
     """A CPU-only machine with onnxruntime (CPU build) installed: the message must say that
     this onnxruntime has no CUDA provider and how to get it, not "Install onnxruntime"."""
-    from ivos.backends import ort as ort_backend
+    from ivos.runtime.backends import ort as ort_backend
 
     if ort_backend.ort_cuda_available():
         pytest.skip("this onnxruntime has the CUDA provider")
-    import ivos.backends as backends
+    import ivos.runtime.backends as backends
 
     monkeypatch.setattr(backends, "_gpu_visible", lambda: False)  # as on a CPU-only machine
     for backend in ("auto", "ort"):

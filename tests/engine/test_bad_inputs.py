@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import ivos
-from ivos.geometry import Box
-from ivos.predictor import MAX_IMAGE_PIXELS, Stroke
+from ivos.image.geometry import Box
+from ivos.image.predictor import MAX_IMAGE_PIXELS, Stroke
 
 H, W = 40, 50
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import ivos
-import ivos.click_pipeline as click_pipeline
-from ivos.backends.device import DeviceRunContext
-from ivos.model import Model
+import ivos.image.click_pipeline as click_pipeline
+from ivos.runtime.backends.device import DeviceRunContext
+from ivos.runtime.model import Model
 from ivos.ops.clicks import render_clicks
 
 

@@ -3,7 +3,7 @@ smallest side, and the switch back to the full view for large objects."""
 import numpy as np
 import pytest
 
-from ivos.geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION, Box, full_view, zoom_box
+from ivos.image.geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION, Box, full_view, zoom_box
 
 
 def _mask(h, w, y0, y1, x0, x1):

@@ -8,7 +8,7 @@ import pytest
 
 import ivos
 from ivos.evaluation.datasets import Sample
-from ivos.model import SHIPPED_MODELS
+from ivos.runtime.model import SHIPPED_MODELS
 
 
 def _samples(n: int, size: int = 96):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ivos
-from ivos.geometry import full_view
+from ivos.image.geometry import full_view
 
 
 def _image(seed=0, h=120, w=200):
@@ -250,7 +250,7 @@ class _RecordingRunner:
 def test_the_next_click_starts_from_the_previous_low_res_logits(ort_model):
     """Between clicks the working state is the previous result's low-resolution logits: the
     next run's mask input is ``low_res_logits > 0``, carried into the new view."""
-    from ivos.model import Model
+    from ivos.runtime.model import Model
 
     runner = _RecordingRunner(ort_model.runner)
     predictor = ivos.ImagePredictor(Model(ort_model.bundle, runner), zoom=False)  # the view stays the full image
@@ -267,8 +267,8 @@ def test_carried_logits_follow_the_view():
     """``ClickView.carry_logits``: the same array for the same view; into another view, each
     working pixel takes the logit of the same original point, background where the old view
     saw nothing."""
-    from ivos.geometry import Box
-    from ivos.views import OUTSIDE_LOGIT, ClickView, Normaliser
+    from ivos.image.geometry import Box
+    from ivos.image.crops import OUTSIDE_LOGIT, ClickView, Normaliser
 
     view = ClickView(8, Normaliser((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))
     logits = np.arange(64, dtype=np.float32).reshape(8, 8)

@@ -1,4 +1,4 @@
-"""The runner interface (``ivos.backends.base``): the host path every predictor uses, fetch,
+"""The runner interface (``ivos.runtime.backends.base``): the host path every predictor uses, fetch,
 close / context managers, and the device path's shared logic (``DeviceRunContext``) on a
 stand-in device made of host memory. The CUDA backends themselves run in the ``cuda`` tests
 at the end (skipped without a GPU; ``scripts/gpu_check.sh`` runs them on one)."""
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import ivos
-from ivos.backends.base import DeviceBuffer
-from ivos.backends.device import DeviceRunContext
+from ivos.runtime.backends.base import DeviceBuffer
+from ivos.runtime.backends.device import DeviceRunContext
 
 HAS_GPU = ivos.build_info()["machine"]["cuda_devices"] > 0
 needs_gpu = pytest.mark.skipif(not HAS_GPU, reason="no CUDA device (ivos.build_info()['machine']['cuda_devices'] == 0)")
@@ -93,7 +93,7 @@ def test_a_closed_runner_refuses_new_contexts_but_open_ones_still_run(tiny_bundl
 
 
 def test_no_backend_defines_del():
-    from ivos.backends import base, device, ort, tensorrt, torch_backend  # noqa: F401
+    from ivos.runtime.backends import base, device, ort, tensorrt, torch_backend  # noqa: F401
 
     for module in (base, device, ort, tensorrt, torch_backend):
         for value in vars(module).values():
@@ -210,7 +210,7 @@ def test_render_clicks_cuda_checks_a_device_buffer_before_touching_it(buffer, wo
 def _cuda_backends():
     out = [pytest.param("torch", marks=pytest.mark.skipif(
         importlib.util.find_spec("torch") is None, reason="needs torch"))]
-    from ivos.backends.ort import ort_cuda_available
+    from ivos.runtime.backends.ort import ort_cuda_available
 
     out.append(pytest.param("ort", marks=pytest.mark.skipif(
         not ort_cuda_available(), reason="needs onnxruntime-gpu (the installed onnxruntime has no CUDA provider)")))
@@ -250,7 +250,7 @@ def test_cuda_context_matches_the_cpu_and_takes_clicks_rendered_on_the_device(ti
 def test_cudart_context_round_trips_through_device_memory():
     """The cuda-python buffers, copies and stream ORT CUDA and TensorRT contexts use, with a
     device-to-device copy standing in for the network."""
-    from ivos.backends.cudart import CudartRunContext, check_cuda, import_cudart
+    from ivos.runtime.backends.cudart import CudartRunContext, check_cuda, import_cudart
 
     class CopyContext(CudartRunContext):
         def __init__(self):

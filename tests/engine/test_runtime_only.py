@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ivos.model import SHIPPED_MODELS
+from ivos.runtime.model import SHIPPED_MODELS
 
 SCRIPT = r"""
 import sys

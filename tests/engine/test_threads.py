@@ -1,5 +1,5 @@
 """The thread policy: 0 means one thread per CPU the process may use."""
-import ivos.threads as threads
+import ivos.runtime.threads as threads
 
 
 def test_zero_means_the_cpus_this_process_may_use(monkeypatch):

@@ -6,7 +6,7 @@ from ivos.errors import InvalidInput
 from ivos.evaluation.clicker import Click
 from ivos.evaluation.datasets import Sample
 from ivos.evaluation.noc import aggregate, evaluate, evaluate_sample
-from ivos.metrics import iou
+from ivos.mask_metrics import iou
 
 
 def make_sample(name="s", with_ignore=False):

@@ -6,7 +6,6 @@ The tests check plumbing (sessions, store, limits, jobs, faults), not accuracy; 
 test uses the shipped bundles."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,32 +13,18 @@ import pytest
 
 pytest.importorskip("fastapi", reason="ivos serve needs the serve extra (pip install 'ivos[serve]')")
 pytest.importorskip("httpx", reason="the serve tests need httpx (pip install 'ivos[serve]')")
-torch = pytest.importorskip("torch", reason="exporting test bundles needs torch (pip install 'ivos[export]')")
+pytest.importorskip("torch", reason="exporting test bundles needs torch (pip install 'ivos[export]')")
 pytest.importorskip("onnxruntime", reason="needs onnxruntime (pip install 'ivos[cpu]')")
 
 from ivos.serve.testing import ServerProcess  # noqa: E402
 
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-TINY = dict(widths=(8, 8, 16, 16), blocks=(1, 1, 1, 1), stem_width=8, head_width=8, skip_width=8, decoder_width=8)
 STARTUP_S = 60.0
 
 
 @pytest.fixture(scope="session")
-def bundles(tmp_path_factory) -> dict[str, Path]:
-    """{"click": tiny click bundle, "osvos": tiny OSVOS bundle}."""
-    from ivos.export.models import ClickNetConfig, build_model
-    from ivos.export.onnx_export import export_click_bundle
-    from ivos.export.osvos import OSVOS_CONFIGS, build_osvos
-    from ivos.export.osvos_export import export_osvos_bundle
-
-    root = tmp_path_factory.mktemp("serve-bundles")
-    torch.manual_seed(0)
-    click = build_model(ClickNetConfig(name="tiny", **TINY))
-    export_click_bundle(click, root / "click-tiny", name="tiny", version="test", click_encoding="gaussian",
-                        click_sigma=5.0, click_channels=1, working_size=64, mean=MEAN, std=STD, n_checks=1)
-    config = dataclasses.replace(OSVOS_CONFIGS["osvos-cpu"], name="osvos-tiny", working_size=(64, 96))
-    export_osvos_bundle(build_osvos(config, click), root / "osvos-tiny", version="test", mean=MEAN, std=STD)
-    return {"click": root / "click-tiny", "osvos": root / "osvos-tiny"}
+def bundles(tiny_bundles) -> dict[str, Path]:
+    """{"click": tiny click bundle, "osvos": tiny OSVOS bundle} (``tests/conftest.py``)."""
+    return tiny_bundles
 
 
 class Server(ServerProcess):

@@ -4,7 +4,6 @@ made before the table still answers with its clicks afterwards."""
 from __future__ import annotations
 
 import io
-import json
 import re
 import subprocess
 import sys

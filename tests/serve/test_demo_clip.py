@@ -4,7 +4,6 @@ to the clip's ground truth, exports that decode. Fine-tuning is shortened to kee
 about a minute; the full-length result is in engine/data/DEMO_CLIP.md."""
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 from pathlib import Path
@@ -19,7 +18,7 @@ STEPS = "60"
 def test_demo_clip_over_http(make_server, tmp_path):
     pytest.importorskip("av", reason="the demo clip is an mp4: reading it needs PyAV (pip install 'ivos[video]')")
     import ivos
-    from ivos.mask_writers import rle_decode
+    from ivos.formats.rle import rle_decode
 
     data = Path(ivos.__file__).parent / "data"
     meta = json.loads((data / "demo_clip.json").read_text())

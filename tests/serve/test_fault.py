@@ -7,7 +7,6 @@ import json
 import time
 
 import httpx
-import numpy as np
 
 
 def wait(http, sid, job_id, until, timeout=120):
@@ -75,6 +74,6 @@ def test_sigkill_mid_propagation_loses_nothing(make_server, make_clip, png_bytes
         info = http.get(f"/v1/videos/{sid}").json()
         assert all(o["masked_frames"] == n for o in info["objects"])
         masks = http.get(f"/v1/videos/{sid}/frames/30/masks").json()["masks"]
-        from ivos.mask_writers import rle_decode
+        from ivos.formats.rle import rle_decode
 
         assert rle_decode(masks["2"]["rle"]).any()

@@ -20,7 +20,7 @@ def scene(h=48, w=64, seed=1):
 
 
 def rle_mask(obj: dict) -> np.ndarray:
-    from ivos.mask_writers import rle_decode
+    from ivos.formats.rle import rle_decode
 
     return rle_decode(obj["rle"])
 
@@ -70,7 +70,7 @@ def test_image_session_end_to_end(shared_server, in_process, png_bytes):
         # stateless predict from a mask the client sends: the history is untouched
         prior = np.zeros((48, 64), np.uint8)
         prior[10:30, 10:40] = 1
-        from ivos.mask_writers import rle_encode
+        from ivos.formats.rle import rle_encode
 
         r = http.post(f"/v1/images/{sid}/predict", json={"points": [[20, 20]], "labels": [1],
                                                           "mask_input": {"rle": rle_encode(prior)}},

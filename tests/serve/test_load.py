@@ -28,7 +28,7 @@ def clicks_for(seed, h=96, w=128):
 
 def test_16_sessions_x_20_clicks(make_server, bundles, png_bytes):
     import ivos
-    from ivos.mask_writers import rle_decode
+    from ivos.formats.rle import rle_decode
 
     server = make_server("--request-threads", "4")
     latencies: list[float] = []

@@ -60,7 +60,7 @@ def test_two_replicas_share_sessions(tmp_path, bundles, png_bytes, server_class)
             r = http.post("/v1/images", files={"image": ("a.png", png_bytes(image), "image/png")})
             assert r.status_code == 201, r.text
             sid, creator = r.json()["session_id"], r.headers["x-ivos-instance"]
-            from ivos.mask_writers import rle_decode
+            from ivos.formats.rle import rle_decode
 
             for n in range(1, 41):
                 x, y, p = float(rng.uniform(0, 64)), float(rng.uniform(0, 48)), bool(rng.random() < 0.6)

@@ -16,7 +16,7 @@ from PIL import Image
 
 
 def rle(obj):
-    from ivos.mask_writers import rle_decode
+    from ivos.formats.rle import rle_decode
 
     return rle_decode(obj["rle"])
 
@@ -67,7 +67,7 @@ def test_video_session_end_to_end(shared_server, make_clip, png_bytes):
         first = r.json()
         assert first["source"] == "annotated" and first["frame_idx"] == 0 and first["obj_id"] == 1
         # a second object from a mask on another frame
-        from ivos.mask_writers import rle_encode
+        from ivos.formats.rle import rle_encode
 
         box = np.zeros((40, 56), np.uint8)
         box[30:38, 40:52] = 1

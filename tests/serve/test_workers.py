@@ -10,7 +10,7 @@ import numpy as np
 
 def test_two_workers_share_a_session(make_server, bundles, png_bytes):
     import ivos
-    from ivos.mask_writers import rle_decode
+    from ivos.formats.rle import rle_decode
 
     server = make_server("--workers", "2")
     rng = np.random.default_rng(3)

@@ -1,7 +1,6 @@
 """Training data: the leakage rules on a tiny fake data-set tree, object extraction, views."""
 import cv2
 import numpy as np
-import pytest
 
 from training import data
 from training.augment import make_view

@@ -40,7 +40,7 @@ def test_summary_reports_fold_means_and_spread():
 
 def test_fold_bundle_is_the_shipped_graphs_with_its_own_head_and_projection(tmp_path):
     import ivos
-    from ivos.memory_read import Projection
+    from ivos.video.memory_read import Projection
 
     head = {k: v + 1.0 for k, v in np.load(SHIPPED_OSVOS / "head_parent.npz").items()}
     rng = np.random.default_rng(0)
@@ -51,7 +51,7 @@ def test_fold_bundle_is_the_shipped_graphs_with_its_own_head_and_projection(tmp_
     assert card["model_card"]["training"] == {"fold": 0}
     assert card["artifacts"]["memory_projection"] == "memory_projection.npz"
     model = ivos.load(dest, backend="ort", threads=1)
-    from ivos.memory_propagation import bundle_projection
+    from ivos.video.memory_propagation import bundle_projection
 
     assert np.array_equal(bundle_projection(model.bundle).axes, proj.axes)
     sync_graphs(dest)  # idempotent: keeps the fold's projection
@@ -103,7 +103,7 @@ def test_synthetic_clips_move_the_object_and_keep_masks_binary():
 
 
 def test_learned_projection_reads_the_object():
-    from ivos.memory_read import Projection
+    from ivos.video.memory_read import Projection
     from training.memory_projection import readout_iou, train_projection
 
     data = {f"s{i}": {"high": _sequence(seed=i)["high"].astype(np.float32),

@@ -21,7 +21,7 @@ def _demo_clicks():
 def _check_outputs(out, n_frames, *, transparent=True):
     from PIL import Image
 
-    from ivos.mask_writers import rle_decode
+    from ivos.formats.rle import rle_decode
 
     pngs = sorted((out / "masks").glob("*.png"))
     assert len(pngs) == n_frames
@@ -31,7 +31,7 @@ def _check_outputs(out, n_frames, *, transparent=True):
     for f, m in zip(doc["frames"], masks):
         assert np.array_equal(rle_decode(f["segmentation"]), m)
         assert f["area"] == int(m.sum())
-    from ivos.video import open_video
+    from ivos.video.frames import open_video
 
     assert len(open_video(out / "overlay.mp4")) == n_frames
     summary = json.loads((out / "summary.json").read_text())
@@ -60,7 +60,7 @@ def test_segment_demo_clip_with_shipped_models(tmp_path):
     """The README's main command, with the shipped bundles: the mask follows the object."""
     if not (DEFAULT_OSVOS / "model.json").is_file() or not (DEFAULT_CLICK / "model.json").is_file():
         pytest.skip(f"shipped bundles {DEFAULT_OSVOS} / {DEFAULT_CLICK} are not built here")
-    from ivos.mask_writers import rle_decode
+    from ivos.formats.rle import rle_decode
 
     info, clicks = _demo_clicks()
     assert main(["segment", "demo", *clicks, "--out", str(tmp_path / "out"), "--threads", "1"]) == 0
@@ -99,7 +99,7 @@ def test_segment_unreadable_video(tmp_path, osvos_bundle, click_bundle, capsys):
 
 def _no_finetune_allowed(monkeypatch):
     """Makes any fine-tuning fail the test: the checks must come before the work."""
-    from ivos.video_predictor import VideoPredictor
+    from ivos.video.predictor import VideoPredictor
 
     def fail(*args, **kwargs):
         raise AssertionError("fine-tuning started before the inputs were checked")

@@ -1,10 +1,10 @@
-"""Optical-flow warping of the previous mask (``ivos.flow``): a moved object's mask follows it."""
+"""Optical-flow warping of the previous mask (``ivos.video.flow``): a moved object's mask follows it."""
 import numpy as np
 import pytest
 
 pytest.importorskip("cv2", reason="flow warping needs OpenCV (pip install 'ivos[video]')")
 
-from ivos.flow import MaskWarper  # noqa: E402
+from ivos.video.flow import MaskWarper  # noqa: E402
 
 
 def _scene(dx, dy, seed=0):

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="fine-tuning needs torch")
 
-from ivos.osvos_finetune import HeadAdam  # noqa: E402
+from ivos.video.osvos.finetune import HeadAdam  # noqa: E402
 
 
 def test_updates_equal_torch_adam_with_a_changing_learning_rate():
@@ -31,7 +31,7 @@ def test_updates_equal_torch_adam_with_a_changing_learning_rate():
 
 
 def test_a_step_does_not_import_dynamo():
-    code = ("import sys, torch; from ivos.osvos_finetune import HeadAdam; p = torch.ones(3, requires_grad=True); "
+    code = ("import sys, torch; from ivos.video.osvos.finetune import HeadAdam; p = torch.ones(3, requires_grad=True); "
             "opt = HeadAdam([p], torch); (p * 2).sum().backward(); opt.step(0.1); "
             "print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from ivos.mask_writers import (mask_bbox, rle_decode, rle_encode, write_overlay_video, write_png_masks,
-                               write_rle_json, write_sticker)
+from ivos.formats.mask_files import write_overlay_video, write_png_masks, write_rle_json, write_sticker
+from ivos.formats.rle import mask_bbox, rle_decode, rle_encode
 
 
 def test_rle_is_coco_uncompressed_column_major():
@@ -43,7 +43,7 @@ def test_writers(tmp_path, make_clip):
     assert all(np.array_equal(rle_decode(f["segmentation"]), masks[f["frame_idx"]]) for f in doc["frames"])
     pytest.importorskip("av")
     assert write_overlay_video(tmp_path / "o.mp4", zip(frames, masks), fps=10.0) == 5
-    from ivos.video import open_video
+    from ivos.video.frames import open_video
 
     assert len(open_video(tmp_path / "o.mp4")) == 5
     out = write_sticker(tmp_path / "s.webp", zip(frames, masks), box=[0, 0, 57, 41], fps=10.0)

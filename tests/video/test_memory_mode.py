@@ -8,10 +8,10 @@ import pytest
 
 import ivos
 from ivos.errors import ModelError
-from ivos.osvos_session import OsvosSession
+from ivos.video.osvos.runner import OsvosRunner
 
 pytest.importorskip("cv2", reason="the memory mode warps masks with OpenCV (pip install 'ivos[video]')")
-SHIPPED = ivos.model.SHIPPED_MODELS / "osvos-lite0"
+SHIPPED = ivos.runtime.model.SHIPPED_MODELS / "osvos-lite0"
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def osvos():
 def test_shipped_parts_equal_the_full_graph(osvos):
     """Trunk + head through the runtime (a crop and the whole working image) give the full
     graph's logits, with the parent head and with another head."""
-    session = OsvosSession(osvos)
+    session = OsvosRunner(osvos)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (*session.working, 3), dtype=np.uint8)
     prior = (rng.random(session.working) < 0.2).astype(np.float32)
@@ -65,7 +65,7 @@ def _two_squares(n=6, h=96, w=128):
 def test_memory_mode_follows_two_objects_with_one_trunk_run_per_frame(osvos, monkeypatch):
     """The parent head alone does not take a synthetic square for an object (it needs
     fine-tuning, in every mode); the memory readout alone (weight 1) follows both squares."""
-    from ivos.memory_read import MemorySettings
+    from ivos.video.memory_read import MemorySettings
 
     frames, a, b = _two_squares()
     vp = ivos.VideoPredictor(osvos, mode="memory", finetune_config=ivos.FinetuneConfig(steps=0),
@@ -150,7 +150,7 @@ def test_bad_propagation_sections_name_the_field(tmp_path, propagation, field):
 
 
 def test_a_learned_projection_is_used_and_checked(tmp_path):
-    from ivos.memory_propagation import bundle_projection
+    from ivos.video.memory_propagation import bundle_projection
 
     folder = _bundle_copy(tmp_path)
     card = json.loads((folder / "model.json").read_text())
@@ -174,14 +174,14 @@ def test_a_learned_projection_is_used_and_checked(tmp_path):
 
 def test_working_size_must_suit_the_graph(osvos):
     with pytest.raises(ivos.InvalidInput, match="multiples of 32"):
-        OsvosSession(osvos, (300, 512))
+        OsvosRunner(osvos, (300, 512))
 
 
 def test_memory_mode_backward_pass_refine_and_saved_state(osvos, click_bundle, tmp_path):
     """Annotated on a middle frame: the forward then backward passes; a refine adds an
     annotation (and a memory frame) and propagation re-runs from it; a saved state continues
     with identical masks."""
-    from ivos.memory_read import MemorySettings
+    from ivos.video.memory_read import MemorySettings
 
     frames, a, _ = _two_squares(n=5)
     clicker = ivos.load(click_bundle, backend="ort", threads=1)
@@ -208,9 +208,9 @@ def test_memory_mode_backward_pass_refine_and_saved_state(osvos, click_bundle, t
 def test_online_adaptation_tunes_run_heads_on_confident_frames(osvos_bundle, make_clip, monkeypatch):
     """Every adapt_every frames the confident propagated frames join the fine-tuning set: the
     run's head is tuned on from where it is; the track keeps its annotation-tuned head."""
-    import ivos.osvos_finetune as ft
-    from ivos.propagation import OnlineAdaptation
-    from ivos.video_results import MultiFrameResult
+    import ivos.video.osvos.finetune as ft
+    from ivos.video.propagation import OnlineAdaptation
+    from ivos.video.results import MultiFrameResult
 
     frames, masks = make_clip(n=6)
     vp = ivos.VideoPredictor(ivos.load(osvos_bundle, backend="ort", threads=1),
@@ -223,7 +223,7 @@ def test_online_adaptation_tunes_run_heads_on_confident_frames(osvos_bundle, mak
     tuned = state.objects[1].head
     track = state.objects[1]
     for i in (1, 2):  # pretend frames 1, 2 were propagated
-        from ivos.video_state import compact_rle
+        from ivos.video.tracks import compact_rle
 
         track.masks[i] = compact_rle(masks[i])
     calls = []

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ivos
-from ivos.propagation import resolve_overlaps
+from ivos.video.propagation import resolve_overlaps
 
 
 def two_objects(n=5, h=40, w=56, seed=1):
@@ -140,7 +140,7 @@ def test_failed_edit_creates_no_object(predictor):
 
 
 def test_two_objects_save_and_restore_mid_session(osvos_bundle, click_bundle, tmp_path):
-    from ivos.osvos_finetune import FinetuneConfig
+    from ivos.video.osvos.finetune import FinetuneConfig
 
     def new_predictor():  # one fine-tuning thread: bit-identical heads
         return ivos.VideoPredictor(ivos.load(osvos_bundle, backend="ort", threads=1),
@@ -172,7 +172,7 @@ def test_cli_two_objects_writes_per_object_and_palette_outputs(tmp_path, osvos_b
     from PIL import Image
 
     from ivos.cli import main
-    from ivos.mask_writers import rle_decode
+    from ivos.formats.rle import rle_decode
 
     frames, m1, m2 = two_objects(n=4)
     (tmp_path / "f").mkdir()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ivos
-from ivos.osvos_session import CROP_CONTEXTS, NEGATIVE_LOGIT, OsvosSession
+from ivos.video.osvos.runner import CROP_CONTEXTS, NEGATIVE_LOGIT, OsvosRunner
 from ivos.postprocess import gate_box, gate_to_prior
 
 torch = pytest.importorskip("torch", reason="exporting test bundles needs torch (pip install 'ivos[export]')")
@@ -27,7 +27,7 @@ def session(tmp_path_factory):
     out = tmp_path_factory.mktemp("bundles") / "osvos-crop"
     export_osvos_bundle(build_osvos(config, click), out, version="test", mean=(0.5,) * 3, std=(0.25,) * 3,
                         n_checks=2)
-    s = OsvosSession(ivos.load(out, backend="ort", threads=1))
+    s = OsvosRunner(ivos.load(out, backend="ort", threads=1))
     yield s
     s.close()
 
@@ -111,7 +111,7 @@ def test_crop_contexts_are_bounded(session):
 
 
 def test_static_graphs_never_crop():
-    s = OsvosSession(ivos.load("osvos-cpu", backend="ort", threads=1))
+    s = OsvosRunner(ivos.load("osvos-cpu", backend="ort", threads=1))
     assert s.size_multiple is None
     assert s.crop_for((0, 0, 10, 10), s.letterbox(480, 854), 0) is None
     s.close()
@@ -134,7 +134,7 @@ def test_crop_context_is_checked(osvos_bundle):
 
 
 def test_tensorrt_profile_spans_a_small_crop_to_the_full_frame(osvos_bundle):
-    from ivos.bundle import read_bundle
+    from ivos.runtime.bundle import read_bundle
     from ivos.export.tensorrt import default_dynamic_dims, profile_shapes
 
     bundle = read_bundle(osvos_bundle)  # working size 64 x 96

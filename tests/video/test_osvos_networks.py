@@ -105,7 +105,7 @@ def test_lite0_osvos_backbone_exports_and_runs_in_the_engine(tmp_path):
     import ivos
     from ivos.export.osvos import OSVOS_CONFIGS, build_osvos
     from ivos.export.osvos_export import export_osvos_bundle
-    from ivos.video_predictor import VideoPredictor
+    from ivos.video.predictor import VideoPredictor
 
     torch.manual_seed(0)
     config = dataclasses.replace(OSVOS_CONFIGS["osvos-lite0"], name="osvos-lite0-tiny", working_size=(64, 96))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import ivos
-from ivos.video import open_video
+from ivos.video.frames import open_video
 
 
 def _write_mp4(path, frames, fps=10):

@@ -50,7 +50,7 @@ def test_add_new_mask_is_kept_exactly(predictor, make_clip):
 
 
 def test_osvos_mode_frames_are_independent(osvos_bundle, make_clip):
-    from ivos.video_predictor import VideoPredictor
+    from ivos.video.predictor import VideoPredictor
 
     frames, masks = make_clip(n=4)
     vp = VideoPredictor(ivos.load(osvos_bundle, backend="ort", threads=1), mode="osvos",
@@ -66,11 +66,11 @@ def test_fine_tuned_head_reaches_engine_without_rebuild(osvos_bundle, make_clip)
     """The engine's output with a new head equals torch's head on the engine's features."""
     import torch
 
-    from ivos.osvos_session import OsvosSession
-    from ivos.osvos_head import head_forward
+    from ivos.video.osvos.runner import OsvosRunner
+    from ivos.video.osvos.head import head_forward
 
     frames, _ = make_clip(n=1)
-    session = OsvosSession(ivos.load(osvos_bundle, backend="ort", threads=1))
+    session = OsvosRunner(ivos.load(osvos_bundle, backend="ort", threads=1))
     img = session.to_working_rgb(frames[0])
     rng = np.random.default_rng(1)
     head = {k: v + rng.normal(0, 0.1, v.shape).astype(np.float32) for k, v in session.parent_head.items()}
@@ -97,7 +97,7 @@ def test_suggest_frame_and_difficulty(predictor, make_clip):
 
 
 def test_suggestion_finds_a_planted_bad_frame(predictor, make_clip):
-    from ivos.mask_writers import rle_encode
+    from ivos.formats.rle import rle_encode
 
     frames, masks = make_clip(n=8)
     state = predictor.init_state(frames)
@@ -148,7 +148,7 @@ def test_bad_input_is_clear_and_loses_nothing(predictor, make_clip):
 
 
 def test_missing_click_model(osvos_bundle, make_clip):
-    from ivos.video_predictor import VideoPredictor
+    from ivos.video.predictor import VideoPredictor
 
     vp = VideoPredictor(ivos.load(osvos_bundle, backend="ort", threads=1))
     state = vp.init_state(make_clip(n=2)[0])
@@ -241,7 +241,7 @@ def test_state_keeps_masks_as_compact_run_lengths(predictor, make_clip):
 def test_clicks_on_one_frame_keep_its_prepared_views(predictor, make_clip, monkeypatch):
     """Video clicks bind a frame to the click path once: further clicks on the same decoded
     frame reuse its normalised views (the image is not set again), another frame binds anew."""
-    from ivos.click_pipeline import ClickPipeline
+    from ivos.image.click_pipeline import ClickPipeline
 
     frames, _ = make_clip(n=3)
     state = predictor.init_state(frames)

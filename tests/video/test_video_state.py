@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 
 import ivos
-from ivos.video_state import DEFAULT_OBJ_ID, STATE_FORMAT_VERSION, ObjectTrack, VideoState
+from ivos.video.state import VideoState
+from ivos.video.state_file import STATE_FORMAT_VERSION
+from ivos.video.tracks import DEFAULT_OBJ_ID, ObjectTrack
 
 
 def _new_predictor(osvos_bundle, click_bundle, **kw):
-    from ivos.osvos_finetune import FinetuneConfig
-    from ivos.video_predictor import VideoPredictor
+    from ivos.video.osvos.finetune import FinetuneConfig
+    from ivos.video.predictor import VideoPredictor
 
     return VideoPredictor(ivos.load(osvos_bundle, backend="ort", threads=1),
                           ivos.load(click_bundle, backend="ort", threads=1),
@@ -81,10 +83,10 @@ def _run_rest(gen):
 
 
 def test_bind_head_copies_only_a_new_head(osvos_bundle, make_clip):
-    from ivos.osvos_session import OsvosSession
+    from ivos.video.osvos.runner import OsvosRunner
 
     frames, _ = make_clip(n=1)
-    session = OsvosSession(ivos.load(osvos_bundle, backend="ort", threads=1))
+    session = OsvosRunner(ivos.load(osvos_bundle, backend="ort", threads=1))
     rng = np.random.default_rng(0)
     head = {k: v + rng.normal(0, 0.1, v.shape).astype(np.float32) for k, v in session.parent_head.items()}
     parent_prob = session.predict(frames[0], None)
@@ -302,7 +304,7 @@ def test_frames_not_embedded_need_video_at_load(vp, make_clip, tmp_path):
 
 
 def test_save_is_atomic(vp, make_clip, tmp_path, monkeypatch):
-    import ivos.state_file as state_file
+    import ivos.video.state_file as state_file
 
     frames, masks = make_clip(n=3)
     state = vp.init_state(frames)

@@ -10,7 +10,6 @@ Chromium is Debian's ``chromium`` + ``chromium-driver`` (``.ci/run`` installs th
 without them the tests skip saying so."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -18,30 +17,19 @@ import pytest
 pytest.importorskip("fastapi", reason="ivos serve needs the serve extra (pip install 'ivos[serve]')")
 pytest.importorskip("httpx", reason="the web tests need httpx (pip install 'ivos[serve]')")
 pytest.importorskip("selenium", reason="the browser tests need selenium (pip install 'ivos[test]')")
-torch = pytest.importorskip("torch", reason="exporting the test OSVOS bundle needs torch (pip install 'ivos[export]')")
+pytest.importorskip("torch", reason="exporting the test OSVOS bundle needs torch (pip install 'ivos[export]')")
 pytest.importorskip("onnxruntime", reason="needs onnxruntime (pip install 'ivos[cpu]')")
 pytest.importorskip("av", reason="the demo clip is an mp4: reading it needs PyAV (pip install 'ivos[video]')")
 
 from ivos.serve.testing import ServerProcess  # noqa: E402
 
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-TINY = dict(widths=(8, 8, 16, 16), blocks=(1, 1, 1, 1), stem_width=8, head_width=8, skip_width=8, decoder_width=8)
 STARTUP_S = 120.0
 
 
 @pytest.fixture(scope="session")
-def osvos_tiny(tmp_path_factory) -> Path:
-    """A tiny random-weight OSVOS bundle (64x96 working size)."""
-    from ivos.export.models import ClickNetConfig, build_model
-    from ivos.export.osvos import OSVOS_CONFIGS, build_osvos
-    from ivos.export.osvos_export import export_osvos_bundle
-
-    root = tmp_path_factory.mktemp("web-bundles")
-    torch.manual_seed(0)
-    click = build_model(ClickNetConfig(name="tiny", **TINY))
-    config = dataclasses.replace(OSVOS_CONFIGS["osvos-cpu"], name="osvos-tiny", working_size=(64, 96))
-    export_osvos_bundle(build_osvos(config, click), root / "osvos-tiny", version="test", mean=MEAN, std=STD)
-    return root / "osvos-tiny"
+def osvos_tiny(tiny_bundles) -> Path:
+    """The suite's tiny random-weight OSVOS bundle (64x96 working size, ``tests/conftest.py``)."""
+    return tiny_bundles["osvos"]
 
 
 class Server(ServerProcess):

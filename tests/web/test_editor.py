@@ -101,7 +101,7 @@ def server_masks(url: str, sid: str) -> dict[int, np.ndarray]:
     """Object 1's mask of every frame, as the server has it (GET .../masks)."""
     import httpx
 
-    from ivos.mask_writers import rle_decode
+    from ivos.formats.rle import rle_decode
 
     doc = httpx.get(f"{url}/v1/videos/{sid}/masks", timeout=60).json()
     return {f["frame_idx"]: rle_decode(f["masks"]["1"]) for f in doc["frames"] if "1" in f["masks"]}
@@ -110,7 +110,7 @@ def server_masks(url: str, sid: str) -> dict[int, np.ndarray]:
 def server_frame_mask(url: str, sid: str, frame: int) -> np.ndarray:
     import httpx
 
-    from ivos.mask_writers import rle_decode
+    from ivos.formats.rle import rle_decode
 
     doc = httpx.get(f"{url}/v1/videos/{sid}/frames/{frame}/masks", timeout=60).json()
     return rle_decode(doc["masks"]["1"]["rle"])
@@ -137,7 +137,7 @@ def severe_errors(driver) -> list[str]:
 
 # ---- the demo clip, end to end ---------------------------------------------------------------
 def test_demo_clip_click_propagate_refine_export(web_server, browser):
-    from ivos.mask_writers import rle_decode
+    from ivos.formats.rle import rle_decode
 
     url, d = web_server.url, browser
     open_editor(d, url)
@@ -235,7 +235,7 @@ def test_demo_clip_click_propagate_refine_export(web_server, browser):
 
     from PIL import Image
 
-    from ivos.mask_writers import mask_bbox
+    from ivos.formats.rle import mask_bbox
 
     with Image.open(sticker) as im:
         assert im.format == "WEBP" and im.mode == "RGBA" and getattr(im, "n_frames", 1) > 1
@@ -354,7 +354,7 @@ def test_image_session_click_and_cutout(web_server, browser, tmp_path):
     wait_for(d, "return window.ivosEditor.metrics.clicks.length === 1", what="the image click")
     import httpx
 
-    from ivos.mask_writers import rle_decode
+    from ivos.formats.rle import rle_decode
 
     mask = rle_decode(httpx.get(f"{url}/v1/images/{sid}", timeout=30).json()["mask"]["rle"])
     np.testing.assert_array_equal(overlay_alpha(d) > 0, mask.astype(bool))

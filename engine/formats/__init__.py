@@ -1,0 +1,7 @@
+"""ivos.formats: masks in and out of files and payloads. One codec for everything that
+crosses a wire or a file, shared by the server, the client and the CLIs.
+
+* ``codec``: mask payloads of the HTTP API (COCO RLE / PNG) and the RLE codec itself.
+* ``mask_files``: PNG masks, RLE JSON, overlay videos, cut-outs and animated stickers.
+* ``annotations``: COCO JSON, DAVIS palette PNGs, polygons, WebM stickers with alpha.
+"""

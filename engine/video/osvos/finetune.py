@@ -1,0 +1,358 @@
+"""One-shot fine-tuning of the OSVOS head on the annotated frame(s) (paper section 2.2).
+
+Design: the backbone is frozen inside the exported graph, so fine-tuning (1) builds
+``FinetuneConfig.augmentations`` augmented copies of every annotated frame (flip, scale,
+rotation, translation, brightness; and a deformed copy of the mask as the prior, as
+MaskTrack trains its mask channel), (2) runs each copy ONCE through the engine and caches
+the backbone features it outputs, and (3) fits only the small head on the cached features.
+The fitted weights go back into the same engine as graph inputs (``OsvosRunner.set_head``).
+
+Gradients come from torch, imported lazily here: a runtime-only install (numpy +
+onnxruntime) runs propagation with the parent head but raises ``BackendUnavailable`` naming
+torch when asked to fine-tune. Why not numpy: a hand-written backward pass for 3x3 convs is
+slower than torch's by an order of magnitude on CPU and one more thing to get wrong; torch
+is already the export dependency.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ...errors import BackendUnavailable, InvalidInput, ModelError
+from .runner import OsvosRunner
+from ...runtime.threads import resolve_threads
+from ...image.crops import PAD_RGB
+
+log = logging.getLogger("ivos")
+
+SCHEDULES = ("constant", "cosine")
+"""Learning-rate schedules of ``FinetuneConfig.schedule``."""
+
+BUNDLE_KEYS = ("steps", "batch", "lr", "augmentations", "max_scale", "max_rotate", "max_shift",
+               "zero_prior_fraction", "crop", "schedule")
+"""``FinetuneConfig`` fields an OSVOS bundle's card may set (its ``finetune`` section): the
+recipe its network was tuned with. Mode, threads and seed stay the caller's."""
+
+MAX_EXAMPLES = 48
+"""Cap on fine-tuning examples (annotated frames x augmentations), see ``FinetuneConfig.for_frames``."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning knobs. An OSVOS bundle's card may carry its network's recipe (``finetune``:
+    any of ``BUNDLE_KEYS``), which ``for_bundle`` puts over these defaults; the predictors use
+    it unless given a config. The defaults are osvos-lite0's recipe, chosen on the held-aside
+    DAVIS train sequences (``python -m ivos.bench.finetune_sweep``,
+    benchmarks/results/finetune_sweep.md): 150 cosine-decayed steps on 48-pixel crops match the
+    J of 300 constant-LR steps on 64-pixel crops (0.884 vs 0.879) in a third of the time.
+
+    Attributes:
+        steps: Adam steps on the head.
+        batch: examples per step.
+        lr: Adam learning rate.
+        augmentations: augmented copies per annotated frame (the first is the frame itself).
+        max_scale: scale jitter, uniform in [1/max_scale, max_scale].
+        max_rotate: rotation jitter in degrees, uniform in [-max_rotate, max_rotate].
+        max_shift: translation jitter as a fraction of the working size.
+        use_prior: train with deformed-mask priors ("osvos+mask" mode) or zero priors ("osvos").
+        zero_prior_fraction: share of examples with a zero prior even when use_prior (so the
+            head still finds the object from appearance when the previous mask lost it).
+        crop: side of the random training crops, in stride-4 feature pixels (64 = 256 working
+            pixels; 0 = whole maps). The head sees a small neighbourhood, so crops train it
+            as well as whole maps at a fraction of the cost; half of them hold an object pixel.
+        schedule: learning-rate schedule over the steps: "constant" (``lr`` throughout) or
+            "cosine" (from ``lr`` down to 0, half a cosine period).
+        threads: torch intra-op threads during fine-tuning (0 = one per CPU this process may
+            use, ``ivos.runtime.threads``).
+        seed: augmentation and batch-order seed.
+    """
+
+    steps: int = 150
+    batch: int = 8
+    lr: float = 2e-3
+    augmentations: int = 16
+    max_scale: float = 1.2
+    max_rotate: float = 10.0
+    max_shift: float = 0.08
+    use_prior: bool = True
+    zero_prior_fraction: float = 0.25
+    crop: int = 48
+    schedule: str = "cosine"
+    threads: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise InvalidInput(f"FinetuneConfig.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+
+    @staticmethod
+    def for_bundle(bundle: Any, **overrides: Any) -> "FinetuneConfig":
+        """The OSVOS ``bundle``'s ``finetune`` recipe over the defaults, then ``overrides``
+        (e.g. threads, use_prior). ModelError naming the field when the card's section is not
+        an object of ``BUNDLE_KEYS`` with values of the fields' types."""
+        card = bundle.path / "model.json"
+        section = bundle.card.get("finetune") or {}
+        if not isinstance(section, dict):
+            raise ModelError(f"{card}: field 'finetune' must be an object, got {section!r}")
+        recipe = {}
+        for key, value in section.items():
+            if key not in BUNDLE_KEYS:
+                raise ModelError(f"{card}: field 'finetune.{key}' is not a fine-tuning setting a bundle sets; "
+                                 f"known: {', '.join(BUNDLE_KEYS)}")
+            kind = type(getattr(FinetuneConfig, key))
+            if not _is_kind(value, kind):
+                expected = "a string" if kind is str else f"a {kind.__name__}"
+                raise ModelError(f"{card}: field 'finetune.{key}' must be {expected}, got {value!r}")
+            recipe[key] = kind(value)
+        try:
+            config = FinetuneConfig(**recipe)
+        except InvalidInput as e:  # from __post_init__: the card is at fault here
+            raise ModelError(f"{card}: field 'finetune': {e}") from None
+        return replace(config, **overrides)
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of optimiser step ``step`` (1-based)."""
+        if self.schedule == "cosine":
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / max(self.steps, 1)))
+        return self.lr
+
+    def for_frames(self, n_frames: int) -> "FinetuneConfig":
+        """This config with ``augmentations`` lowered so that ``n_frames`` annotated frames
+        give at most ``MAX_EXAMPLES`` examples (at least 4 per frame): re-fine-tuning after
+        many corrections stays inside the same time budget."""
+        per_frame = max(4, min(self.augmentations, MAX_EXAMPLES // max(n_frames, 1)))
+        return self if per_frame == self.augmentations else replace(self, augmentations=per_frame)
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """The fitted head (name -> float32 array) and where the time went (seconds)."""
+
+    params: dict
+    seconds: float
+    feature_seconds: float
+    train_seconds: float
+    examples: int
+    final_loss: float
+
+
+def _is_kind(value: Any, kind: type) -> bool:
+    """Whether a JSON ``value`` can stand for a ``kind`` (str, int or float) field: a string for
+    str; for numbers no booleans, and a whole number for int (3.0 is 3, 2.5 is not)."""
+    if kind is str:
+        return isinstance(value, str)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return kind is float or float(value).is_integer()
+
+
+def import_torch():
+    try:
+        import torch
+    except ImportError:
+        raise BackendUnavailable("fine-tuning the OSVOS head needs PyTorch: pip install torch "
+                                 "(propagation with the parent head runs without it)") from None
+    return torch
+
+
+def _affine(size: tuple[int, int], rng: np.random.Generator, cfg: FinetuneConfig) -> tuple[float, ...]:
+    """PIL AFFINE coefficients (output -> input pixel map) of a random scale/rotation/shift/flip
+    about the image centre."""
+    h, w = size
+    s = math.exp(rng.uniform(-math.log(cfg.max_scale), math.log(cfg.max_scale)))
+    a = math.radians(rng.uniform(-cfg.max_rotate, cfg.max_rotate))
+    tx, ty = rng.uniform(-cfg.max_shift, cfg.max_shift) * w, rng.uniform(-cfg.max_shift, cfg.max_shift) * h
+    flip = -1.0 if rng.random() < 0.5 else 1.0
+    cx, cy = w / 2.0, h / 2.0
+    # inverse of: p' = R S F (p - c) + c + t
+    cos, sin = math.cos(a) / s, math.sin(a) / s
+    m = np.array([[cos * flip, sin * flip], [-sin, cos]])
+    off = np.array([cx, cy]) - m @ np.array([cx + tx, cy + ty])
+    return (m[0, 0], m[0, 1], off[0], m[1, 0], m[1, 1], off[1])
+
+
+def deform_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A plausible previous-frame mask: shifted by a few pixels and randomly dilated/eroded."""
+    from PIL import Image, ImageFilter
+
+    h, w = mask.shape
+    dy, dx = (rng.normal(0, 0.02, 2) * np.array([h, w])).round().astype(int)
+    shifted = np.roll(mask, (dy, dx), axis=(0, 1))
+    img = Image.fromarray((shifted > 0.5).astype(np.uint8) * 255)
+    k = int(rng.choice([3, 5, 7]))
+    img = img.filter(ImageFilter.MaxFilter(k) if rng.random() < 0.5 else ImageFilter.MinFilter(k))
+    return (np.asarray(img) > 127).astype(np.float32)
+
+
+def augment(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cfg: FinetuneConfig, *,
+            identity: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One training example from a working-size (h, w, 3) uint8 image and (h, w) float32 mask:
+    (image uint8 (h, w, 3), target float32 (h, w), prior float32 (h, w))."""
+    from PIL import Image
+
+    if not identity:
+        coeffs = _affine(mask.shape, rng, cfg)
+        size = (mask.shape[1], mask.shape[0])
+        image = np.asarray(Image.fromarray(image).transform(size, Image.AFFINE, coeffs, Image.BILINEAR,
+                                                            fillcolor=PAD_RGB))
+        mask = np.asarray(Image.fromarray(mask.astype(np.float32), mode="F").transform(
+            size, Image.AFFINE, coeffs, Image.BILINEAR))
+        gain = rng.uniform(0.85, 1.15)
+        image = np.clip(image.astype(np.float32) * gain + rng.uniform(-12, 12), 0, 255).astype(np.uint8)
+    zero = not cfg.use_prior or rng.random() < cfg.zero_prior_fraction
+    prior = np.zeros_like(mask, np.float32) if zero else deform_mask(mask, rng)
+    return image, mask.astype(np.float32), prior
+
+
+def pool4(x: np.ndarray) -> np.ndarray:
+    """(h, w) -> (h/4, w/4) mean over 4x4 blocks (h, w multiples of 4)."""
+    h, w = x.shape
+    return x.reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3), dtype=np.float32)
+
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: called as fine-tuning advances; stage is "features" (one
+call per augmented example run through the engine) or "fit" (one call per optimiser step)."""
+
+LOG_EVERY_STEPS = 50
+"""Fine-tuning logs its loss at INFO level every this many steps."""
+
+
+def build_examples(session: OsvosRunner, frames: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+                   cfg: FinetuneConfig, progress: Progress | None = None, *,
+                   full_size: bool = False) -> dict[str, np.ndarray]:
+    """Augmented examples of the annotated (frame (H, W, 3) uint8, mask (H, W) {0,1}) pairs,
+    run through the engine once. Returns float32 arrays: low (N, C_low, h/4, w/4), high
+    (N, C_high, h/8, w/8), prior (N, 1, h/4, w/4), target (N, 1, h/4, w/4) in [0, 1]; with
+    ``full_size`` also image (N, h, w, 3) uint8 and full-size prior/target (N, h, w) (for
+    fine-tuning the whole network). Each example is written straight into its slot of the
+    preallocated arrays: the backbone features are ~12 MB an example, and collecting copies
+    to stack them at the end cost about a second per fine-tune."""
+    rng = np.random.default_rng(cfg.seed)
+    total = len(frames) * cfg.augmentations
+    out: dict[str, np.ndarray] = {}
+    i = 0
+    for frame, mask in zip(frames, masks):
+        base_img, base_mask = session.to_working_rgb(frame), session.to_working_mask(mask)
+        for k in range(cfg.augmentations):
+            img, target, prior = augment(base_img, base_mask, rng, cfg, identity=k == 0)
+            res = session.run_working(img, prior)
+            example = {"low": res["low"][0], "high": res["high"][0], "prior": pool4(prior)[None],
+                       "target": pool4(target)[None]}
+            if full_size:
+                example.update(image=img, prior_full=prior, target_full=target)
+            if not out:
+                out = {key: np.empty((total, *v.shape), v.dtype) for key, v in example.items()}
+            for key, value in example.items():
+                out[key][i] = value
+            i += 1
+            if progress is not None:
+                progress("features", i, total)
+    return out
+
+
+def crop_batch(data: dict, idx, crop: int, gen) -> dict:
+    """Random aligned crops (``crop`` stride-4 px, ``crop // 2`` stride-8 px) of the examples
+    ``idx``; half are centred near a random object pixel (when the example has one)."""
+    import torch
+
+    h4, w4 = data["low"].shape[-2:]
+    c = min(crop, h4, w4) // 2 * 2
+    if crop <= 0 or c >= min(h4, w4):
+        return {k: v[idx] for k, v in data.items()}
+    out = {k: [] for k in data}
+    for i in idx.tolist():
+        fg = torch.nonzero(data["target"][i, 0] > 0.5) if torch.rand(1, generator=gen).item() < 0.5 else None
+        if fg is not None and len(fg):
+            cy, cx = fg[torch.randint(0, len(fg), (1,), generator=gen).item()].tolist()
+        else:
+            cy, cx = (torch.randint(0, h4, (1,), generator=gen).item(), torch.randint(0, w4, (1,), generator=gen).item())
+        y = min(max(0, cy - c // 2), h4 - c) // 2 * 2
+        x = min(max(0, cx - c // 2), w4 - c) // 2 * 2
+        for k in ("low", "prior", "target"):
+            out[k].append(data[k][i, :, y:y + c, x:x + c])
+        out["high"].append(data["high"][i, :, y // 2:(y + c) // 2, x // 2:(x + c) // 2])
+    return {k: torch.stack(v) for k, v in out.items()}
+
+
+class HeadAdam:
+    """Adam (Kingma & Ba; torch.optim.Adam's defaults: betas (0.9, 0.999), eps 1e-8, no weight
+    decay) over a few leaf tensors. Not ``torch.optim.Adam`` because every ``torch.optim``
+    optimizer imports ``torch._dynamo`` on first use (its methods are wrapped to keep dynamo
+    out), 1.4 s of a 13 s ``ivos segment`` on a 2-core machine, for a head of 40 k weights."""
+
+    BETAS = (0.9, 0.999)
+    EPS = 1e-8
+
+    def __init__(self, params, torch):
+        self.params = list(params)
+        self._torch = torch
+        self._m = [torch.zeros_like(p) for p in self.params]
+        self._v = [torch.zeros_like(p) for p in self.params]
+        self._t = 0
+
+    def step(self, lr: float) -> None:
+        """One update with learning rate ``lr`` from the parameters' ``.grad``, then clears them."""
+        b1, b2 = self.BETAS
+        self._t += 1
+        step_size = lr / (1.0 - b1 ** self._t)
+        root_c2 = math.sqrt(1.0 - b2 ** self._t)
+        with self._torch.no_grad():
+            for p, m, v in zip(self.params, self._m, self._v):
+                g = p.grad
+                m.lerp_(g, 1.0 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
+                p.addcdiv_(m, (v.sqrt() / root_c2).add_(self.EPS), value=-step_size)
+                p.grad = None
+
+
+def fit_head(examples: dict[str, np.ndarray], init: dict[str, np.ndarray], cfg: FinetuneConfig,
+             progress: Progress | None = None) -> tuple[dict[str, np.ndarray], float]:
+    """Adam on binary cross-entropy over the cached features. Returns (params, final loss:
+    mean of the last 20 steps)."""
+    torch = import_torch()
+    import torch.nn.functional as F
+
+    from .head import head_forward
+
+    torch.set_num_threads(resolve_threads(cfg.threads))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    data = {k: torch.from_numpy(examples[k]) for k in ("low", "high", "prior", "target")}
+    params = {k: torch.tensor(v, requires_grad=True) for k, v in init.items()}
+    opt = HeadAdam(params.values(), torch)
+    n = len(data["low"])
+    losses = []
+    for step in range(1, cfg.steps + 1):
+        b = crop_batch(data, torch.randint(0, n, (cfg.batch,), generator=gen), cfg.crop, gen)
+        loss = F.binary_cross_entropy_with_logits(head_forward(params, b["low"], b["high"], b["prior"]), b["target"])
+        loss.backward()
+        opt.step(cfg.lr_at(step))
+        losses.append(loss.item())
+        if step % LOG_EVERY_STEPS == 0:
+            log.info("ivos: OSVOS fine-tune step %d/%d loss %.4f", step, cfg.steps, float(np.mean(losses[-LOG_EVERY_STEPS:])))
+        if progress is not None:
+            progress("fit", step, cfg.steps)
+    final = float(np.mean(losses[-20:])) if losses else float("nan")
+    return {k: v.detach().numpy().copy() for k, v in params.items()}, final
+
+
+def finetune(session: OsvosRunner, frames: Sequence[np.ndarray], masks: Sequence[np.ndarray],
+             cfg: FinetuneConfig, init: dict[str, np.ndarray] | None = None,
+             progress: Progress | None = None) -> FinetuneResult:
+    """Fine-tunes the head (from ``init``, default the bundle's parent head) on the annotated
+    frames; the session keeps its head unchanged (the caller sets the result). ``progress``
+    is called as it advances (see ``Progress``)."""
+    import_torch()  # fail before spending time on features
+    t0 = time.perf_counter()
+    examples = build_examples(session, frames, masks, cfg, progress)
+    t1 = time.perf_counter()
+    params, loss = fit_head(examples, init if init is not None else session.parent_head, cfg, progress)
+    t2 = time.perf_counter()
+    log.info("ivos: OSVOS head fine-tuned on %d examples: features %.1f s, fit %.1f s, loss %.4f",
+             len(examples["low"]), t1 - t0, t2 - t1, loss)
+    return FinetuneResult(params, t2 - t0, t1 - t0, t2 - t1, len(examples["low"]), loss)
