@@ -24,7 +24,6 @@ import io
 import json
 import logging
 import math
-import platform
 import shutil
 import subprocess
 import sys
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from ._common import environment_line
 
 MESSAGE_CHARS = 160
 """How much of an error message the table shows."""
@@ -699,21 +700,6 @@ def _outcome_cell(outcome: Outcome) -> str:
     return f"**{outcome.kind}**: " + _cell(outcome.text, MESSAGE_CHARS) + note
 
 
-def environment() -> str:
-    import ivos
-
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = []
-    for name in ("numpy", "onnxruntime", "pillow", "torch"):
-        try:
-            versions.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            versions.append(f"{name} absent")
-    return (f"Python {platform.python_version()}, {platform.machine()}, {platform.system()}; "
-            f"ivos {getattr(ivos, '__version__', '?')}; " + ", ".join(versions))
-
-
 def render_markdown(rows: list[Row], command: str) -> str:
     n_ok = sum(r.ok for r in rows)
     n_unexpected = sum(r.outcome.kind.startswith("UNEXPECTED") for r in rows)
@@ -724,7 +710,7 @@ def render_markdown(rows: list[Row], command: str) -> str:
         "",
         f"    {command}",
         "",
-        f"Environment: {environment()}. Total {sum(r.seconds for r in rows):.1f} s.",
+        f"Environment: {environment_line()}. Total {sum(r.seconds for r in rows):.1f} s.",
         "",
         "Every case is built in a temporary folder (generated 64x96 frames, a copy of the shipped "
         "`ivos-cpu` bundle with one file broken) by `benchmarks/bad_inputs.py`. *Outcome*: the exception "

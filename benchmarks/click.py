@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
-import subprocess
 import sys
 from pathlib import Path
+
+from ._common import environment
 
 METHODS = ("grabcut", "model")
 
@@ -60,21 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _environment(backend: str | None, methods: list[str], threads: int) -> dict:
-    import numpy as np
-
-    import ivos
-
-    env = {
-        "python": platform.python_version(), "numpy": np.__version__, "ivos": ivos.__version__,
-        "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "model_threads": threads,
-    }
-    try:
-        env["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                           text=True, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        env["git_commit"] = None
+    env = environment(omp_num_threads=os.environ.get("OMP_NUM_THREADS"), model_threads=threads)
     if "grabcut" in methods:
         import cv2
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._common import percentiles
+from ._common import environment, percentiles
 
 FRAME = (480, 854)
 N_CLICKS = 20
@@ -204,23 +203,19 @@ def frame_rows(bundle: str | Path, backend: str, device: str, iters: int) -> lis
                 {"what": label, "how": "run(): logits, low and high copied back", **_time(lambda: frame(None), iters)}]
 
 
-def environment(device: str) -> dict:
-    import ivos
-
-    env = {"python": platform.python_version(), "device_mode": device, "ivos": ivos.build_info()}
+def gpu_environment(device: str) -> dict:
+    """``environment()`` plus the GPU side: torch's CUDA, the GPU's name, ORT's providers."""
     import torch
 
-    env["torch"] = torch.__version__
-    env["torch_cuda"] = torch.version.cuda
+    env = environment(device_mode=device, torch_cuda=torch.version.cuda)
     if device == "cuda":
         env["gpu"] = torch.cuda.get_device_name(0)
     try:
         import onnxruntime as ort
 
-        env["onnxruntime"] = ort.__version__
         env["onnxruntime_providers"] = ort.get_available_providers()
     except ImportError:
-        env["onnxruntime"] = None
+        env["onnxruntime_providers"] = None
     return env
 
 
@@ -260,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     for backend in backends:
         rows += click_rows(args.click_bundle, backend, args.device, args.iters)
         rows += frame_rows(args.osvos_bundle, backend, args.device, args.iters)
-    env = environment(args.device)
+    env = gpu_environment(args.device)
     command = "python -m ivos.bench.gpu_check " + " ".join(sys.argv[1:] if argv is None else argv)
     args.out.mkdir(parents=True, exist_ok=True)
     text = markdown(rows, notes, env, command)

@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from ._common import percentiles
+from ._common import environment, percentiles
 
 log = logging.getLogger("ivos.bench")
 
@@ -142,21 +141,6 @@ def summary_keys(rows: list[dict]) -> dict[str, float]:
     return out
 
 
-def environment(models: dict) -> dict:
-    import ivos
-
-    versions = {}
-    for name in ("onnxruntime", "torch", "tensorrt"):
-        try:
-            versions[name] = __import__(name).__version__
-        except ImportError:
-            pass
-    info = ivos.build_info()
-    return {"python": platform.python_version(), "cpu": info["machine"]["cpu"],
-            "cpu_threads": info["machine"]["cpu_threads"], "cuda_devices": info["machine"]["cuda_device_names"],
-            "versions": versions, "backends": {k: m.backend for k, m in models.items()}}
-
-
 def markdown(rows: list[dict]) -> str:
     lines = ["| frame | configuration | runs | CRF | flip | total p50 / p90 / p99 (ms) | prepare | render | infer | post | CRF |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -197,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     total = (args.rounds + 1) * len(frames) * len(models) * 2
     with tqdm(total=total, desc="click sessions", file=sys.stderr) as bar:
         rows = measure(models, frames, rounds=args.rounds, clicks=args.clicks, progress=bar, profile=args.profile)
-    env = environment(models)
+    env = environment(backends={k: m.backend for k, m in models.items()})
     env["frames"] = {k: v[2] for k, v in frames.items()}
     result = {**summary_keys(rows), "model": [str(m) for m in args.model], "rows": rows, "environment": env,
               "protocol": f"{args.rounds} sessions x {args.clicks} RITM clicks per configuration, interleaved"}

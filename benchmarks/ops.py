@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ._common import percentiles
+from ._common import environment, percentiles
 
 RENDER_SIZES = ((480, 854), (1080, 1920))
 RENDER_CLICKS = (1, 5, 20)
@@ -221,32 +219,6 @@ def profile_crf(root: Path, frames, *, repeats: int) -> list[dict]:
 
 # ---- report ----------------------------------------------------------------------------------
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment() -> dict:
-    import ivos
-
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "ivos": ivos.__version__}
-    try:
-        from importlib.metadata import version
-
-        versions["pydensecrf2"] = version("pydensecrf2")
-    except Exception:  # not installed: the CRF reference is skipped
-        versions["pydensecrf2"] = None
-    return {"cpu": _cpu_model(), "cpu_threads": os.cpu_count(),
-            "ivos_threads": ivos.build_info()["machine"]["native_threads"],
-            "IVOS_NUM_THREADS": os.environ.get("IVOS_NUM_THREADS"), "versions": versions,
-            "build_info": ivos.build_info()}
-
-
 def summary(rows: list[dict]) -> dict:
     """The headline numbers: 480x854, 20 clicks for rendering."""
     def pick(op, impl, **match):
@@ -269,7 +241,7 @@ def summary(rows: list[dict]) -> dict:
 def markdown(report: dict) -> str:
     env = report["environment"]
     lines = [f"Command: `{report['command']}`", "",
-             f"Environment: CPU {env['cpu']}, {env['cpu_threads']} threads (ivos uses {env['ivos_threads']}), "
+             f"Environment: CPU {env['cpu']}, {env['cpu_threads']} threads (ivos uses {env['native_threads']}), "
              f"versions {json.dumps(env['versions'])}", "",
              f"Inputs: render_clicks draws N clicks uniform over the image (seed 0, random labels) with "
              f"sigma = {report['sigma']:g} px, each call returning a new array; dense_crf runs on DAVIS2016 "
@@ -326,10 +298,13 @@ def run(args: argparse.Namespace) -> int:
         crf_stages = profile_crf(root, frames, repeats=max(1, repeats // 3))
     else:
         _progress(f"DAVIS2016 not found under {root} (--data-root or IVOS_DATA_ROOT): dense CRF skipped")
+    from ivos import build_info
+
     report = {"command": " ".join(["ivos-bench", "ops", *_argv_of(args)]),
               "baseline_native": str(args.baseline_native) if args.baseline_native else None,
               "sigma": args.sigma, "repeats": repeats, "warmup": warmup, "crf_frames": [list(f) for f in frames],
-              "summary": summary(rows), "environment": environment(), "rows": rows, "crf_stages": crf_stages}
+              "summary": summary(rows), "environment": environment(build_info=build_info()), "rows": rows,
+              "crf_stages": crf_stages}
     print(markdown(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

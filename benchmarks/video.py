@@ -33,7 +33,7 @@ import numpy as np
 
 from ivos.mask_metrics import iou
 
-from ._common import percentiles
+from ._common import environment, percentiles
 from .profiling import profile_markdown
 
 log = logging.getLogger("ivos.bench")
@@ -268,27 +268,16 @@ def _crop_context(args) -> int | None:
 
 
 def _environment(args, backend: str) -> dict:
-    import platform
-    import subprocess
-
-    import ivos
-
-    env = {"python": platform.python_version(), "numpy": np.__version__, "ivos": ivos.__version__,
-           "platform": platform.platform(), "cpu_count": os.cpu_count(), "engine_threads": args.threads,
-           "backend": backend, "mode": args.mode, "crf": "bundle default" if args.crf is None else args.crf,
-           "click_crf": "bundle default" if args.click_crf is None else args.click_crf,
-           "load_avg_at_start": os.getloadavg()[0]}
+    env = environment(engine_threads=args.threads, backend=backend, mode=args.mode,
+                      crf="bundle default" if args.crf is None else args.crf,
+                      click_crf="bundle default" if args.click_crf is None else args.click_crf,
+                      load_avg_at_start=os.getloadavg()[0])
     try:
         import torch
 
         env["torch"], env["torch_threads"] = torch.__version__, torch.get_num_threads()
     except ImportError:
         pass
-    try:
-        env["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                           timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        env["git_commit"] = None
     return env
 
 

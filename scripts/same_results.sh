@@ -26,7 +26,7 @@ done
 for c in "$BEFORE" "$AFTER"; do
   echo "same_results: $c: GrabCut NoC" >&2
   (cd "$WORK" && PYTHONPATH="$WORK/path-$c" "$PY" -m ivos.bench.cli click --dataset GrabCut --method model \
-     --model "$WORK/$c/engine/models/ivos-lite0" --threads 1 "$@" --json "$WORK/click-$c.json" >/dev/null)
+     --model "$WORK/$c/engine/models/ivos-lite0" --threads 1 --data-root "$PWD/../shared/datasets" "$@" --json "$WORK/click-$c.json" >/dev/null)
   echo "same_results: $c: DAVIS dev J" >&2
   (cd "$WORK" && PYTHONPATH="$WORK/path-$c" "$PY" -m ivos.bench.cli video --split dev --threads 1 --no-clicks \
      --data-root "$PWD/../shared/datasets" --json "$WORK/video-$c.json" >/dev/null)
