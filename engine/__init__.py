@@ -4,8 +4,8 @@ Importing ``ivos`` loads numpy and the native extension only; torch, onnxruntime
 and OpenCV are imported lazily where they are used.
 
 Conventions: images are HxWx3 uint8 RGB; points are (x, y) in original pixels (x = column,
-y = row; pixel (i, j) has its centre at x=j, y=i); labels are 1 positive / 0 negative;
-masks are uint8 HxW in {0, 1}.
+y = row; integer coordinates name pixels: ``ImagePredictor`` states the exact convention);
+labels are 1 positive / 0 negative; masks are uint8 HxW in {0, 1}.
 """
 import logging
 

@@ -4,7 +4,7 @@ that selects the object, and the ground-truth masks' RLE for tests).
 The clip is generated procedurally here, from nothing but numpy: a textured, shaded
 "pebble" (an irregular blob with a stripe texture) moves and turns over a textured
 background (smooth value noise + a tiled pattern) while the light dims and brightens.
-It is our own work, released under CC0 1.0 (public domain dedication); see the README.
+It is our own work, released under CC0 1.0 (public domain dedication); see engine/data/DEMO_CLIP.md.
 
 Usage (from the repository root)::
 

@@ -14,6 +14,7 @@ if ! git diff --quiet "$BEFORE" "$AFTER" -- csrc bindings CMakeLists.txt; then
   exit 2
 fi
 PY=$PWD/.venv/bin/python
+DATA=$(realpath "${IVOS_DATA_ROOT:-$PWD/../shared/datasets}")
 WORK=$(mktemp -d /tmp/ivos-same-results.XXXXXX)
 trap 'for c in "$BEFORE" "$AFTER"; do git worktree remove --force "$WORK/$c" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
 for c in "$BEFORE" "$AFTER"; do
@@ -26,10 +27,10 @@ done
 for c in "$BEFORE" "$AFTER"; do
   echo "same_results: $c: GrabCut NoC" >&2
   (cd "$WORK" && PYTHONPATH="$WORK/path-$c" "$PY" -m ivos.bench.cli click --dataset GrabCut --method model \
-     --model "$WORK/$c/engine/models/ivos-lite0" --threads 1 --data-root "$PWD/../shared/datasets" "$@" --json "$WORK/click-$c.json" >/dev/null)
+     --model "$WORK/$c/engine/models/ivos-lite0" --threads 1 --data-root "$DATA" "$@" --json "$WORK/click-$c.json" >/dev/null)
   echo "same_results: $c: DAVIS dev J" >&2
   (cd "$WORK" && PYTHONPATH="$WORK/path-$c" "$PY" -m ivos.bench.cli video --split dev --threads 1 --no-clicks \
-     --data-root "$PWD/../shared/datasets" --json "$WORK/video-$c.json" >/dev/null)
+     --data-root "$DATA" --json "$WORK/video-$c.json" >/dev/null)
 done
 "$PY" - "$WORK" "$BEFORE" "$AFTER" "$OUT" "$*" <<'PYEOF'
 import json, sys

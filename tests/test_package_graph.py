@@ -1,4 +1,4 @@
-"""The package graph ``ivos.bench -> ivos <- ivos.export`` (DESIGN.md section 2), read from the
+"""The package graph ``ivos.bench -> ivos <- ivos.export`` (docs/design-guide.md section 2), read from the
 source files' import statements with ``ast``: an import inside a function counts as much as one
 at the top, and nothing is imported to find out.
 

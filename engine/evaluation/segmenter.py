@@ -1,7 +1,7 @@
 """``PredictorSegmenter``: an ``ivos.ImagePredictor`` as a ``Segmenter`` of the evaluation loop
 (``ivos.evaluation.noc``), measured on the path an interactive user takes: ``add_click``.
 
-The predictor API this relies on (DESIGN.md section 4):
+The predictor API this relies on (docs/design-guide.md section 4):
     predictor.set_image(image)                       # (H, W, 3) uint8 RGB; forgets the clicks
     result = predictor.add_click(x, y, positive)     # (x, y) original pixels
     result.mask                                      # (H, W) uint8 {0,1}

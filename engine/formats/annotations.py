@@ -24,7 +24,10 @@ several later; ``single_object`` wraps today's (frame_idx, mask) stream. Frame n
   [x1, y1, x2, y2, ...] lists), one per outer contour with its holes joined in by zero-width
   cuts (COCO polygons cannot otherwise hold holes; pycocotools fills them back exactly).
   Contours follow the pixel edges (lossless); ``tolerance`` > 0 simplifies them
-  (Douglas-Peucker, in px). Pure numpy: no OpenCV.
+  (Douglas-Peucker, in px). Our own tracing, not ``cv2.findContours``: OpenCV's contours run
+  through the boundary pixels' centres, so pycocotools rasterises them back half a pixel short
+  along every edge (a 2-px-wide bar keeps IoU 0.49, a disk of radius 5 0.75; ours 1.0:
+  ``python -m ivos.bench.polygons``, benchmarks/results/polygons.md).
 * ``cutouts/<name>.png`` (``write_cutouts``): the frame as RGBA with the mask as alpha
   (``feather`` for a soft edge). Full frame by default, so a cut-out lies exactly over its
   frame in an editor; ``crop=True`` crops each to its object's box (grown by the feather) and

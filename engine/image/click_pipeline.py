@@ -1,4 +1,4 @@
-"""The click path on one image: clicks in, probability map out (DESIGN.md section 3).
+"""The click path on one image: clicks in, probability map out (docs/design-guide.md section 3).
 
 Stages: choose the view (the full image first, then a zoom-in square around the current
 mask and the clicks), crop + resize + normalise the image into the bound input buffer
@@ -109,7 +109,7 @@ class ClickPipeline:
         self._ctx = model.create_context()
         self._view = ClickView(self.size, Normaliser(bundle.mean, bundle.std))
         self._crf_cache = CrfCache()  # the CRF lattices of the current image's view region
-        # The DESIGN.md hot path on CUDA: the click kernel renders straight into the network's
+        # The design guide's hot path on CUDA: the click kernel renders straight into the network's
         # device input buffer (no host buffer, no upload). Other encodings render on the host.
         self._device_clicks = (self._ctx.device_input("clicks")
                                if self._ctx.device == "cuda" and click_encoder is None else None)

@@ -1,4 +1,4 @@
-"""``VideoPredictor``: clicks on a frame -> a mask on every frame (DESIGN.md section 3, paper 2.2-2.3).
+"""``VideoPredictor``: clicks on a frame -> a mask on every frame (docs/design-guide.md section 3, paper 2.2-2.3).
 
 SAM 2's API with several objects: ``init_state(video)`` opens the video lazily;
 ``add_new_points(state, frame_idx, obj_id, points, labels)`` / ``add_new_mask`` annotate an

@@ -202,7 +202,7 @@ def test_bad_card_fields_name_the_field(tiny_bundle, tmp_path, edit, fragment):
 
 @pytest.mark.parametrize("name", ["ivos-lite0", "osvos-lite0", "ivos-cpu", "osvos-cpu"])
 def test_shipped_bundles_pass_the_load_time_checks(name):
-    """Every bundle the README names as shipped is there and loads (a missing one fails)."""
+    """Every bundle docs/usage.md names as shipped is there and loads (a missing one fails)."""
     assert (SHIPPED_MODELS / name / "model.json").is_file(), f"{name} is not shipped"
     for precision in ("auto", "fp32"):
         ivos.load(name, backend="ort", threads=1, precision=precision)

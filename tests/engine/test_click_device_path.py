@@ -1,4 +1,4 @@
-"""The click path's CUDA hot path (DESIGN.md section 3) on a stand-in device: clicks are
+"""The click path's CUDA hot path (docs/design-guide.md section 3) on a stand-in device: clicks are
 rendered straight into the network's device input buffer, flip re-renders them mirrored,
 and the result equals the host path's. The stand-in's "device memory" is host arrays and its
 network a real ONNX Runtime CPU context, so this runs without a GPU; ``scripts/gpu_check.sh``

@@ -11,7 +11,7 @@ import numpy as np
 SESSIONS = 200
 LIVE = 16
 BOUND_MB = 200
-"""Documented in the README (Serving): RSS growth of 196 idle 480x640 image sessions with
+"""Documented in docs/results.md: RSS growth of 196 idle 480x640 image sessions with
 --live-images 16 measured 145-153 MB (it levels off near 230 MB from about 300 sessions on:
 allocator pools that stay mapped); with eviction off (--live-images 1000) it was 487 MB, about
 2.5 MB a live session, so the bound fails when the LRU does not evict."""
