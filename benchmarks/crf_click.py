@@ -134,13 +134,12 @@ def summarise(calls: list[dict]) -> dict:
 def run(args: argparse.Namespace) -> int:
     import ivos
     import ivos.image.click_pipeline as click_pipeline
+    import ivos.postprocess as postprocess
     from ivos import _C
     from ivos.data_root import datasets_root
     from ivos.evaluation.clicker import next_click
     from ivos.evaluation.datasets import open_dataset
     from ivos.ops.crf import parse_crf_params
-
-    import ivos.postprocess as postprocess
 
     native = load_native(args.baseline_native) if args.baseline_native else _C
     if args.margin is not None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from ivos._validate import rgb_image
-
 from ivos.evaluation.clicker import Click
 
 

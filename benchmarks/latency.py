@@ -163,9 +163,9 @@ def _default_backends(bundle: str, device: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import ivos
     from tqdm import tqdm
 
+    import ivos
     from ivos.data_root import datasets_root
 
     from .profiling import profile_markdown

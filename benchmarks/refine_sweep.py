@@ -59,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     from ivos.evaluation.datasets import davis_sequences
 
     from .refine_strategies import LimitedRefinement
-
     from .video import CLICKS_FIX, read_sequence
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -58,11 +58,10 @@ def measure(model_name: str, *, ref: str, repo: Path, threads: int, precision: s
             runs: int) -> dict:
     """{"click": {variant: [total ms per click]}, "infer": {...}, "run": {variant: [ms per ctx.run()]}}."""
     import ivos
-    from ivos.bench.latency import latency_frame, click_session
+    import ivos.runtime.backends.ort as new_ort
+    from ivos.bench.latency import click_session, latency_frame
     from ivos.runtime.bundle import read_bundle
     from ivos.runtime.model import resolve_bundle
-
-    import ivos.runtime.backends.ort as new_ort
 
     bundle = read_bundle(resolve_bundle(model_name))
     prev = load_previous_backends(ref, repo)

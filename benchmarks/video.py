@@ -211,8 +211,8 @@ def _full_finetune(net, vp, osvos, frames, gt: np.ndarray, steps: int, batch: in
     import torch
     import torch.nn.functional as F
 
-    from ivos.video.osvos.runner import OsvosRunner
     from ivos.video.osvos.finetune import build_examples
+    from ivos.video.osvos.runner import OsvosRunner
 
     if threads:
         torch.set_num_threads(threads)

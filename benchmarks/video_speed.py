@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def predictor(osvos, method: str, threads: int, new: str = ""):
     """The ``old`` or ``new`` method's ``VideoPredictor`` (``new``: ``--new``'s settings)."""
     import ivos
-    from ivos.video.memory_read import MemorySettings
+    from ivos.settings import MemorySettings
 
     if method == "old":
         return ivos.VideoPredictor(osvos, mode="osvos+mask",

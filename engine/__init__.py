@@ -10,14 +10,14 @@ labels are 1 positive / 0 negative; masks are uint8 HxW in {0, 1}.
 import logging
 
 from ._version import __version__
-from .errors import BackendUnavailable, InvalidInput, IvosError, ModelError
-from .runtime.build_info import build_info
 from .data_root import datasets_root
+from .errors import BackendUnavailable, InvalidInput, IvosError, ModelError
+from .image.predictor import ClickResult, ImagePredictor, Stroke, Timings
 from .ops.clicks import render_clicks, render_clicks_cuda
 from .ops.crf import dense_crf
+from .runtime.build_info import build_info
 from .runtime.model import Model, load
-from .image.predictor import ClickResult, ImagePredictor, Stroke, Timings
-from .video.osvos.finetune import FinetuneConfig
+from .settings import FinetuneConfig
 from .video.frames import FrameSource, open_video
 from .video.predictor import VideoPredictor
 from .video.results import FrameResult, FrameSuggestion, MultiFrameResult, VideoDifficulty

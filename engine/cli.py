@@ -144,7 +144,6 @@ def _check_out_folder(out: Path) -> None:
 def _check_clicks(args: argparse.Namespace, video) -> None:
     """Every --click/--neg inside its frame and on an existing frame, before any model loads."""
     from ._validate import image_points
-
     from .errors import InvalidInput
 
     for flag, clicks in (("--click", args.click), ("--neg", args.neg)):
@@ -360,6 +359,7 @@ def _write_outputs(args: argparse.Namespace, formats: list[str], predictor, stat
 
 def segment(args: argparse.Namespace) -> int:
     import ivos
+
     from .video.frames import open_video
     from .video.predictor import VideoPredictor
 

@@ -8,44 +8,17 @@ of a prediction (``confidence``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from .ops.crf import CRF_DEFAULTS, DenseCRF, dense_crf
+from .ops.crf import DenseCRF, dense_crf
+from .settings import CrfSettings
 
 CLAMP_RADIUS = 1.5
 """Radius (original pixels) of the disk around each click forced to the click's label: the
 clicked pixel and its 4-neighbours. The paper clamps the clicked pixels; a tiny disk keeps
 the constraint visible after the upsampling's interpolation."""
-
-
-@dataclass(frozen=True)
-class CrfSettings:
-    """One dense-CRF configuration.
-
-    Attributes:
-        enabled: run it at all.
-        params: every ``ivos.dense_crf`` keyword (``CRF_DEFAULTS`` overridden by a bundle's
-            ``postprocess.crf_params`` and then by arguments).
-        max_pixels: pixel budget; a larger region is refined at a lower resolution with the
-            spatial scales (sxy) shrunk alike, then upsampled (the CRF costs ~linear time in
-            pixels). None: no budget.
-        threads: native worker threads (0 = the native ops' default); the predictors pass
-            their model's thread count (``ivos.runtime.threads``: one policy for every pool).
-    """
-
-    enabled: bool
-    params: dict[str, Any]
-    max_pixels: int | None
-    threads: int = 0
-
-    @staticmethod
-    def merged(enabled: bool, params: dict[str, Any] | None, max_pixels: int | None,
-               threads: int = 0) -> "CrfSettings":
-        """``params`` (checked keywords, possibly partial) over ``CRF_DEFAULTS``."""
-        return CrfSettings(bool(enabled), {**CRF_DEFAULTS, **(params or {})}, max_pixels, threads)
 
 
 CRF_REGION_MARGIN = 0.03

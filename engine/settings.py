@@ -1,5 +1,8 @@
-"""Typed, frozen settings of the predictors: one place for every default.
+"""Typed, frozen settings of the predictors: one place for every default and limit.
 
+Here: the click settings (``ClickSettings``), the video settings (``PropagationSettings``) and
+what they hold: the dense CRF (``CrfSettings``), OSVOS fine-tuning (``FinetuneConfig``), the
+memory read (``MemorySettings``); the input limits (``MAX_IMAGE_PIXELS``, ``MAX_VIDEO_FRAMES``).
 Each default lives once, here or in the bundle's ``postprocess`` card (checked when the
 bundle is read, ``ivos.runtime.bundle``); ``ClickSettings.resolve`` / ``PropagationSettings.resolve``
 take the bundle's values, override them with the caller's arguments and check every one,
@@ -7,16 +10,15 @@ so a predictor holds settings that are known to be valid.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ._validate import crf_params as check_crf_params, flag, nonnegative_int, positive_float, positive_int
-from .runtime.bundle import Bundle, has_osvos_parts
 from .errors import InvalidInput, ModelError
 from .image.geometry import MIN_ZOOM_SIDE, ZOOM_EXPANSION
-from .video.memory_read import MemorySettings
-from .video.osvos.finetune import FinetuneConfig
-from .postprocess import CrfSettings
+from .ops.crf import CRF_DEFAULTS
+from .runtime.bundle import Bundle, has_osvos_parts
 
 CLICK_CRF_MAX_PIXELS = 160_000
 """Pixel budget of the CRF per click (``CrfSettings.max_pixels``). A larger region (the full
@@ -65,6 +67,227 @@ def _card_count(bundle: Bundle, card: dict[str, Any], key: str) -> int | None:
     return value
 
 
+# ---------------------------------------------------------------- video limits
+
+MAX_VIDEO_FRAMES = 100_000
+"""Longest video ``init_state`` accepts by default (over an hour at 25 fps). The state keeps per
+frame a mask as RLE (about 1-10 KB at 480p), a 1 KB thumbnail and a confidence: about
+0.2-1 GB at this limit. ``init_state(max_frames=None)`` lifts it."""
+
+
+# ---------------------------------------------------------------- dense CRF
+
+@dataclass(frozen=True)
+class CrfSettings:
+    """One dense-CRF configuration.
+
+    Attributes:
+        enabled: run it at all.
+        params: every ``ivos.dense_crf`` keyword (``CRF_DEFAULTS`` overridden by a bundle's
+            ``postprocess.crf_params`` and then by arguments).
+        max_pixels: pixel budget; a larger region is refined at a lower resolution with the
+            spatial scales (sxy) shrunk alike, then upsampled (the CRF costs ~linear time in
+            pixels). None: no budget.
+        threads: native worker threads (0 = the native ops' default); the predictors pass
+            their model's thread count (``ivos.runtime.threads``: one policy for every pool).
+    """
+
+    enabled: bool
+    params: dict[str, Any]
+    max_pixels: int | None
+    threads: int = 0
+
+    @staticmethod
+    def merged(enabled: bool, params: dict[str, Any] | None, max_pixels: int | None,
+               threads: int = 0) -> "CrfSettings":
+        """``params`` (checked keywords, possibly partial) over ``CRF_DEFAULTS``."""
+        return CrfSettings(bool(enabled), {**CRF_DEFAULTS, **(params or {})}, max_pixels, threads)
+
+
+# ---------------------------------------------------------------- OSVOS fine-tuning
+
+SCHEDULES = ("constant", "cosine")
+"""Learning-rate schedules of ``FinetuneConfig.schedule``."""
+
+BUNDLE_KEYS = ("steps", "batch", "lr", "augmentations", "max_scale", "max_rotate", "max_shift",
+               "zero_prior_fraction", "crop", "schedule")
+"""``FinetuneConfig`` fields an OSVOS bundle's card may set (its ``finetune`` section): the
+recipe its network was tuned with. Mode, threads and seed stay the caller's."""
+
+MAX_EXAMPLES = 48
+"""Cap on fine-tuning examples (annotated frames x augmentations), see ``FinetuneConfig.for_frames``."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning knobs. An OSVOS bundle's card may carry its network's recipe (``finetune``:
+    any of ``BUNDLE_KEYS``), which ``for_bundle`` puts over these defaults; the predictors use
+    it unless given a config. The defaults are osvos-lite0's recipe, chosen on the held-aside
+    DAVIS train sequences (``python -m ivos.bench.finetune_sweep``,
+    benchmarks/results/finetune_sweep.md): 150 cosine-decayed steps on 48-pixel crops match the
+    J of 300 constant-LR steps on 64-pixel crops (0.884 vs 0.879) in a third of the time.
+
+    Attributes:
+        steps: Adam steps on the head.
+        batch: examples per step.
+        lr: Adam learning rate.
+        augmentations: augmented copies per annotated frame (the first is the frame itself).
+        max_scale: scale jitter, uniform in [1/max_scale, max_scale].
+        max_rotate: rotation jitter in degrees, uniform in [-max_rotate, max_rotate].
+        max_shift: translation jitter as a fraction of the working size.
+        use_prior: train with deformed-mask priors ("osvos+mask" mode) or zero priors ("osvos").
+        zero_prior_fraction: share of examples with a zero prior even when use_prior (so the
+            head still finds the object from appearance when the previous mask lost it).
+        crop: side of the random training crops, in stride-4 feature pixels (64 = 256 working
+            pixels; 0 = whole maps). The head sees a small neighbourhood, so crops train it
+            as well as whole maps at a fraction of the cost; half of them hold an object pixel.
+        schedule: learning-rate schedule over the steps: "constant" (``lr`` throughout) or
+            "cosine" (from ``lr`` down to 0, half a cosine period).
+        threads: torch intra-op threads during fine-tuning (0 = one per CPU this process may
+            use, ``ivos.runtime.threads``).
+        seed: augmentation and batch-order seed.
+    """
+
+    steps: int = 150
+    batch: int = 8
+    lr: float = 2e-3
+    augmentations: int = 16
+    max_scale: float = 1.2
+    max_rotate: float = 10.0
+    max_shift: float = 0.08
+    use_prior: bool = True
+    zero_prior_fraction: float = 0.25
+    crop: int = 48
+    schedule: str = "cosine"
+    threads: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise InvalidInput(f"FinetuneConfig.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+
+    @staticmethod
+    def for_bundle(bundle: Any, **overrides: Any) -> "FinetuneConfig":
+        """The OSVOS ``bundle``'s ``finetune`` recipe over the defaults, then ``overrides``
+        (e.g. threads, use_prior). ModelError naming the field when the card's section is not
+        an object of ``BUNDLE_KEYS`` with values of the fields' types."""
+        card = bundle.path / "model.json"
+        section = bundle.card.get("finetune") or {}
+        if not isinstance(section, dict):
+            raise ModelError(f"{card}: field 'finetune' must be an object, got {section!r}")
+        recipe = {}
+        for key, value in section.items():
+            if key not in BUNDLE_KEYS:
+                raise ModelError(f"{card}: field 'finetune.{key}' is not a fine-tuning setting a bundle sets; "
+                                 f"known: {', '.join(BUNDLE_KEYS)}")
+            kind = type(getattr(FinetuneConfig, key))
+            if not _is_kind(value, kind):
+                expected = "a string" if kind is str else f"a {kind.__name__}"
+                raise ModelError(f"{card}: field 'finetune.{key}' must be {expected}, got {value!r}")
+            recipe[key] = kind(value)
+        try:
+            config = FinetuneConfig(**recipe)
+        except InvalidInput as e:  # from __post_init__: the card is at fault here
+            raise ModelError(f"{card}: field 'finetune': {e}") from None
+        return replace(config, **overrides)
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of optimiser step ``step`` (1-based)."""
+        if self.schedule == "cosine":
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / max(self.steps, 1)))
+        return self.lr
+
+    def for_frames(self, n_frames: int) -> "FinetuneConfig":
+        """This config with ``augmentations`` lowered so that ``n_frames`` annotated frames
+        give at most ``MAX_EXAMPLES`` examples (at least 4 per frame): re-fine-tuning after
+        many corrections stays inside the same time budget."""
+        per_frame = max(4, min(self.augmentations, MAX_EXAMPLES // max(n_frames, 1)))
+        return self if per_frame == self.augmentations else replace(self, augmentations=per_frame)
+
+
+def _is_kind(value: Any, kind: type) -> bool:
+    """Whether a JSON ``value`` can stand for a ``kind`` (str, int or float) field: a string for
+    str; for numbers no booleans, and a whole number for int (3.0 is 3, 2.5 is not)."""
+    if kind is str:
+        return isinstance(value, str)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return kind is float or float(value).is_integer()
+
+
+# ---------------------------------------------------------------- memory read
+
+@dataclass(frozen=True)
+class MemorySettings:
+    """Knobs of the memory read (chosen by cross-validation, ``training.video_cv``).
+
+    Attributes:
+        top_k: memory keys read per query key.
+        temperature: softmax temperature over cosine similarities.
+        weight: share of the readout in the fused probability
+            (``(1 - weight) * head + weight * readout``).
+        prior_weight: share of the flow-warped previous mask in the fused probability
+            (``(1 - weight - prior_weight) * head + weight * readout + prior_weight * warped``):
+            a head fine-tuned on one frame's appearance overrides a good temporal prior under
+            fast motion and turns.
+        veto_below: where the readout is below this, the object is not there: the fused
+            probability is zeroed (look-alike distractors the head takes for the object); 0: off.
+        prior_readout: share of the readout in the head's prior
+            (``(1 - prior_readout) * warped mask + prior_readout * readout``); the head must be
+            trained for it (``training.video_cv train --prior-readout``).
+        every: a propagated frame joins the memory every ``every`` frames when confident.
+        min_confidence: the propagated frame's confidence needed to join.
+        capacity: most propagated frames kept (oldest dropped; annotated frames always stay).
+    """
+
+    top_k: int = 20
+    temperature: float = 0.05
+    weight: float = 0.3
+    prior_weight: float = 0.0
+    veto_below: float = 0.0
+    prior_readout: float = 0.0
+    every: int = 5
+    min_confidence: float = 0.8
+    capacity: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("top_k", "every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInput(f"MemorySettings.{name} must be an int >= 1, got {value!r}")
+        if isinstance(self.capacity, bool) or not isinstance(self.capacity, int) or self.capacity < 0:
+            raise InvalidInput(f"MemorySettings.capacity must be an int >= 0, got {self.capacity!r}")
+        if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < float("inf")):
+            raise InvalidInput(f"MemorySettings.temperature must be a number > 0, got {self.temperature!r}")
+        if self.weight + self.prior_weight > 1.0:
+            raise InvalidInput(f"MemorySettings.weight + prior_weight must be <= 1, "
+                               f"got {self.weight} + {self.prior_weight}")
+        for name in ("weight", "prior_weight", "veto_below", "prior_readout", "min_confidence"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise InvalidInput(f"MemorySettings.{name} must be a number in [0, 1], got {value!r}")
+
+    @staticmethod
+    def for_bundle(bundle) -> "MemorySettings":
+        """The OSVOS bundle's ``propagation.memory`` card section over the defaults (its head
+        was trained for its ``prior_readout``). ModelError naming the field when it is bad."""
+        section = (bundle.card.get("propagation") or {}).get("memory") or {}
+        where = bundle.path / "model.json"
+        if not isinstance(section, dict):
+            raise ModelError(f"{where}: field 'propagation.memory' must be an object, got {section!r}")
+        known = MemorySettings.__dataclass_fields__
+        unknown = sorted(set(section) - set(known))
+        if unknown:
+            raise ModelError(f"{where}: field 'propagation.memory' has unknown keys {unknown}; "
+                             f"known: {', '.join(known)}")
+        try:
+            return MemorySettings(**section)
+        except InvalidInput as e:
+            raise ModelError(f"{where}: field 'propagation.memory': {e}") from None
+
+
+# ---------------------------------------------------------------- click and video settings
+
 class _Default:
     """Marks an argument left at its default where None has a meaning of its own."""
 
@@ -76,6 +299,15 @@ class _Default:
 
 
 DEFAULT_IMAGE_LIMIT: Any = _Default("MAX_IMAGE_PIXELS")
+
+DEFAULT: Any = _Default("the default of ivos.settings")
+"""A predictor argument left at the default this module holds (``ROI_MARGIN``,
+``NETWORK_CROP_CONTEXT``, ``FRAME_CRF_MAX_PIXELS``): the signatures name it instead of repeating
+the value, and None keeps its own meaning (no gating, the whole frame)."""
+
+ROI_MARGIN = 0.5
+"""Motion gate of "osvos+mask" propagation: the previous mask's box grown by this fraction of
+its size on each side bounds where the object can be on the next frame."""
 
 
 @dataclass(frozen=True)
@@ -178,10 +410,9 @@ class PropagationSettings:
 
     @staticmethod
     def resolve(bundle: Bundle, *, mode: str | None = None, crf: bool | None = None,
-                crf_params: dict[str, Any] | None = None, roi_margin: float | None = 0.5,
+                crf_params: dict[str, Any] | None = None, roi_margin: float | None = DEFAULT,
                 finetune_config: FinetuneConfig | None = None, threads: int = 0,
-                crop_context: int | None = NETWORK_CROP_CONTEXT,
-                crf_max_pixels: int = FRAME_CRF_MAX_PIXELS,
+                crop_context: int | None = DEFAULT, crf_max_pixels: int = DEFAULT,
                 memory: MemorySettings | None = None,
                 working_size: tuple[int, int] | None = None, adapt_every: int | None = None,
                 adapt_steps: int | None = None) -> "PropagationSettings":
@@ -208,6 +439,9 @@ class PropagationSettings:
         enabled = bool(post.get("crf", False)) if crf is None else flag("crf", crf)
         params = check_crf_params("crf_params", dict(post.get("crf_params", {})) if crf_params is None
                                   else crf_params)
+        roi_margin = ROI_MARGIN if roi_margin is DEFAULT else roi_margin
+        crop_context = NETWORK_CROP_CONTEXT if crop_context is DEFAULT else crop_context
+        crf_max_pixels = FRAME_CRF_MAX_PIXELS if crf_max_pixels is DEFAULT else crf_max_pixels
         if roi_margin is not None:
             roi_margin = positive_float("roi_margin", roi_margin)
         if crop_context is not None:
@@ -216,7 +450,7 @@ class PropagationSettings:
         if finetune_config is not None and not isinstance(finetune_config, FinetuneConfig):
             raise InvalidInput(f"finetune_config must be an ivos.FinetuneConfig, got {type(finetune_config).__name__}")
         if memory is not None and not isinstance(memory, MemorySettings):
-            raise InvalidInput(f"memory must be an ivos.video.memory_read.MemorySettings, got {type(memory).__name__}")
+            raise InvalidInput(f"memory must be an ivos.settings.MemorySettings, got {type(memory).__name__}")
         steps = _card_count(bundle, card, "finetune_steps") if mode == "memory" else None
         finetune = finetune_config or FinetuneConfig.for_bundle(
             bundle, use_prior=mode != "osvos", **({} if steps is None else {"steps": steps}))

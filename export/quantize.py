@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ivos.runtime.bundle import read_bundle
 from ivos.evaluation.recording import record_calibration_inputs
+from ivos.runtime.bundle import read_bundle
 
 log = logging.getLogger("ivos.export")
 

@@ -25,11 +25,12 @@ log = logging.getLogger("ivos.training")
 def record_sequence(vp, frames, gt: np.ndarray) -> dict[str, np.ndarray]:
     """Fine-tunes on frame 0's mask, then walks frames 1..N feeding back the head's own mask
     (as "osvos+mask" propagation does, whole working frame, no CRF)."""
+    from ivos.postprocess import gate_box, gate_to_prior
+    from ivos.settings import MemorySettings
     from ivos.video.flow import MaskWarper
     from ivos.video.memory_propagation import bundle_projection
-    from ivos.video.memory_read import FrameKeys, MemorySettings, ObjectMemory, Projection
+    from ivos.video.memory_read import FrameKeys, ObjectMemory, Projection
     from ivos.video.osvos.finetune import pool4
-    from ivos.postprocess import gate_box, gate_to_prior
 
     session = vp._propagator.session
     state = vp.init_state(frames)

@@ -37,8 +37,9 @@ def load_features(out: Path, names: list[str]) -> dict[str, dict[str, np.ndarray
 def readout_iou(data: dict, project) -> float:
     """Mean over sequences of the mean IoU of readout(frame t | frame 0) > 0.5 vs the target,
     over the MaskTrack examples; ``project(high (C, h8, w8)) -> Projection``."""
-    from ivos.video.memory_read import FrameKeys, MemorySettings, ObjectMemory
     from ivos.postprocess import gate_box
+    from ivos.settings import MemorySettings
+    from ivos.video.memory_read import FrameKeys, ObjectMemory
 
     per_seq = []
     for d in data.values():

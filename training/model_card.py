@@ -17,8 +17,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ivos.export.checkpoint import load_click_model
-from ivos.network_io import WORKING_SIZE
 from ivos.export.click_encodings import click_channels
+from ivos.network_io import WORKING_SIZE
 
 INIT_RANDOM = "random (no pretrained weights)."
 INIT_PRETRAINED = (

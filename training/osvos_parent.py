@@ -50,14 +50,15 @@ import torch
 import torch.nn.functional as F
 
 from ivos.export.checkpoint import load_click_model
-from ivos.network_io import IMAGENET_MEAN, IMAGENET_STD
 from ivos.export.models import build_model
 from ivos.export.osvos import OSVOS_CONFIGS, build_osvos, save_osvos
 from ivos.export.osvos_export import export_osvos_bundle
-from ivos.video.osvos.runner import Letterbox
 from ivos.image.crops import PAD_RGB
-from ivos.video.osvos.finetune import FinetuneConfig, deform_mask, pool4, augment, crop_batch
+from ivos.network_io import IMAGENET_MEAN, IMAGENET_STD
+from ivos.settings import FinetuneConfig
+from ivos.video.osvos.finetune import augment, crop_batch, deform_mask, pool4
 from ivos.video.osvos.head import head_forward
+from ivos.video.osvos.runner import Letterbox
 
 from .data import VAL_DAVIS, default_data_root
 

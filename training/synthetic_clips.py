@@ -103,10 +103,11 @@ def synthetic_examples(net, entries, n: int, share: float, size: tuple[int, int]
     prior, target) from ``n`` synthetic clips of ``entries`` (``training.data.Entry``)."""
     import torch
 
-    from ivos.video.memory_read import FrameKeys, MemorySettings, ObjectMemory, Projection
-    from ivos.video.osvos.finetune import deform_mask, pool4
-    from ivos.postprocess import gate_box
     from ivos.network_io import IMAGENET_MEAN, IMAGENET_STD
+    from ivos.postprocess import gate_box
+    from ivos.settings import MemorySettings
+    from ivos.video.memory_read import FrameKeys, ObjectMemory, Projection
+    from ivos.video.osvos.finetune import deform_mask, pool4
 
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255

@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from ivos.export.checkpoint import save_click_model
-from ivos.network_io import WORKING_SIZE
 from ivos.export.models import MODEL_CONFIGS, ClickNet, build_model, zero_mask_weights
+from ivos.network_io import WORKING_SIZE
 
 from . import click_sim
 from .augment import make_view

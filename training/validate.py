@@ -15,8 +15,8 @@ import torch
 
 from ivos.evaluation.clicker import Click, next_click
 from ivos.export.click_encodings import encode_clicks
-from ivos.network_io import CLICK_SIGMA
 from ivos.mask_metrics import iou
+from ivos.network_io import CLICK_SIGMA
 
 from .augment import View, make_view
 from .data import Cache, heldaside_bsds_images

@@ -75,8 +75,9 @@ def readout_priors(data: dict[str, np.ndarray], share: float, *, from_target: bo
     (``ivos.video.osvos.finetune.deform_mask``: shifted, dilated or eroded), as the memory mode's
     flow-warped previous mask is a near miss of the current mask; never a zero prior.
     ``projection``: the keys' (a learned one); None: the first example's principal axes."""
-    from ivos.video.memory_read import FrameKeys, MemorySettings, ObjectMemory, Projection
     from ivos.postprocess import gate_box
+    from ivos.settings import MemorySettings
+    from ivos.video.memory_read import FrameKeys, ObjectMemory, Projection
 
     valid = TRAIN_SIZE
     high0 = data["high"][0].astype(np.float32)
@@ -110,7 +111,7 @@ def readout_priors(data: dict[str, np.ndarray], share: float, *, from_target: bo
 def sequence_features(out: Path, davis: Path, name: str, net, seed: int) -> dict[str, np.ndarray]:
     """Cached backbone features of one sequence's parent-training examples (see
     ``training.osvos_parent.build_features``), every 3rd frame (train.txt keeps every 3rd)."""
-    from ivos.video.osvos.finetune import FinetuneConfig
+    from ivos.settings import FinetuneConfig
 
     from .osvos_parent import build_features
 

@@ -47,7 +47,7 @@ def parse_method(text: str) -> tuple[str, dict[str, str]]:
 def predictor_for(bundle: Path, keys: dict[str, str], threads: int):
     """(VideoPredictor, its model) of one method on one fold's bundle."""
     import ivos
-    from ivos.video.memory_read import MemorySettings
+    from ivos.settings import MemorySettings
 
     osvos = ivos.load(bundle, backend="ort", threads=threads)
     mode = keys.get("mode", "osvos+mask")

@@ -20,9 +20,9 @@ import numpy as np
 from .._validate import describe, positive_int
 from ..errors import InvalidInput
 from ..mask_metrics import iou
-
 from .clicker import Click, next_click
 from .datasets import Sample
+
 
 class Segmenter(Protocol):
     """What the evaluation needs from a method."""

@@ -14,9 +14,9 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from ..image.predictor import ImagePredictor
 from ..runtime.backends import RunContext, Runner
 from ..runtime.model import Model, load
-from ..image.predictor import ImagePredictor
 from .noc import evaluate_sample
 from .segmenter import PredictorSegmenter
 

@@ -20,12 +20,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import InvalidInput
-from .geometry import Box, zoom_box
-from ..runtime.model import Model
 from ..ops.clicks import render_clicks, render_clicks_cuda
 from ..postprocess import CrfCache, clamp_clicks, clamp_strokes, refine_with_crf
+from ..runtime.model import Model
 from ..settings import ClickSettings
 from .crops import ClickView, Normaliser
+from .geometry import Box, zoom_box
 
 ClickEncoder = Callable[[int, np.ndarray, list, np.ndarray], None]
 """``encoder(size, clicks, strokes, out)``: writes the encoding of ``clicks`` (N, 3) float32

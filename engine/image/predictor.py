@@ -14,13 +14,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._validate import binary_mask, click_labels, describe, flag, image_coordinate, image_points, rgb_image
+from ..errors import InvalidInput
+from ..postprocess import CLAMP_RADIUS
+from ..runtime.model import Model
+from ..settings import DEFAULT_IMAGE_LIMIT, MAX_IMAGE_PIXELS, ClickSettings
 from .click_history import ClickHistory, Step
 from .click_pipeline import ClickEncoder, ClickPipeline, ClickResult, Stroke, Timings
-from ..errors import InvalidInput
 from .geometry import Box
-from ..runtime.model import Model
-from ..postprocess import CLAMP_RADIUS
-from ..settings import DEFAULT_IMAGE_LIMIT, MAX_IMAGE_PIXELS, ClickSettings
 
 __all__ = ["CLAMP_RADIUS", "MAX_IMAGE_PIXELS", "ClickResult", "ImagePredictor", "Stroke", "Timings"]
 

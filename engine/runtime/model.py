@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Mapping
 
 from .._validate import describe, nonnegative_int
+from ..errors import InvalidInput, ModelError
 from .backends import RunContext, Runner, create_runner
 from .bundle import Bundle, osvos_part, read_bundle
-from ..errors import InvalidInput, ModelError
 from .threads import resolve_threads
 
 log = logging.getLogger("ivos")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .memory_read import FrameKeys, ObjectMemory, Projection
-from .osvos.runner import OsvosRunner
 from ..postprocess import gate_box, gate_to_prior
 from ..settings import PropagationSettings
+from .memory_read import FrameKeys, ObjectMemory, Projection
+from .osvos.runner import OsvosRunner
 from .state import VideoState
 from .tracks import ObjectTrack
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..settings import MemorySettings
+
 KEY_DIMS = 64
 """Dimensions of the projected keys."""
 
@@ -35,79 +37,6 @@ KEY_STRIDE = 16
 """Working pixels per key cell: 2x2 cells of the stride-8 features."""
 
 Box = tuple[int, int, int, int]
-
-
-@dataclass(frozen=True)
-class MemorySettings:
-    """Knobs of the memory read (chosen by cross-validation, ``training.video_cv``).
-
-    Attributes:
-        top_k: memory keys read per query key.
-        temperature: softmax temperature over cosine similarities.
-        weight: share of the readout in the fused probability
-            (``(1 - weight) * head + weight * readout``).
-        prior_weight: share of the flow-warped previous mask in the fused probability
-            (``(1 - weight - prior_weight) * head + weight * readout + prior_weight * warped``):
-            a head fine-tuned on one frame's appearance overrides a good temporal prior under
-            fast motion and turns.
-        veto_below: where the readout is below this, the object is not there: the fused
-            probability is zeroed (look-alike distractors the head takes for the object); 0: off.
-        prior_readout: share of the readout in the head's prior
-            (``(1 - prior_readout) * warped mask + prior_readout * readout``); the head must be
-            trained for it (``training.video_cv train --prior-readout``).
-        every: a propagated frame joins the memory every ``every`` frames when confident.
-        min_confidence: the propagated frame's confidence needed to join.
-        capacity: most propagated frames kept (oldest dropped; annotated frames always stay).
-    """
-
-    top_k: int = 20
-    temperature: float = 0.05
-    weight: float = 0.3
-    prior_weight: float = 0.0
-    veto_below: float = 0.0
-    prior_readout: float = 0.0
-    every: int = 5
-    min_confidence: float = 0.8
-    capacity: int = 4
-
-    def __post_init__(self) -> None:
-        from ..errors import InvalidInput
-
-        for name in ("top_k", "every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidInput(f"MemorySettings.{name} must be an int >= 1, got {value!r}")
-        if isinstance(self.capacity, bool) or not isinstance(self.capacity, int) or self.capacity < 0:
-            raise InvalidInput(f"MemorySettings.capacity must be an int >= 0, got {self.capacity!r}")
-        if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < float("inf")):
-            raise InvalidInput(f"MemorySettings.temperature must be a number > 0, got {self.temperature!r}")
-        if self.weight + self.prior_weight > 1.0:
-            raise InvalidInput(f"MemorySettings.weight + prior_weight must be <= 1, "
-                               f"got {self.weight} + {self.prior_weight}")
-        for name in ("weight", "prior_weight", "veto_below", "prior_readout", "min_confidence"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise InvalidInput(f"MemorySettings.{name} must be a number in [0, 1], got {value!r}")
-
-    @staticmethod
-    def for_bundle(bundle) -> "MemorySettings":
-        """The OSVOS bundle's ``propagation.memory`` card section over the defaults (its head
-        was trained for its ``prior_readout``). ModelError naming the field when it is bad."""
-        from ..errors import InvalidInput, ModelError
-
-        section = (bundle.card.get("propagation") or {}).get("memory") or {}
-        where = bundle.path / "model.json"
-        if not isinstance(section, dict):
-            raise ModelError(f"{where}: field 'propagation.memory' must be an object, got {section!r}")
-        known = MemorySettings.__dataclass_fields__
-        unknown = sorted(set(section) - set(known))
-        if unknown:
-            raise ModelError(f"{where}: field 'propagation.memory' has unknown keys {unknown}; "
-                             f"known: {', '.join(known)}")
-        try:
-            return MemorySettings(**section)
-        except InvalidInput as e:
-            raise ModelError(f"{where}: field 'propagation.memory': {e}") from None
 
 
 @dataclass(frozen=True)

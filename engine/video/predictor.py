@@ -24,25 +24,20 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 
 from .._validate import binary_mask, click_labels, image_points, positive_int
-from ..image.click_pipeline import ClickPipeline
 from ..errors import InvalidInput
+from ..image.click_pipeline import ClickPipeline
 from ..image.geometry import Box
-from .memory_read import MemorySettings
 from ..runtime.model import Model
-from .osvos.runner import OsvosRunner
-from .osvos.finetune import FinetuneConfig, FinetuneResult, Progress, finetune
-from .propagation import Propagator, stored_mask_stream, stored_masks
-from ..settings import FRAME_CRF_MAX_PIXELS, NETWORK_CROP_CONTEXT, ClickSettings, PropagationSettings
-from .frames import open_video
+from ..settings import (DEFAULT, MAX_VIDEO_FRAMES, ClickSettings, FinetuneConfig, MemorySettings,
+                        PropagationSettings)
 from .analysis import difficulty, propagated_tracks, suggest
+from .frames import open_video
+from .osvos.finetune import FinetuneResult, Progress, finetune
+from .osvos.runner import OsvosRunner
+from .propagation import Propagator, stored_mask_stream, stored_masks
 from .results import NO_TIME, FrameResult, FrameSuggestion, FrameTimings, MultiFrameResult, VideoDifficulty
 from .state import VideoState, check_state
 from .tracks import ObjectTrack
-
-MAX_VIDEO_FRAMES = 100_000
-"""Longest video ``init_state`` accepts by default (over an hour at 25 fps). The state keeps per
-frame a mask as RLE (about 1-10 KB at 480p), a 1 KB thumbnail and a confidence: about
-0.2-1 GB at this limit. ``init_state(max_frames=None)`` lifts it."""
 
 
 class RefineStrategy(Protocol):
@@ -76,9 +71,9 @@ class VideoPredictor:
 
     def __init__(self, osvos_model: Model, click_model: Model | None = None, *, mode: str | None = None,
                  crf: bool | None = None, finetune_config: FinetuneConfig | None = None,
-                 roi_margin: float | None = 0.5, crf_params: dict[str, Any] | None = None,
+                 roi_margin: float | None = DEFAULT, crf_params: dict[str, Any] | None = None,
                  click_crf: bool | None = None, refine_strategy: RefineStrategy | None = None,
-                 crop_context: int | None = NETWORK_CROP_CONTEXT, crf_max_pixels: int = FRAME_CRF_MAX_PIXELS,
+                 crop_context: int | None = DEFAULT, crf_max_pixels: int = DEFAULT,
                  memory: MemorySettings | None = None, working_size: tuple[int, int] | None = None,
                  adapt_every: int | None = None, adapt_steps: int | None = None):
         self.settings = PropagationSettings.resolve(osvos_model.bundle, mode=mode, crf=crf, crf_params=crf_params,

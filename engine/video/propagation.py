@@ -30,10 +30,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .memory_propagation import MemoryRun
-from .osvos.runner import OsvosRunner
 from ..postprocess import confidence, gate_box, gate_to_prior, object_region, refine_with_crf
 from ..settings import PropagationSettings
+from .memory_propagation import MemoryRun
+from .osvos.runner import OsvosRunner
 from .results import FrameTimings, MultiFrameResult
 from .state import VideoState
 from .tracks import THUMB_SIZE, ObjectTrack, compact_rle

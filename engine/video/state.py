@@ -59,6 +59,7 @@ from .frames import FrameSource
 from .state_file import read_state, write_state
 from .tracks import DEFAULT_OBJ_ID, ObjectTrack, check_obj_id
 
+
 def _single(name: str):
     """A property reading/writing object 1's ``name`` (the single-object conveniences):
     reading without an object 1 gives a fresh empty value (not stored); assigning creates it."""

@@ -48,11 +48,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._validate import describe
-from ..errors import InvalidInput
 from .._version import __version__
+from ..errors import InvalidInput
 from ..formats.rle import rle_decode
-from .osvos.finetune import FinetuneResult
 from .frames import ArraySource, FileSource, FolderSource, FrameSource, open_video
+from .osvos.finetune import FinetuneResult
 from .tracks import THUMB_SIZE, Click, FrameEdit, ObjectTrack, compact_rle, frozen_mask
 
 STATE_FORMAT = "ivos-video-state"

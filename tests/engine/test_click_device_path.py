@@ -8,9 +8,9 @@ import pytest
 
 import ivos
 import ivos.image.click_pipeline as click_pipeline
+from ivos.ops.clicks import render_clicks
 from ivos.runtime.backends.device import DeviceRunContext
 from ivos.runtime.model import Model
-from ivos.ops.clicks import render_clicks
 
 
 class StandInDeviceContext(DeviceRunContext):

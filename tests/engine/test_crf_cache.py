@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ivos.postprocess import (CRF_REGION_MARGIN, FRAME_CRF_REACH, FRAME_CRF_THRESHOLD, CrfCache, CrfSettings,
-                              object_region, refine_with_crf)
+from ivos.postprocess import (CRF_REGION_MARGIN, FRAME_CRF_REACH, FRAME_CRF_THRESHOLD, CrfCache, object_region,
+                              refine_with_crf)
+from ivos.settings import CrfSettings
 
 SETTINGS = CrfSettings.merged(True, {"sxy_bilateral": 40.0, "srgb": 5.0, "compat_bilateral": 3.0}, 4000)
 

@@ -267,8 +267,8 @@ def test_carried_logits_follow_the_view():
     """``ClickView.carry_logits``: the same array for the same view; into another view, each
     working pixel takes the logit of the same original point, background where the old view
     saw nothing."""
-    from ivos.image.geometry import Box
     from ivos.image.crops import OUTSIDE_LOGIT, ClickView, Normaliser
+    from ivos.image.geometry import Box
 
     view = ClickView(8, Normaliser((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))
     logits = np.arange(64, dtype=np.float32).reshape(8, 8)

@@ -11,8 +11,8 @@ HAS_GPU = ivos.build_info()["machine"]["cuda_devices"] > 0
 
 
 def test_modules_import_without_tensorrt():
-    import ivos.runtime.backends.tensorrt  # noqa: F401
     import ivos.export.tensorrt  # noqa: F401
+    import ivos.runtime.backends.tensorrt  # noqa: F401
 
 
 @pytest.mark.skipif(HAS_TRT, reason="checks the error raised where TensorRT is absent")

@@ -7,9 +7,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from ivos.export.checkpoint import load_click_model, save_click_model
-from ivos.network_io import CLICK_SIGMA, IMAGENET_MEAN, WORKING_SIZE
 from ivos.export.click_encodings import DISTMAP_TRUNCATE, click_channels, distance_maps, encode_clicks
 from ivos.export.models import MODEL_CONFIGS, build_model, zero_mask_weights
+from ivos.network_io import CLICK_SIGMA, IMAGENET_MEAN, WORKING_SIZE
 
 
 def _inputs(config, b=2, h=64, w=96, seed=0):

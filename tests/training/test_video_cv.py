@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("torch", reason="training needs torch")
 
 from training.synthetic_clips import make_clip  # noqa: E402
-from training.video_cv import folds_of, readout_priors, sync_graphs, write_fold_bundle, SHIPPED_OSVOS  # noqa: E402
+from training.video_cv import SHIPPED_OSVOS, folds_of, readout_priors, sync_graphs, write_fold_bundle  # noqa: E402
 from training.video_cv_eval import parse_method, summary  # noqa: E402
 
 

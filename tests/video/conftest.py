@@ -20,7 +20,7 @@ def click_bundle(tiny_bundles):
 @pytest.fixture(scope="session")
 def predictor(osvos_bundle, click_bundle):
     import ivos
-    from ivos.video.osvos.finetune import FinetuneConfig
+    from ivos.settings import FinetuneConfig
     from ivos.video.predictor import VideoPredictor
 
     return VideoPredictor(ivos.load(osvos_bundle, backend="ort", threads=1),

@@ -8,10 +8,10 @@ import pytest
 
 import ivos
 from ivos.formats.annotations import (FrameMasks, coco_polygons, davis_palette, mask_contours, read_webm_rgba,
-                                     single_object, write_coco_json, write_cutouts, write_palette_pngs,
-                                     write_polygons_json, write_sticker_webm)
-from ivos.formats.rle import coco_rle, rle_compress
+                                      single_object, write_coco_json, write_cutouts, write_palette_pngs,
+                                      write_polygons_json, write_sticker_webm)
 from ivos.formats.mask_files import cutout_rgba, feather_alpha, sticker_images, write_sticker
+from ivos.formats.rle import coco_rle, rle_compress
 
 # pycocotools' decode warns under numpy 2 (its own code, harmless)
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy:DeprecationWarning")

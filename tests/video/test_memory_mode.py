@@ -65,7 +65,7 @@ def _two_squares(n=6, h=96, w=128):
 def test_memory_mode_follows_two_objects_with_one_trunk_run_per_frame(osvos, monkeypatch):
     """The parent head alone does not take a synthetic square for an object (it needs
     fine-tuning, in every mode); the memory readout alone (weight 1) follows both squares."""
-    from ivos.video.memory_read import MemorySettings
+    from ivos.settings import MemorySettings
 
     frames, a, b = _two_squares()
     vp = ivos.VideoPredictor(osvos, mode="memory", finetune_config=ivos.FinetuneConfig(steps=0),
@@ -181,7 +181,7 @@ def test_memory_mode_backward_pass_refine_and_saved_state(osvos, click_bundle, t
     """Annotated on a middle frame: the forward then backward passes; a refine adds an
     annotation (and a memory frame) and propagation re-runs from it; a saved state continues
     with identical masks."""
-    from ivos.video.memory_read import MemorySettings
+    from ivos.settings import MemorySettings
 
     frames, a, _ = _two_squares(n=5)
     clicker = ivos.load(click_bundle, backend="ort", threads=1)

@@ -3,7 +3,8 @@ cell values, the top-k readout, and the memory's bounds."""
 import numpy as np
 import pytest
 
-from ivos.video.memory_read import KEY_DIMS, KEY_STRIDE, FrameKeys, MemorySettings, ObjectMemory, Projection
+from ivos.settings import MemorySettings
+from ivos.video.memory_read import KEY_DIMS, KEY_STRIDE, FrameKeys, ObjectMemory, Projection
 
 
 def _features(c=24, h8=12, w8=16, seed=0):

@@ -140,7 +140,7 @@ def test_failed_edit_creates_no_object(predictor):
 
 
 def test_two_objects_save_and_restore_mid_session(osvos_bundle, click_bundle, tmp_path):
-    from ivos.video.osvos.finetune import FinetuneConfig
+    from ivos.settings import FinetuneConfig
 
     def new_predictor():  # one fine-tuning thread: bit-identical heads
         return ivos.VideoPredictor(ivos.load(osvos_bundle, backend="ort", threads=1),

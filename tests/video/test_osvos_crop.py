@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import ivos
-from ivos.video.osvos.runner import CROP_CONTEXTS, NEGATIVE_LOGIT, OsvosRunner
 from ivos.postprocess import gate_box, gate_to_prior
+from ivos.video.osvos.runner import CROP_CONTEXTS, NEGATIVE_LOGIT, OsvosRunner
 
 torch = pytest.importorskip("torch", reason="exporting test bundles needs torch (pip install 'ivos[export]')")
 WORKING = (128, 192)
@@ -134,8 +134,8 @@ def test_crop_context_is_checked(osvos_bundle):
 
 
 def test_tensorrt_profile_spans_a_small_crop_to_the_full_frame(osvos_bundle):
-    from ivos.runtime.bundle import read_bundle
     from ivos.export.tensorrt import default_dynamic_dims, profile_shapes
+    from ivos.runtime.bundle import read_bundle
 
     bundle = read_bundle(osvos_bundle)  # working size 64 x 96
     dims = default_dynamic_dims(bundle)

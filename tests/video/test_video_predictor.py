@@ -66,8 +66,8 @@ def test_fine_tuned_head_reaches_engine_without_rebuild(osvos_bundle, make_clip)
     """The engine's output with a new head equals torch's head on the engine's features."""
     import torch
 
-    from ivos.video.osvos.runner import OsvosRunner
     from ivos.video.osvos.head import head_forward
+    from ivos.video.osvos.runner import OsvosRunner
 
     frames, _ = make_clip(n=1)
     session = OsvosRunner(ivos.load(osvos_bundle, backend="ort", threads=1))

@@ -14,7 +14,7 @@ from ivos.video.tracks import DEFAULT_OBJ_ID, ObjectTrack
 
 
 def _new_predictor(osvos_bundle, click_bundle, **kw):
-    from ivos.video.osvos.finetune import FinetuneConfig
+    from ivos.settings import FinetuneConfig
     from ivos.video.predictor import VideoPredictor
 
     return VideoPredictor(ivos.load(osvos_bundle, backend="ort", threads=1),

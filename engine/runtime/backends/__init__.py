@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from importlib.util import find_spec
 
-from ..bundle import Bundle
 from ...errors import BackendUnavailable, InvalidInput, ModelError
+from ..bundle import Bundle
 from .base import RunContext, Runner
 
 log = logging.getLogger("ivos")

@@ -31,8 +31,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..._validate import describe
-from ..bundle import TensorSpec
 from ...errors import InvalidInput, ModelError
+from ..bundle import TensorSpec
 
 _NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "uint8": np.uint8}
 

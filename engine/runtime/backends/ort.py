@@ -16,8 +16,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ..bundle import TensorSpec
 from ...errors import BackendUnavailable, ModelError
+from ..bundle import TensorSpec
 from .base import RunContext, Runner, allocate, check_io
 from .cudart import CudartRunContext, import_cudart
 

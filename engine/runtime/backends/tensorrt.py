@@ -15,8 +15,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ..bundle import Bundle, TensorSpec
 from ...errors import BackendUnavailable, ModelError
+from ..bundle import Bundle, TensorSpec
 from .base import Runner, allocate
 from .cudart import CudartRunContext, check_cuda, import_cudart
 

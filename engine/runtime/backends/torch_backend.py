@@ -15,8 +15,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ..bundle import TensorSpec
 from ...errors import BackendUnavailable, ModelError
+from ..bundle import TensorSpec
 from .base import RunContext, Runner, allocate, concrete_shape
 from .device import DeviceRunContext
 

@@ -18,116 +18,18 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 
-from ...errors import BackendUnavailable, InvalidInput, ModelError
-from .runner import OsvosRunner
-from ...runtime.threads import resolve_threads
+from ...errors import BackendUnavailable
 from ...image.crops import PAD_RGB
+from ...runtime.threads import resolve_threads
+from ...settings import FinetuneConfig
+from .runner import OsvosRunner
 
 log = logging.getLogger("ivos")
-
-SCHEDULES = ("constant", "cosine")
-"""Learning-rate schedules of ``FinetuneConfig.schedule``."""
-
-BUNDLE_KEYS = ("steps", "batch", "lr", "augmentations", "max_scale", "max_rotate", "max_shift",
-               "zero_prior_fraction", "crop", "schedule")
-"""``FinetuneConfig`` fields an OSVOS bundle's card may set (its ``finetune`` section): the
-recipe its network was tuned with. Mode, threads and seed stay the caller's."""
-
-MAX_EXAMPLES = 48
-"""Cap on fine-tuning examples (annotated frames x augmentations), see ``FinetuneConfig.for_frames``."""
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Fine-tuning knobs. An OSVOS bundle's card may carry its network's recipe (``finetune``:
-    any of ``BUNDLE_KEYS``), which ``for_bundle`` puts over these defaults; the predictors use
-    it unless given a config. The defaults are osvos-lite0's recipe, chosen on the held-aside
-    DAVIS train sequences (``python -m ivos.bench.finetune_sweep``,
-    benchmarks/results/finetune_sweep.md): 150 cosine-decayed steps on 48-pixel crops match the
-    J of 300 constant-LR steps on 64-pixel crops (0.884 vs 0.879) in a third of the time.
-
-    Attributes:
-        steps: Adam steps on the head.
-        batch: examples per step.
-        lr: Adam learning rate.
-        augmentations: augmented copies per annotated frame (the first is the frame itself).
-        max_scale: scale jitter, uniform in [1/max_scale, max_scale].
-        max_rotate: rotation jitter in degrees, uniform in [-max_rotate, max_rotate].
-        max_shift: translation jitter as a fraction of the working size.
-        use_prior: train with deformed-mask priors ("osvos+mask" mode) or zero priors ("osvos").
-        zero_prior_fraction: share of examples with a zero prior even when use_prior (so the
-            head still finds the object from appearance when the previous mask lost it).
-        crop: side of the random training crops, in stride-4 feature pixels (64 = 256 working
-            pixels; 0 = whole maps). The head sees a small neighbourhood, so crops train it
-            as well as whole maps at a fraction of the cost; half of them hold an object pixel.
-        schedule: learning-rate schedule over the steps: "constant" (``lr`` throughout) or
-            "cosine" (from ``lr`` down to 0, half a cosine period).
-        threads: torch intra-op threads during fine-tuning (0 = one per CPU this process may
-            use, ``ivos.runtime.threads``).
-        seed: augmentation and batch-order seed.
-    """
-
-    steps: int = 150
-    batch: int = 8
-    lr: float = 2e-3
-    augmentations: int = 16
-    max_scale: float = 1.2
-    max_rotate: float = 10.0
-    max_shift: float = 0.08
-    use_prior: bool = True
-    zero_prior_fraction: float = 0.25
-    crop: int = 48
-    schedule: str = "cosine"
-    threads: int = 0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise InvalidInput(f"FinetuneConfig.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-
-    @staticmethod
-    def for_bundle(bundle: Any, **overrides: Any) -> "FinetuneConfig":
-        """The OSVOS ``bundle``'s ``finetune`` recipe over the defaults, then ``overrides``
-        (e.g. threads, use_prior). ModelError naming the field when the card's section is not
-        an object of ``BUNDLE_KEYS`` with values of the fields' types."""
-        card = bundle.path / "model.json"
-        section = bundle.card.get("finetune") or {}
-        if not isinstance(section, dict):
-            raise ModelError(f"{card}: field 'finetune' must be an object, got {section!r}")
-        recipe = {}
-        for key, value in section.items():
-            if key not in BUNDLE_KEYS:
-                raise ModelError(f"{card}: field 'finetune.{key}' is not a fine-tuning setting a bundle sets; "
-                                 f"known: {', '.join(BUNDLE_KEYS)}")
-            kind = type(getattr(FinetuneConfig, key))
-            if not _is_kind(value, kind):
-                expected = "a string" if kind is str else f"a {kind.__name__}"
-                raise ModelError(f"{card}: field 'finetune.{key}' must be {expected}, got {value!r}")
-            recipe[key] = kind(value)
-        try:
-            config = FinetuneConfig(**recipe)
-        except InvalidInput as e:  # from __post_init__: the card is at fault here
-            raise ModelError(f"{card}: field 'finetune': {e}") from None
-        return replace(config, **overrides)
-
-    def lr_at(self, step: int) -> float:
-        """The learning rate of optimiser step ``step`` (1-based)."""
-        if self.schedule == "cosine":
-            return self.lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / max(self.steps, 1)))
-        return self.lr
-
-    def for_frames(self, n_frames: int) -> "FinetuneConfig":
-        """This config with ``augmentations`` lowered so that ``n_frames`` annotated frames
-        give at most ``MAX_EXAMPLES`` examples (at least 4 per frame): re-fine-tuning after
-        many corrections stays inside the same time budget."""
-        per_frame = max(4, min(self.augmentations, MAX_EXAMPLES // max(n_frames, 1)))
-        return self if per_frame == self.augmentations else replace(self, augmentations=per_frame)
-
 
 @dataclass(frozen=True)
 class FinetuneResult:
@@ -139,16 +41,6 @@ class FinetuneResult:
     train_seconds: float
     examples: int
     final_loss: float
-
-
-def _is_kind(value: Any, kind: type) -> bool:
-    """Whether a JSON ``value`` can stand for a ``kind`` (str, int or float) field: a string for
-    str; for numbers no booleans, and a whole number for int (3.0 is 3, 2.5 is not)."""
-    if kind is str:
-        return isinstance(value, str)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return kind is float or float(value).is_integer()
 
 
 def import_torch():

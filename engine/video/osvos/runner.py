@@ -26,13 +26,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...errors import InvalidInput
+from ...image.crops import PAD_RGB, Normaliser, sigmoid
+from ...postprocess import Region
 from ...runtime.backends.base import RunContext
 from ...runtime.bundle import osvos_dims
-from ...errors import InvalidInput
 from ...runtime.model import Model
 from .head import check_head_params
-from ...postprocess import Region
-from ...image.crops import PAD_RGB, Normaliser, sigmoid
 
 NEGATIVE_LOGIT = -30.0
 """The logit given to the working image outside a crop: probability ~1e-13, background."""
