@@ -115,6 +115,12 @@ def markdown(report: dict) -> str:
         miou = r["miou_per_click"]
         lines.append(f"| {name} | {r['noc85']:.2f} | {r['noc90']:.2f} | {r['n_fail90']} | "
                      f"{miou[0]:.3f} | {miou[k5 - 1]:.3f} | {r['spc']:.3f} |")
+    lines += ["", "By object size (share of the image's pixels):", "",
+              "| method | object area | n | NoC@85 | NoC@90 | #fail@90 | mIoU@1 |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r in report["methods"].items():
+        for label, b in r["by_size"].items():
+            lines.append(f"| {name} | {label} | {b['n']} | {b['noc85']:.2f} | {b['noc90']:.2f} | {b['n_fail90']} | "
+                         f"{b['miou_per_click'][0]:.3f} |")
     lines += ["", "NoC@t: clicks until IoU >= t (max_clicks if never), RITM clicker; IoU ignores "
               "GrabCut's boundary band; s/click: mean predict() time (set_image excluded)."]
     return "\n".join(lines)

@@ -6,7 +6,9 @@ Sources (leakage rules: /work/shared/datasets/README.md):
 * BSDS500 (all splits) minus ``overlap_with_Berkeley_GrabCut_eval.txt``: the human region
   maps; objects are single regions and unions of two adjacent regions whose area is neither
   tiny nor huge (``_bsds_objects``).
-* coco128-seg: every instance of at least ``MIN_OBJECT_FRACTION`` of the image.
+* coco128-seg: every instance of at least ``MIN_OBJECT_FRACTION`` of the image, in the images
+  that are not held aside for evaluation (``ivos.evaluation.datasets.coco128_split``: the
+  ``COCO128`` set of ``ivos-bench click``).
 * GrabCut and Berkeley are NEVER read here.
 
 Every image is stored once, resized so its shorter side is at most ``CACHE_SHORT_SIDE`` px,
@@ -27,6 +29,7 @@ import cv2
 import numpy as np
 
 from ivos.data_root import datasets_root
+from ivos.evaluation.datasets import coco128_split
 
 CACHE_SHORT_SIDE = 400
 """Images are downscaled (never upscaled) so the shorter side is at most this (px)."""
@@ -49,7 +52,7 @@ VAL_DAVIS = ("bus", "elephant", "lucia", "rhino", "tennis")
 N_VAL_BSDS = 20
 """BSDS images held aside for validation."""
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: coco128-seg images held aside for evaluation
 
 
 def default_data_root() -> Path:
@@ -167,8 +170,9 @@ def _bsds(root: Path, rng: np.random.Generator) -> tuple[list[Entry], list[Entry
 
 def _coco(root: Path) -> list[Entry]:
     base = root / "coco128-seg"
+    _, train_stems = coco128_split(root)
     out = []
-    for mask_path in sorted((base / "masks").glob("*.png")):
+    for mask_path in sorted(base / "masks" / f"{stem}.png" for stem in train_stems):
         image, labels = _resize_pair(_read_rgb(base / "images" / f"{mask_path.stem}.jpg"),
                                      cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED).astype(np.uint16))
         ids, counts = np.unique(labels, return_counts=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,8 +18,18 @@ from ..errors import InvalidInput
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 DAVIS_EVERY = 10  # DAVIS2016: every 10th frame of each listed sequence (sorted file order)
 
-# (gt bool HxW, ignore bool HxW or None) from a mask file
-MaskReader = Callable[[Path], "tuple[np.ndarray, np.ndarray | None]"]
+COCO_HELDASIDE_IMAGES = 40
+"""coco128-seg images held aside from click training (whole images, every instance): the
+everyday-photo evaluation set ``COCO128`` (``coco128_split``)."""
+COCO_SPLIT_SEED = 27
+"""Seed of the permutation that picks the held-aside coco128-seg images (fixed: training and
+evaluation must agree on the split forever, or held-aside images leak into training)."""
+COCO_MIN_AREA_FRACTION = 0.0005
+"""Held-aside instances smaller than this share of the image are left out (about 150 px of a
+640x480 photo: a few pixels wide, nothing a person would click on to segment)."""
+
+# (gt bool HxW, ignore bool HxW or None) from a mask locator (a file, or a file and an instance id)
+MaskReader = Callable[[Any], "tuple[np.ndarray, np.ndarray | None]"]
 
 
 @dataclass(frozen=True)
@@ -38,9 +49,9 @@ class EvalSet:
     """An evaluation set: ``len()``, indexing and iteration yield ``Sample``; ``head(n)`` is the
     first n samples (for quick runs)."""
 
-    def __init__(self, name: str, entries: list[tuple[str, Path, Path]], read_mask: MaskReader):
+    def __init__(self, name: str, entries: list[tuple[str, Path, Any]], read_mask: MaskReader):
         self.name = name
-        self._entries = entries  # (sample name, image path, mask path)
+        self._entries = entries  # (sample name, image path, mask locator: a path, or (path, instance id))
         self._read_mask = read_mask
 
     def __len__(self) -> int:
@@ -165,6 +176,49 @@ def davis2016(root: Path, split: str = "dev", sequences: list[str] | None = None
     return EvalSet(name, entries, mask_fg128)
 
 
+def coco128_split(root: Path) -> tuple[list[str], list[str]]:
+    """(held-aside image stems, training image stems) of ``root/coco128-seg``: a seeded
+    permutation of the sorted stems, the first ``COCO_HELDASIDE_IMAGES`` held aside. The one
+    definition of the split: the click trainer (``training.data``) excludes the held-aside
+    stems, the evaluation reads only them."""
+    masks = _images_by_stem(_require_dir(Path(root) / "coco128-seg" / "masks", "coco128-seg masks"))
+    stems = sorted(masks)
+    order = np.random.default_rng(COCO_SPLIT_SEED).permutation(len(stems))
+    held = sorted(stems[i] for i in order[:COCO_HELDASIDE_IMAGES])
+    return held, sorted(set(stems) - set(held))
+
+
+def mask_instance(locator: tuple[Path, int]) -> tuple[np.ndarray, None]:
+    """Instance ``id`` of a 16-bit instance-id map (coco128-seg's ``masks/<stem>.png``)."""
+    path, instance = locator
+    from PIL import Image
+
+    with Image.open(path) as im:
+        labels = np.asarray(im)
+    return labels == instance, None
+
+
+def coco128_heldaside(root: Path) -> EvalSet:
+    """The held-aside coco128-seg images (``coco128_split``), one sample per instance of at
+    least ``COCO_MIN_AREA_FRACTION`` of its image, named ``<stem>#<instance id>``: everyday
+    photos with small objects among clutter, never trained on."""
+    from PIL import Image
+
+    base = Path(root) / "coco128-seg"
+    held, _ = coco128_split(root)
+    images = _images_by_stem(_require_dir(base / "images", "coco128-seg images"))
+    entries = []
+    for stem in held:
+        mask_path = base / "masks" / f"{stem}.png"
+        with Image.open(mask_path) as im:
+            labels = np.asarray(im)
+        ids, counts = np.unique(labels, return_counts=True)
+        for i, c in zip(ids.tolist(), counts.tolist()):
+            if i != 0 and c / labels.size >= COCO_MIN_AREA_FRACTION:
+                entries.append((f"{stem}#{i}", images[stem], (mask_path, i)))
+    return EvalSet("COCO128-heldaside", entries, mask_instance)
+
+
 def folder(images: Path, masks: Path) -> EvalSet:
     """Any folder pair: images and masks with the same stems; foreground = mask > 128."""
     imgs = _images_by_stem(_require_dir(Path(images), "--images"))
@@ -172,7 +226,7 @@ def folder(images: Path, masks: Path) -> EvalSet:
     return EvalSet(Path(images).name, _pair(imgs, msks, "folder"), mask_fg128)
 
 
-DATASETS = ("GrabCut", "Berkeley", "DAVIS2016", "folder")
+DATASETS = ("GrabCut", "Berkeley", "DAVIS2016", "COCO128", "folder")
 
 
 def open_dataset(name: str, *, root: Path | None = None, split: str | None = None,
@@ -191,4 +245,6 @@ def open_dataset(name: str, *, root: Path | None = None, split: str | None = Non
         return grabcut(root)
     if name == "Berkeley":
         return berkeley(root)
+    if name == "COCO128":
+        return coco128_heldaside(root)
     return davis2016(root, split or "dev")

@@ -37,15 +37,28 @@ class Segmenter(Protocol):
         the previous prediction (None before the first click)."""
 
 
+SIZE_BUCKETS = (("< 1%", 0.0, 0.01), ("1-5%", 0.01, 0.05), ("5-20%", 0.05, 0.20), ("> 20%", 0.20, 1.01))
+"""Object-size buckets (label, low, high: the object's share of the image's pixels, low <=
+share < high): every click evaluation is reported per bucket, since small objects are where
+a network fails (and what sets with large objects, such as GrabCut, never show)."""
+
+
+def size_bucket(area_fraction: float) -> str:
+    """The ``SIZE_BUCKETS`` label of an object covering ``area_fraction`` of its image."""
+    return next(label for label, low, high in SIZE_BUCKETS if low <= area_fraction < high)
+
+
 @dataclass(frozen=True)
 class SampleResult:
     """One sample, one method. ious[k] is the IoU after k+1 clicks (len = max_clicks);
-    seconds[k] the predict() time of click k+1 (only clicks actually made)."""
+    seconds[k] the predict() time of click k+1 (only clicks actually made); area_fraction
+    the object's share of the image's pixels."""
     name: str
     ious: tuple[float, ...]
     seconds: tuple[float, ...]
     set_image_s: float
     clicks: tuple[Click, ...]
+    area_fraction: float = 0.0
 
     def noc(self, threshold: float) -> int:
         hit = np.flatnonzero(np.asarray(self.ious) >= threshold)
@@ -72,14 +85,28 @@ class MethodResult:
     set_image_s: float
     samples: tuple[SampleResult, ...]
 
+    def by_size(self) -> dict[str, dict]:
+        """Per ``SIZE_BUCKETS`` bucket: n, NoC@85/90, failures@90 and mIoU per click (empty
+        buckets are left out)."""
+        out = {}
+        for label, _, _ in SIZE_BUCKETS:
+            group = [s for s in self.samples if size_bucket(s.area_fraction) == label]
+            if group:
+                out[label] = {"n": len(group), "noc85": float(np.mean([s.noc(0.85) for s in group])),
+                              "noc90": float(np.mean([s.noc(0.90) for s in group])),
+                              "n_fail90": int(sum(s.fail90 for s in group)),
+                              "miou_per_click": [float(v) for v in np.mean([s.ious for s in group], axis=0)]}
+        return out
+
     def summary(self) -> dict:
-        """JSON-ready aggregate plus per-sample NoC."""
+        """JSON-ready aggregate, the same per object-size bucket, plus per-sample NoC."""
         return {
             "n_images": self.n_images, "max_clicks": self.max_clicks,
             "noc85": self.noc85, "noc90": self.noc90, "n_fail90": self.n_fail90,
             "miou_per_click": list(self.miou_per_click), "spc": self.spc,
-            "set_image_s": self.set_image_s,
+            "set_image_s": self.set_image_s, "by_size": self.by_size(),
             "per_sample": [{"name": s.name, "noc85": s.noc(0.85), "noc90": s.noc(0.90),
+                            "area_fraction": round(s.area_fraction, 6),
                             "ious": [round(v, 5) for v in s.ious]} for s in self.samples],
         }
 
@@ -114,7 +141,8 @@ def evaluate_sample(segmenter: Segmenter, sample: Sample, *, max_clicks: int = 2
         ious.append(iou(gt, pred, ignore))
     # Nothing left to click: the last IoU (1.0 for an empty target) stands for the rest.
     ious += [ious[-1] if ious else 1.0] * (max_clicks - len(ious))
-    return SampleResult(sample.name, tuple(ious), tuple(seconds), set_image_s, tuple(clicks))
+    area = float(np.count_nonzero(gt)) / gt.size
+    return SampleResult(sample.name, tuple(ious), tuple(seconds), set_image_s, tuple(clicks), area)
 
 
 def aggregate(name: str, results: list[SampleResult], max_clicks: int) -> MethodResult:

@@ -137,3 +137,18 @@ def test_real_berkeley_100():
     assert len(ds) == 100
     s = ds[0]
     assert s.gt.any() and s.gt.shape == s.image.shape[:2] and s.ignore is None
+
+
+@needs_data
+def test_coco128_heldaside_is_a_fixed_disjoint_split_of_whole_images():
+    from ivos.evaluation.datasets import COCO_HELDASIDE_IMAGES, coco128_heldaside, coco128_split
+
+    held, train = coco128_split(REAL_ROOT)
+    assert len(held) == COCO_HELDASIDE_IMAGES and not set(held) & set(train) and len(held) + len(train) == 128
+    assert coco128_split(REAL_ROOT) == (held, train)  # no randomness left
+    data = open_dataset("COCO128", root=REAL_ROOT)
+    assert data.name == "COCO128-heldaside" and len(data) == len(coco128_heldaside(REAL_ROOT)) > 100
+    stems = {n.split("#")[0] for n in data.names}
+    assert stems <= set(held) and len(stems) > 30  # every held-aside image with an instance
+    sample = data[0]
+    assert sample.gt.shape == sample.image.shape[:2] and sample.gt.any() and sample.ignore is None

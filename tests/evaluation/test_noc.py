@@ -152,3 +152,33 @@ def test_click_cli_on_a_folder(tmp_path, capsys):
     assert report["n_images"] == 2 and len(report["miou_per_click"]) == 4
     assert report["noc90"] == report["methods"]["grabcut"]["noc90"]
     assert (tmp_path / "r.png").stat().st_size > 0
+
+
+def test_results_are_reported_per_object_size():
+    from ivos.evaluation.noc import SIZE_BUCKETS, size_bucket
+
+    assert [size_bucket(f) for f in (0.0, 0.0099, 0.01, 0.049, 0.05, 0.2, 1.0)] == \
+        ["< 1%", "< 1%", "1-5%", "1-5%", "5-20%", "> 20%", "> 20%"]
+    assert [b[0] for b in SIZE_BUCKETS] == ["< 1%", "1-5%", "5-20%", "> 20%"]
+    big = make_sample("big")  # 22 x 30 of 40 x 50: 33%
+    tiny_gt = np.zeros((40, 50), bool)
+    tiny_gt[5:7, 5:8] = True  # 6 px: 0.3%
+    tiny = Sample("tiny", np.zeros((40, 50, 3), np.uint8), tiny_gt, None)
+
+    class Truth:
+        name = "truth"
+
+        def set_image(self, image):
+            self.gt = {0: big.gt, 1: tiny.gt}[len(self.seen)]
+            self.seen.append(1)
+
+        def predict(self, clicks, prev_mask):
+            return self.gt if self.gt is big.gt or len(clicks) >= 3 else np.zeros_like(self.gt)
+
+    seg = Truth()
+    seg.seen = []
+    r = evaluate([seg], [big, tiny])["truth"]
+    assert [round(s.area_fraction, 4) for s in r.samples] == [0.33, 0.003]
+    sizes = r.summary()["by_size"]
+    assert set(sizes) == {"< 1%", "> 20%"}
+    assert sizes["> 20%"]["noc90"] == 1 and sizes["< 1%"]["noc90"] == 3 and sizes["< 1%"]["n"] == 1

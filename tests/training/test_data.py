@@ -37,17 +37,23 @@ def _fake_root(tmp_path):
     inst = np.zeros((60, 80), np.uint16)
     inst[5:30, 5:30] = 1
     inst[40:41, 70:71] = 2  # 1 px: too small
-    _write(coco / "images" / "000001.jpg", img())
-    _write(coco / "masks" / "000001.png", inst)
+    for stem in ("000001", "000002", "000003"):
+        _write(coco / "images" / f"{stem}.jpg", img())
+        _write(coco / "masks" / f"{stem}.png", inst)
     for banned in ("GrabCut", "Berkeley"):
         (tmp_path / banned).mkdir()
     return tmp_path
 
 
 def test_leakage_rules_and_split(tmp_path, monkeypatch):
+    from ivos.evaluation import datasets
+
     monkeypatch.setattr(data, "VAL_DAVIS", ("seqb",))
     monkeypatch.setattr(data, "N_VAL_BSDS", 1)
+    monkeypatch.setattr(datasets, "COCO_HELDASIDE_IMAGES", 1)
     cache = data.build_cache(_fake_root(tmp_path))
+    (held,), train_stems = datasets.coco128_split(tmp_path)
+    assert [e.key for e in cache.train["coco"]] == [f"coco/{s}" for s in train_stems]  # the evaluation's image: never
     keys = [e.key for es in cache.train.values() for e in es] + [e.key for e in cache.val]
     assert not any("devseq" in k or "/222/" in k for k in keys)  # DAVIS dev and GrabCut/Berkeley overlap
     assert [e.key for e in cache.train["davis"]] == ["davis/seqa/00000"]
