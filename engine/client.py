@@ -22,13 +22,12 @@ Server refusals raise ``ServerError`` (status, code, message); the bad-input one
 415, 422) are also ``ivos.InvalidInput``, as in-process. 429 and 503 are retried after the
 server's ``Retry-After`` (at most ``retries`` times).
 
-Needs httpx (the ``serve`` extra); importing ``ivos`` does not import this module.
+Needs httpx and httpx-sse (the ``serve`` extra); importing ``ivos`` does not import this module.
 """
 from __future__ import annotations
 
 import base64
 import io
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +53,16 @@ class ServerError(IvosError):
 
 class ServerInvalidInput(ServerError, InvalidInput):
     """The server refused the input (400/413/415/422): ``except ivos.InvalidInput`` catches it."""
+
+
+def server_error(r: Any) -> ServerError:
+    """The ``ServerError`` (``ServerInvalidInput`` for bad input) of an error answer ``r`` (read)."""
+    try:
+        err = r.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        err = {"code": "http_error", "message": r.text[:500]}
+    cls = ServerInvalidInput if r.status_code in BAD_INPUT else ServerError
+    return cls(r.status_code, err.get("code", "error"), err.get("message", ""), err)
 
 
 @dataclass(frozen=True)
@@ -152,15 +161,18 @@ class Client:
         api_key: the bearer token, when the server has keys; sessions belong to it.
         timeout: seconds per request (uploads and exports included).
         retries: how often a 429 / 503 answer is retried after its ``Retry-After``.
+        transport: an ``httpx.BaseTransport`` to send requests through instead of the network
+            (e.g. ``ivos.serve.testing.InProcessApp.transport()``: the app in this process).
     """
 
-    def __init__(self, url: str, api_key: str | None = None, *, timeout: float = 120.0, retries: int = 5):
+    def __init__(self, url: str, api_key: str | None = None, *, timeout: float = 120.0, retries: int = 5,
+                 transport: Any = None):
         import httpx
 
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.url = url.rstrip("/")
         self.retries = retries
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
 
     def close(self) -> None:
         self._http.close()
@@ -181,14 +193,9 @@ class Client:
                 time.sleep(min(30.0, float(r.headers.get("retry-after", "1") or 1)))
                 continue
             break
-        if r.is_success:
-            return r
-        try:
-            err = r.json()["error"]
-        except (ValueError, KeyError, TypeError):
-            err = {"code": "http_error", "message": r.text[:500]}
-        cls = ServerInvalidInput if r.status_code in BAD_INPUT else ServerError
-        raise cls(r.status_code, err.get("code", "error"), err.get("message", ""), err)
+        if not r.is_success:
+            raise server_error(r)
+        return r
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()
@@ -393,20 +400,17 @@ class RemoteVideoPredictor:
     def events(self, state: RemoteVideoState, job_id: str) -> Iterator[dict]:
         """The job's progress events (Server-Sent Events) until it ends; the last has the final
         ``status``."""
+        from httpx_sse import connect_sse
+
         path = f"/v1/videos/{self._sid(state)}/jobs/{job_id}/events"
-        with self._client._http.stream("GET", path, timeout=None) as r:
-            if not r.is_success:
-                r.read()
-                self._client.request("GET", path)  # raises the server's error
-            event = None
-            for line in r.iter_lines():
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: "):
-                    data = json.loads(line[6:])
-                    yield data
-                    if event == "end":
-                        return
+        with connect_sse(self._client._http, "GET", path, timeout=None) as source:
+            if not source.response.is_success:
+                source.response.read()
+                raise server_error(source.response)
+            for event in source.iter_sse():
+                yield event.json()
+                if event.event == "end":
+                    return
 
     def cancel(self, state: RemoteVideoState, job_id: str) -> dict:
         return self._post(state, f"/jobs/{job_id}/cancel", {})

@@ -94,7 +94,7 @@ def test_wheel_has_the_web_editor(names):
     assert {"index.html", "editor.js", "api.js", "masks.js", "style.css"} <= {p.name for p in files}
     missing = [p.name for p in files if f"ivos/web/{p.name}" not in names]
     assert not missing, missing
-    assert "ivos/serve/web.py" in names
+    assert "ivos/serve/routes/web.py" in names
 
 
 def test_wheel_has_the_native_module_and_nothing_else_at_the_top(names):

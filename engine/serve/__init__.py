@@ -1,13 +1,18 @@
 """``ivos serve``: interactive segmentation as an HTTP service (FastAPI + uvicorn; the ``serve``
-extra: ``pip install 'ivos[serve]'``).
+extra: ``pip install 'ivos[serve]'``). docs/serving.md describes the API.
 
-Modules, one job each: ``config`` (every knob), ``store`` (sessions that survive: SQLite behind
-``SessionStore``), ``media`` (uploads checked by decoding), ``codec`` (masks on the wire),
-``live`` (bounded LRU of live sessions, striped locks), ``pools`` (bounded thread pools, 429
-when full), ``service`` (the operations, HTTP-free), ``jobs`` (propagation in the background),
-``exports`` (PNG zip, COCO, RLE, sticker), ``metrics`` (Prometheus), ``app`` (the routes),
-``cli`` (``ivos serve``), ``ray_app`` (the same app on Ray Serve), ``testing`` (``ServerProcess``:
-``ivos serve`` in a subprocess, the one harness of tests and benchmarks).
+Modules, one job each: ``config`` (every knob), ``app`` (``create_app``: assembles the rest),
+``routes`` (one ``APIRouter`` per resource: service, images, videos, jobs, web), ``schemas``
+(the wire format as pydantic models), ``deps`` (the routes' dependencies: service, API key,
+session look-ups, mask formats), ``handlers`` (every error as ``{"error": {...}}``),
+``middleware`` (body limit, request metrics), ``errors`` (``ApiError``), ``service`` (the
+operations, HTTP-free), ``store`` (sessions that survive: SQLite behind ``SessionStore``),
+``media`` (uploads checked by decoding), ``live`` (bounded LRU of live sessions, striped locks),
+``pools`` (bounded thread pools, 429 when full), ``jobs`` (propagation in the background),
+``exports`` (PNG zip, COCO, RLE, sticker), ``metrics`` (Prometheus), ``cli`` (``ivos serve``),
+``ray_app`` (the same app on Ray Serve), ``testing`` (``in_process``: the app in this process;
+``ServerProcess``: ``ivos serve`` in a subprocess; the harnesses of tests and benchmarks).
+Masks on the wire are ``ivos.formats.codec``'s, shared with ``ivos.Client``.
 
 Nothing here is imported by ``import ivos``; the runtime never imports this package.
 """

@@ -89,8 +89,9 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
 def serve(args: argparse.Namespace) -> int:
     """Runs the server until interrupted. Returns the exit code."""
     try:
-        import fastapi  # noqa: F401
         import uvicorn
+
+        from .app import create_app  # FastAPI, sse-starlette, ...: the rest of the extra
     except ImportError as e:
         print(f"ivos: error: ivos serve needs the serve extra: pip install 'ivos[serve]' ({e})", file=sys.stderr)
         return 2
@@ -111,8 +112,6 @@ def serve(args: argparse.Namespace) -> int:
         uvicorn.run("ivos.serve.app:app_from_env", factory=True, host=config.host, port=config.port,
                     workers=config.workers, log_level=args.log_level, timeout_graceful_shutdown=10)
     else:
-        from .app import create_app
-
         uvicorn.run(create_app(config), host=config.host, port=config.port, log_level=args.log_level,
                     timeout_graceful_shutdown=10)
     return 0

@@ -14,7 +14,7 @@ from .service import Service, owner_of
 from .store import SessionRecord
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:  # async: no thread hop for a look-up
     return request.app.state.service
 
 

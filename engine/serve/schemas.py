@@ -166,16 +166,12 @@ class SessionOut(BaseModel):
     fps: Optional[float] = Field(None, description="video sessions only")
 
     @classmethod
-    def fields_of(cls, rec: SessionRecord) -> dict[str, Any]:
-        out = {"session_id": rec.id, "kind": rec.kind, "width": rec.width, "height": rec.height,
-               "created": rec.created, "updated": rec.updated, "rev": rec.rev}
-        if rec.kind == "video":
-            out.update(num_frames=rec.num_frames, fps=rec.fps)
-        return out
-
-    @classmethod
     def of(cls, rec: SessionRecord, **more: Any) -> "SessionOut":
-        return cls(**cls.fields_of(rec), **more)
+        """From the session's record; ``more``: the fields of a subclass."""
+        if rec.kind == "video":
+            more.update(num_frames=rec.num_frames, fps=rec.fps)
+        return cls(session_id=rec.id, kind=rec.kind, width=rec.width, height=rec.height, created=rec.created,
+                   updated=rec.updated, rev=rec.rev, **more)
 
 
 class SessionList(BaseModel):

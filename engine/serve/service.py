@@ -31,11 +31,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import InvalidInput
 from .config import ServeConfig
 from .errors import ApiError, busy, conflict, not_found
 from .exports import write_export
 from .live import LiveCache, SessionLocks
-from .media import Limits, load_image, probe_video, store_frames, store_image
+from .media import Limits, client_message, load_image, probe_video, store_frames, store_image
 from .pools import BoundedPool
 from .store import ClickRecord, Conflict, JobRecord, SessionRecord, SQLiteStore, iter_orphans
 
@@ -130,8 +131,8 @@ class Service:
             self.click_model = ivos.load(self.config.model, backend=self.config.backend, threads=self.config.threads)
             self.osvos_model = ivos.load(self.config.osvos_model, backend=self.config.backend,
                                          threads=self.config.threads)
-        except Exception as e:  # reported by /readyz; the process stays up to say so
-            self.load_error = f"{type(e).__name__}: {e}"
+        except Exception as e:  # reported by /readyz (its type: the message may hold server paths)
+            self.load_error = f"{type(e).__name__} (the server log has the details)"
             log.exception("loading the models failed")
         finally:
             self._models_loaded.set()
@@ -390,8 +391,10 @@ class Service:
                 store_frames(media, frames or [], self.limits)
             n, h, w, rate = probe_video(media, self.limits, fps=fps)
             pred = self.video_predictor()
-            state = invalid_to_422(lambda: pred.init_state(str(media), cache_size=self.config.frame_cache, fps=fps,
-                                                           max_frames=None))
+            try:
+                state = pred.init_state(str(media), cache_size=self.config.frame_cache, fps=fps, max_frames=None)
+            except InvalidInput as e:
+                raise ApiError(422, "invalid_input", client_message(e, media)) from None
             state_file = state.save(folder / "state-0.ivs", embed_frames=False)
             now = time.time()
             rec = SessionRecord(sid, "video", owner, now, now, 0, w, h, num_frames=n, fps=rate,
@@ -498,8 +501,8 @@ class Service:
             objects = []
             for k in state.obj_ids:
                 t = state.objects[k]
-                objects.append({"obj_id": k, "annotated_frames": sorted(t.annotations),
-                                "clicks": {str(i): [[x, y, lab] for x, y, lab in c] for i, c in sorted(t.clicks.items())},
+                clicks = {str(i): [[x, y, lab] for x, y, lab in c] for i, c in sorted(t.clicks.items())}
+                objects.append({"obj_id": k, "annotated_frames": sorted(t.annotations), "clicks": clicks,
                                 "masked_frames": len(t.masks), "finetuned": t.head is not None})
             return objects
         return self.video_read(rec, describe)
@@ -533,8 +536,9 @@ class Service:
         return self.video_read(rec, lambda p, s: p.suggest_frame(s, obj_id))
 
     def video_export(self, rec: SessionRecord, fmt: str, folder: Path) -> tuple[Path, str]:
-        """Writes export ``fmt`` (``ivos.serve.exports``) into ``folder``; returns (file, media
-        type). 409 while the session has a job."""
+        """Writes export ``fmt`` (``ivos.serve.exports``) into ``folder`` (made here); returns
+        (file, media type). 409 while the session has a job."""
+        folder.mkdir(parents=True, exist_ok=True)
         job = self.store.live_job(rec.id, stale_s=self.config.job_stale_s)
         if job is not None:
             raise busy(rec.id, job.id)

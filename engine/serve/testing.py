@@ -1,8 +1,14 @@
-"""``ServerProcess``: ``ivos serve`` in a subprocess on a free loopback port, for tests and
-benchmarks (the one harness: tests/serve, tests/web and ``ivos.bench.serve`` / ``web_editor``
-use it). Start waits for ``/readyz``; stop is SIGTERM (then SIGKILL after 15 s); ``kill`` is
-SIGKILL at once (no shutdown code runs: crash tests). The server's output goes to a log file,
-shown in the error when it exits or never gets ready."""
+"""Test harnesses of ``ivos serve``, for tests and benchmarks:
+
+* ``in_process(config)``: the app in this process, spoken to through ``httpx.ASGITransport``
+  (no socket, no subprocess): what plumbing tests use. Its lifespan runs (models loaded
+  before the first request, heartbeat, shutdown at the end).
+* ``ServerProcess``: ``ivos serve`` in a subprocess on a free loopback port, for what needs a
+  real process (killed, restarted, several workers, Ray, its memory, a browser) and for the
+  benchmarks. Start waits for ``/readyz``; stop is SIGTERM (then SIGKILL after 15 s); ``kill``
+  is SIGKILL at once (no shutdown code runs: crash tests). The server's output goes to a log
+  file, shown in the error when it exits or never gets ready.
+"""
 from __future__ import annotations
 
 import os
@@ -11,7 +17,83 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, AsyncIterator
+
+IN_PROCESS_URL = "http://ivos.test"
+"""The base URL of an in-process app (never resolved: requests go through the transport)."""
+
+
+@dataclass
+class InProcessApp:
+    """An app of ``in_process``: ``http`` an ``httpx.AsyncClient`` on it (the API key of
+    ``in_process`` in its headers), ``data_dir`` the server's."""
+
+    app: Any
+    http: Any
+    data_dir: Path
+
+    def transport(self) -> "LoopTransport":
+        """A synchronous transport to the app, for code in a worker thread of this event loop."""
+        return LoopTransport(self.app)
+
+    def client(self, api_key: str | None = None, **kwargs: Any) -> Any:
+        """An ``ivos.Client`` on the app, for code in a worker thread of this event loop
+        (``anyio.to_thread.run_sync``)."""
+        from ..client import Client
+
+        return Client(IN_PROCESS_URL, api_key, transport=self.transport(), **kwargs)
+
+
+@asynccontextmanager
+async def in_process(config: Any, *, api_key: str | None = None) -> AsyncIterator[InProcessApp]:
+    """``create_app(config)`` in this process with its lifespan running (the models are loaded
+    when this enters); yields an ``InProcessApp`` whose ``http`` sends ``api_key``."""
+    import httpx
+
+    from .app import create_app
+
+    app = create_app(config, load_in_background=False)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=IN_PROCESS_URL,
+                                     headers=headers, timeout=60) as http:
+            yield InProcessApp(app, http, Path(config.data_dir))
+
+
+class LoopTransport:
+    """A synchronous ``httpx`` transport to an ASGI app served by an event loop, for code running
+    in a worker thread of that loop (``anyio.to_thread.run_sync``): each request is sent through
+    ``httpx.ASGITransport`` on the loop (``anyio.from_thread.run``) and its response read whole
+    (an event stream arrives when it ends)."""
+
+    def __init__(self, app: Any):
+        import httpx
+
+        self._asgi = httpx.ASGITransport(app=app)
+
+    def handle_request(self, request: Any) -> Any:
+        import anyio.from_thread
+        import httpx
+
+        async def send() -> tuple[int, Any, bytes]:
+            response = await self._asgi.handle_async_request(request)
+            return response.status_code, response.headers, await response.aread()
+
+        status, headers, content = anyio.from_thread.run(send)
+        return httpx.Response(status, headers=headers, content=content)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "LoopTransport":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
 
 STARTUP_S = 180.0
 """Seconds ``start`` waits for ``/readyz`` (a cold start loads the models and ONNX Runtime)."""

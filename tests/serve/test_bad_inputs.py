@@ -1,6 +1,7 @@
 """Bad requests, one table: each gives its documented status, error code and a message naming
 what was wrong (and the limit's flag), and the server keeps serving with nothing lost: a session
-made before the table still answers with its clicks afterwards."""
+made before the table still answers with its clicks afterwards. The app runs in process
+(``httpx.ASGITransport``; the body limit sees the chunks as a server passes them on)."""
 from __future__ import annotations
 
 import io
@@ -8,14 +9,18 @@ import re
 import subprocess
 import sys
 
-import httpx
 import numpy as np
 import pytest
 
+from ivos.serve.testing import in_process
+
+pytestmark = pytest.mark.anyio
+
 KEY, OTHER = "k" * 20 + "-first", "o" * 20 + "-other"
-LIMITS = ["--max-image-pixels", "1000000", "--max-upload-mb", "1", "--max-frames", "4", "--max-duration-s", "1",
-          "--api-key", KEY, "--api-key", OTHER, "--job-workers", "1", "--job-queue", "0",
-          "--finetune-steps", "2000"]
+LIMITS = dict(max_image_pixels=1_000_000, max_upload_bytes=1 << 20, max_frames=4, max_duration_s=1.0,
+              api_keys=(KEY, OTHER), job_workers=1, job_queue=0, finetune_steps=2000)
+"""``ivos serve --max-image-pixels 1000000 --max-upload-mb 1 --max-frames 4 --max-duration-s 1
+--api-key KEY --api-key OTHER --job-workers 1 --job-queue 0 --finetune-steps 2000``."""
 
 
 def png(h, w, fmt="PNG"):
@@ -27,29 +32,28 @@ def png(h, w, fmt="PNG"):
 
 
 @pytest.fixture(scope="module")
-def limited(tmp_path_factory, bundles, server_class):
-    server = server_class(tmp_path_factory.mktemp("bad") / "data", bundles, LIMITS).start()
-    yield server
-    server.stop()
+async def limited(tmp_path_factory, config_for):
+    async with in_process(config_for(tmp_path_factory.mktemp("bad") / "data", **LIMITS), api_key=KEY) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
 def http(limited):
-    with httpx.Client(base_url=limited.url, timeout=60, headers={"Authorization": f"Bearer {KEY}"}) as client:
-        yield client
+    return limited.http
 
 
 @pytest.fixture(scope="module")
-def session(http):
+async def session(http):
     """An image session made before the table, with one click: it must survive every row."""
-    r = http.post("/v1/images", files={"image": ("a.png", png(40, 50), "image/png")})
+    r = await http.post("/v1/images", files={"image": ("a.png", png(40, 50), "image/png")})
     assert r.status_code == 201, r.text
     sid = r.json()["session_id"]
-    assert http.post(f"/v1/images/{sid}/clicks", json={"x": 10, "y": 10, "positive": True}).status_code == 200
+    r = await http.post(f"/v1/images/{sid}/clicks", json={"x": 10, "y": 10, "positive": True})
+    assert r.status_code == 200
     return sid
 
 
-def chunked_upload():
+async def chunked_upload():
     """A multipart body sent chunked (no Content-Length): a 2.5 MB file part, never closed."""
     yield b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
     for _ in range(40):
@@ -151,8 +155,8 @@ routes (``/v1/images``) are told apart by the checks below."""
 
 
 @pytest.mark.parametrize("name, call, status, code, words", ROWS, ids=[r[0] for r in ROWS])
-def test_bad_request(http, session, limited, name, call, status, code, words):
-    r = call(http, session)
+async def test_bad_request(http, session, limited, name, call, status, code, words):
+    r = await call(http, session)
     assert r.status_code == status, f"{name}: {r.status_code} {r.text[:300]}"
     if status >= 400:
         # no server path reaches a client: not the data folder, not any absolute file path
@@ -168,34 +172,33 @@ def test_bad_request(http, session, limited, name, call, status, code, words):
         assert r.headers["www-authenticate"] == "Bearer"
 
 
-def test_jobs_busy_and_queue_full(http, limited):
+async def test_jobs_busy_and_queue_full(http):
     """A second job on a busy session is 409; a job when the job pool is full is 429 with
     Retry-After (--job-workers 1 --job-queue 0); cancel frees both."""
     ids = []
     for _ in range(2):
-        r = http.post("/v1/videos", files=frames_files(3, 24, 24), data={"fps": "4"})
+        r = await http.post("/v1/videos", files=frames_files(3, 24, 24), data={"fps": "4"})
         assert r.status_code == 201, r.text
         sid = r.json()["session_id"]
-        http.post(f"/v1/videos/{sid}/points", json={"frame_idx": 0, "points": [[5, 5]], "labels": [1]})
+        await http.post(f"/v1/videos/{sid}/points", json={"frame_idx": 0, "points": [[5, 5]], "labels": [1]})
         ids.append(sid)
-    first = http.post(f"/v1/videos/{ids[0]}/propagate", json={})
+    first = await http.post(f"/v1/videos/{ids[0]}/propagate", json={})
     assert first.status_code == 202
-    r = http.post(f"/v1/videos/{ids[0]}/propagate", json={})
+    r = await http.post(f"/v1/videos/{ids[0]}/propagate", json={})
     assert r.status_code == 409 and r.json()["error"]["code"] == "session_busy"
-    r = http.post(f"/v1/videos/{ids[1]}/propagate", json={})
+    r = await http.post(f"/v1/videos/{ids[1]}/propagate", json={})
     assert r.status_code == 429 and r.json()["error"]["code"] == "queue_full"
     assert int(r.headers["retry-after"]) >= 1
-    r = http.post(f"/v1/videos/{ids[0]}/propagate", json={"start_frame_idx": 7})
+    r = await http.post(f"/v1/videos/{ids[0]}/propagate", json={"start_frame_idx": 7})
     assert r.status_code in (409, 422)
-    http.post(f"/v1/videos/{ids[0]}/jobs/{first.json()['job_id']}/cancel")
+    await http.post(f"/v1/videos/{ids[0]}/jobs/{first.json()['job_id']}/cancel")
 
 
-def test_server_survived_everything(http, session, limited):
-    assert limited.alive()
-    assert http.get("/readyz").status_code == 200
-    state = http.get(f"/v1/images/{session}").json()
+async def test_server_survived_everything(http, session):
+    assert (await http.get("/readyz")).status_code == 200
+    state = (await http.get(f"/v1/images/{session}")).json()
     assert [(c["x"], c["y"]) for c in state["clicks"]] == [(10, 10)]
-    r = http.post(f"/v1/images/{session}/clicks", json={"x": 20, "y": 20, "positive": True})
+    r = await http.post(f"/v1/images/{session}/clicks", json={"x": 20, "y": 20, "positive": True})
     assert r.status_code == 200 and r.json()["clicks"] == 2
 
 
@@ -209,10 +212,10 @@ def test_binding_beyond_loopback_needs_keys(tmp_path):
     assert r.returncode == 2 and "at least 16 characters" in r.stderr
 
 
-def test_each_key_lists_only_its_sessions(http, session):
-    mine = [s["session_id"] for s in http.get("/v1/sessions").json()["sessions"]]
+async def test_each_key_lists_only_its_sessions(http, session):
+    mine = [s["session_id"] for s in (await http.get("/v1/sessions")).json()["sessions"]]
     assert session in mine
-    theirs = http.get("/v1/sessions", headers={"Authorization": f"Bearer {OTHER}"}).json()["sessions"]
+    theirs = (await http.get("/v1/sessions", headers={"Authorization": f"Bearer {OTHER}"})).json()["sessions"]
     assert session not in [s["session_id"] for s in theirs]
-    r = http.get("/v1/sessions", params={"kind": "movie"})
+    r = await http.get("/v1/sessions", params={"kind": "movie"})
     assert r.status_code == 422 and "kind" in r.json()["error"]["message"]

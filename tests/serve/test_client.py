@@ -1,10 +1,14 @@
-"""``ivos.Client`` against a real server: the image and video predictors mirror the in-process
-ones (same masks for the same clicks), re-attach by session id after a server restart, and
-raise ``ivos.InvalidInput`` for what the server refuses as bad input."""
+"""``ivos.Client`` against a server: the image and video predictors mirror the in-process ones
+(same masks for the same clicks), re-attach by session id after a server restart (a real
+process, stopped and started), and raise ``ivos.InvalidInput`` for what the server refuses as
+bad input."""
 from __future__ import annotations
 
+import anyio
 import numpy as np
 import pytest
+
+from ivos.serve.testing import in_process
 
 
 def scene(h=48, w=64, seed=1):
@@ -108,10 +112,12 @@ def test_video_predictor_flow(make_server, make_clip, tmp_path):
         assert video.info(state)["objects"] == []
 
 
-def test_video_masks_equal_in_process(shared_server, bundles, make_clip):
-    """The same clicks, mask and propagation through the server and through an in-process
-    VideoPredictor with the server's settings (tiny bundles, 5 fine-tuning steps, 3
-    augmentations, CRF on, 1 thread) give the same masks on every frame."""
+@pytest.mark.anyio
+async def test_video_masks_equal_in_process(serve_config, bundles, make_clip):
+    """The same clicks, mask and propagation through the server (in process, the client's
+    requests through ``httpx.ASGITransport``) and through an in-process VideoPredictor with the
+    server's settings (tiny bundles, 5 fine-tuning steps, 3 augmentations, CRF on, 1 thread)
+    give the same masks on every frame."""
     import ivos
 
     frames, _ = make_clip(n=5, seed=4)
@@ -121,7 +127,8 @@ def test_video_masks_equal_in_process(shared_server, bundles, make_clip):
                                 ivos.load(bundles["click"], backend="ort", threads=1), crf=True,
                                 finetune_config=ivos.FinetuneConfig(steps=5, augmentations=3, threads=1))
     state = local.init_state(frames)
-    with ivos.Client(shared_server.url) as client:
+
+    def both(client):
         remote = client.video_predictor()
         handle = remote.init_state(frames)
         for pred, st in ((local, state), (remote, handle)):
@@ -130,8 +137,13 @@ def test_video_masks_equal_in_process(shared_server, bundles, make_clip):
             pred.add_new_mask(st, 2, 4, box)
         want = {r.frame_idx: r.masks for r in local.propagate_in_video(state)}
         got = {r.frame_idx: r.masks for r in remote.propagate_in_video(handle)}
-        assert sorted(got) == sorted(want) == list(range(5))
-        for i in range(5):
-            assert sorted(got[i]) == sorted(want[i]) == [1, 4]
-            for k in (1, 4):
-                np.testing.assert_array_equal(got[i][k], want[i][k], err_msg=f"frame {i} object {k}")
+        return want, got
+
+    async with in_process(serve_config()) as srv:
+        with srv.client() as client:  # a blocking client: it runs in a worker thread
+            want, got = await anyio.to_thread.run_sync(both, client)
+    assert sorted(got) == sorted(want) == list(range(5))
+    for i in range(5):
+        assert sorted(got[i]) == sorted(want[i]) == [1, 4]
+        for k in (1, 4):
+            np.testing.assert_array_equal(got[i][k], want[i][k], err_msg=f"frame {i} object {k}")

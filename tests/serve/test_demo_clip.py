@@ -1,30 +1,40 @@
-"""The bundled demo clip end to end through a real server with the shipped bundles (the
-``ivos segment demo`` job over HTTP): upload the mp4, one click, propagate as a job, masks close
-to the clip's ground truth, exports that decode. Fine-tuning is shortened to keep the test to
-about a minute; the full-length result is in engine/data/DEMO_CLIP.md."""
+"""The bundled demo clip end to end through the server (in process) with the shipped bundles
+(the ``ivos segment demo`` job over the HTTP API, through ``ivos.Client``): upload the mp4, one
+click, propagate as a job, masks close to the clip's ground truth, exports that decode.
+Fine-tuning is shortened to keep the test to about a minute; the full-length result is in
+engine/data/DEMO_CLIP.md."""
 from __future__ import annotations
 
 import json
 import zipfile
 from pathlib import Path
 
+import anyio
 import numpy as np
 import pytest
 
-STEPS = "60"
+from ivos.serve.testing import in_process
+
+STEPS = 60
 """Fine-tuning steps (the library default is 300): enough for this clip's simple object."""
 
 
-def test_demo_clip_over_http(make_server, tmp_path):
+@pytest.mark.anyio
+async def test_demo_clip_over_http(serve_config, tmp_path):
     pytest.importorskip("av", reason="the demo clip is an mp4: reading it needs PyAV (pip install 'ivos[video]')")
     import ivos
     from ivos.formats.rle import rle_decode
 
     data = Path(ivos.__file__).parent / "data"
     meta = json.loads((data / "demo_clip.json").read_text())
-    server = make_server("--model", "ivos-lite0", "--osvos-model", "osvos-lite0", "--finetune-steps", STEPS,
-                         "--finetune-augmentations", "8", "--threads", "0")
-    with ivos.Client(server.url) as client:
+    config = serve_config(model="ivos-lite0", osvos_model="osvos-lite0", finetune_steps=STEPS,
+                          finetune_augmentations=8, threads=0)
+
+    def iou(a, b):
+        union = np.count_nonzero(a | b)
+        return np.count_nonzero(a & b) / union if union else 1.0
+
+    def run(client):
         video = client.video_predictor()
         state = video.init_state(data / "demo_clip.mp4")
         assert (state.num_frames, state.width, state.height) == (meta["frames"], meta["width"], meta["height"])
@@ -36,9 +46,6 @@ def test_demo_clip_over_http(make_server, tmp_path):
         assert sorted(frames) == list(range(meta["frames"]))
         assert stages[-1]["status"] == "done"
 
-        def iou(a, b):
-            union = np.count_nonzero(a | b)
-            return np.count_nonzero(a & b) / union if union else 1.0
         ious = [iou(frames[i].astype(bool), truth[i].astype(bool)) for i in range(meta["frames"])]
         print(f"demo clip over HTTP: first-click IoU {iou(first.mask.astype(bool), truth[0].astype(bool)):.3f}, "
               f"mean IoU {np.mean(ious):.3f}, worst {min(ious):.3f}")
@@ -54,3 +61,7 @@ def test_demo_clip_over_http(make_server, tmp_path):
             assert im.mode == "RGBA" and getattr(im, "n_frames", 1) > 1
         coco = json.loads(video.export(state, "coco", tmp_path / "coco.json").read_text())
         assert len(coco["annotations"]) == meta["frames"]
+
+    async with in_process(config) as srv:
+        with srv.client() as client:  # a blocking client: it runs in a worker thread
+            await anyio.to_thread.run_sync(run, client)

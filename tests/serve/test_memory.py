@@ -28,7 +28,8 @@ def test_200_idle_sessions_stay_under_the_bound(make_server, png_bytes):
     with httpx.Client(base_url=server.url, timeout=60) as http:
         def new_session():
             image = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
-            sid = http.post("/v1/images", files={"image": ("a.png", png_bytes(image), "image/png")}).json()["session_id"]
+            files = {"image": ("a.png", png_bytes(image), "image/png")}
+            sid = http.post("/v1/images", files=files).json()["session_id"]
             r = http.post(f"/v1/images/{sid}/clicks", json={"x": 320, "y": 240, "positive": True})
             assert r.status_code == 200
             return sid, r.json()["mask"]["rle"]
@@ -37,7 +38,8 @@ def test_200_idle_sessions_stay_under_the_bound(make_server, png_bytes):
         for _ in range(3):
             new_session()  # warm: allocator pools, ORT arenas
         base = server.rss_bytes()
-        sessions = [new_session() for _ in range(SESSIONS - 4)]
+        for _ in range(SESSIONS - 4):
+            new_session()
         grown_mb = (server.rss_bytes() - base) / 2 ** 20
         assert live_images(http) <= LIVE
         assert http.get("/metrics").text.count('ivos_sessions{kind="image"} 200.0') == 1

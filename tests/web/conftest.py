@@ -1,5 +1,6 @@
-"""Fixtures for the web editor's browser tests: a real ``ivos serve`` (uvicorn in a subprocess on
-a free loopback port, as tests/serve) and a real headless Chromium driven by Selenium.
+"""Fixtures for the web editor's tests: a real ``ivos serve`` (uvicorn in a subprocess on a free
+loopback port, as tests/serve) and a real headless Chromium driven by Selenium for the browser
+tests; the app in process (``web_config`` + ``ivos.serve.testing.in_process``) for its routes.
 
 The server runs the shipped click bundle (``ivos-lite0``: a click on the demo clip's object
 gives the object, so the overlay can be checked at the object and away from it) with a tiny
@@ -21,9 +22,18 @@ pytest.importorskip("torch", reason="exporting the test OSVOS bundle needs torch
 pytest.importorskip("onnxruntime", reason="needs onnxruntime (pip install 'ivos[cpu]')")
 pytest.importorskip("av", reason="the demo clip is an mp4: reading it needs PyAV (pip install 'ivos[video]')")
 
+from ivos.serve.config import ServeConfig  # noqa: E402
 from ivos.serve.testing import ServerProcess  # noqa: E402
 
 STARTUP_S = 120.0
+EDITOR_SETTINGS = dict(model="ivos-lite0", threads=1, finetune_steps=5, finetune_augmentations=2)
+"""What the editor's servers run besides the tiny OSVOS bundle."""
+
+
+@pytest.fixture(scope="session")
+def anyio_backend():
+    """The async tests run on asyncio (the server's pools hand work back to an asyncio loop)."""
+    return "asyncio"
 
 
 @pytest.fixture(scope="session")
@@ -38,9 +48,18 @@ class Server(ServerProcess):
 
     def __init__(self, data_dir: Path, osvos: Path, args: list[str] = ()):
         self.osvos = osvos
-        super().__init__(data_dir, ["--model", "ivos-lite0", "--osvos-model", str(osvos), "--threads", "1",
-                                    "--finetune-steps", "5", "--finetune-augmentations", "2", *args],
-                         startup_s=STARTUP_S)
+        flags = [f"--{k.replace('_', '-')}={v}" for k, v in EDITOR_SETTINGS.items()]
+        super().__init__(data_dir, ["--osvos-model", str(osvos), *flags, *args], startup_s=STARTUP_S)
+
+
+@pytest.fixture
+def web_config(tmp_path, osvos_tiny):
+    """``web_config(**changes)`` -> the ``ServeConfig`` of ``Server`` (``EDITOR_SETTINGS``) with
+    its data under ``tmp_path``, for ``in_process``."""
+    def make(**changes) -> ServeConfig:
+        return ServeConfig(data_dir=tmp_path / "data", osvos_model=str(osvos_tiny), **{**EDITOR_SETTINGS, **changes})
+
+    return make
 
 
 @pytest.fixture(scope="module")

@@ -143,7 +143,6 @@ async def export(rec: VideoSession, service: ServiceDep,
     """The masks of every frame as a file: a ZIP of PNGs, COCO JSON, RLE JSON or an animated
     sticker (needs a mask on every frame: 409 otherwise, and while a job runs)."""
     tmp = service.temp_path("export")
-    tmp.mkdir()
     try:
         path, media = await service.exports.run(service.video_export, rec, format, tmp)
     except BaseException:

@@ -77,18 +77,24 @@ def editor_page() -> HTMLResponse:
 async def create_demo_video(who: Owner, service: ServiceDep) -> DemoSessionOut:
     """A video session of the bundled demo clip (CC0, 40 frames at 480x272); the answer also
     has ``demo``: its suggested first click and source."""
-    if not DEMO_CLIP.is_file():
-        raise ApiError(404, "demo_missing", "this install has no demo clip")
     path = service.temp_path("demo")
-    await run_in_threadpool(shutil.copyfile, DEMO_CLIP, path)
+    meta = await run_in_threadpool(copy_demo, path)
     try:
         rec = await service.requests.run(service.create_video, who, video=path)
     finally:
         path.unlink(missing_ok=True)
-    meta_file = DEMO_CLIP.with_suffix(".json")
-    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     return DemoSessionOut.of(rec, demo=DemoInfo(name=DEMO_CLIP.name, clicks=meta.get("clicks", []),
                                                 license=meta.get("license")))
+
+
+def copy_demo(path: Path) -> dict[str, Any]:
+    """Copies the demo clip to ``path``; returns its metadata (``demo_clip.json``; 404 when this
+    install has no demo clip)."""
+    if not DEMO_CLIP.is_file():
+        raise ApiError(404, "demo_missing", "this install has no demo clip")
+    shutil.copyfile(DEMO_CLIP, path)
+    meta_file = DEMO_CLIP.with_suffix(".json")
+    return json.loads(meta_file.read_text()) if meta_file.is_file() else {}
 
 
 @router.get("/v1/videos/{session_id}/frames/{frame_idx}/image", tags=["videos"], response_class=Response,
