@@ -75,3 +75,18 @@ def environment_line(env: dict | None = None) -> str:
     present = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
     return (f"Python {env['python']}, {env['platform']}, {env['cpu']} ({env['cpu_threads']} CPUs); "
             f"ivos {env['ivos']}; {present}")
+
+
+def write_report(*, markdown: tuple[object, str] | None = None, json_data: tuple[object, object] | None = None) -> None:
+    """Writes a benchmark's outputs where asked: ``markdown`` (path or None, text) and
+    ``json_data`` (path or None, JSON-ready data, written indented with a final newline); folders
+    are made as needed. A None path writes nothing."""
+    import json
+    from pathlib import Path
+
+    for target, content in ((markdown, None), (json_data, "json")):
+        if target is None or target[0] is None:
+            continue
+        path = Path(target[0])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(target[1], indent=1) + "\n" if content == "json" else str(target[1]))

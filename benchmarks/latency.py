@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import environment, percentiles
+from ._common import environment, percentiles, write_report
 
 log = logging.getLogger("ivos.bench")
 
@@ -193,7 +193,5 @@ def run(args: argparse.Namespace) -> int:
                                           f"{'on' if row['crf'] else 'off'}, one session of {args.clicks} clicks"))
     headline = {k: round(v, 2) for k, v in result.items() if isinstance(v, float)}
     print(f"\n{json.dumps(headline)}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_report(json_data=(args.json, result))
     return 0

@@ -13,11 +13,12 @@ disjoint from the original like real objects (their masks are not scored).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ._common import write_report
 
 COUNTS = (1, 2, 4)
 
@@ -117,8 +118,6 @@ def run(args) -> int:
               "sequence": args.sequence, "frames": len(frames), "size": f"{frames.shape[2]}x{frames.shape[1]}",
               "osvos": osvos.bundle.name, "backend": osvos.backend, "threads": args.threads,
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(report))
+    write_report(markdown=(args.out.with_suffix(".md"), markdown(report)), json_data=(args.out, report))
     print(markdown(report))
     return 0

@@ -33,7 +33,7 @@ import numpy as np
 
 from ivos.mask_metrics import iou
 
-from ._common import environment, percentiles
+from ._common import environment, percentiles, write_report
 from .profiling import profile_markdown
 
 log = logging.getLogger("ivos.bench")
@@ -475,10 +475,7 @@ def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -
     report["summary"] = summarize(report["sequences"])
     text = markdown(report)
     print(text)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
-    if args.markdown:
-        args.markdown.write_text(text)
+    write_report(markdown=(args.markdown, text), json_data=(args.json, report))
     if args.plot:
         plot(report, args.plot)
     return 0

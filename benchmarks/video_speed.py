@@ -21,7 +21,6 @@ adaptation).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -29,6 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from ._common import write_report
 
 METHODS = ("old", "new")
 
@@ -168,8 +169,6 @@ def run(args) -> int:
                              f"{osvos.bundle.name} on {osvos.backend}, new = {vps['new'].settings.mode} "
                              f"(fine-tune steps {vps['new'].settings.finetune.steps})",
               "sequences": seqs, "rounds": {n: runs[n] for n in names}, "summary": summary}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(report))
+    write_report(markdown=(args.out.with_suffix(".md"), markdown(report)), json_data=(args.out, report))
     print(markdown(report))
     return 0

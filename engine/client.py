@@ -65,6 +65,17 @@ def server_error(r: Any) -> ServerError:
     return cls(r.status_code, err.get("code", "error"), err.get("message", ""), err)
 
 
+def in_doubt(r: Any) -> bool:
+    """Whether a 503 answer says its change may have been saved (``store_unavailable`` with
+    ``in_doubt``: the server's database connection broke while committing)."""
+    if r.status_code != 503:
+        return False
+    try:
+        return bool(r.json()["error"].get("in_doubt"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
 @dataclass(frozen=True)
 class RemoteClickResult:
     """``ClickResult`` over HTTP. ``mask`` uint8 (H, W) {0,1}; ``probabilities`` float32 (H, W)
@@ -186,10 +197,11 @@ class Client:
     # ---- plumbing ------------------------------------------------------------------------
     def request(self, method: str, path: str, **kwargs: Any):
         """One request; returns the httpx response of a 2xx answer, raises ``ServerError``
-        otherwise (429/503 retried after ``Retry-After``)."""
+        otherwise (429/503 retried after ``Retry-After``; not a 503 whose change may have been
+        saved, ``in_doubt``: repeating it could apply it twice)."""
         for attempt in range(self.retries + 1):
             r = self._http.request(method, path, **kwargs)
-            if r.status_code in (429, 503) and attempt < self.retries:
+            if r.status_code in (429, 503) and attempt < self.retries and not in_doubt(r):
                 time.sleep(min(30.0, float(r.headers.get("retry-after", "1") or 1)))
                 continue
             break

@@ -23,6 +23,6 @@ fi
 . .venv/bin/activate
 pip install -q --upgrade pip setuptools wheel
 pip install -q "torch==2.13.0"
-pip install -q -e ".[cpu,export,bench,video,test,crf-ref,train,serve,ray]"
+pip install -q -e ".[cpu,export,bench,video,test,crf-ref,train,serve,postgres,ray]"
 python -c "import ivos, json; print(json.dumps(ivos.build_info()['compiled']))"
 inputs_hash > $STAMP

@@ -7,11 +7,13 @@ Modules, one job each: ``config`` (every knob), ``app`` (``create_app``: assembl
 session look-ups, mask formats), ``handlers`` (every error as ``{"error": {...}}``),
 ``middleware`` (body limit, request metrics), ``errors`` (``ApiError``), ``service`` (the
 operations, HTTP-free), ``store`` (sessions that survive: SQLite behind ``SessionStore``),
-``media`` (uploads checked by decoding), ``live`` (bounded LRU of live sessions, striped locks),
-``pools`` (bounded thread pools, 429 when full), ``jobs`` (propagation in the background),
-``exports`` (PNG zip, COCO, RLE, sticker), ``metrics`` (Prometheus), ``cli`` (``ivos serve``),
-``ray_app`` (the same app on Ray Serve), ``testing`` (``in_process``: the app in this process;
-``ServerProcess``: ``ivos serve`` in a subprocess; the harnesses of tests and benchmarks).
+``store_postgres`` (the same in PostgreSQL, for several machines), ``blobs`` (session files by
+key: a folder, or the PostgreSQL store), ``media`` (uploads checked by decoding), ``live``
+(bounded LRU of live sessions, striped locks), ``pools`` (bounded thread pools, 429 when full),
+``jobs`` (propagation in the background), ``exports`` (PNG zip, COCO, RLE, sticker),
+``metrics`` (Prometheus), ``cli`` (``ivos serve``), ``ray_app`` (the same app on Ray Serve),
+``testing`` (``in_process``: the app in this process; ``ServerProcess``: ``ivos serve`` in a
+subprocess; ``PostgresServer``: a throw-away PostgreSQL; the harnesses of tests and benchmarks).
 Masks on the wire are ``ivos.formats.codec``'s, shared with ``ivos.Client``.
 
 Nothing here is imported by ``import ivos``; the runtime never imports this package.

@@ -20,7 +20,8 @@ from .config import ServeConfig
 from .handlers import add_error_handlers
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestMetrics
-from .routes import images, jobs, service as service_routes, videos, web
+from .label_studio import LabelStudioBackend
+from .routes import images, jobs, label_studio, service as service_routes, videos, web
 from .service import Service, owner_of
 
 
@@ -53,9 +54,10 @@ def create_app(config: ServeConfig, *, load_in_background: bool = True) -> FastA
     app.state.service = service
     app.state.metrics = metrics
     app.state.owners = frozenset(owner_of(k) for k in config.api_keys)
+    app.state.label_studio = LabelStudioBackend(service)
 
     add_error_handlers(app)
-    for module in (service_routes, images, videos, jobs, web):
+    for module in (service_routes, images, videos, jobs, web, label_studio):
         app.include_router(module.router)
     app.mount("/web", web.static_files(), name="web")
     # ASGI middleware, the last added outermost: metrics see every answer, the body limit too

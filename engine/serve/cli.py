@@ -29,7 +29,17 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=d.backend, choices=("auto", "ort", "tensorrt", "torch"))
     p.add_argument("--threads", type=int, default=d.threads, help="threads of every CPU pool (0 = one per CPU)")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                   help="where sessions live: the SQLite store and every session's files (default ./ivos-data)")
+                   help="where sessions live: the SQLite store and every session's files (default ./ivos-data); "
+                   "with --store postgresql://..., local copies and temporary files only")
+    p.add_argument("--store", default=os.environ.get("IVOS_STORE", d.store), metavar="URL",
+                   help="postgresql://user@host:port/database: sessions and their files in PostgreSQL, shared by "
+                   "servers on several machines (default: SQLite in --data-dir; also $IVOS_STORE; the password "
+                   "from $PGPASSWORD or ~/.pgpass)")
+    p.add_argument("--blobs", default=d.blobs, metavar="DIR",
+                   help="keep session files (uploads, video states, exports) in this folder, e.g. a disk every "
+                   "server mounts (default: with the store: --data-dir, or the PostgreSQL database)")
+    p.add_argument("--store-timeout-s", type=float, default=d.store_timeout_s,
+                   help="the longest a request waits for the database before 503 + Retry-After (default 5)")
     p.add_argument("--workers", type=int, default=d.workers,
                    help="uvicorn worker processes (each loads the models; they share the store)")
     p.add_argument("--api-key", action="append", default=[], metavar="KEY",
@@ -75,7 +85,9 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
     keys = keys_from(args.api_key, args.api_keys_file, os.environ.get("IVOS_API_KEYS"))
     return ServeConfig(
         host=args.host, port=args.port, model=args.model, osvos_model=args.osvos_model, backend=args.backend,
-        threads=args.threads, data_dir=args.data_dir.resolve(), workers=args.workers, api_keys=keys,
+        threads=args.threads, data_dir=args.data_dir.resolve(), store=args.store,
+        blobs=str(Path(args.blobs).resolve()) if args.blobs else "", store_timeout_s=args.store_timeout_s,
+        workers=args.workers, api_keys=keys,
         request_threads=args.request_threads, request_queue=args.request_queue, job_workers=args.job_workers,
         job_queue=args.job_queue, live_images=args.live_images, live_videos=args.live_videos,
         max_upload_bytes=int(args.max_upload_mb * 2 ** 20), max_image_pixels=args.max_image_pixels,
@@ -83,7 +95,8 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
         finetune_augmentations=args.finetune_augmentations, adapt_every=args.adapt_every, crf=args.crf,
         checkpoint_s=args.checkpoint_s,
         fsync=args.fsync, session_ttl_h=args.session_ttl_h,
-        exclusive=args.workers == 1 and not args.ray)
+        # one worker alone on its data dir; never with PostgreSQL (other machines share the database)
+        exclusive=args.workers == 1 and not args.ray and args.store in ("", "sqlite"))
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -105,16 +118,33 @@ def serve(args: argparse.Namespace) -> int:
         from .ray_app import run_ray
 
         return run_ray(config, replicas=args.replicas, cpus_per_replica=args.ray_cpus)
-    print(f"ivos serve: http://{config.host}:{config.port} (docs at /docs), data in {config.data_dir}, "
+    print(f"ivos serve: http://{config.host}:{config.port} (docs at /docs), {describe_store(config)}, "
           f"{'API keys required' if config.api_keys else 'no API keys (loopback only)'}", file=sys.stderr)
     if config.workers > 1:
         os.environ["IVOS_SERVE_CONFIG"] = config.to_json()
         uvicorn.run("ivos.serve.app:app_from_env", factory=True, host=config.host, port=config.port,
                     workers=config.workers, log_level=args.log_level, timeout_graceful_shutdown=10)
-    else:
-        uvicorn.run(create_app(config), host=config.host, port=config.port, log_level=args.log_level,
-                    timeout_graceful_shutdown=10)
+        return 0
+    from .store import StoreUnavailable
+
+    try:
+        app = create_app(config)
+    except (StoreUnavailable, RuntimeError) as e:  # the database unreachable, too new, the extra missing
+        print(f"ivos: error: {e}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=config.host, port=config.port, log_level=args.log_level, timeout_graceful_shutdown=10)
     return 0
+
+
+def describe_store(config: ServeConfig) -> str:
+    """Where sessions live, for the start-up line (the URL without its password)."""
+    if config.store_kind == "postgresql":
+        from .store_postgres import redacted
+
+        where = f"sessions in {redacted(config.store)}"
+    else:
+        where = f"sessions in {config.data_dir}"
+    return where + (f", files in {config.blobs}" if config.blobs else "")
 
 
 def main(argv: list[str] | None = None) -> int:

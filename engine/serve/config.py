@@ -25,7 +25,16 @@ class ServeConfig:
         model: click bundle (shipped name or folder) for image sessions and video clicks.
         osvos_model: OSVOS bundle for video propagation.
         backend, threads: passed to ``ivos.load`` (threads 0 = one per usable CPU).
-        data_dir: the store (``sessions.sqlite3``) and every session's files (``sessions/<id>/``).
+        data_dir: the store (``sessions.sqlite3``) and every session's files (``sessions/<id>/``);
+            with a PostgreSQL ``store``, only local copies (``cache/``) and temporary files.
+        store: where sessions live: "" (default) the SQLite file in ``data_dir``, or a
+            ``postgresql://user@host:port/db`` URL (``ivos.serve.store_postgres``; libpq's
+            ``PGPASSWORD`` / ``~/.pgpass`` keep the password out of the URL).
+        blobs: where session files (uploads, video states, exports) live: "" (default) with the
+            store (under ``data_dir`` for SQLite, in the database for PostgreSQL), or a folder
+            (a disk every server mounts).
+        store_timeout_s: the longest a request waits for the database (a connection, a
+            reconnect) before it answers 503 ``store_unavailable`` with ``Retry-After``.
         workers: uvicorn worker processes; each loads the models once and they share the store.
         api_keys: accepted bearer tokens (empty: no auth, loopback only). Sessions belong to
             the key that made them (its SHA-256), invisible to other keys.
@@ -53,7 +62,8 @@ class ServeConfig:
             found at start-up are marked interrupted at once instead of after ``job_stale_s``.
         job_stale_s: a job whose heartbeat is older is taken as dead (its process crashed).
         fsync: the store waits for the disk at every commit (survives power loss, not only a
-            crash of the process; ``ivos.serve.store.SQLiteStore``).
+            crash of the process; ``ivos.serve.store.SQLiteStore``; with PostgreSQL,
+            ``synchronous_commit = on`` instead of ``off``: ``ivos.serve.store_postgres.Database``).
         session_ttl_h: sessions unchanged for this many hours (and without a job) are deleted
             with their files; 0 keeps them until deleted (DELETE /v1/images/{id}, ...).
     """
@@ -65,6 +75,9 @@ class ServeConfig:
     backend: str = "auto"
     threads: int = 0
     data_dir: Path = DEFAULT_DATA_DIR
+    store: str = ""
+    blobs: str = ""
+    store_timeout_s: float = 5.0
     workers: int = 1
     api_keys: tuple[str, ...] = ()
     request_threads: int = 4
@@ -107,6 +120,17 @@ class ServeConfig:
     def loopback_only(self) -> bool:
         return is_loopback(self.host)
 
+    @property
+    def store_kind(self) -> str:
+        """"sqlite" or "postgresql" (``store``); ValueError for anything else."""
+        if self.store in ("", "sqlite"):
+            return "sqlite"
+        if self.store.startswith(("postgresql://", "postgres://")):
+            return "postgresql"
+        scheme = self.store.split("://")[0] + "://..." if "://" in self.store else self.store  # no password shown
+        raise ValueError(f"--store must be a postgresql://user@host:port/database URL (or empty for SQLite in "
+                         f"--data-dir), got {scheme!r}")
+
     def check(self) -> None:
         """Raises ValueError naming the setting when the configuration cannot be served."""
         if not self.api_keys and not self.loopback_only:
@@ -124,6 +148,9 @@ class ServeConfig:
             raise ValueError(f"--adapt-every must be >= 0 (0 = off), got {self.adapt_every}")
         if not self.session_ttl_h >= 0:
             raise ValueError(f"--session-ttl-h must be >= 0 (0 = keep sessions), got {self.session_ttl_h}")
+        self.store_kind  # raises ValueError for anything but SQLite or a postgresql:// URL
+        if not self.store_timeout_s > 0:
+            raise ValueError(f"--store-timeout-s must be positive, got {self.store_timeout_s}")
         if not self.max_duration_s > 0:
             raise ValueError(f"--max-duration-s must be positive, got {self.max_duration_s}")
         if any(len(k) < 16 for k in self.api_keys):

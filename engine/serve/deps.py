@@ -31,7 +31,12 @@ async def get_owner(request: Request) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "missing_api_key", "this server needs an API key: send 'Authorization: Bearer KEY'",
                        headers={"WWW-Authenticate": "Bearer"})
-    who = owner_of(token.strip())
+    return owner_of_key(owners, token.strip())
+
+
+def owner_of_key(owners: frozenset[str], key: str) -> str:
+    """The owner of API key ``key``; 401 when it is not one of the server's."""
+    who = owner_of(key)
     if who not in owners:
         raise ApiError(401, "invalid_api_key", "the API key is not valid on this server",
                        headers={"WWW-Authenticate": "Bearer"})

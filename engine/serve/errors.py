@@ -55,6 +55,19 @@ def queue_full(pool: str, retry_after: int) -> ApiError:
                     headers={"Retry-After": str(retry_after)}, pool=pool)
 
 
+def store_unavailable(retry_after: int, *, in_doubt: bool = False) -> ApiError:
+    """503 while the session database is unreachable (``ivos.serve.store.StoreUnavailable``):
+    retry after ``retry_after`` s. ``in_doubt``: the connection broke while the change was being
+    committed, so it may have been saved (``ivos.Client`` does not repeat such a request)."""
+    if in_doubt:
+        message = ("the session database connection broke while this change was being saved: it may or may not "
+                   "have been applied; read the session again before repeating it")
+    else:
+        message = (f"the session database is unavailable (restarting or unreachable); nothing was changed: retry "
+                   f"after {retry_after} s")
+    return ApiError(503, "store_unavailable", message, headers={"Retry-After": str(retry_after)}, in_doubt=in_doubt)
+
+
 def conflict(session_id: str) -> ApiError:
     return ApiError(409, "session_changed", f"session {session_id!r} was changed by another request at the same "
                     "time; nothing was applied: retry")

@@ -11,9 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .errors import ApiError, TooLarge, conflict
+from .errors import ApiError, TooLarge, conflict, store_unavailable
 from .schemas import MASK_FIELDS
-from .store import Conflict
+from .store import Conflict, StoreUnavailable
 
 log = logging.getLogger("ivos.serve")
 
@@ -32,6 +32,12 @@ async def _too_large(_request: Request, err: TooLarge) -> JSONResponse:  # a chu
 
 async def _conflict(_request: Request, err: Conflict) -> JSONResponse:
     return error_response(conflict(str(err)))
+
+
+async def _store_unavailable(request: Request, err: StoreUnavailable) -> JSONResponse:
+    """503 + Retry-After; the details (they may name hosts or sockets) go to the log only."""
+    log.warning("%s %s: store unavailable: %s", request.method, request.url.path, err)
+    return error_response(store_unavailable(err.retry_after, in_doubt=err.in_doubt))
 
 
 async def _validation(_request: Request, err: RequestValidationError) -> JSONResponse:
@@ -63,6 +69,7 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(TooLarge, _too_large)
     app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _internal)

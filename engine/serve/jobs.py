@@ -9,6 +9,10 @@ included) loses at most that much work: the head and the masks of the frames don
 store, the job shows "interrupted", and running it again finishes it (fine-tuning is not
 repeated when the annotations did not change). Cancel is seen between two frames or two
 fine-tuning steps; the frames done so far are kept.
+
+While the store is unavailable (a database restarting, ``StoreUnavailable``), a running job
+goes on: progress writes and checkpoints are skipped until it is back, and the final status is
+kept in memory and written by the heartbeat thread then (``Service.save_job_state``).
 """
 from __future__ import annotations
 
@@ -18,12 +22,17 @@ from typing import Any
 
 from .errors import ApiError, busy, queue_full
 from .service import Service, invalid_to_422, new_id
-from .store import Busy, JobRecord, SessionRecord
+from .store import Busy, JobRecord, SessionRecord, StoreUnavailable
 
 log = logging.getLogger("ivos.serve")
 
 PROGRESS_S = 0.1
-"""Least time between two progress writes (each is one small SQLite transaction)."""
+"""Least time between two progress writes (each is one small store transaction)."""
+FINAL_SAVE_S = 600.0
+"""How long a finished job waits for an unavailable store to save its state (then it fails)."""
+STORE_BACKOFF_S = 5.0
+"""After a progress write or cancel check the store refused, the job waits this long before the
+next one (it goes on propagating meanwhile)."""
 
 
 class Cancelled(Exception):
@@ -99,7 +108,7 @@ def run_propagation(service: Service, job: JobRecord) -> None:
                 progress.set(stage=f"finetune:{track.obj_id}", done=0, total=0)
                 with service.locks(sid):
                     pred.finetune(state, track.obj_id, progress=progress.finetune_step)
-                    rec = service.commit_state(store.get_session(sid), state)
+                    checkpoint(service, job, state)
         start = job.params.get("start_frame_idx")
         frames = invalid_to_422(lambda: pred.propagate_in_video(state, start_frame_idx=start,
                                                                 finetune=job.params.get("finetune", True)))
@@ -114,7 +123,7 @@ def run_propagation(service: Service, job: JobRecord) -> None:
                     break
                 done += 1
                 if time.monotonic() - last_save >= service.config.checkpoint_s:
-                    rec = service.commit_state(store.get_session(sid), state)
+                    checkpoint(service, job, state)
                     last_save = time.monotonic()
             if metrics is not None and "propagated" in result.sources.values():
                 metrics.frame_ms.observe(result.timings.total_ms)
@@ -128,10 +137,8 @@ def run_propagation(service: Service, job: JobRecord) -> None:
         status, error = "failed", f"{type(e).__name__}: {e}"
     finally:
         try:
-            with service.locks(sid):
-                rec = store.get_session(sid)
-                if rec is not None and pinned:
-                    service.commit_state(rec, state)  # the frames done so far are kept
+            if pinned:
+                save_final_state(service, job, state)  # the frames done so far are kept
         except Exception as e:
             log.exception("job %s: saving the state failed", job.id)
             status, error = "failed", f"saving the state failed: {type(e).__name__}: {e}"
@@ -143,6 +150,36 @@ def run_propagation(service: Service, job: JobRecord) -> None:
             metrics.jobs.labels(job.kind, status).inc()
 
 
+def checkpoint(service: Service, job: JobRecord, state: Any) -> None:
+    """Commits the job's state (call inside the session lock); skipped while the store is
+    unavailable (the state stays in memory: the next checkpoint or the final save stores it)."""
+    try:
+        rec = service.store.get_session(job.session_id)
+        if rec is not None:
+            service.commit_state(rec, state)
+    except StoreUnavailable as e:
+        log.warning("job %s: checkpoint skipped: %s", job.id, e)
+
+
+def save_final_state(service: Service, job: JobRecord, state: Any) -> None:
+    """Commits the job's final state, waiting for the store while it is unavailable (up to
+    ``FINAL_SAVE_S``, or until the server stops): a propagation finished while the database
+    restarts is not lost."""
+    deadline = time.monotonic() + FINAL_SAVE_S
+    while True:
+        try:
+            with service.locks(job.session_id):
+                rec = service.store.get_session(job.session_id)
+                if rec is not None:  # deleted meanwhile: nothing to keep
+                    service.commit_state(rec, state)
+            return
+        except StoreUnavailable as e:
+            if time.monotonic() >= deadline or service.stopping:
+                raise
+            log.warning("job %s: the final state waits for the store: %s", job.id, e)
+            time.sleep(1.0)
+
+
 class _Progress:
     """Throttled progress writes and cancel checks of one job."""
 
@@ -152,10 +189,19 @@ class _Progress:
         self._fields: dict[str, Any] = {}
 
     def set(self, *, force: bool = False, **fields: Any) -> None:
+        """Writes the fields (throttled). The final write (``force``) is never lost: kept for the
+        heartbeat when the store is unavailable; other writes wait for the next one then."""
         self._fields.update(fields)
         now = time.monotonic()
         if force or "status" in fields or "stage" in fields or now - self._last >= PROGRESS_S:
-            self.service.store.update_job(self.job.id, **self._fields)
+            if force:
+                self.service.save_job_state(self.job.id, **self._fields)
+            else:
+                try:
+                    self.service.store.update_job(self.job.id, **self._fields)
+                except StoreUnavailable:
+                    self._last = now + STORE_BACKOFF_S
+                    return
             self._fields = {}
             self._last = now
 
@@ -163,7 +209,11 @@ class _Progress:
         if self.job.id in self.service.cancels:
             raise Cancelled
         if time.monotonic() - self._last >= PROGRESS_S:  # another process may have set the flag
-            row = self.service.store.get_job(self.job.id)
+            try:
+                row = self.service.store.get_job(self.job.id)
+            except StoreUnavailable:
+                self._last = time.monotonic() + STORE_BACKOFF_S
+                return  # seen at a later check
             if row is None or row.cancel:
                 raise Cancelled
 

@@ -1,6 +1,7 @@
 """The same app on Ray Serve: N replicas, each a process with its own models, LRU and pools,
 sharing sessions through the store (``--data-dir`` on a disk every replica sees: the SQLite
-store for replicas of one machine; a ``SessionStore`` on a server database for several).
+store for replicas of one machine; ``--store postgresql://...`` for several,
+``ivos.serve.store_postgres``).
 
     ivos serve --ray --replicas 2 [--port 8000] [--data-dir DIR] ...
 

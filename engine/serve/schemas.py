@@ -125,7 +125,8 @@ class ReadyOut(BaseModel):
 
 class ErrorDetail(BaseModel):
     """``code`` is stable (for programs), ``message`` is for people; limits add ``limit`` (and
-    ``value``), busy sessions ``job_id``, full queues ``pool``, validation ``problems``."""
+    ``value``), busy sessions ``job_id``, full queues ``pool``, validation ``problems``, an
+    unavailable store ``in_doubt`` (the change may have been saved: do not repeat it blindly)."""
 
     model_config = ConfigDict(extra="allow")
     code: str
@@ -145,7 +146,9 @@ ERRORS = {400: "the upload is not what it claims (not an image, corrupt, empty, 
           422: "invalid request (the message names the field and what was wrong)",
           429: "a queue is full: retry after Retry-After seconds",
           501: "the server cannot read video files (PyAV missing)",
-          503: "the models are still loading (Retry-After) or failed to load"}
+          502: "Label Studio could not be reached or refused the task image (the message says which)",
+          503: "the models are still loading or the session database is unavailable (both: retry after "
+               "Retry-After seconds), or the models failed to load"}
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -14,9 +14,16 @@ and the store names the current one; the live part is the loaded state. Each ``V
 method is one ``video_*`` method here: edits (``video_edit``) are refused with 409 while the
 session has a job and commit a new revision; reads (``video_read``) run between two frames of a
 running job. ``ivos.serve.jobs`` runs propagation.
+
+Files (the upload, state files, exports) are blobs (``ivos.serve.blobs``), keyed
+``sessions/<id>/...``: files under the data dir, or rows of the PostgreSQL store with a local
+copy (``open_store``). A blob is written before the store row that names it is committed, and
+deleted when that commit fails (kept when its outcome is in doubt); ``sweep_blobs`` removes
+what no session names (a crash in between).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -34,16 +41,42 @@ import numpy as np
 from ..errors import InvalidInput
 from .config import ServeConfig
 from .errors import ApiError, busy, conflict, not_found
-from .exports import write_export
+from .blobs import BlobInfo, Blobs, LocalBlobs
+from .exports import EXPORT_FORMATS, write_export
 from .live import LiveCache, SessionLocks
 from .media import Limits, client_message, load_image, probe_video, store_frames, store_image
 from .pools import BoundedPool
-from .store import ClickRecord, Conflict, JobRecord, SessionRecord, SQLiteStore, iter_orphans
+from .store import ClickRecord, Conflict, JobRecord, SessionRecord, SessionStore, SQLiteStore, StoreUnavailable
 
 log = logging.getLogger("ivos.serve")
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 STORE_FILE = "sessions.sqlite3"
+COPIES_DIR = "cache"
+"""Under the data dir: local copies of blobs kept elsewhere (the PostgreSQL store's)."""
+ORPHAN_AGE_S = 3600.0
+"""A blob no session names is deleted once this old (younger ones may belong to a write in
+flight on another process); at the start of an ``exclusive`` server, at once."""
+SWEEP_S = 3600.0
+"""How often a server looks for orphan blobs, local copies and temporary files."""
+
+
+def open_store(config: ServeConfig, data_dir: Path) -> tuple[SessionStore, Blobs]:
+    """The store and blobs of ``config``: SQLite in ``data_dir`` with blobs under it (default),
+    or PostgreSQL (``config.store`` a ``postgresql://`` URL) with blobs in the same database and
+    their local copies under ``data_dir/cache``; ``config.blobs`` (a folder) puts the blobs
+    there instead (a disk every server mounts)."""
+    if config.store_kind == "postgresql":
+        from .store_postgres import PostgresBlobs, PostgresStore
+
+        pool = max(10, config.request_threads + config.job_workers + 4)
+        store: SessionStore = PostgresStore(config.store, timeout_s=config.store_timeout_s, pool_size=pool,
+                                            fsync=config.fsync)
+        blobs: Blobs = LocalBlobs(config.blobs, fsync=config.fsync) if config.blobs else \
+            PostgresBlobs(store.db, data_dir / COPIES_DIR)
+        return store, blobs
+    store = SQLiteStore(data_dir / STORE_FILE, fsync=config.fsync)
+    return store, LocalBlobs(config.blobs or data_dir, fsync=config.fsync)
 
 
 def new_id(prefix: str) -> str:
@@ -74,8 +107,8 @@ class Service:
         self.config = config
         self.instance = instance or new_id("inst_")
         self.data_dir = Path(config.data_dir).resolve()
-        (self.data_dir / "sessions").mkdir(parents=True, exist_ok=True)
-        self.store = SQLiteStore(self.data_dir / STORE_FILE, fsync=config.fsync)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store, self.blobs = open_store(config, self.data_dir)
         self.limits = Limits(config.max_image_pixels, config.max_frames, config.max_duration_s)
         self.images: LiveCache[LiveImage] = LiveCache(config.live_images)
         self.videos: LiveCache[Any] = LiveCache(config.live_videos)
@@ -90,13 +123,14 @@ class Service:
         self.metrics = None  # set by the app (ivos.serve.metrics.Metrics)
         self._stopping = threading.Event()
         self.cancels: set[str] = set()  # job ids asked to stop, seen by this process's runners at once
+        self.unsaved_jobs: dict[str, dict[str, Any]] = {}  # final job states the store refused, retried
+        self._unsaved_lock = threading.Lock()
         if config.exclusive:
             n = self.store.interrupt_jobs()
             if n:
                 log.warning("marked %d job(s) interrupted: the server stopped while they ran", n)
-            for orphan in iter_orphans(self.data_dir, self.store.session_ids()):
-                shutil.rmtree(orphan, ignore_errors=True)
             shutil.rmtree(self.data_dir / "tmp", ignore_errors=True)  # uploads and exports in flight
+            self.sweep_blobs(0.0)
 
     def start_heartbeat(self, every_s: float = 5.0) -> None:
         """Keeps this process's queued and running jobs alive in the store (a daemon thread):
@@ -106,21 +140,60 @@ class Service:
         if ttl_s > 0:
             every_s = min(every_s, max(0.2, ttl_s / 4))  # expired sessions go within a quarter TTL
 
+        next_sweep = time.monotonic() + (SWEEP_S if self.config.exclusive else 60.0)
+
         def beat() -> None:
+            nonlocal next_sweep
             while not self._stopping.wait(every_s):
                 try:
+                    self.save_unsaved_jobs()
                     self.store.beat(self.instance)
+                    # jobs of processes that died (another worker, replica or machine) show as such
+                    self.store.interrupt_jobs(older_than=time.time() - self.config.job_stale_s)
                     if ttl_s > 0:
                         self.sweep(time.time() - ttl_s)
+                    if time.monotonic() >= next_sweep:
+                        next_sweep = time.monotonic() + SWEEP_S
+                        self.sweep_blobs(ORPHAN_AGE_S)
+                except StoreUnavailable as e:  # the database is away: the next beat will do
+                    log.warning("job heartbeat / session sweep: %s", e)
                 except Exception:  # a busy store: the next beat will do
                     log.warning("job heartbeat / session sweep failed", exc_info=True)
 
         threading.Thread(target=beat, name="ivos-heartbeat", daemon=True).start()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def close(self) -> None:
         self._stopping.set()
         for pool in (self.requests, self.jobs_pool, self.exports):
             pool.shutdown()
+        self.blobs.close()
+        self.store.close()
+
+    def save_job_state(self, job_id: str, **fields: Any) -> None:
+        """``store.update_job``; when the store is unavailable, the fields are kept and written by
+        the heartbeat thread once it is back (a job's final status is never lost, and its row
+        never stays "running" while this process beats it)."""
+        try:
+            self.save_unsaved_jobs()
+            self.store.update_job(job_id, **fields)
+        except StoreUnavailable:
+            with self._unsaved_lock:
+                self.unsaved_jobs[job_id] = {**self.unsaved_jobs.get(job_id, {}), **fields}
+            log.warning("job %s: the store is unavailable, its state (%s) is saved when it is back", job_id,
+                        fields.get("status", "progress"))
+
+    def save_unsaved_jobs(self) -> None:
+        with self._unsaved_lock:
+            pending = list(self.unsaved_jobs.items())
+        for job_id, fields in pending:
+            self.store.update_job(job_id, **fields)  # StoreUnavailable: still pending
+            with self._unsaved_lock:
+                if self.unsaved_jobs.get(job_id) is fields:
+                    del self.unsaved_jobs[job_id]
 
     # ---- models --------------------------------------------------------------------------
     def load_models(self) -> None:
@@ -165,10 +238,60 @@ class Service:
             self._local.video = pred
         return pred
 
-    # ---- sessions ------------------------------------------------------------------------
-    def folder(self, session_id: str) -> Path:
-        return self.data_dir / "sessions" / session_id
+    # ---- blobs ---------------------------------------------------------------------------
+    def discard(self, key: str, error: BaseException | None = None) -> None:
+        """Deletes blob (or tree) ``key`` after a failed commit; kept when the commit's outcome is
+        in doubt (the row may name it: ``sweep_blobs`` decides later). Never raises."""
+        if isinstance(error, StoreUnavailable) and error.in_doubt:
+            return
+        try:
+            self.blobs.delete(key)
+        except Exception as e:  # the database is away too: the sweep removes it later
+            log.warning("could not delete blob %s now (%s): the orphan sweep will", key, e)
+            self.blobs.forget(key)
 
+    def sweep_blobs(self, min_age_s: float) -> int:
+        """Deletes the blobs that no session names (its upload or frames, its current state,
+        its exports of the current revision) and that are older than ``min_age_s``, the local
+        copies of those, and temporary files as old. Returns how many blobs went."""
+        limit = time.time() - min_age_s
+        ids = self.store.session_ids()
+        by_session: dict[str, list[BlobInfo]] = {}
+        for blob in self.blobs.list("sessions/"):
+            parts = blob.key.split("/")
+            if len(parts) >= 3:
+                by_session.setdefault(parts[1], []).append(blob)
+        n = 0
+        for sid, blobs in by_session.items():
+            rec = self.store.get_session(sid) if sid in ids else None
+            if rec is None and all(b.created < limit for b in blobs):  # a session gone: all of it
+                self.discard(f"sessions/{sid}")
+                n += len(blobs)
+                continue
+            for blob in blobs:
+                if blob.created < limit and not (rec is not None and refers_to(rec, blob.key)):
+                    self.discard(blob.key)
+                    n += 1
+        copies = getattr(self.blobs, "copies", None)
+        if copies is not None:  # local copies of remote blobs: of deleted sessions, of old revisions
+            for folder in copies.sessions():
+                rec = self.store.get_session(folder.name) if folder.name in ids else None
+                for path in [p for p in folder.rglob("*") if p.is_file()]:
+                    key = path.relative_to(copies.root).as_posix()
+                    if path.stat().st_mtime < limit and not (rec is not None and refers_to(rec, key)):
+                        path.unlink(missing_ok=True)
+                if rec is None and folder.stat().st_mtime < limit:
+                    shutil.rmtree(folder, ignore_errors=True)
+        tmp = self.data_dir / "tmp"
+        if tmp.is_dir():
+            for path in tmp.iterdir():
+                if path.stat().st_mtime < limit:
+                    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        if n:
+            log.info("deleted %d blob(s) no session names", n)
+        return n
+
+    # ---- sessions ------------------------------------------------------------------------
     def session(self, session_id: str, owner: str, kind: str) -> SessionRecord:
         """The session's record, or 404 for an unknown id, another key's session or another kind."""
         if not SESSION_ID.match(session_id or ""):
@@ -197,7 +320,7 @@ class Service:
                 self.store.update_job(job.id, cancel=1)
             self.store.delete_session(rec.id)
             (self.images if rec.kind == "image" else self.videos).drop(rec.id)
-            shutil.rmtree(self.folder(rec.id), ignore_errors=True)
+            self.discard(f"sessions/{rec.id}")
 
     def sweep(self, before: float) -> int:
         """Deletes the sessions unchanged since ``before`` (epoch s) and without a job, with
@@ -211,7 +334,7 @@ class Service:
                     continue  # changed meanwhile
                 self.store.delete_session(sid)
                 (self.images if rec.kind == "image" else self.videos).drop(sid)
-                shutil.rmtree(self.folder(sid), ignore_errors=True)
+                self.discard(f"sessions/{sid}")
                 n += 1
         if n:
             log.info("deleted %d session(s) idle for more than --session-ttl-h", n)
@@ -224,16 +347,18 @@ class Service:
     def create_image(self, owner: str, data: bytes) -> SessionRecord:
         self.require_ready()
         sid = new_id("img_")
-        folder = self.folder(sid)
+        prefix = f"sessions/{sid}"
         try:
-            path, image = store_image(folder, data, self.limits)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            path, image = store_image(self.blobs.path(prefix), data, self.limits)
+            key = f"{prefix}/{path.name}"
+            self.blobs.put_file(key, path)
+            now = time.time()
+            h, w = image.shape[:2]
+            rec = SessionRecord(sid, "image", owner, now, now, 0, w, h, media=key)
+            self.store.create_session(rec)
+        except BaseException as e:
+            self.discard(prefix, e)
             raise
-        now = time.time()
-        h, w = image.shape[:2]
-        rec = SessionRecord(sid, "image", owner, now, now, 0, w, h, media=str(path.relative_to(self.data_dir)))
-        self.store.create_session(rec)
         self.images.put(sid, 0, LiveImage(self._image_predictor(image)))
         return rec
 
@@ -251,7 +376,7 @@ class Service:
         results; the library's click history is deterministic)."""
         live = self.images.get(rec.id, rec.rev)
         if live is None:
-            predictor = self._image_predictor(load_image(self.data_dir / rec.media))
+            predictor = self._image_predictor(load_image(self.blobs.fetch(rec.media)))
             clicks = self.store.clicks(rec.id)
             for c in clicks:
                 predictor.add_click(c.x, c.y, c.positive)
@@ -327,40 +452,49 @@ class Service:
     def image_replace(self, rec: SessionRecord, data: bytes) -> SessionRecord:
         """``set_image`` on an existing session: a new image, every click forgotten."""
         self.require_ready()
-        folder = self.folder(rec.id)
-        tmp = folder / f"upload-{secrets.token_hex(4)}"
+        tmp = self.temp_path("upload")
         try:
             path, image = store_image(tmp, data, self.limits)
-        except BaseException:
+            with self.locks(rec.id):
+                rec = self._fresh(rec)
+                h, w = image.shape[:2]
+                key = f"sessions/{rec.id}/image-{rec.rev + 1}-{secrets.token_hex(4)}{path.suffix}"
+                final = self.blobs.path(key)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(path), final)
+                try:
+                    self.blobs.put_file(key, final)
+                    rev = self.store.clear_clicks(rec.id, rec.rev, media=key, width=w, height=h)
+                except BaseException as e:
+                    self.discard(key, e)
+                    self.images.drop(rec.id)
+                    if isinstance(e, Conflict):
+                        raise conflict(rec.id) from None
+                    raise
+                if rec.media != key:
+                    self.discard(rec.media)
+                self.images.put(rec.id, rev, LiveImage(self._image_predictor(image)))
+                # committed: nothing may fail from here on (a store read could: the request would say 503)
+                return dataclasses.replace(rec, rev=rev, media=key, width=w, height=h, updated=time.time())
+        finally:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        with self.locks(rec.id):
-            rec = self._fresh(rec)
-            h, w = image.shape[:2]
-            final = folder / f"image-{rec.rev + 1}{path.suffix}"
-            path.replace(final)
-            shutil.rmtree(tmp, ignore_errors=True)
-            try:
-                rev = self.store.clear_clicks(rec.id, rec.rev, media=str(final.relative_to(self.data_dir)),
-                                              width=w, height=h)
-            except Conflict:
-                final.unlink(missing_ok=True)
-                self.images.drop(rec.id)
-                raise conflict(rec.id) from None
-            old = self.data_dir / rec.media
-            if old != final:
-                old.unlink(missing_ok=True)
-            self.images.put(rec.id, rev, LiveImage(self._image_predictor(image)))
-            return self._fresh(rec)
 
-    def image_predict(self, rec: SessionRecord, points: Any, labels: Any, mask: np.ndarray | None):
-        """Stateless ``ImagePredictor.predict`` on the session's image (clicks untouched)."""
+    def image_predict(self, rec: SessionRecord, points: Any, labels: Any, mask: np.ndarray | None, *,
+                      view: Any = None):
+        """Stateless ``ImagePredictor.predict`` on the session's image (clicks untouched);
+        ``view`` the box the network sees (``ivos.image.geometry.Box``; None: its own)."""
         self.require_ready()
         with self.locks(rec.id):
             rec = self._fresh(rec)
             live = self._live_image(rec)
             return invalid_to_422(lambda: live.predictor.predict(point_array(points), np.asarray(labels),
-                                                                 mask_input=mask))
+                                                                 mask_input=mask, view=view))
+
+    def image_result(self, rec: SessionRecord) -> Any:
+        """The session's current ``ClickResult`` (None before its first click)."""
+        with self.locks(rec.id):
+            rec = self._fresh(rec)
+            return self._live_image(rec).predictor.result
 
     def image_state(self, rec: SessionRecord) -> tuple[list[tuple[float, float, bool]], np.ndarray | None]:
         """(clicks, current mask or None)."""
@@ -380,14 +514,14 @@ class Service:
         if fps is not None and not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= 1000):
             raise ApiError(422, "invalid_request", f"fps must be a number in (0, 1000], got {fps!r}")
         sid = new_id("vid_")
-        folder = self.folder(sid)
-        folder.mkdir(parents=True)
+        prefix = f"sessions/{sid}"
+        self.blobs.path(prefix).mkdir(parents=True)
         try:
+            media_key, state_key = f"{prefix}/{'video' if video is not None else 'frames'}", state_key_of(sid, 0)
+            media = self.blobs.path(media_key)
             if video is not None:
-                media = folder / "video"
                 shutil.move(str(video), media)
             else:
-                media = folder / "frames"
                 store_frames(media, frames or [], self.limits)
             n, h, w, rate = probe_video(media, self.limits, fps=fps)
             pred = self.video_predictor()
@@ -395,14 +529,18 @@ class Service:
                 state = pred.init_state(str(media), cache_size=self.config.frame_cache, fps=fps, max_frames=None)
             except InvalidInput as e:
                 raise ApiError(422, "invalid_input", client_message(e, media)) from None
-            state_file = state.save(folder / "state-0.ivs", embed_frames=False)
+            state_file = state.save(self.blobs.path(state_key), embed_frames=False)
+            if video is not None:
+                self.blobs.put_file(media_key, media)
+            else:
+                self.blobs.put_tree(media_key, media)
+            self.blobs.put_file(state_key, state_file)
             now = time.time()
-            rec = SessionRecord(sid, "video", owner, now, now, 0, w, h, num_frames=n, fps=rate,
-                                media=str(media.relative_to(self.data_dir)),
-                                state_file=str(state_file.relative_to(self.data_dir)))
+            rec = SessionRecord(sid, "video", owner, now, now, 0, w, h, num_frames=n, fps=rate, media=media_key,
+                                state_file=state_key)
             self.store.create_session(rec)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+        except BaseException as e:
+            self.discard(prefix, e)
             raise
         self.videos.put(sid, 0, state)
         return rec
@@ -414,26 +552,33 @@ class Service:
         if state is None:
             import ivos
 
-            state = ivos.VideoState.load(self.data_dir / rec.state_file, video=str(self.data_dir / rec.media),
+            state = ivos.VideoState.load(self.blobs.fetch(rec.state_file), video=str(self.blobs.fetch(rec.media)),
                                          cache_size=self.config.frame_cache)
             self.videos.put(rec.id, rec.rev, state)
         return state
 
     def commit_state(self, rec: SessionRecord, state) -> SessionRecord:
-        """Saves ``state`` as the session's next revision (file first, then the store row in one
-        transaction; the old file goes after). Call inside the session lock."""
-        folder = self.folder(rec.id)
-        path = state.save(folder / f"state-{rec.rev + 1}.ivs", embed_frames=False)
+        """Saves ``state`` as the session's next revision (the state blob first, then the store
+        row in one transaction; the old blob goes after). When the commit fails, the live state
+        is dropped (it holds what the store does not: the next request reloads the stored one).
+        Call inside the session lock."""
+        key = state_key_of(rec.id, rec.rev + 1)
         try:
-            rev = self.store.set_state(rec.id, rec.rev, str(path.relative_to(self.data_dir)))
-        except Conflict:
-            path.unlink(missing_ok=True)
+            self.blobs.path(key).parent.mkdir(parents=True, exist_ok=True)  # a copies folder swept meanwhile
+            path = state.save(self.blobs.path(key), embed_frames=False)
+            self.blobs.put_file(key, path)
+            rev = self.store.set_state(rec.id, rec.rev, key)
+        except BaseException as e:
+            self.discard(key, e)
             self.videos.drop(rec.id)
-            raise conflict(rec.id) from None
-        if rec.state_file and rec.state_file != str(path.relative_to(self.data_dir)):
-            (self.data_dir / rec.state_file).unlink(missing_ok=True)
+            if isinstance(e, Conflict):
+                raise conflict(rec.id) from None
+            raise
+        if rec.state_file and rec.state_file != key:
+            self.discard(rec.state_file)
         self.videos.put(rec.id, rev, state)
-        return self._fresh(rec)
+        # committed: nothing may fail from here on (a store read could: the request would say 503)
+        return dataclasses.replace(rec, rev=rev, state_file=key, updated=time.time())
 
     def video_edit(self, rec: SessionRecord, edit: Callable[[Any, Any], Any]) -> Any:
         """Runs ``edit(predictor, state)`` under the session lock, refused (409) while a job
@@ -535,14 +680,42 @@ class Service:
         """``suggest_frame``: the ``ivos.FrameSuggestion`` (the frame most likely wrong)."""
         return self.video_read(rec, lambda p, s: p.suggest_frame(s, obj_id))
 
-    def video_export(self, rec: SessionRecord, fmt: str, folder: Path) -> tuple[Path, str]:
-        """Writes export ``fmt`` (``ivos.serve.exports``) into ``folder`` (made here); returns
-        (file, media type). 409 while the session has a job."""
-        folder.mkdir(parents=True, exist_ok=True)
+    def video_export(self, rec: SessionRecord, fmt: str) -> tuple[Path, str]:
+        """Export ``fmt`` (``ivos.serve.exports``) of the session's current revision: the blob
+        ``sessions/<id>/exports/<rev>-<fmt>.<ext>`` (written on the first request, by any
+        process; older revisions' exports are deleted then); returns (a local path of it, media
+        type). 409 while the session has a job."""
+        if fmt not in EXPORT_FORMATS:
+            raise ApiError(422, "invalid_request", f"format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
         job = self.store.live_job(rec.id, stale_s=self.config.job_stale_s)
         if job is not None:
             raise busy(rec.id, job.id)
-        return self.video_read(rec, lambda p, s: write_export(fmt, p, s, folder, name=rec.id))
+        prefix = f"sessions/{rec.id}/exports/"
+        self.require_ready()
+        with self.locks(rec.id):
+            rec = self._fresh(rec)
+            name = f"{rec.rev}-{fmt}"
+            existing = self.blobs.list(prefix)
+            for blob in existing:
+                if blob.key[len(prefix):].startswith(name + "."):
+                    return self.blobs.fetch(blob.key), export_media(fmt, blob.key)
+            state = self.video_state(rec)
+            folder = self.blobs.path(prefix.rstrip("/"))
+            folder.mkdir(parents=True, exist_ok=True)
+            path, media = invalid_to_422(lambda: write_export(fmt, self.video_predictor(), state, folder,
+                                                              name=f".{name}-{secrets.token_hex(4)}"))
+            key = f"{prefix}{name}{path.suffix}"
+            try:
+                path.replace(self.blobs.path(key))
+                self.blobs.put_file(key, self.blobs.path(key))
+            except BaseException as e:
+                path.unlink(missing_ok=True)
+                self.discard(key, e)
+                raise
+            for blob in existing:  # exports of older revisions
+                if not blob.key[len(prefix):].startswith(f"{rec.rev}-"):
+                    self.discard(blob.key)
+            return self.blobs.path(key), media
 
     # ---- jobs ----------------------------------------------------------------------------
     def job(self, rec: SessionRecord, job_id: str) -> JobRecord:
@@ -554,6 +727,27 @@ class Service:
 
     def last_job(self, rec: SessionRecord) -> JobRecord | None:
         return self.store.last_job(rec.id)
+
+
+def state_key_of(session_id: str, rev: int) -> str:
+    """A new blob key for revision ``rev``'s state file (random: never two writers on one key)."""
+    return f"sessions/{session_id}/state-{rev}-{secrets.token_hex(4)}.ivs"
+
+
+def export_media(fmt: str, key: str) -> str:
+    """The media type of export ``fmt`` stored as ``key`` (the sticker is APNG where the
+    server's Pillow writes no WebP)."""
+    if fmt == "sticker":
+        return "image/webp" if key.endswith(".webp") else "image/apng"
+    return EXPORT_FORMATS[fmt][0]
+
+
+def refers_to(rec: SessionRecord, key: str) -> bool:
+    """Whether session ``rec`` needs blob ``key``: its upload (or a frame of it), its current
+    state, an export of its current revision."""
+    if key == rec.media or key.startswith(rec.media + "/") or key == rec.state_file:
+        return True
+    return key.startswith(f"sessions/{rec.id}/exports/{rec.rev}-")
 
 
 def invalid_to_422(fn: Callable[[], Any]) -> Any:

@@ -14,14 +14,15 @@ What it holds (every write one transaction, so a crash never leaves a half-writt
 * ``jobs``: background jobs (propagation) with status, progress, heartbeat and a cancel flag;
   at most one live job per session (checked inside the inserting transaction).
 
-Big data lives in files next to the store (``sessions/<id>/``): the uploaded image or video,
-and video states written by ``ivos.VideoState.save`` (atomic rename); the store records which
-state file is current in the same transaction that bumps ``rev``, so a crash between writing
-a file and committing leaves the previous, complete state current (the orphan file is removed
-at the next start).
+Big data lives in blobs (``ivos.serve.blobs``; files next to the store, ``sessions/<id>/``,
+by default): the uploaded image or video, and video states written by ``ivos.VideoState.save``;
+the store records which state blob is current in the same transaction that bumps ``rev``, so a
+crash between writing a blob and committing leaves the previous, complete state current (the
+orphan blob is removed by the next sweep).
 
-A server database (PostgreSQL) can implement ``SessionStore`` for sessions shared across
-machines; SQLite (WAL mode) serves every process of one machine.
+SQLite (WAL mode) serves every process of one machine; ``ivos.serve.store_postgres`` implements
+the same interface on PostgreSQL, for sessions shared across machines (``--store
+postgresql://...``).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 LIVE_JOB_STATES = ("queued", "running")
 FINAL_JOB_STATES = ("done", "failed", "cancelled", "interrupted")
@@ -48,6 +49,18 @@ class Busy(Exception):
     def __init__(self, job_id: str):
         super().__init__(job_id)
         self.job_id = job_id
+
+
+class StoreUnavailable(Exception):
+    """The store did not answer in time (a server database down, restarting or unreachable;
+    ``ivos.serve.store_postgres``): answered 503 with ``Retry-After``. The operation changed
+    nothing, unless ``in_doubt``: the connection broke while its commit was on the way, so it
+    may have been saved (a client should re-read before repeating it)."""
+
+    def __init__(self, message: str, *, in_doubt: bool = False, retry_after: int = 2):
+        super().__init__(message)
+        self.in_doubt = in_doubt
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -172,6 +185,12 @@ class SessionStore(ABC):
 
     @abstractmethod
     def last_job(self, session_id: str) -> JobRecord | None: ...
+
+    @abstractmethod
+    def jobs_by_status(self) -> dict[str, int]: ...
+
+    def close(self) -> None:
+        """Releases connections (the store may not be used afterwards)."""
 
 
 _SCHEMA = """
@@ -336,8 +355,11 @@ class SQLiteStore(SessionStore):
     # ---- jobs ----------------------------------------------------------------------------
     def create_job(self, job: JobRecord, *, stale_s: float) -> None:
         """Inserts ``job`` unless the session has a live job (queued/running with a heartbeat
-        newer than ``stale_s``): then Busy. A stale live job is marked interrupted first."""
+        newer than ``stale_s``): then Busy. A stale live job is marked interrupted first.
+        Conflict when the session is gone."""
         with self._write() as db:
+            if db.execute("SELECT 1 FROM sessions WHERE id = ?", (job.session_id,)).fetchone() is None:
+                raise Conflict(job.session_id)
             now = time.time()
             for job_id, beat in db.execute("SELECT id, heartbeat FROM jobs WHERE session_id = ? AND status IN "
                                            "('queued', 'running')", (job.session_id,)).fetchall():
@@ -410,12 +432,3 @@ class SQLiteStore(SessionStore):
             db.close()
             self._local.db = None
 
-
-def iter_orphans(data_dir: Path, known: set[str]) -> Iterator[Path]:
-    """Session folders under ``data_dir/sessions`` that no session row names (a crash between
-    writing the files and committing the row, or a delete whose files were not yet removed)."""
-    root = data_dir / "sessions"
-    if root.is_dir():
-        for path in root.iterdir():
-            if path.is_dir() and path.name not in known:
-                yield path

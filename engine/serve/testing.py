@@ -8,6 +8,10 @@
   benchmarks. Start waits for ``/readyz``; stop is SIGTERM (then SIGKILL after 15 s); ``kill``
   is SIGKILL at once (no shutdown code runs: crash tests). The server's output goes to a log
   file, shown in the error when it exits or never gets ready.
+* ``PostgresServer``: a throw-away PostgreSQL cluster (``initdb`` + ``pg_ctl`` in a temporary
+  folder) for the PostgreSQL store's tests and benchmark; ``postgres_bin`` finds the programs.
+* ``LabelStudioProcess``: a real Label Studio (``scripts/setup_label_studio.sh`` installs it)
+  with a user and an API token, for the Label Studio tests and benchmark.
 """
 from __future__ import annotations
 
@@ -182,4 +186,223 @@ class ServerProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+def postgres_bin() -> Path | None:
+    """The folder of PostgreSQL's server programs (``initdb``, ``pg_ctl``, ``postgres``): from
+    ``PATH``, else Debian's ``/usr/lib/postgresql/<version>/bin`` (the newest); None when there
+    is none (``apt-get install postgresql``)."""
+    import glob
+    import shutil
+
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb and pg_ctl:
+        return Path(initdb).resolve().parent
+    found = [Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")
+             if Path(p).with_name("pg_ctl").is_file()]
+
+    def version(bin_dir: Path) -> list[int]:
+        return [int(x) if x.isdigit() else 0 for x in bin_dir.parent.name.split(".")]
+    return max(found, key=version) if found else None
+
+
+class PostgresServer:
+    """A throw-away PostgreSQL cluster for tests and benchmarks: ``initdb`` in a new temporary
+    folder, ``pg_ctl start`` on a free port with its unix socket in that folder (and on
+    127.0.0.1 with ``tcp=True``), a superuser ``ivos`` with trust authentication (nothing but
+    this machine can connect). Run as root, the programs run as the ``postgres`` user
+    (PostgreSQL refuses root; ``nobody`` where there is none), which owns the folder.
+
+    ``durable=False`` (tests) turns ``fsync`` off: nothing waits for the disk, and a crash of
+    the machine could lose the cluster, which is thrown away anyway. ``durable=True``
+    (benchmarks) keeps PostgreSQL's defaults. ``stop(mode)`` / ``start()`` restart it on the
+    same port and data (``mode``: "fast" rolls back open transactions and closes connections,
+    "immediate" is a crash); ``create_database()`` gives the URL of a new empty database."""
+
+    def __init__(self, *, tcp: bool = False, durable: bool = False, max_connections: int = 200,
+                 bin_dir: Path | None = None):
+        import pwd
+        import tempfile
+
+        self.bin = Path(bin_dir) if bin_dir else postgres_bin()
+        if self.bin is None:
+            raise RuntimeError("PostgreSQL's server programs (initdb, pg_ctl) are not installed: "
+                               "apt-get install postgresql")
+        self.tcp, self.durable, self.max_connections = tcp, durable, max_connections
+        self.root = Path(tempfile.mkdtemp(prefix="ivos-pg-"))
+        self.data, self.log = self.root / "data", self.root / "postgres.log"
+        self.port = free_port()
+        self.user: dict[str, Any] = {}
+        if os.geteuid() == 0:
+            try:
+                pw = pwd.getpwnam("postgres")
+            except KeyError:
+                pw = pwd.getpwnam("nobody")
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+            self.user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+        self._databases = 0
+        self._initialised = False
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        r = subprocess.run([str(self.bin / args[0]), *args[1:]], capture_output=True, text=True, cwd=self.root,
+                           env={**os.environ, "LC_ALL": "C", "LANG": "C"}, **self.user)
+        if check and r.returncode != 0:
+            log = self.log.read_text()[-3000:] if self.log.is_file() else ""
+            raise RuntimeError(f"{args[0]} failed ({r.returncode}): {r.stdout}{r.stderr}{log}")
+        return r
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1" if self.tcp else str(self.root)
+
+    def url(self, database: str = "postgres") -> str:
+        """The URL of ``database`` on this server (over TCP with ``tcp=True``, else the socket)."""
+        if self.tcp:
+            return f"postgresql://ivos@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://ivos@/{database}?host={self.root}&port={self.port}"
+
+    def start(self) -> "PostgresServer":
+        if not self._initialised:
+            self._run("initdb", "-D", str(self.data), "-U", "ivos", "-A", "trust", "-E", "UTF8", "--no-locale",
+                      "--no-sync")
+            self._initialised = True
+        options = [f"-p {self.port}", f"-k {self.root}", f"-c max_connections={self.max_connections}",
+                   "-c listen_addresses=" + ("127.0.0.1" if self.tcp else "''")]
+        if not self.durable:
+            options += ["-c fsync=off", "-c full_page_writes=off"]
+        self._run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
+                  "-o", " ".join(options))
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """``pg_ctl stop -m mode`` (no error when it is not running)."""
+        if self._initialised and (self.data / "postmaster.pid").exists():
+            self._run("pg_ctl", "stop", "-D", str(self.data), "-m", mode, "-w", "-t", "60", check=False)
+
+    def restart(self, mode: str = "fast") -> None:
+        self.stop(mode)
+        self.start()
+
+    def create_database(self, name: str | None = None) -> str:
+        """A new empty database (``name`` or ``ivos_<n>``); returns its URL."""
+        import psycopg
+
+        self._databases += 1
+        name = name or f"ivos_{self._databases}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def close(self) -> None:
+        """Stops the server and deletes its folder."""
+        import shutil
+
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> "PostgresServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------- Label Studio
+
+LABEL_STUDIO_VENV = Path(__file__).resolve().parents[2] / ".venv-label-studio"
+"""Where ``scripts/setup_label_studio.sh`` installs Label Studio (its own venv: its pins clash
+with ours)."""
+
+LABEL_STUDIO_CONFIG = """<View>
+  <Image name="image" value="$image" zoom="true"/>
+  <BrushLabels name="mask" toName="image">
+    <Label value="Object" background="#ff0000"/>
+  </BrushLabels>
+  <KeyPointLabels name="click" toName="image" smart="true">
+    <Label value="Object" smart="true" background="#ff0000" showInline="true"/>
+  </KeyPointLabels>
+  <RectangleLabels name="box" toName="image" smart="true">
+    <Label value="Object" background="#ff0000" showInline="true"/>
+  </RectangleLabels>
+</View>"""
+"""A labelling config for ivos: an image, the brush masks ivos answers with, and the smart
+keypoints (clicks, Alt+click negative) and rectangles that ask for them."""
+
+
+class LabelStudioProcess:
+    """A real Label Studio on a free loopback port with a throw-away data folder, a user and a
+    legacy API token (``token``), for the end-to-end tests and the benchmark. Start waits for
+    ``/health`` (30-60 s the first time: database migrations). ``api(method, path, **kw)``
+    calls its REST API with the token. Needs ``scripts/setup_label_studio.sh`` first."""
+
+    USER, PASSWORD, TOKEN = "ivos@example.com", "ivos-test-password", "ivos-test-token-0123456789"
+
+    def __init__(self, data_dir: Path, *, venv: Path = LABEL_STUDIO_VENV, startup_s: float = 300.0):
+        self.data_dir, self.venv, self.startup_s = Path(data_dir), Path(venv), startup_s
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token = self.TOKEN
+        self.log = self.data_dir.parent / f"{self.data_dir.name}-label-studio.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def executable(self) -> Path:
+        return self.venv / "bin" / "label-studio"
+
+    def start(self) -> "LabelStudioProcess":
+        import httpx
+
+        if not self.executable.is_file():
+            raise RuntimeError(f"no Label Studio at {self.executable}: run scripts/setup_label_studio.sh")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ,
+               "LABEL_STUDIO_USERNAME": self.USER, "LABEL_STUDIO_PASSWORD": self.PASSWORD,
+               "LABEL_STUDIO_USER_TOKEN": self.TOKEN,
+               "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",  # applied when the organisation is created
+               "LABEL_STUDIO_HOST": self.url,                   # what /setup tells the backend
+               "LABEL_STUDIO_BASE_DATA_DIR": str(self.data_dir),
+               "ML_BLOCK_LOCAL_IP": "false",        # the backend is on loopback: allow it ...
+               "SSRF_PROTECTION_ENABLED": "false",  # ... and its webhook
+               "LATEST_VERSION_CHECK": "false", "COLLECT_ANALYTICS": "false"}
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(
+                [str(self.executable), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port",
+                 str(self.port), "--data-dir", str(self.data_dir)],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + self.startup_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"label-studio exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"label-studio not healthy after {self.startup_s:.0f} s:\n{self.log.read_text()[-4000:]}")
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A REST call with the token; the response (``httpx.Response``)."""
+        import httpx
+
+        headers = {"Authorization": f"Token {self.token}", **kwargs.pop("headers", {})}
+        return httpx.request(method, self.url + path, headers=headers, timeout=kwargs.pop("timeout", 120), **kwargs)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def __enter__(self) -> "LabelStudioProcess":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
         self.stop()

@@ -8,6 +8,13 @@ kinds:
   process must be killed or restarted, or several processes share the store (workers, Ray,
   faults, memory, restarts).
 
+Both kinds run on each store: ``store_kind`` is parametrised (``sqlite``: the default store
+in the data dir; ``postgresql``: a new database on a throw-away PostgreSQL server started for
+the test session with ``initdb``/``pg_ctl``, ``ivos.serve.testing.PostgresServer``), so every
+test module using these fixtures runs once per store. A module pins one store by defining its
+own ``store_kind`` fixture. The PostgreSQL runs skip, saying why, only where PostgreSQL is not
+installed (``apt-get install postgresql``; ``.ci/run`` does) or psycopg is missing.
+
 The tests check plumbing (sessions, store, limits, jobs, faults), not accuracy; the demo-clip
 test uses the shipped bundles."""
 from __future__ import annotations
@@ -23,7 +30,7 @@ pytest.importorskip("torch", reason="exporting test bundles needs torch (pip ins
 pytest.importorskip("onnxruntime", reason="needs onnxruntime (pip install 'ivos[cpu]')")
 
 from ivos.serve.config import ServeConfig  # noqa: E402
-from ivos.serve.testing import ServerProcess  # noqa: E402
+from ivos.serve.testing import PostgresServer, ServerProcess, postgres_bin  # noqa: E402
 
 STARTUP_S = 60.0
 TEST_SETTINGS = dict(threads=1, finetune_steps=5, finetune_augmentations=3)
@@ -34,6 +41,52 @@ TEST_SETTINGS = dict(threads=1, finetune_steps=5, finetune_augmentations=3)
 def anyio_backend():
     """The async tests run on asyncio (the server's pools hand work back to an asyncio loop)."""
     return "asyncio"
+
+
+STORES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for the test session (its own temporary folder and port, unix
+    socket, fsync off); tests take new databases of it (``create_database``). Skips when
+    PostgreSQL or psycopg is not installed."""
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL is not installed: no initdb/pg_ctl on PATH or under /usr/lib/postgresql/*/bin "
+                    "(apt-get install postgresql; .ci/run installs it)")
+    pytest.importorskip("psycopg", reason="the PostgreSQL store needs the postgres extra (pip install 'ivos[postgres]')")
+    pytest.importorskip("psycopg_pool", reason="the PostgreSQL store needs the postgres extra "
+                                               "(pip install 'ivos[postgres]')")
+    server = PostgresServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module", params=STORES)
+def store_kind(request) -> str:
+    """The store this module's servers run on: "sqlite" or "postgresql" (each module runs
+    once per store; the PostgreSQL run skips where ``postgres_server`` does)."""
+    if request.param == "postgresql":
+        request.getfixturevalue("postgres_server")
+    return request.param
+
+
+def new_store(request, kind: str) -> str:
+    """``ServeConfig.store`` for ``kind``: "" (SQLite in the data dir) or a new PostgreSQL database."""
+    return request.getfixturevalue("postgres_server").create_database() if kind == "postgresql" else ""
+
+
+@pytest.fixture
+def store_url(store_kind, request) -> str:
+    """This test's store: "" (SQLite in its data dir) or the URL of a new, empty PostgreSQL
+    database (``ServeConfig.store``, ``ivos serve --store``)."""
+    return new_store(request, store_kind)
+
+
+@pytest.fixture(scope="module")
+def module_store_url(store_kind, request) -> str:
+    """``store_url`` for module-scoped servers."""
+    return new_store(request, store_kind)
 
 
 @pytest.fixture(scope="session")
@@ -54,12 +107,13 @@ def config_for(bundles):
 
 
 @pytest.fixture
-def serve_config(tmp_path, config_for):
-    """``serve_config(**changes)``: ``config_for`` with a new data dir under ``tmp_path``."""
+def serve_config(tmp_path, config_for, store_url):
+    """``serve_config(**changes)``: ``config_for`` with a new data dir under ``tmp_path``, on
+    this test's store (``store_url``: the configs of one test share it)."""
     made: list[ServeConfig] = []
 
     def make(**changes) -> ServeConfig:
-        made.append(config_for(tmp_path / f"data{len(made)}", **changes))
+        made.append(config_for(tmp_path / f"data{len(made)}", **{"store": store_url, **changes}))
         return made[-1]
 
     return make
@@ -83,12 +137,14 @@ def server_class():
 
 
 @pytest.fixture
-def make_server(tmp_path, bundles):
-    """``make_server(*flags, data_dir=None)`` -> a started ``Server``; all are stopped at the end."""
+def make_server(tmp_path, bundles, store_url):
+    """``make_server(*flags, data_dir=None)`` -> a started ``Server`` on this test's store
+    (``--store URL`` for PostgreSQL); all are stopped at the end."""
     servers: list[Server] = []
 
     def make(*args: str, data_dir: Path | None = None, start: bool = True) -> Server:
-        server = Server(data_dir or tmp_path / f"data{len(servers)}", bundles, list(args))
+        store = ["--store", store_url] if store_url else []
+        server = Server(data_dir or tmp_path / f"data{len(servers)}", bundles, [*store, *args])
         servers.append(server)
         return server.start() if start else server
 

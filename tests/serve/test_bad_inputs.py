@@ -32,8 +32,9 @@ def png(h, w, fmt="PNG"):
 
 
 @pytest.fixture(scope="module")
-async def limited(tmp_path_factory, config_for):
-    async with in_process(config_for(tmp_path_factory.mktemp("bad") / "data", **LIMITS), api_key=KEY) as srv:
+async def limited(tmp_path_factory, config_for, module_store_url):
+    config = config_for(tmp_path_factory.mktemp("bad") / "data", store=module_store_url, **LIMITS)
+    async with in_process(config, api_key=KEY) as srv:
         yield srv
 
 

@@ -147,3 +147,26 @@ async def test_video_masks_equal_in_process(serve_config, bundles, make_clip):
         assert sorted(got[i]) == sorted(want[i]) == [1, 4]
         for k in (1, 4):
             np.testing.assert_array_equal(got[i][k], want[i][k], err_msg=f"frame {i} object {k}")
+
+
+def test_a_503_in_doubt_is_not_repeated():
+    """429 and 503 are retried after Retry-After, except a 503 whose change may have been saved
+    (``store_unavailable`` with ``in_doubt``: the database connection broke during the commit)."""
+    import httpx
+
+    import ivos
+
+    calls = []
+
+    def answer(request):
+        calls.append(request.url.path)
+        doubt = request.url.path.endswith("/doubt")
+        return httpx.Response(503, headers={"Retry-After": "0"},
+                              json={"error": {"code": "store_unavailable", "message": "down", "in_doubt": doubt}})
+
+    with ivos.Client("http://ivos.test", transport=httpx.MockTransport(answer), retries=2) as client:
+        for path, tries in (("/v1/x/doubt", 1), ("/v1/x/down", 3)):
+            calls.clear()
+            with pytest.raises(ivos.client.ServerError) as e:
+                client.request("POST", path)
+            assert len(calls) == tries and e.value.status == 503 and e.value.code == "store_unavailable"

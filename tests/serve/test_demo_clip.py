@@ -19,6 +19,13 @@ STEPS = 60
 """Fine-tuning steps (the library default is 300): enough for this clip's simple object."""
 
 
+@pytest.fixture(scope="module")
+def store_kind():
+    """SQLite only: this test is about the shipped bundles' masks; the store's plumbing runs on both
+    stores in test_video_http."""
+    return "sqlite"
+
+
 @pytest.mark.anyio
 async def test_demo_clip_over_http(serve_config, tmp_path):
     pytest.importorskip("av", reason="the demo clip is an mp4: reading it needs PyAV (pip install 'ivos[video]')")

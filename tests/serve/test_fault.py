@@ -7,6 +7,15 @@ import json
 import time
 
 import httpx
+import pytest
+
+
+@pytest.fixture(scope="module")
+def store_kind():
+    """SQLite only: a server on a PostgreSQL store never assumes it is alone (another machine may
+    run the job), so a killed server's job shows interrupted only after its heartbeat is stale
+    (``job_stale_s``); the PostgreSQL node-kill test comes with replicas on several Ray nodes."""
+    return "sqlite"
 
 
 def wait(http, sid, job_id, until, timeout=120):

@@ -137,15 +137,17 @@ async def test_idle_sessions_expire_with_their_files(serve_config, png_bytes):
         files = {"image": ("a.png", png_bytes(scene()), "image/png")}
         idle = (await http.post("/v1/images", files=files)).json()
         busy = (await http.post("/v1/images", files=files)).json()
-        folder = srv.data_dir / "sessions" / idle["session_id"]
-        assert folder.is_dir()
+        blobs = srv.app.state.service.blobs  # files under the data dir, or in the PostgreSQL store
+        prefix = f"sessions/{idle['session_id']}"
+        folder = blobs.path(prefix)  # the files (SQLite) or their local copies (PostgreSQL)
+        assert folder.is_dir() and blobs.list(prefix + "/")
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:  # clicks keep the second one alive
             r = await http.post(f"/v1/images/{busy['session_id']}/clicks", json={"x": 5, "y": 5})
             assert r.status_code == 200
             await anyio.sleep(0.5)
         assert (await http.get(f"/v1/images/{idle['session_id']}")).status_code == 404
-        assert not folder.exists()
+        assert not folder.exists() and not blobs.list(prefix + "/")
         assert (await http.get(f"/v1/images/{busy['session_id']}")).status_code == 200
         listed = (await http.get("/v1/sessions")).json()["sessions"]
         assert [s["session_id"] for s in listed] == [busy["session_id"]]

@@ -7,6 +7,7 @@ import re
 
 import httpx
 import numpy as np
+import pytest
 
 SESSIONS = 200
 LIVE = 16
@@ -15,6 +16,13 @@ BOUND_MB = 200
 --live-images 16 measured 145-153 MB (it levels off near 230 MB from about 300 sessions on:
 allocator pools that stay mapped); with eviction off (--live-images 1000) it was 487 MB, about
 2.5 MB a live session, so the bound fails when the LRU does not evict."""
+
+
+@pytest.fixture(scope="module")
+def store_kind():
+    """SQLite only: the figures the bound documents are of that server (a PostgreSQL store adds its
+    connection pool)."""
+    return "sqlite"
 
 
 def live_images(http) -> float:

@@ -18,7 +18,7 @@ from ..jobs import cancel as cancel_job
 from ..jobs import start_propagation
 from ..schemas import JobOut, PropagateIn, errors
 from ..service import Service
-from ..store import FINAL_JOB_STATES
+from ..store import FINAL_JOB_STATES, StoreUnavailable
 
 router = APIRouter(prefix="/v1/videos/{session_id}", tags=["jobs"], responses=errors(401, 404, 422))
 
@@ -68,7 +68,11 @@ async def events(service: Service, job_id: str) -> AsyncIterator[dict[str, Any]]
     ``EventSourceResponse`` items (encoded with the response's line ends)."""
     last = None
     while True:
-        current = await run_in_threadpool(service.store.get_job, job_id)
+        try:
+            current = await run_in_threadpool(service.store.get_job, job_id)
+        except StoreUnavailable:  # the database is away for a while: the stream waits for it
+            await anyio.sleep(EVENT_POLL_S)
+            continue
         if current is None:
             yield {"event": "end", "data": '{"status": "deleted"}'}
             return

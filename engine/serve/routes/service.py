@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from ..deps import Owner, ServiceDep, get_owner
-from ..errors import ApiError
+from ..errors import ApiError, store_unavailable
+from ..store import StoreUnavailable
 from ..schemas import HealthOut, ReadyOut, SessionList, SessionOut, errors
 
 router = APIRouter(tags=["service"])
@@ -26,8 +27,11 @@ def readyz(service: ServiceDep) -> ReadyOut:
     """200 once the models are loaded and the store can be read; 503 until then."""
     try:
         service.store.count_sessions()
+    except StoreUnavailable as e:
+        raise store_unavailable(e.retry_after) from None
     except Exception as e:
-        raise ApiError(503, "store_unavailable", f"the store cannot be read: {e}") from None
+        raise ApiError(503, "store_unavailable", f"the store cannot be read ({type(e).__name__})",
+                       headers={"Retry-After": "2"}) from None
     service.require_ready()
     return ReadyOut(status="ready", model=service.click_model.backend, osvos=service.osvos_model.backend,
                     instance=service.instance)

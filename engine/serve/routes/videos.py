@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse, Response
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from ..deps import MaskFormats, Owner, ServiceDep, VideoSession
@@ -142,14 +141,8 @@ async def export(rec: VideoSession, service: ServiceDep,
                  ) -> FileResponse:
     """The masks of every frame as a file: a ZIP of PNGs, COCO JSON, RLE JSON or an animated
     sticker (needs a mask on every frame: 409 otherwise, and while a job runs)."""
-    tmp = service.temp_path("export")
-    try:
-        path, media = await service.exports.run(service.video_export, rec, format, tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return FileResponse(path, media_type=media, filename=f"{rec.id}-{format}{path.suffix}",
-                        background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
+    path, media = await service.exports.run(service.video_export, rec, format)
+    return FileResponse(path, media_type=media, filename=f"{rec.id}-{format}{path.suffix}")
 
 
 @router.delete("/{session_id}", status_code=204, response_class=Response)

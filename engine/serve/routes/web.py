@@ -113,7 +113,7 @@ async def frame_image(frame_idx: int, rec: VideoSession, service: ServiceDep) ->
                              "description": "the stored image"}})
 def image_file(rec: ImageSession, service: ServiceDep) -> FileResponse:
     """The image of the session as stored (PNG, JPEG, WebP or BMP; rotated images as PNG)."""
-    path = service.data_dir / rec.media
+    path = service.blobs.fetch(rec.media)
     media = IMAGE_MEDIA.get(path.suffix.lower(), "application/octet-stream")
     # changes with PUT .../image: revalidate by the file's ETag
     return FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
