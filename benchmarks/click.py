@@ -12,13 +12,12 @@ Data root (``ivos.datasets_root``): ``--data-root``, else ``$IVOS_DATA_ROOT``, e
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
 from pathlib import Path
 
-from ._common import environment
+from ._common import environment, write_report
 
 METHODS = ("grabcut", "model")
 
@@ -55,6 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flip", choices=("bundle", "on", "off", "both"), default="bundle",
                    help="test-time flip averaging of the model: the bundle's default (default), on, off, or both "
                         "(rows named +flip)")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE...]",
+                   help="'model' once more with ImagePredictor settings overridden (values as JSON), rows named "
+                        "model/NAME: e.g. the settings before a change, 'before:crf_min_area=0,refocus_below=0', "
+                        "side by side in one run; repeatable")
     p.add_argument("--json", type=Path, help="write all numbers (per method and per sample) here")
     p.add_argument("--plot", type=Path, help="write a PNG of mIoU vs number of clicks here")
 
@@ -85,16 +88,36 @@ def _segmenters(args) -> tuple[list, str | None]:
         else:
             if not args.model:
                 raise InvalidInput("--method model needs --model BUNDLE_DIR")
-            from .segmenters import load_model_segmenters
+            from .segmenters import load_model_segmenters, parse_variant
 
+            try:
+                variants = dict(parse_variant(v) for v in args.variant)
+            except ValueError as e:
+                raise InvalidInput(f"--variant: {e}") from None
+            _check_variant_keys(variants)
             modes = {"on": [True], "off": [False], "both": [False, True]}[args.crf_mode]
             flips = {"bundle": [None], "on": [True], "off": [False], "both": [False, True]}[args.flip]
             for bundle in args.model:
                 model_segs, backend = load_model_segmenters(bundle, backend=args.backend, precision=args.precision,
                                                             crf_modes=modes, flip_modes=flips, threads=args.threads,
-                                                            named=len(args.model) > 1)
+                                                            named=len(args.model) > 1, variants=variants)
                 segs += model_segs
     return segs, backend
+
+
+def _check_variant_keys(variants: dict[str, dict]) -> None:
+    """InvalidInput naming a --variant key that is not an ``ImagePredictor`` setting."""
+    import inspect
+
+    from ivos import ImagePredictor
+    from ivos.errors import InvalidInput
+
+    known = set(inspect.signature(ImagePredictor).parameters) - {"model", "click_encoder"}
+    for name, overrides in variants.items():
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise InvalidInput(f"--variant {name}: {', '.join(unknown)} is not an ImagePredictor setting; "
+                               f"known: {', '.join(sorted(known))}")
 
 
 def _flip_settings(segs: list) -> dict[str, bool]:
@@ -180,9 +203,7 @@ def run(args) -> int:
         "methods": methods,
     }
     print(markdown(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    write_report(json_data=(args.json, report))
     if args.plot:
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         plot(report, args.plot)

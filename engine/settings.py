@@ -39,6 +39,10 @@ propagated frame's OSVOS network sees when its graph has a dynamic size
 plus 10% of the frame beyond the object; DAVIS dev J was 0.844 / 0.845 / 0.843 with 0 / 64 /
 128 more pixels and 0.842 on the whole frame (benchmarks/results/speed_frame_path.md)."""
 
+REFOCUS_MIN_SIDE = 0.25
+"""``ClickSettings.refocus_min_side``: the smallest side of the second, zoom-in look at a small
+object first seen through the whole image, as a share of the image's longer side."""
+
 MAX_IMAGE_PIXELS = 50_000_000
 """Largest image (height x width) ``ImagePredictor.set_image`` accepts unless the predictor
 is created with ``max_image_pixels=`` (None = no limit). 50 megapixels admits every common
@@ -65,6 +69,13 @@ def _card_count(bundle: Bundle, card: dict[str, Any], key: str) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise ModelError(f"{bundle.path / 'model.json'}: field 'propagation.{key}' must be an int >= 0, got {value!r}")
     return value
+
+
+def unit_float(name: str, value: Any) -> float:
+    """``value`` as a float in [0, 1]; InvalidInput naming ``name`` otherwise (booleans too)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise InvalidInput(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
 
 
 # ---------------------------------------------------------------- video limits
@@ -322,6 +333,20 @@ class ClickSettings:
         min_zoom_side: smallest zoom-in view side, original pixels.
         zoom_expansion: zoom-in view side / side of the mask-and-clicks box, in [1, 10].
         max_image_pixels: largest image accepted (None: no limit).
+        crf_min_area: the CRF runs only when the mask before it covers at least this share
+            of the image (0: always); below, the network's mask stands. ivos-lite0's card sets
+            0.05: on the COCO128 held-aside set the CRF cost small objects clicks (NoC@90
+            14.37 -> 13.61 with the gate, objects of 1-5% of the image 11.65 -> 10.55) while
+            the held-aside BSDS objects (all above 2%) moved 8.98 -> 9.12; reported, not
+            chosen on: GrabCut 3.06 -> 3.02, Berkeley 4.84 -> 5.17
+            (benchmarks/results/click_coco.md).
+        refocus_below: when a prediction's view is the whole image (the first click, or
+            an object lost since) and its mask covers less than this share of the image,
+            the network looks again through a zoom-in view around that mask and the clicks,
+            its first mask carried in (0: off). Off in the shipped bundles: at 0.05 it raised
+            the COCO128 held-aside mIoU@1 (0.384 -> 0.415) but not NoC@90 (13.85 -> 13.92).
+        refocus_min_side: that second view's smallest side, as a share of the image's longer
+            side (and at least ``min_zoom_side`` pixels).
     """
 
     crf: CrfSettings
@@ -331,16 +356,26 @@ class ClickSettings:
     min_zoom_side: int
     zoom_expansion: float
     max_image_pixels: int | None
+    crf_min_area: float = 0.0
+    refocus_below: float = 0.0
+    refocus_min_side: float = REFOCUS_MIN_SIDE
 
     @staticmethod
     def resolve(bundle: Bundle, *, crf: bool | None = None, crf_params: dict[str, Any] | None = None,
                 flip: bool | None = None, soft_strokes: bool = False, zoom: bool = True,
                 min_zoom_side: int | None = None, zoom_expansion: float | None = None,
-                max_image_pixels: Any = DEFAULT_IMAGE_LIMIT, threads: int = 0) -> "ClickSettings":
-        """The bundle's ``postprocess`` (crf, crf_params, flip) and the module defaults,
-        overridden by the arguments that are not None; InvalidInput naming a bad one.
-        ``threads``: the CRF's native threads (the model's, ``Model.threads``)."""
+                max_image_pixels: Any = DEFAULT_IMAGE_LIMIT, threads: int = 0,
+                crf_min_area: float | None = None, refocus_below: float | None = None,
+                refocus_min_side: float | None = None) -> "ClickSettings":
+        """The bundle's ``postprocess`` (crf, crf_params, flip, crf_min_area, refocus_below,
+        refocus_min_side) and the module defaults, overridden by the arguments that are not
+        None; InvalidInput naming a bad one. ``threads``: the CRF's native threads (the
+        model's, ``Model.threads``)."""
         post = bundle.postprocess
+        shares = {}
+        for key, value, default in (("crf_min_area", crf_min_area, 0.0), ("refocus_below", refocus_below, 0.0),
+                                    ("refocus_min_side", refocus_min_side, REFOCUS_MIN_SIDE)):
+            shares[key] = unit_float(key, post.get(key, default) if value is None else value)
         enabled = bool(post.get("crf", False)) if crf is None else flag("crf", crf)
         params = check_crf_params("crf_params", dict(post.get("crf_params", {})) if crf_params is None
                                   else crf_params)
@@ -357,7 +392,8 @@ class ClickSettings:
             min_zoom_side=MIN_ZOOM_SIDE if min_zoom_side is None else positive_int("min_zoom_side", min_zoom_side),
             zoom_expansion=expansion,
             max_image_pixels=None if max_image_pixels is None else positive_int("max_image_pixels",
-                                                                                max_image_pixels))
+                                                                                max_image_pixels),
+            **shares)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,12 @@ def _click(args: argparse.Namespace) -> int:
     if args.metrics:
         card_extra["metrics"] = json.loads(Path(args.metrics).read_text())
     postprocess = {"crf": args.crf, "crf_params": parse_crf_params(args.crf_param), "flip": args.flip}
+    for key in ("crf_min_area", "refocus_below", "refocus_min_side"):  # ivos.settings.ClickSettings
+        value = getattr(args, key)
+        if value is not None:
+            if not 0.0 <= value <= 1.0:
+                raise SystemExit(f"ivos-export click: --{key.replace('_', '-')} must be in [0, 1], got {value}")
+            postprocess[key] = value
     working_size = int(meta["working_size"]) if args.working_size is None else args.working_size
     if working_size < 32 or working_size % 8:
         raise SystemExit(f"ivos-export click: --working-size must be a multiple of 8 and >= 32, got {working_size}")
@@ -100,6 +106,15 @@ def main(argv: list[str] | None = None) -> int:
                         "(one more network run per click)")
     p.add_argument("--working-size", type=int, default=None,
                    help="side of the square view the network runs at, px (default: the checkpoint's, 320)")
+    p.add_argument("--crf-min-area", type=float, default=None, metavar="SHARE",
+                   help="predictors run the CRF only on masks covering at least this share of the image "
+                        "(postprocess.crf_min_area; default: not written, i.e. always)")
+    p.add_argument("--refocus-below", type=float, default=None, metavar="SHARE",
+                   help="a whole-image view whose mask covers less than this share of the image is followed by "
+                        "a zoom-in look (postprocess.refocus_below; default: not written, i.e. off)")
+    p.add_argument("--refocus-min-side", type=float, default=None, metavar="SHARE",
+                   help="that zoom-in view's smallest side as a share of the image's longer side "
+                        "(postprocess.refocus_min_side; default: not written, ivos.settings.REFOCUS_MIN_SIDE)")
     p.set_defaults(func=_click)
     p = sub.add_parser("int8", help="add an int8 ONNX Runtime (CPU) network to a click bundle")
     p.add_argument("bundle", type=Path)

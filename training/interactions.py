@@ -43,7 +43,7 @@ def first_interaction(view: View, rng: np.random.Generator) -> Interaction:
         if s is not None:
             strokes.append(s)
     pos = click_sim.positive_clicks(view.gt, n_pos, rng)
-    if not len(pos) and not strokes:
+    if not len(pos) and not any(label == 1 for _, label in strokes):
         # objects thinner than 2 * d_margin: click their deepest pixel instead
         y, x = np.unravel_index(np.argmax(click_sim.inside_distance(view.gt)), view.gt.shape)
         pos = np.array([[x, y, 1]], np.float32)

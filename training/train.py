@@ -45,6 +45,7 @@ from ivos.network_io import WORKING_SIZE
 
 from . import click_sim
 from .augment import make_view
+from .composite import make_composite
 from .data import Cache, default_data_root, load_cache
 from .interactions import encode_batch, first_interaction
 from .mask_sim import perturbed_mask
@@ -73,6 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--perturbed-fraction", type=float, default=0.25,
                    help="share of a stage-2 batch that are refinement examples (perturbed ground-truth mask, "
                         "correction clicks only; training.mask_sim)")
+    p.add_argument("--composite-fraction", type=float, default=0.0,
+                   help="share of every batch's views that are copy-paste composites (training.composite: objects "
+                        "pasted at many scales, small ones oversampled, with occluders and distractors); 0 = none")
     p.add_argument("--trunk-lr-mult", type=float, default=0.2,
                    help="LR multiplier of a pretrained trunk's parameters (the new layers get the full LR)")
     p.add_argument("--channels-last", action="store_true",
@@ -102,6 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.continue_from and args.stage1_from:
         p.error("--continue-from and --stage1-from both say where stage 2 starts: give one")
+    if not 0.0 <= args.composite_fraction <= 1.0:
+        p.error(f"--composite-fraction must be in [0, 1], got {args.composite_fraction}")
     if args.stage1_init and (args.continue_from or args.stage1_from):
         p.error("--stage1-init starts stage 1, which --continue-from and --stage1-from skip: give one")
     return args
@@ -121,12 +127,19 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def sample_views(cache: Cache, n: int, size: int, rng: np.random.Generator):
-    """n augmented views, sources drawn by SOURCE_WEIGHTS, then an image, then an object."""
+def sample_views(cache: Cache, n: int, size: int, rng: np.random.Generator, composite: float = 0.0):
+    """n augmented views, sources drawn by SOURCE_WEIGHTS, then an image, then an object;
+    each view is a copy-paste composite (``training.composite``: small objects, occluders)
+    with probability ``composite``."""
     sources = list(SOURCE_WEIGHTS)
     probs = np.array([SOURCE_WEIGHTS[s] for s in sources])
     views = []
     while len(views) < n:
+        if composite > 0 and rng.random() < composite:
+            view = make_composite(cache, size, rng)
+            if view is not None:
+                views.append(view)
+            continue
         entries = cache.train[sources[rng.choice(len(sources), p=probs)]]
         entry = entries[rng.integers(len(entries))]
         view = make_view(entry, int(rng.integers(len(entry.objects))), size, rng)
@@ -142,7 +155,7 @@ def make_batch(cache: Cache, args, rng: np.random.Generator, encoding: str, corr
     correction clicks), round(perturbed_fraction * batch) refinement examples (a
     ``mask_sim.perturbed_mask`` as the mask, correction clicks only: the video ``refine``
     case), then first-interaction examples without a mask."""
-    views = sample_views(cache, args.batch, args.size, rng)
+    views = sample_views(cache, args.batch, args.size, rng, getattr(args, "composite_fraction", 0.0))
     inters = [first_interaction(v, rng) for v in views]
     if corrector is None:
         return encode_batch(views, inters, None, encoding)

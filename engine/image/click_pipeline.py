@@ -5,8 +5,10 @@ mask and the clicks), crop + resize + normalise the image into the bound input b
 (cached while the view stays), carry the previous click's low-resolution logits into the
 mask buffer (or resize a given mask into it), render the clicks into the bound click buffer,
 run the network (twice with ``flip``), turn the view's logits into a probability map of the
-original image, clamp the clicked pixels (hard constraint), optionally refine with the dense
-CRF on the view's region, threshold.
+original image (with ``refocus_below``: a whole-image view that found a small mask is followed
+by a second look through a zoom-in around it), clamp the clicked pixels (hard constraint),
+optionally refine with the dense CRF on the view's region (only on masks of at least
+``crf_min_area`` of the image), threshold.
 
 ``ClickPipeline`` takes inputs that are already checked (``ImagePredictor`` and
 ``VideoPredictor`` validate at their public boundary); it keeps no click history.
@@ -25,7 +27,7 @@ from ..postprocess import CrfCache, clamp_clicks, clamp_strokes, refine_with_crf
 from ..runtime.model import Model
 from ..settings import ClickSettings
 from .crops import ClickView, Normaliser
-from .geometry import Box, zoom_box
+from .geometry import Box, focus_box, full_view, zoom_box
 
 ClickEncoder = Callable[[int, np.ndarray, list, np.ndarray], None]
 """``encoder(size, clicks, strokes, out)``: writes the encoding of ``clicks`` (N, 3) float32
@@ -155,10 +157,52 @@ class ClickPipeline:
             mask = carried.mask.astype(bool)
         all_points = np.concatenate([coords] + [s.points for s in strokes]) if strokes else coords
         box = self.view_for(mask, all_points) if view is None else view
+        carry = (carried.low_res_logits, carried.box) if carried is not None and carried.low_res_logits is not None \
+            else None
+        spent = [0.0, 0.0, 0.0, 0.0]  # prepare, render, infer, post (seconds)
+        logits, prob = self._look(box, coords, labels, strokes, mask, carry, spent)
+        refocus = self.settings.refocus_below
+        h, w = prob.shape
+        if view is None and refocus > 0 and self.settings.zoom and (box.width, box.height) == (w, h):
+            # A small object seen through the whole image is a few working pixels wide: look
+            # again through a zoom-in view around what the network found and the clicks.
+            t = time.perf_counter()
+            found = prob > 0.5
+            small = np.count_nonzero(found) < refocus * found.size
+            if small:
+                side = max(self.settings.min_zoom_side, int(round(self.settings.refocus_min_side * max(h, w))))
+                focus = focus_box(h, w, found, all_points, min_side=side, expansion=self.settings.zoom_expansion)
+            spent[3] += time.perf_counter() - t
+            if small and focus != box:
+                box = focus
+                logits, prob = self._look(box, coords, labels, strokes, None, (logits, full_view(h, w)), spent)
+        hard_strokes = [] if self.settings.soft_strokes else [(s.points, s.positive) for s in strokes]
+        t = time.perf_counter()
+        self._clamp(prob, coords, labels, hard_strokes)
+        t4 = time.perf_counter()
+        spent[3] += t4 - t
+        if self.settings.crf.enabled if crf is None else crf:
+            min_area = self.settings.crf_min_area
+            if min_area <= 0 or np.count_nonzero(prob > 0.5) >= min_area * prob.size:
+                refine_with_crf(self.image, prob, box.clip(h, w), self.settings.crf, cache=self._crf_cache)
+                self._clamp(prob, coords, labels, hard_strokes)
+        t5 = time.perf_counter()
+        timings = Timings(prepare_ms=spent[0] * 1e3, render_ms=spent[1] * 1e3, infer_ms=spent[2] * 1e3,
+                          post_ms=spent[3] * 1e3, crf_ms=(t5 - t4) * 1e3, total_ms=(t5 - t0) * 1e3)
+        return ClickResult((prob > 0.5).astype(np.uint8), prob, box, timings, self.model.backend, logits)
+
+    def _look(self, box: Box, coords: np.ndarray, labels: np.ndarray, strokes: Sequence[Stroke],
+              mask: np.ndarray | None, carry: tuple[np.ndarray, Box] | None, spent: list[float]
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """One network look through view ``box``: the mask input is ``carry`` (low-resolution
+        logits and their view) resampled into ``box``, else ``mask``; returns the view's
+        logits and the probability map of the original image (not clamped). Adds the seconds
+        of each stage to ``spent`` (prepare, render, infer, post)."""
+        t0 = time.perf_counter()
         inputs = self._ctx.inputs
         self._view.load_image(box, inputs["image"][0])
-        if carried is not None and carried.low_res_logits is not None:
-            logits = self._view.carry_logits(carried.low_res_logits, carried.box, box)
+        if carry is not None:
+            logits = self._view.carry_logits(carry[0], carry[1], box)
             np.greater(logits, 0.0, out=inputs["mask"][0, 0], casting="unsafe")
         else:
             self._view.load_mask(box, mask, inputs["mask"][0, 0])
@@ -170,17 +214,10 @@ class ClickPipeline:
         logits = self._infer(clicks, work_strokes)
         t3 = time.perf_counter()
         prob = self._view.to_original(box, logits)
-        hard_strokes = [] if self.settings.soft_strokes else [(s.points, s.positive) for s in strokes]
-        self._clamp(prob, coords, labels, hard_strokes)
         t4 = time.perf_counter()
-        if self.settings.crf.enabled if crf is None else crf:
-            h, w = prob.shape
-            refine_with_crf(self.image, prob, box.clip(h, w), self.settings.crf, cache=self._crf_cache)
-            self._clamp(prob, coords, labels, hard_strokes)
-        t5 = time.perf_counter()
-        timings = Timings(prepare_ms=(t1 - t0) * 1e3, render_ms=(t2 - t1) * 1e3, infer_ms=(t3 - t2) * 1e3,
-                          post_ms=(t4 - t3) * 1e3, crf_ms=(t5 - t4) * 1e3, total_ms=(t5 - t0) * 1e3)
-        return ClickResult((prob > 0.5).astype(np.uint8), prob, box, timings, self.model.backend, logits)
+        for i, dt in enumerate((t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            spent[i] += dt
+        return logits, prob
 
     @staticmethod
     def _clamp(prob: np.ndarray, coords: np.ndarray, labels: np.ndarray, strokes: list) -> None:

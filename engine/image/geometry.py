@@ -86,3 +86,23 @@ def zoom_box(height: int, width: int, mask: np.ndarray | None, points: np.ndarra
         return full
     cx, cy = (x_lo + x_hi) / 2, (y_lo + y_hi) / 2
     return Box(int(round(cx - side / 2)), int(round(cy - side / 2)), side, side)
+
+
+def focus_box(height: int, width: int, mask: np.ndarray | None, points: np.ndarray, *, min_side: int,
+              expansion: float = ZOOM_EXPANSION) -> Box:
+    """The zoom-in view for a second look at a small object seen through the full view: the
+    square of ``zoom_box`` around ``mask`` (may be empty or None) and ``points``, at least
+    ``min_side`` original pixels (so an object the full view missed, seen only as the click,
+    is framed with the context around it); the full view when that square would be nearly
+    as large."""
+    if mask is not None and mask.any():
+        return zoom_box(height, width, mask, points, min_side=min_side, expansion=expansion)
+    if not len(points):
+        return full_view(height, width)
+    x_lo, y_lo = np.floor(points.min(axis=0))
+    x_hi, y_hi = np.ceil(points.max(axis=0)) + 1
+    side = max(int(np.ceil(max(x_hi - x_lo, y_hi - y_lo) * expansion)), min(min_side, max(height, width)))
+    if side >= FULL_VIEW_FRACTION * max(height, width):
+        return full_view(height, width)
+    cx, cy = (x_lo + x_hi) / 2, (y_lo + y_hi) / 2
+    return Box(int(round(cx - side / 2)), int(round(cy - side / 2)), side, side)

@@ -57,6 +57,14 @@ class ImagePredictor:
             the memory and time a click costs per megapixel).
         click_encoder: the click encoding for bundles that do not use the runtime's Gaussian
             clicks (``ivos.image.click_pipeline.ClickEncoder``; the Table-1 ablations).
+        crf_min_area: the CRF runs only on masks covering at least this share of the image
+            (0: always). None = the bundle's default (``postprocess.crf_min_area``, else 0).
+        refocus_below: a whole-image view whose mask covers less than this share of the
+            image is followed by a second look through a zoom-in view around it (0: off).
+            None = the bundle's default (``postprocess.refocus_below``, else 0).
+        refocus_min_side: that zoom-in view's smallest side as a share of the image's
+            longer side. None = the bundle's default (``postprocess.refocus_min_side``, else
+            ``ivos.settings.REFOCUS_MIN_SIDE``).
 
     The resolved settings are ``predictor.settings`` (``ivos.settings.ClickSettings``).
 
@@ -68,7 +76,9 @@ class ImagePredictor:
     def __init__(self, model: Model, *, crf: bool | None = None, crf_params: dict[str, Any] | None = None,
                  soft_strokes: bool = False, zoom: bool = True, min_zoom_side: int | None = None,
                  zoom_expansion: float | None = None, flip: bool | None = None,
-                 max_image_pixels: int | None = DEFAULT_IMAGE_LIMIT, click_encoder: ClickEncoder | None = None):
+                 max_image_pixels: int | None = DEFAULT_IMAGE_LIMIT, click_encoder: ClickEncoder | None = None,
+                 crf_min_area: float | None = None, refocus_below: float | None = None,
+                 refocus_min_side: float | None = None):
         if not isinstance(model, Model):
             raise InvalidInput(f"model must be an ivos.Model from ivos.load(bundle), got {describe(model)}")
         if model.bundle.task != "click-refinement":
@@ -77,7 +87,8 @@ class ImagePredictor:
         self.settings = ClickSettings.resolve(
             model.bundle, crf=crf, crf_params=crf_params, flip=flip, soft_strokes=soft_strokes, zoom=zoom,
             min_zoom_side=min_zoom_side, zoom_expansion=zoom_expansion, max_image_pixels=max_image_pixels,
-            threads=model.threads)
+            threads=model.threads, crf_min_area=crf_min_area, refocus_below=refocus_below,
+            refocus_min_side=refocus_min_side)
         self._pipeline = ClickPipeline(model, self.settings, click_encoder)
         self._history = ClickHistory()
 

@@ -12,8 +12,10 @@
   (sigma in working-resolution pixels).
 * ``artifacts``: ``{"onnx": file, "torch": file?, "onnx_int8": file?, "tensorrt": [{"file",
   "gpu", "compute_capability", "tensorrt_version"}]?}``.
-* ``postprocess``: ``{"crf": bool, "crf_params": {...}, "flip": bool}`` defaults for the
-  predictor (``crf_params``: keywords of ``ivos.dense_crf``).
+* ``postprocess``: ``{"crf": bool, "crf_params": {...}, "flip": bool, "crf_min_area": float?,
+  "refocus_below": float?, "refocus_min_side": float?}`` defaults for the predictor
+  (``crf_params``: keywords of ``ivos.dense_crf``; the numbers in [0, 1]: ``CLICK_SHARES``,
+  ``ivos.settings.ClickSettings``).
 * ``finetune`` (OSVOS bundles): the fine-tuning recipe of the network, a subset of
   ``ivos.video.osvos.finetune.BUNDLE_KEYS`` (read by ``FinetuneConfig.for_bundle``).
 
@@ -196,6 +198,12 @@ def _artifacts(card: dict, where: Path) -> dict[str, Any]:
     return artifacts
 
 
+CLICK_SHARES = ("crf_min_area", "refocus_below", "refocus_min_side")
+"""Click bundles' ``postprocess`` numbers in [0, 1] (``ivos.settings.ClickSettings``): the
+smallest mask share the CRF runs on, the mask share below which a whole-image view looks
+again through a zoom-in, and that zoom-in's smallest side as a share of the image's side."""
+
+
 def _postprocess(card: dict, where: Path) -> dict[str, Any]:
     post = card.get("postprocess", {})
     if post is None:
@@ -205,6 +213,10 @@ def _postprocess(card: dict, where: Path) -> dict[str, Any]:
     for key in ("crf", "flip"):
         if key in post and not isinstance(post[key], bool):
             raise ModelError(f"{where}: field 'postprocess.{key}' must be true/false, got {_short(post[key])}")
+    for key in CLICK_SHARES:
+        value = post.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ModelError(f"{where}: field 'postprocess.{key}' must be a number in [0, 1], got {_short(value)}")
     if "crf_params" in post:
         from .._validate import crf_params
 
