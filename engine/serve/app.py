@@ -20,22 +20,25 @@ from .config import ServeConfig
 from .handlers import add_error_handlers
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestMetrics
+from .jobs import take_over_jobs
 from .label_studio import LabelStudioBackend
 from .routes import images, jobs, label_studio, service as service_routes, videos, web
 from .service import Service, owner_of
 
 
-def create_app(config: ServeConfig, *, load_in_background: bool = True) -> FastAPI:
+def create_app(config: ServeConfig, *, load_in_background: bool = True, instance: str | None = None) -> FastAPI:
     """The ASGI app for ``config``: one ``Service`` (models loaded once by the lifespan: in a
     background thread, ``/readyz`` 503 until done, or before it serves anything when
-    ``load_in_background`` is False), routes, error handlers, metrics."""
+    ``load_in_background`` is False), routes, error handlers, metrics. ``instance`` names the
+    process (``X-Ivos-Instance``; default a random ``inst_...``)."""
     import ivos
 
-    service = Service(config)
+    service = Service(config, instance=instance)
     metrics = Metrics(service.counts, lambda: {"image": len(service.images), "video": len(service.videos)},
                       lambda: {"requests": service.requests.depth, "jobs": service.jobs_pool.depth,
                                "exports": service.exports.depth})
     service.metrics = metrics
+    service.take_over = take_over_jobs
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -66,9 +69,9 @@ def create_app(config: ServeConfig, *, load_in_background: bool = True) -> FastA
     return app
 
 
-def app_from_json(text: str) -> FastAPI:
+def app_from_json(text: str, *, instance: str | None = None) -> FastAPI:
     """The app of a ``ServeConfig`` given as JSON (``ServeConfig.to_json``)."""
-    return create_app(ServeConfig.from_json(text))
+    return create_app(ServeConfig.from_json(text), instance=instance)
 
 
 def app_from_env() -> FastAPI:

@@ -75,9 +75,24 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fsync", action="store_true",
                    help="wait for the disk at every store commit (survives power loss too; slower clicks)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument("--job-stale-s", type=float, default=d.job_stale_s,
+                   help="a job whose server stopped beating for this long is taken as dead (default 30)")
+    p.add_argument("--resume-jobs", action=argparse.BooleanOptionalAction, default=None,
+                   help="run a dead server's jobs again on this one, from their last checkpoint (default: on with "
+                   "--ray, off otherwise: they show 'interrupted')")
     p.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead of plain uvicorn")
     p.add_argument("--replicas", type=int, default=2, help="Ray Serve replicas (with --ray)")
     p.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs Ray reserves per replica (with --ray)")
+    p.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS") or None, metavar="ADDR",
+                   help="join this Ray cluster (host:port of its head, or 'auto' for the one started on this machine "
+                   "with 'ray start'; also $RAY_ADDRESS) instead of starting a Ray instance in this process")
+    p.add_argument("--ray-replicas-per-node", type=int, default=0, metavar="N",
+                   help="at most N replicas on one Ray node (1: each replica on its own machine; default 0: no limit)")
+    p.add_argument("--ray-resource", default=None, metavar="NAME",
+                   help="each replica needs one unit of this custom Ray resource (start each node with "
+                   "--resources '{\"NAME\": 1}' to hold one replica per node)")
+    p.add_argument("--ray-proxy", default="every", choices=("every", "head"),
+                   help="Ray Serve's HTTP proxy on every node (default) or on the head node only")
 
 
 def config_from(args: argparse.Namespace) -> ServeConfig:
@@ -93,7 +108,8 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
         max_upload_bytes=int(args.max_upload_mb * 2 ** 20), max_image_pixels=args.max_image_pixels,
         max_frames=args.max_frames, max_duration_s=args.max_duration_s, finetune_steps=args.finetune_steps,
         finetune_augmentations=args.finetune_augmentations, adapt_every=args.adapt_every, crf=args.crf,
-        checkpoint_s=args.checkpoint_s,
+        checkpoint_s=args.checkpoint_s, job_stale_s=args.job_stale_s,
+        resume_jobs=args.ray if args.resume_jobs is None else args.resume_jobs,
         fsync=args.fsync, session_ttl_h=args.session_ttl_h,
         # one worker alone on its data dir; never with PostgreSQL (other machines share the database)
         exclusive=args.workers == 1 and not args.ray and args.store in ("", "sqlite"))
@@ -117,7 +133,9 @@ def serve(args: argparse.Namespace) -> int:
     if args.ray:
         from .ray_app import run_ray
 
-        return run_ray(config, replicas=args.replicas, cpus_per_replica=args.ray_cpus)
+        return run_ray(config, replicas=args.replicas, cpus_per_replica=args.ray_cpus, address=args.ray_address,
+                       replicas_per_node=args.ray_replicas_per_node, resource=args.ray_resource,
+                       proxy=args.ray_proxy)
     print(f"ivos serve: http://{config.host}:{config.port} (docs at /docs), {describe_store(config)}, "
           f"{'API keys required' if config.api_keys else 'no API keys (loopback only)'}", file=sys.stderr)
     if config.workers > 1:

@@ -61,6 +61,11 @@ class ServeConfig:
         exclusive: this process alone serves the data dir (one worker, no Ray): unfinished jobs
             found at start-up are marked interrupted at once instead of after ``job_stale_s``.
         job_stale_s: a job whose heartbeat is older is taken as dead (its process crashed).
+        resume_jobs: a job taken as dead is run again by this server (its row taken over: same
+            job id, back to "queued", ``params["resumed"]`` counting the take-overs), from the
+            state its last checkpoint saved (a head saved after fine-tuning is not tuned again);
+            after ``ivos.serve.jobs.MAX_RESUMES`` take-overs it is marked interrupted instead. Off: it is marked
+            interrupted and waits for a client to start it again. On with ``ivos serve --ray``.
         fsync: the store waits for the disk at every commit (survives power loss, not only a
             crash of the process; ``ivos.serve.store.SQLiteStore``; with PostgreSQL,
             ``synchronous_commit = on`` instead of ``off``: ``ivos.serve.store_postgres.Database``).
@@ -98,6 +103,7 @@ class ServeConfig:
     checkpoint_s: float = 2.0
     exclusive: bool = True
     job_stale_s: float = 30.0
+    resume_jobs: bool = False
     fsync: bool = False
     session_ttl_h: float = 0.0
 
@@ -149,6 +155,8 @@ class ServeConfig:
         if not self.session_ttl_h >= 0:
             raise ValueError(f"--session-ttl-h must be >= 0 (0 = keep sessions), got {self.session_ttl_h}")
         self.store_kind  # raises ValueError for anything but SQLite or a postgresql:// URL
+        if not self.job_stale_s > 0:
+            raise ValueError(f"--job-stale-s must be positive, got {self.job_stale_s}")
         if not self.store_timeout_s > 0:
             raise ValueError(f"--store-timeout-s must be positive, got {self.store_timeout_s}")
         if not self.max_duration_s > 0:

@@ -7,7 +7,9 @@ Progress (stage, done/total, the last frame) goes to the store as it advances (a
 committed after fine-tuning and then every ``checkpoint_s`` seconds, so a crash (SIGKILL
 included) loses at most that much work: the head and the masks of the frames done are in the
 store, the job shows "interrupted", and running it again finishes it (fine-tuning is not
-repeated when the annotations did not change). Cancel is seen between two frames or two
+repeated when the annotations did not change). With ``resume_jobs`` (``ivos serve --ray``) a
+surviving server takes the job over once its heartbeat is ``job_stale_s`` old and runs it
+again itself (``take_over_jobs``): same job id, so a client following it sees it finish. Cancel is seen between two frames or two
 fine-tuning steps; the frames done so far are kept.
 
 While the store is unavailable (a database restarting, ``StoreUnavailable``), a running job
@@ -30,6 +32,9 @@ PROGRESS_S = 0.1
 """Least time between two progress writes (each is one small store transaction)."""
 FINAL_SAVE_S = 600.0
 """How long a finished job waits for an unavailable store to save its state (then it fails)."""
+MAX_RESUMES = 2
+"""A job whose server died is taken over by another server (``ServeConfig.resume_jobs``) at
+most this many times (a job that kills its server is not passed around for ever)."""
 STORE_BACKOFF_S = 5.0
 """After a progress write or cancel check the store refused, the job waits this long before the
 next one (it goes on propagating meanwhile)."""
@@ -69,6 +74,28 @@ def start_propagation(service: Service, rec: SessionRecord, *, start_frame_idx: 
         service.store.update_job(job.id, status="failed", error="the job queue was full")
         raise
     return job
+
+
+def take_over_jobs(service: Service) -> list[JobRecord]:
+    """The heartbeat's part with ``resume_jobs``: takes over the jobs of dead servers (no
+    heartbeat for ``job_stale_s``: another replica, worker or machine) as many as this
+    server's job pool has room for, and runs them again here. A resumed job starts from its
+    session's stored state: its last checkpoint, with the heads saved after fine-tuning (not
+    tuned again) and the frames done; propagation starts again from its first frame."""
+    if not service.ready:
+        return []
+    pool = service.jobs_pool
+    taken = service.store.take_over_jobs(service.instance, older_than=time.time() - service.config.job_stale_s,
+                                         limit=max(0, pool.limit - pool.depth), max_resumes=MAX_RESUMES)
+    for job in taken:
+        log.warning("job %s of session %s: its server stopped (no heartbeat for %.0f s): resumed here (take-over %d)",
+                    job.id, job.session_id, service.config.job_stale_s, job.params.get("resumed", 0))
+        try:
+            pool.submit(run_propagation, service, job)
+        except ApiError:
+            service.store.update_job(job.id, status="interrupted", error="its server stopped (no heartbeat) and "
+                                     "the job queue here was full: start it again")
+    return taken
 
 
 def cancel(service: Service, job: JobRecord) -> None:

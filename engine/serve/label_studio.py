@@ -16,7 +16,8 @@ click at its centre, predicted in a view of the box and its surroundings
 (``ImagePredictor.predict(view=)``), the mask cut to the box.
 
 Where the project's Label Studio is: ``/setup``'s ``hostname`` and ``access_token`` (kept per
-project in ``<data dir>/label-studio/projects.json``, so a restart keeps them), else
+project in the session blobs, ``ProjectBook``, so a restart and every other server of the
+store see them), else
 ``$LABEL_STUDIO_URL`` and ``$LABEL_STUDIO_API_KEY``.
 """
 from __future__ import annotations
@@ -188,33 +189,77 @@ class Project:
 
 
 class ProjectBook:
-    """Projects' Label Studio address and token from ``/setup``, in memory and in a JSON file
-    (mode 0600: it holds tokens) so that a restarted server still reads the images."""
+    """Projects' Label Studio address and token from ``/setup``, kept in the service's blob
+    store (``ivos.serve.blobs``: the data dir, or the PostgreSQL database with ``--store``), so
+    that every server of a store (Ray replicas on other machines, a restarted server) reads a
+    project's images. A project is a blob ``label-studio/projects/<project>/<time>-<random>.json``
+    (blobs are written once: a change is a new blob, the older ones deleted), read when a
+    request needs a project this process has not seen within ``FRESH_S``. On a local disk the
+    file is mode 0600 (it holds a token). ``legacy``: a ``projects.json`` of an earlier ivos,
+    copied in at start."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    PREFIX = "label-studio/projects/"
+    FRESH_S = 10.0
+    """How long a project read from the blobs is used before it is read again (another server
+    may have had a newer /setup)."""
+
+    def __init__(self, blobs: Any, legacy: Path | None = None):
+        self.blobs = blobs
         self._lock = threading.Lock()
-        try:
-            raw = json.loads(path.read_text())
-            self._projects = {k: Project(**v) for k, v in raw.items()}
-        except (OSError, ValueError, TypeError):
-            self._projects = {}
+        self._projects: dict[str, tuple[Project | None, float]] = {}
+        if legacy is not None and legacy.is_file():
+            try:
+                for k, v in json.loads(legacy.read_text()).items():
+                    if not self.blobs.list(self._prefix(k)):
+                        self.remember(k, v["hostname"], v.get("token"))
+            except (OSError, ValueError, TypeError, KeyError) as e:
+                log.warning("Label Studio projects of %s not copied: %s", legacy, e)
+
+    def _prefix(self, project: str) -> str:
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(project)) or "_"
+        return f"{self.PREFIX}{safe}/"
 
     def remember(self, project: str, hostname: str, token: str | None) -> None:
+        found = self._read(project)
+        if found == Project(hostname, token):
+            return  # Label Studio calls /setup often: write only what changed
+        import secrets
+        import time
+
+        prefix = self._prefix(project)
+        older = self.blobs.list(prefix)
+        key = f"{prefix}{time.time_ns():020d}-{secrets.token_hex(4)}.json"
+        self.blobs.put(key, json.dumps({"hostname": hostname, "token": token}).encode())
+        if getattr(self.blobs, "local", False):
+            os.chmod(self.blobs.path(key), 0o600)
+        for blob in older:
+            self.blobs.delete(blob.key)
         with self._lock:
-            if self._projects.get(project) == Project(hostname, token):
-                return  # Label Studio calls /setup often: write only what changed
-            self._projects[project] = Project(hostname, token)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({k: vars(v) for k, v in self._projects.items()}))
-            os.chmod(tmp, 0o600)
-            tmp.replace(self.path)
+            self._projects[project] = (Project(hostname, token), time.monotonic())
+
+    def _read(self, project: str) -> Project | None:
+        """The project's newest blob (None when there is none)."""
+        import time
+
+        with self._lock:
+            cached = self._projects.get(project)
+        if cached is not None and time.monotonic() - cached[1] < self.FRESH_S:
+            return cached[0]
+        found = None
+        for blob in reversed(self.blobs.list(self._prefix(project))):  # newest first (keys by time)
+            try:
+                raw = json.loads(self.blobs.get(blob.key))
+                found = Project(raw["hostname"], raw.get("token"))
+                break
+            except (KeyError, ValueError, TypeError, OSError):  # deleted meanwhile by a newer /setup
+                continue
+        with self._lock:
+            self._projects[project] = (found, time.monotonic())
+        return found
 
     def get(self, project: str) -> Project | None:
         """The project's Label Studio, else ``$LABEL_STUDIO_URL`` / ``$LABEL_STUDIO_API_KEY``."""
-        with self._lock:
-            found = self._projects.get(project)
+        found = self._read(project)
         if found is not None:
             return found
         url = os.environ.get("LABEL_STUDIO_URL")
@@ -275,7 +320,7 @@ class LabelStudioBackend:
 
     def __init__(self, service: Service):
         self.service = service
-        self.projects = ProjectBook(service.data_dir / "label-studio" / "projects.json")
+        self.projects = ProjectBook(service.blobs, legacy=service.data_dir / "label-studio" / "projects.json")
         self._tasks: OrderedDict[tuple[str, str, int], TaskSession] = OrderedDict()
         self._lock = threading.Lock()
 

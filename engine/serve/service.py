@@ -124,6 +124,8 @@ class Service:
         self._stopping = threading.Event()
         self.cancels: set[str] = set()  # job ids asked to stop, seen by this process's runners at once
         self.unsaved_jobs: dict[str, dict[str, Any]] = {}  # final job states the store refused, retried
+        # with resume_jobs: runs dead servers' jobs here (ivos.serve.jobs.take_over_jobs, set by the app)
+        self.take_over: Callable[["Service"], Any] | None = None
         self._unsaved_lock = threading.Lock()
         if config.exclusive:
             n = self.store.interrupt_jobs()
@@ -134,11 +136,12 @@ class Service:
 
     def start_heartbeat(self, every_s: float = 5.0) -> None:
         """Keeps this process's queued and running jobs alive in the store (a daemon thread):
-        a job whose process died stops beating and is taken as interrupted after
-        ``job_stale_s``."""
+        a job whose process died stops beating and is taken as dead after ``job_stale_s``:
+        run again here (``resume_jobs``) or marked interrupted."""
         ttl_s = self.config.session_ttl_h * 3600.0
         if ttl_s > 0:
             every_s = min(every_s, max(0.2, ttl_s / 4))  # expired sessions go within a quarter TTL
+        every_s = min(every_s, max(0.2, self.config.job_stale_s / 3))  # a live job never looks stale
 
         next_sweep = time.monotonic() + (SWEEP_S if self.config.exclusive else 60.0)
 
@@ -148,8 +151,12 @@ class Service:
                 try:
                     self.save_unsaved_jobs()
                     self.store.beat(self.instance)
-                    # jobs of processes that died (another worker, replica or machine) show as such
-                    self.store.interrupt_jobs(older_than=time.time() - self.config.job_stale_s)
+                    # jobs of processes that died (another worker, replica or machine): run again
+                    # here (--resume-jobs) or shown as interrupted
+                    if self.config.resume_jobs and self.take_over is not None:
+                        self.take_over(self)
+                    else:
+                        self.store.interrupt_jobs(older_than=time.time() - self.config.job_stale_s)
                     if ttl_s > 0:
                         self.sweep(time.time() - ttl_s)
                     if time.monotonic() >= next_sweep:

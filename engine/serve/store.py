@@ -181,6 +181,14 @@ class SessionStore(ABC):
     def interrupt_jobs(self, *, older_than: float | None = None) -> int: ...
 
     @abstractmethod
+    def take_over_jobs(self, instance: str, *, older_than: float, limit: int, max_resumes: int) -> list[JobRecord]:
+        """Takes over the live jobs whose heartbeat is older than ``older_than`` (their server
+        died), in one transaction: up to ``limit`` of them become ``instance``'s again ("queued",
+        ``params["resumed"]`` + 1), returned for it to run; those resumed ``max_resumes`` times
+        already or beyond ``limit`` are marked interrupted, those with a cancel request
+        cancelled. Two servers never take the same job."""
+
+    @abstractmethod
     def beat(self, instance: str) -> None: ...
 
     @abstractmethod
@@ -417,6 +425,19 @@ class SQLiteStore(SessionStore):
                               f"start it again', updated = ? WHERE status IN ('queued', 'running'){cond}",
                               (time.time(), *args)).rowcount
 
+    def take_over_jobs(self, instance: str, *, older_than: float, limit: int, max_resumes: int) -> list[JobRecord]:
+        with self._write() as db:
+            stale = [self._job(r) for r in db.execute(
+                "SELECT * FROM jobs WHERE status IN ('queued', 'running') AND heartbeat < ? ORDER BY created",
+                (older_than,)).fetchall()]
+            taken = []
+            for job_id, changes in take_over_plan(stale, instance, limit=limit, max_resumes=max_resumes):
+                sets = ", ".join(f"{k} = ?" for k in changes)
+                db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*changes.values(), job_id))
+                if changes["status"] == "queued":
+                    taken.append(self._job(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()))
+            return taken
+
     def beat(self, instance: str) -> None:
         """Heartbeat of every live job of ``instance`` (queued ones too: waiting is not dying)."""
         with self._write() as db:
@@ -432,3 +453,26 @@ class SQLiteStore(SessionStore):
             db.close()
             self._local.db = None
 
+
+
+def take_over_plan(stale: list[JobRecord], instance: str, *, limit: int,
+                   max_resumes: int) -> list[tuple[str, dict[str, Any]]]:
+    """What ``take_over_jobs`` does to each stale job: (job id, columns to set), oldest first
+    (``params`` as JSON). Shared by both stores."""
+    now, plan, resumed = time.time(), [], 0
+    for job in stale:
+        times = int(job.params.get("resumed", 0))
+        if job.cancel:
+            plan.append((job.id, {"status": "cancelled", "updated": now,
+                                  "error": "its server stopped (no heartbeat) after the cancel request"}))
+        elif times >= max_resumes or resumed >= limit:
+            why = f"taken over {times} times already" if times >= max_resumes else "no free job slot to resume it"
+            plan.append((job.id, {"status": "interrupted", "updated": now,
+                                  "error": f"its server stopped (no heartbeat); not resumed ({why}): start it again"}))
+        else:
+            resumed += 1
+            params = {**job.params, "resumed": times + 1}
+            plan.append((job.id, {"status": "queued", "stage": "queued", "done": 0, "error": None,
+                                  "params": json.dumps(params), "instance": instance, "updated": now,
+                                  "heartbeat": now}))
+    return plan

@@ -47,7 +47,8 @@ from typing import Any, BinaryIO, Callable, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from .blobs import BlobInfo, BlobNotFound, Blobs, LocalCopies, atomic_copy, check_key
-from .store import (ClickRecord, Conflict, JobRecord, SessionRecord, SessionStore, StoreUnavailable, Busy)
+from .store import (ClickRecord, Conflict, JobRecord, SessionRecord, SessionStore, StoreUnavailable, Busy,
+                    take_over_plan)
 
 log = logging.getLogger("ivos.serve")
 
@@ -461,6 +462,22 @@ class PostgresStore(SessionStore):
         return self.db.write(lambda c: c.execute(
             "UPDATE jobs SET status = 'interrupted', error = 'the server stopped while it ran: start it again', "
             f"updated = %s WHERE status IN ('queued', 'running'){cond}", (time.time(), *args)).rowcount)
+
+    def take_over_jobs(self, instance: str, *, older_than: float, limit: int, max_resumes: int) -> list[JobRecord]:
+        def run(c: Any) -> list[JobRecord]:
+            # SKIP LOCKED: a job another server is taking over now is left to it
+            stale = [_job(r) for r in c.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') AND heartbeat < %s "
+                "ORDER BY created FOR UPDATE SKIP LOCKED", (older_than,)).fetchall()]
+            taken = []
+            for job_id, changes in take_over_plan(stale, instance, limit=limit, max_resumes=max_resumes):
+                sets = ", ".join(f"{k} = %s" for k in changes)
+                row = c.execute(f"UPDATE jobs SET {sets} WHERE id = %s RETURNING {JOB_COLUMNS}",
+                                (*changes.values(), job_id)).fetchone()
+                if changes["status"] == "queued":
+                    taken.append(_job(row))
+            return taken
+        return self.db.write(run)
 
     def beat(self, instance: str) -> None:
         """Heartbeat of every live job of ``instance`` (queued ones too: waiting is not dying)."""

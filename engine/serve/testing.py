@@ -10,12 +10,18 @@
   file, shown in the error when it exits or never gets ready.
 * ``PostgresServer``: a throw-away PostgreSQL cluster (``initdb`` + ``pg_ctl`` in a temporary
   folder) for the PostgreSQL store's tests and benchmark; ``postgres_bin`` finds the programs.
+* ``RayCluster``: a Ray cluster of several nodes on this machine (``ray start --block`` per
+  node, each in its own temporary folder and process group), whose nodes can be killed
+  (SIGKILL of the raylet, its workers and agents) and which is torn down without touching any
+  other Ray on the machine: for the multi-node Ray Serve tests and benchmark.
 * ``LabelStudioProcess``: a real Label Studio (``scripts/setup_label_studio.sh`` installs it)
   with a user and an API token, for the Label Studio tests and benchmark.
 """
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -187,6 +193,135 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# ---------------------------------------------------------------- Ray
+
+class RayNode:
+    """A node of a ``RayCluster``: its ``ray start --block`` process (leader of a session
+    holding the raylet, its workers and agents, and on the head the GCS), folder and log."""
+
+    def __init__(self, name: str, proc: subprocess.Popen, folder: Path, log: Path):
+        self.name, self.proc, self.folder, self.log = name, proc, folder, log
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def pids(self) -> list[int]:
+        """The node's processes: those of the session its ``ray start`` leads (Ray's workers
+        run in process groups of their own, in that session)."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.getsid(int(entry)) == self.proc.pid:
+                        found.append(int(entry))
+                except OSError:  # gone meanwhile
+                    pass
+        return found
+
+    def signal(self, sig: int) -> None:
+        """``sig`` to every process of the node."""
+        for pid in self.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+class RayCluster:
+    """A Ray cluster of several nodes on this machine, for tests and benchmarks: ``add_node``
+    runs ``ray start --block`` (the first one ``--head``) with ``--num-cpus``, custom
+    ``resources`` and ``--node-name``, its own ``--temp-dir`` under ``root`` and free ports, in
+    a new session, so the node's processes (raylet, workers, agents, the head's GCS) are that
+    session's: ``kill(name)`` SIGKILLs them all (a machine lost), ``close()`` ends every node
+    (SIGTERM, SIGKILL after ``grace_s``). Nothing else is touched: never ``ray stop``,
+    which ends every Ray process of the machine. ``address`` is the head's GCS address for
+    ``ray.init`` / ``ivos serve --ray-address``, run with ``env`` (it holds the cluster's
+    authentication token, ``RAY_AUTH_TOKEN``). The folders go under ``root`` (default /tmp:
+    Ray's unix socket paths must stay short) and are deleted by ``close``."""
+
+    STARTED = "Ray runtime started"
+
+    def __init__(self, root: str | None = None, *, object_store_mb: int = 80, startup_s: float = 120.0):
+        import tempfile
+
+        # short: Ray's unix sockets live under each node's --temp-dir (107 bytes at most)
+        self.root = Path(tempfile.mkdtemp(prefix="ivr-", dir=root or "/tmp"))
+        self.object_store_mb, self.startup_s = object_store_mb, startup_s
+        self.gcs_port = free_port()
+        self.nodes: dict[str, RayNode] = {}
+        self.ray = str(Path(sys.executable).with_name("ray"))
+        # token authentication with a token of this cluster's own, given to its every process
+        # (and to drivers through ``env``)
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "token",
+                    "RAY_AUTH_TOKEN": secrets.token_hex(32),
+                    # Serve's proxy sends requests to the replica of its own node while that one
+                    # keeps up: off, so one proxy on the head spreads them over every node
+                    "RAY_SERVE_PROXY_PREFER_LOCAL_NODE_ROUTING": "0"}
+        self.env.pop("RAY_ADDRESS", None)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.gcs_port}"
+
+    def add_node(self, name: str, *, cpus: float = 1, resources: dict[str, float] | None = None) -> RayNode:
+        """Starts a node (the head when it is the first) and waits until it runs."""
+        import json
+
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        head = not self.nodes
+        ports = ["--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
+                 "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port"]
+        args = [self.ray, "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus),
+                "--resources", json.dumps(resources or {}), "--node-name", name, "--temp-dir", str(folder),
+                "--object-store-memory", str(self.object_store_mb * 2 ** 20), "--disable-usage-stats",
+                *[x for flag in ports for x in (flag, str(free_port()))]]
+        if head:
+            args += ["--head", "--port", str(self.gcs_port), "--include-dashboard", "false",
+                     "--ray-client-server-port", str(free_port())]
+        else:
+            args += ["--address", self.address]
+        log = self.root / f"{name}.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+        node = self.nodes[name] = RayNode(name, proc, folder, log)
+        deadline = time.monotonic() + self.startup_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"ray start of node {name} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            if self.STARTED in log.read_text():
+                return node
+            time.sleep(0.3)
+        raise RuntimeError(f"Ray node {name} not started after {self.startup_s:.0f} s:\n{log.read_text()[-3000:]}")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL of the node's every process (raylet, workers, agents): the machine is lost."""
+        node = self.nodes[name]
+        for _ in range(3):  # a worker forked meanwhile
+            node.signal(signal.SIGKILL)
+            time.sleep(0.05)
+        node.proc.wait()
+
+    def close(self, grace_s: float = 15.0) -> None:
+        """Ends every node, the head last (SIGTERM to each process group, SIGKILL after ``grace_s``)."""
+        for node in reversed(list(self.nodes.values())):
+            if node.alive():
+                node.proc.send_signal(signal.SIGTERM)  # ray start --block ends its processes
+                try:
+                    node.proc.wait(grace_s)
+                except subprocess.TimeoutExpired:
+                    pass
+            node.signal(signal.SIGKILL)  # what is left of the node
+            node.proc.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> "RayCluster":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 # ---------------------------------------------------------------- PostgreSQL

@@ -135,6 +135,36 @@ def test_one_live_job_per_session(store):
         store.create_job(job("job_5", sid="vid_" + "z" * 24), stale_s=30)  # no such session
 
 
+def test_take_over_dead_jobs(store):
+    """``take_over_jobs``: a dead server's live jobs (old heartbeat) become the caller's again,
+    oldest first, up to ``limit`` and each at most ``max_resumes`` times; the others are
+    interrupted, one asked to cancel is cancelled; a beating job is left alone, and a job just
+    taken over is not taken again."""
+    import dataclasses
+
+    old = time.time() - 100
+    sids = [f"vid_{c * 24}" for c in "cdefg"]
+    for sid in sids:
+        store.create_session(session(sid, kind="video"))
+    dead = dict(beat=old, instance="inst_dead")
+    store.create_job(job("job_live", sids[0]), stale_s=30)
+    store.create_job(job("job_a", sids[1], **dead), stale_s=30)
+    store.create_job(job("job_b", sids[2], beat=old - 1, instance="inst_dead"), stale_s=30)
+    store.create_job(dataclasses.replace(job("job_c", sids[3], **dead), cancel=True), stale_s=30)
+    store.create_job(dataclasses.replace(job("job_d", sids[4], **dead), params={"finetune": True, "resumed": 2}),
+                     stale_s=30)
+    taken = store.take_over_jobs("inst_me", older_than=time.time() - 60, limit=1, max_resumes=2)
+    assert [j.id for j in taken] == ["job_b"]
+    b = store.get_job("job_b")
+    assert (b.status, b.stage, b.instance, b.params) == ("queued", "queued", "inst_me", {"finetune": True, "resumed": 1})
+    a, c, d = (store.get_job(j) for j in ("job_a", "job_c", "job_d"))
+    assert a.status == "interrupted" and "no free job slot" in a.error
+    assert c.status == "cancelled"
+    assert d.status == "interrupted" and "2 times" in d.error
+    assert store.get_job("job_live").status == "queued" and store.get_job("job_live").instance == "inst_a"
+    assert store.take_over_jobs("inst_other", older_than=time.time() - 60, limit=5, max_resumes=2) == []
+
+
 def test_listings(store):
     t = time.time()
     store.create_session(session("img_" + "1" * 24, owner="alice", updated=t - 30))
@@ -220,3 +250,24 @@ def test_a_failed_put_leaves_nothing(blobs):
             blobs.db.write(lambda c: blobs._insert(c, "sessions/s1/a.bin", Broken(2500)))
     assert [b.key for b in blobs.list("sessions/")] == ["sessions/s1/a.bin"]
     assert blobs.get("sessions/s1/a.bin") == b"before"
+
+
+def test_label_studio_projects_are_shared_blobs(blobs, tmp_path):
+    """``ProjectBook`` keeps a project's Label Studio in the blobs: a second server (another
+    book on the same store) reads it, sees a newer /setup, and an old projects.json is copied in."""
+    import json
+
+    from ivos.serve.label_studio import Project, ProjectBook
+
+    a, b = ProjectBook(blobs), ProjectBook(blobs)
+    b.FRESH_S = 0.0
+    assert b.get("7") is None
+    a.remember("7", "http://ls:8080", "tok-1")
+    assert b.get("7") == Project("http://ls:8080", "tok-1")
+    a.remember("7", "http://ls:8080", "tok-2")
+    assert b.get("7") == Project("http://ls:8080", "tok-2")
+    assert len(blobs.list("label-studio/projects/7/")) == 1  # the older one deleted
+    legacy = tmp_path / "projects.json"
+    legacy.write_text(json.dumps({"9": {"hostname": "http://old:8080", "token": None}}))
+    assert ProjectBook(blobs, legacy=legacy).get("9") == Project("http://old:8080", None)
+    assert b.get("9") == Project("http://old:8080", None)
