@@ -350,6 +350,209 @@ def bench_restart(args, pg: PostgresServer, tmp: Path, model_args: list[str]) ->
             "video_points_match": stored_points == sorted(done["points"]), "video_points": len(stored_points)}
 
 
+# ---- replicas under load -------------------------------------------------------------------
+LOAD_SECTION = "## Throughput and click latency: 1 process on SQLite, 1 and 2 Ray replicas on PostgreSQL"
+
+
+def click_load(url: str, image_png: bytes, sessions: int, n_clicks: int, seed: int) -> dict:
+    """``sessions`` client threads, each its own image session (uploads before the clock
+    starts), all starting together, ``n_clicks`` clicks each; 429 waits its Retry-After and
+    repeats (counted). -> {"ms": [per 200 click], "wall_s", "errors", "429", "instances"}."""
+    import httpx
+
+    barrier = threading.Barrier(sessions + 1)
+    lock = threading.Lock()
+    out: dict = {"ms": [], "errors": 0, "429": 0, "instances": {}}
+
+    def client(k: int) -> None:
+        with httpx.Client(base_url=url, timeout=120) as http:
+            sid = None
+            try:
+                r = http.post("/v1/images", files={"image": ("f.png", image_png, "image/png")})
+                sid = r.json()["session_id"] if r.status_code == 201 else None
+            except httpx.HTTPError:
+                pass
+            barrier.wait()
+            if sid is None:
+                with lock:
+                    out["errors"] += n_clicks
+                return
+            for x, y, p in clicks(seed * 100 + k, n_clicks):
+                while True:
+                    t0 = time.perf_counter()
+                    try:
+                        r = http.post(f"/v1/images/{sid}/clicks", json={"x": x, "y": y, "positive": p})
+                    except httpx.HTTPError:
+                        r = None
+                    ms = (time.perf_counter() - t0) * 1e3
+                    with lock:
+                        if r is not None and r.status_code == 429:
+                            out["429"] += 1
+                        elif r is not None and r.status_code == 200:
+                            out["ms"].append(ms)
+                            inst = r.headers.get("x-ivos-instance", "?")
+                            out["instances"][inst] = out["instances"].get(inst, 0) + 1
+                        else:
+                            out["errors"] += 1
+                    if r is not None and r.status_code == 429:
+                        time.sleep(float(r.headers.get("retry-after", "1")))
+                        continue
+                    break
+            http.delete(f"/v1/images/{sid}")
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(sessions)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def ray_server(cluster, data_dir: Path, model_args: list[str], flags: list[str], expect: int, startup_s: float = 240):
+    """``ivos serve --ray --ray-address <cluster>`` with ``flags``, once ``expect`` replicas (by
+    node) answer /readyz; -> (process, url)."""
+    import signal
+    import subprocess
+
+    import httpx
+
+    from ivos.serve.testing import free_port
+
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir.parent / f"{data_dir.name}.log"
+    cmd = [sys.executable, "-m", "ivos.serve.cli", "--ray", "--ray-address", cluster.address, "--port", str(port),
+           "--data-dir", str(data_dir), *model_args, *flags]
+    proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**cluster.env})
+    url, ready = f"http://127.0.0.1:{port}", set()
+    deadline = time.monotonic() + startup_s
+    while len(ready) < expect:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise RuntimeError(f"ivos serve --ray not ready ({ready}):\n{log.read_text()[-3000:]}")
+        try:
+            r = httpx.get(url + "/readyz", timeout=5)
+            if r.status_code == 200:
+                ready.add(r.headers["x-ivos-instance"].split("_")[1])
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    return proc, url
+
+
+def stop_group(proc) -> None:
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def bench_replicas(args, pg: PostgresServer, tmp: Path, model_args: list[str]) -> dict:
+    """The same click load on (a) ``ivos serve`` (SQLite, one process), (b) ``ivos serve --ray
+    --replicas 1`` and (c) ``--replicas 2 --ray-replicas-per-node 1`` on a two-node Ray cluster
+    (``RayCluster``, one CPU per node), both on PostgreSQL; each after a warm-up."""
+    from ivos.serve.testing import RayCluster
+
+    image_png = png(frame())
+    rows: dict[str, dict] = {}
+
+    def measure(name: str, url: str, warm: int) -> None:
+        click_load(url, image_png, warm, 2, seed=99)  # warm-up: every replica loads its model
+        r = click_load(url, image_png, args.sessions, args.load_clicks, seed=1)
+        r["start_s"] = started
+        rows[name] = r
+        print(f"{name}: {len(r['ms'])} clicks in {r['wall_s']:.1f} s, errors {r['errors']}", file=sys.stderr)
+
+    t0 = time.perf_counter()
+    server = ServerProcess(tmp / "load-sqlite", model_args, startup_s=180).start()
+    started = time.perf_counter() - t0
+    try:
+        measure("ivos serve, SQLite, 1 process", server.url, 2)
+    finally:
+        server.stop()
+    for n in (1, 2):  # a fresh cluster each: Serve outlives the ivos serve that started it
+        with RayCluster() as cluster:
+            cluster.add_node("node-a", cpus=1, resources={"node_a": 1})
+            cluster.add_node("node-b", cpus=1, resources={"node_b": 1})
+            url_db = pg.create_database(f"ivos_replicas_{n}")
+            flags = ["--replicas", str(n), "--ray-cpus", "1", "--ray-proxy", "head", "--store", url_db]
+            if n == 2:
+                flags += ["--ray-replicas-per-node", "1"]
+            t0 = time.perf_counter()
+            proc, url = ray_server(cluster, tmp / f"load-ray{n}", model_args, flags, expect=n, startup_s=150)
+            started = time.perf_counter() - t0
+            try:
+                measure(f"ivos serve --ray --replicas {n}, PostgreSQL" + (", one per node" if n == 2 else ""),
+                        url, 2 * n)
+            finally:
+                stop_group(proc)
+    return {name: {"clicks": len(r["ms"]), "wall_s": r["wall_s"], "clicks_per_s": len(r["ms"]) / r["wall_s"],
+                   **{k: v for k, v in stats(r["ms"]).items() if k != "n"}, "errors": r["errors"],
+                   "429": r["429"], "instances": r["instances"], "start_s": r["start_s"]}
+            for name, r in rows.items()}
+
+
+def replicas_report(command: str, env: dict, args, rows: dict) -> list[str]:
+    def nodes(instances: dict) -> str:
+        by: dict[str, int] = {}
+        for inst, n in instances.items():
+            key = inst.split("_")[1] if inst.count("_") >= 2 else "one process"  # inst_<node>_<random>
+            by[key] = by.get(key, 0) + n
+        return ", ".join(f"{k} {v}" for k, v in sorted(by.items()))
+
+    niced = os.nice(0)
+    if niced:
+        command = f"nice -n {niced} " + command
+    return [LOAD_SECTION, "",
+            "Command (one run, the three configurations one after the other with the same load):", "",
+            f"    {command.strip()}", "",
+            f"Load: {args.sessions} client threads, each its own image session on the demo clip's first frame at "
+            f"{SIZE[0]}x{SIZE[1]} (uploaded before the clock starts), {args.load_clicks} clicks each (fixed "
+            "positions inside the image, the first on the object), all threads starting together; a warm-up of "
+            "2 clicks in 2 sessions per replica first. Click bundle "
+            f"{env['model']} with `--threads {env['threads']}`, the shipped OSVOS bundle (no propagation runs). "
+            "(a) plain `ivos serve` with its SQLite store; (b) and (c) `ivos serve --ray --ray-address <head> "
+            "--ray-cpus 1 --ray-proxy head --store postgresql://...` on a two-node Ray cluster "
+            f"(`RayCluster`, `--num-cpus 1` per node), PostgreSQL {env['postgres']} (`PostgresServer`, TCP "
+            "on 127.0.0.1, fsync on), (c) with `--replicas 2 --ray-replicas-per-node 1`. 429 answers wait their "
+            "Retry-After and are repeated (counted, not errors); errors are any other non-200 or broken "
+            "connection. Latency: the client's wall time per `POST .../clicks` answered 200; clicks/s: clicks "
+            "answered 200 over the wall time from the start to the last answer.", "",
+            "| configuration | clicks | clicks/s | p50 (ms) | p99 (ms) | errors | 429 | clicks by node |",
+            "|---|---|---|---|---|---|---|---|",
+            *(f"| {name} | {r['clicks']} | {r['clicks_per_s']:.2f} | {r['p50']:.0f} | {r['p99']:.0f} | "
+              f"{r['errors']} | {r['429']} | {nodes(r['instances'])} |" for name, r in rows.items()),
+            "",
+            f"Machine: {env['platform']}, {env['cpus']} CPUs shared with other work (load average at the end "
+            f"{env['loadavg_at_end'][0]:.2f})" + (", run under `nice`" if niced else "") + ". The two Ray \"nodes\" are processes on the same "
+            "2 cores, so the two replicas of (c) share the cores one replica already uses: no speed-up is "
+            "expected from the second replica here; on two machines each replica would have its own cores. "
+            "The figures show what Ray Serve's proxy and PostgreSQL add per click against the plain server, and "
+            "that the load is spread over both nodes without errors. "
+            f"{args.sessions * args.load_clicks} clicks per configuration, answered within a few seconds: a "
+            "small sample, p99 is about the slowest click.", ""]
+
+
+def write_section(path: Path, lines: list[str]) -> None:
+    """Puts ``lines`` (a section starting with LOAD_SECTION) at the end of ``path``, in place of
+    an older copy of it."""
+    text = path.read_text() if path.is_file() else ""
+    if LOAD_SECTION in text:
+        text = text[:text.index(LOAD_SECTION)]
+    path.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines))
+
+
 # ---- report --------------------------------------------------------------------------------
 def mb(n: float) -> str:
     return f"{n / 2 ** 20:.1f}"
@@ -443,8 +646,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--down-s", type=float, default=10.0, help="restart: seconds PostgreSQL stays down")
     p.add_argument("--after-s", type=float, default=10.0, help="restart: seconds of requests after the start")
     p.add_argument("--only", nargs="+", choices=("clicks", "blobs", "restart"), default=["clicks", "blobs", "restart"])
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/postgres_store.md"))
+    p.add_argument("--out", type=Path, default=None,
+                   help="default benchmarks/results/postgres_store.md; with --replicas-load the section goes "
+                        "into benchmarks/results/ray_nodes.md")
+    p.add_argument("--replicas-load", action="store_true",
+                   help="instead: throughput and click latency of ivos serve on SQLite (1 process) and of "
+                        "ivos serve --ray --replicas 1 and 2 on PostgreSQL on a two-node Ray cluster")
+    p.add_argument("--sessions", type=int, default=8, help="--replicas-load: concurrent client threads")
+    p.add_argument("--load-clicks", type=int, default=5, help="--replicas-load: clicks per session")
     args = p.parse_args(argv)
+    if args.replicas_load:
+        args.only = ["replicas"]
+    args.out = args.out or Path("benchmarks/results/ray_nodes.md" if args.replicas_load
+                                else "benchmarks/results/postgres_store.md")
 
     model_args = ["--model", args.model, "--threads", str(args.threads), "--log-level", "warning"]
     result: dict = {}
@@ -460,12 +674,20 @@ def main(argv: list[str] | None = None) -> int:
             result["blobs"] = bench_blobs(args, pg, tmp)
         if "restart" in args.only:
             result["restart"] = bench_restart(args, pg, tmp, model_args)
+        if "replicas" in args.only:
+            result["replicas"] = bench_replicas(args, pg, tmp, model_args)
         shutil.rmtree(tmp, ignore_errors=True)
     env = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
            "ivos": ivos.__version__, "postgres": version, "model": args.model, "threads": args.threads,
            "loadavg_at_end": os.getloadavg()}
     result["environment"] = env
     command = "python -m ivos.bench.store " + " ".join(argv if argv is not None else sys.argv[1:])
+    if "replicas" in result:
+        lines = replicas_report(command, env, args, result["replicas"])
+        write_section(args.out, lines)
+        print("\n".join(lines))
+        print(json.dumps(result["replicas"], indent=1))
+        return 0
     lines = report(command, env, result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
