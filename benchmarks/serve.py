@@ -29,6 +29,8 @@ import numpy as np
 import ivos
 from ivos.serve.testing import ServerProcess
 
+from ._common import write_report
+
 SIZE = (480, 854)
 
 
@@ -205,9 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Environment: `{json.dumps(env)}`", "",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    write_report(markdown=(args.out, "\n".join(lines)), json_data=(args.out.with_suffix(".json"), result))
     print("\n".join(lines))
     return 0
 

@@ -37,8 +37,9 @@ from pathlib import Path
 import numpy as np
 
 import ivos
-from ivos.serve.testing import PostgresServer, ServerProcess
+from ivos.serve.testing import PostgresServer, ServerProcess, stop_process_group
 
+from ._common import write_report
 from .serve import clicks, frame, http_session, png, request_floor, stats
 
 SIZE = (480, 854)
@@ -445,19 +446,6 @@ def ray_server(cluster, data_dir: Path, model_args: list[str], flags: list[str],
     return proc, url
 
 
-def stop_group(proc) -> None:
-    import signal
-    import subprocess
-
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def bench_replicas(args, pg: PostgresServer, tmp: Path, model_args: list[str]) -> dict:
     """The same click load on (a) ``ivos serve`` (SQLite, one process), (b) ``ivos serve --ray
     --replicas 1`` and (c) ``--replicas 2 --ray-replicas-per-node 1`` on a two-node Ray cluster
@@ -496,7 +484,7 @@ def bench_replicas(args, pg: PostgresServer, tmp: Path, model_args: list[str]) -
                 measure(f"ivos serve --ray --replicas {n}, PostgreSQL" + (", one per node" if n == 2 else ""),
                         url, 2 * n)
             finally:
-                stop_group(proc)
+                stop_process_group(proc)
     return {name: {"clicks": len(r["ms"]), "wall_s": r["wall_s"], "clicks_per_s": len(r["ms"]) / r["wall_s"],
                    **{k: v for k, v in stats(r["ms"]).items() if k != "n"}, "errors": r["errors"],
                    "429": r["429"], "instances": r["instances"], "start_s": r["start_s"]}
@@ -689,9 +677,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result["replicas"], indent=1))
         return 0
     lines = report(command, env, result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    write_report(markdown=(args.out, "\n".join(lines)), json_data=(args.out.with_suffix(".json"), result))
     print("\n".join(lines))
     return 0
 

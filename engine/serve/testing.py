@@ -109,6 +109,37 @@ STARTUP_S = 180.0
 """Seconds ``start`` waits for ``/readyz`` (a cold start loads the models and ONNX Runtime)."""
 
 
+def stop_process_group(proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
+    """SIGTERM to the process group of ``proc`` (started with ``start_new_session=True``), then
+    SIGKILL when it has not exited after ``timeout_s``; nothing when it already exited."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def wait_ready(proc: subprocess.Popen, url: str, log: Path, what: str, startup_s: float, interval_s: float) -> bool:
+    """Polls ``url`` until it answers 200 (True) or ``startup_s`` pass (False); RuntimeError with
+    the end of ``log`` when ``proc`` exits first."""
+    import httpx
+
+    deadline = time.monotonic() + startup_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(interval_s)
+    return False
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:
@@ -143,24 +174,14 @@ class ServerProcess:
     def start(self) -> "ServerProcess":
         """Starts the server (again, after ``stop``/``kill``: same port and data) and waits until
         ``/readyz`` answers 200. RuntimeError with the log when it exits or is not ready in time."""
-        import httpx
-
         self.starts += 1
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log = self.log_dir / f"server-{self.port}-{self.starts}.log"
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
                                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        deadline = time.monotonic() + self.startup_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ivos serve exited with {self.proc.returncode}:\n{self.log.read_text()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        if wait_ready(self.proc, self.url + "/readyz", self.log, "ivos serve", self.startup_s, 0.2):
+            return self
         self.stop()
         raise RuntimeError(f"ivos serve not ready after {self.startup_s} s:\n{self.log.read_text()}")
 
@@ -488,8 +509,6 @@ class LabelStudioProcess:
         return self.venv / "bin" / "label-studio"
 
     def start(self) -> "LabelStudioProcess":
-        import httpx
-
         if not self.executable.is_file():
             raise RuntimeError(f"no Label Studio at {self.executable}: run scripts/setup_label_studio.sh")
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -507,16 +526,8 @@ class LabelStudioProcess:
                 [str(self.executable), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port",
                  str(self.port), "--data-dir", str(self.data_dir)],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + self.startup_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"label-studio exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        if wait_ready(self.proc, self.url + "/health", self.log, "label-studio", self.startup_s, 0.5):
+            return self
         self.stop()
         raise RuntimeError(f"label-studio not healthy after {self.startup_s:.0f} s:\n{self.log.read_text()[-4000:]}")
 
@@ -528,13 +539,8 @@ class LabelStudioProcess:
         return httpx.request(method, self.url + path, headers=headers, timeout=kwargs.pop("timeout", 120), **kwargs)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process_group(self.proc, 20)
 
     def __enter__(self) -> "LabelStudioProcess":
         return self.start()

@@ -5,7 +5,6 @@ give in-process."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ def test_two_replicas_share_sessions(tmp_path, bundles, png_bytes, server_class)
     import httpx
 
     import ivos
+    from ivos.serve.testing import stop_process_group
 
     port = server_class(tmp_path, bundles).port  # a free port
     url = f"http://127.0.0.1:{port}"
@@ -75,9 +75,4 @@ def test_two_replicas_share_sessions(tmp_path, bundles, png_bytes, server_class)
             undone = http.post(f"/v1/images/{sid}/undo")
             np.testing.assert_array_equal(rle_decode(undone.json()["mask"]["rle"]), local.undo().mask)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)

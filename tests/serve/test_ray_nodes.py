@@ -17,8 +17,6 @@ cores); the node-kill test comes last. Counts are printed (``-s``) for
 benchmarks/results/ray_nodes.md."""
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -30,7 +28,7 @@ import pytest
 
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'ivos[ray]')")
 
-from ivos.serve.testing import RayCluster, free_port  # noqa: E402
+from ivos.serve.testing import RayCluster, free_port, stop_process_group  # noqa: E402
 
 STARTUP_S = 240
 SETTINGS = ["--threads=1", "--finetune-steps=5", "--finetune-augmentations=3"]
@@ -67,16 +65,6 @@ def ivos_ray(cluster, data_dir, bundles, *flags, port=None):
     return proc, port, log
 
 
-def stop(proc):
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 @pytest.fixture(scope="module")
 def server(cluster, tmp_path_factory, bundles, module_store_url):
     """``ivos serve --ray --replicas 2 --ray-replicas-per-node 1`` on ``cluster`` and PostgreSQL;
@@ -103,7 +91,7 @@ def server(cluster, tmp_path_factory, bundles, module_store_url):
         assert sorted(ready) == ["node-a", "node-b"], f"replicas ready: {ready}\n{log.read_text()[-3000:]}"
         yield url, ready
     finally:
-        stop(proc)
+        stop_process_group(proc)
 
 
 def scene(seed, h=48, w=64):
