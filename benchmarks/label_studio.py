@@ -76,7 +76,7 @@ def run(args) -> dict:
     clicks = click_sequence(local, image, gt, args.clicks)
     work = Path(args.work)
     times: dict[str, list[list[float]]] = {"in process": [], "ivos HTTP": [], "Label Studio": []}
-    with LabelStudioProcess(work / "ls-data") as ls:
+    with LabelStudioProcess(work / "ls-data", server=args.server, log_level=args.log_level) as ls:
         server = ServerProcess(work / "ivos-data", ["--model", args.model, "--threads", str(args.threads),
                                                     "--api-key", API_KEY]).start()
         try:
@@ -224,6 +224,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, help="markdown report")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--screenshot", type=Path, default=None, help="PNG of Label Studio's page with the mask")
+    p.add_argument("--server", default="runserver", choices=("runserver", "gunicorn"),
+                   help="how Label Studio is served (ivos.serve.testing.LABEL_STUDIO_SERVERS)")
+    p.add_argument("--log-level", default="DEBUG", help="Label Studio's LOG_LEVEL (its default: DEBUG)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,11 +10,12 @@ Per DAVIS-2016 sequence of the split, from the ground-truth first mask, each met
   ``ivos-bench objects`` does): per-frame p50 with two objects / with one;
 * J (mean IoU over frames 1..N, one object) as a check that both did the job.
 
-Methods: ``old`` = "osvos+mask" with the bundle's fine-tuning recipe (the default before the
-memory mode), ``new`` = the default ``VideoPredictor`` settings of the bundle, or ``--new``'s
-(``mode=memory,steps=60,weight=0.3,working=288x512,crf=0,adapt_every=8,adapt_steps=30``: mode,
-fine-tuning steps, memory readout weight, the memory mode's working size, the frame CRF, online
-adaptation).
+Methods: ``old`` = the "classic" propagation (``VideoPredictor(propagation="classic")``: the
+default before the memory mode, ``ivos.settings.PROPAGATIONS``), ``new`` = the default
+``VideoPredictor`` settings of the bundle, or those settings changed by ``--new`` (e.g.
+``mode=memory,steps=60,weight=0.3,warp=0,working=288x512,crf=0,adapt_every=8,adapt_steps=30``:
+mode, fine-tuning steps, memory readout weight, flow warp, the memory mode's working size, the
+frame CRF, online adaptation).
 
     ivos-bench video-speed --split dev --threads 1 --rounds 2
 """
@@ -25,6 +26,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,24 +52,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def predictor(osvos, method: str, threads: int, new: str = ""):
     """The ``old`` or ``new`` method's ``VideoPredictor`` (``new``: ``--new``'s settings)."""
     import ivos
-    from ivos.settings import MemorySettings
+    from ivos.settings import PropagationSettings
 
     if method == "old":
-        return ivos.VideoPredictor(osvos, mode="osvos+mask",
-                                   finetune_config=ivos.FinetuneConfig.for_bundle(osvos.bundle, threads=threads))
+        return ivos.VideoPredictor(osvos, propagation="classic")
     keys = dict(kv.split("=", 1) for kv in new.split(",") if kv)
-    known = {"mode", "steps", "weight", "working", "crf", "adapt_every", "adapt_steps"}
+    known = {"mode", "steps", "weight", "warp", "working", "crf", "adapt_every", "adapt_steps"}
     unknown = set(keys) - known
     if unknown:
         raise ivos.InvalidInput(f"--new: unknown keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
     kwargs = {}
     if "mode" in keys:
         kwargs["mode"] = keys["mode"]
+    default = PropagationSettings.resolve(osvos.bundle, threads=threads)  # the bundle's recipe, which the keys change
     if "steps" in keys:
-        kwargs["finetune_config"] = ivos.FinetuneConfig.for_bundle(osvos.bundle, threads=threads,
-                                                                   steps=int(keys["steps"]))
-    if "weight" in keys:
-        kwargs["memory"] = MemorySettings(weight=float(keys["weight"]))
+        kwargs["finetune_config"] = replace(default.finetune, steps=int(keys["steps"]))
+    if "weight" in keys or "warp" in keys:
+        kwargs["memory"] = replace(default.memory, **({"weight": float(keys["weight"])} if "weight" in keys else {}),
+                                   **({"warp": keys["warp"] == "1"} if "warp" in keys else {}))
     if "working" in keys:
         kwargs["working_size"] = tuple(int(v) for v in keys["working"].split("x"))
     if "crf" in keys:
@@ -104,8 +106,8 @@ def markdown(report: dict) -> str:
     s = report["summary"]
     lines = ["# Propagation speed, old vs new: `ivos-bench video-speed`", "",
              f"Command: `{report['command']}`", "", f"{report['environment']}", "",
-             "old = \"osvos+mask\" with the bundle's fine-tuning recipe (the default before the memory mode); "
-             "new = the default `VideoPredictor`. Each row: medians over the rounds; the methods alternate "
+             "old = the \"classic\" propagation (`VideoPredictor(propagation=\"classic\")`, the default before); "
+             "new = the default `VideoPredictor` (the bundle's recipe). Each row: medians over the rounds; the methods alternate "
              "order per round.", "",
              "| sequence | frames | old: first s / total s | new: first s / total s | total new/old | "
              "old ms/frame | new ms/frame | new/old | old 2-obj/1-obj | new 2-obj/1-obj | J old | J new |",

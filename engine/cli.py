@@ -174,6 +174,8 @@ def _finetune_wanted(choice: str) -> bool:
 
 
 def add_segment_arguments(p: argparse.ArgumentParser) -> None:
+    from .settings import PROPAGATIONS  # here: ivos imports numpy and the runtime, not needed for --help elsewhere
+
     p.add_argument("video", help="video file, folder of frames, or 'demo' (the bundled clip)")
     p.add_argument("--click", type=_click, action="append", default=[], metavar="X,Y[,FRAME][:OBJ]",
                    help="positive click (original pixels; frame default 0; object id 1..255, default 1); "
@@ -196,8 +198,10 @@ def add_segment_arguments(p: argparse.ArgumentParser) -> None:
                    "trunk run per frame for all objects, a memory read of annotated and confident frames")
     p.add_argument("--adapt-every", type=int, default=None, metavar="N",
                    help="online adaptation: every N frames tune the heads on the latest confident frames "
-                   "(slower; cross-validated J 0.852 vs 0.840 at N=16, benchmarks/results/video_cv.md); "
-                   "default: the bundle's, off")
+                   "(default: the bundle's; benchmarks/results/video_cv.md)")
+    p.add_argument("--propagation", default="bundle", choices=PROPAGATIONS,
+                   help="named propagation recipe: bundle (the OSVOS bundle's, default) or classic (the "
+                   "propagation before the memory mode became the default)")
     p.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
                    help="dense CRF on every propagated frame (default: the OSVOS bundle's, on for the shipped "
                    "ones: held-aside DAVIS train sequences J 0.810 vs 0.724 without; see "
@@ -374,7 +378,8 @@ def segment(args: argparse.Namespace) -> int:
     _check_clicks(args, source)
     osvos = ivos.load(args.osvos_bundle, backend=args.backend, threads=args.threads)
     clicker = ivos.load(args.click_bundle, backend=args.backend, threads=args.threads)
-    predictor = VideoPredictor(osvos, clicker, mode=args.mode, crf=args.crf, adapt_every=args.adapt_every)
+    predictor = VideoPredictor(osvos, clicker, mode=args.mode, crf=args.crf, adapt_every=args.adapt_every,
+                               propagation=args.propagation)
     # the mode's fine-tuning (none in the memory mode), if wanted and torch is there to do it
     finetune = predictor.settings.finetune.steps > 0 and _finetune_wanted(args.finetune)
     state = predictor.init_state(source)
@@ -405,7 +410,7 @@ def segment(args: argparse.Namespace) -> int:
     suggestion = None if fully_annotated else predictor.suggest_frame(state)
     difficulty = predictor.difficulty(state)
     summary = {
-        "video": str(video), "frames": n, "backend": osvos.backend, "mode": predictor.settings.mode,
+        "video": str(video), "frames": n, "backend": osvos.backend, "propagation": args.propagation, "mode": predictor.settings.mode,
         "objects": obj_ids, "annotated_frames": annotated,
         "finetuned": bool(reports),
         "finetune_s": round(sum(r.seconds for r in reports.values()), 2) if reports else None,

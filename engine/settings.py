@@ -62,6 +62,15 @@ plus a memory read of the annotated and confidently propagated frames
 DEFAULT_MODE = "osvos+mask"
 """The propagation mode of a bundle whose card names none (``propagation.mode``)."""
 
+PROPAGATIONS = ("bundle", "classic")
+"""Named propagation recipes (``VideoPredictor(propagation=...)``, ``--propagation``):
+"bundle" (the default): the OSVOS bundle's card (sections ``propagation``, ``finetune``,
+``postprocess``); "classic": the propagation osvos-lite0 shipped before its card named the
+memory mode (issue 25): "osvos+mask", the whole network per object on its motion gate,
+``FinetuneConfig``'s defaults (150 steps, batch 8, 48-pixel crops, 16 augmentations of the
+whole frame), the frame CRF at ``FRAME_CRF_MAX_PIXELS``, no online adaptation. Arguments
+given explicitly override either."""
+
 
 def _card_count(bundle: Bundle, card: dict[str, Any], key: str) -> int | None:
     """The card's ``propagation.<key>`` (an int >= 0), None when absent; ModelError naming it."""
@@ -121,7 +130,7 @@ SCHEDULES = ("constant", "cosine")
 """Learning-rate schedules of ``FinetuneConfig.schedule``."""
 
 BUNDLE_KEYS = ("steps", "batch", "lr", "augmentations", "max_scale", "max_rotate", "max_shift",
-               "zero_prior_fraction", "crop", "schedule")
+               "zero_prior_fraction", "crop", "schedule", "crop_features")
 """``FinetuneConfig`` fields an OSVOS bundle's card may set (its ``finetune`` section): the
 recipe its network was tuned with. Mode, threads and seed stay the caller's."""
 
@@ -157,6 +166,12 @@ class FinetuneConfig:
         threads: torch intra-op threads during fine-tuning (0 = one per CPU this process may
             use, ``ivos.runtime.threads``).
         seed: augmentation and batch-order seed.
+        crop_features: run the trunk only on the annotated objects' motion-gate window
+            (``ivos.postprocess.gate_box`` at ``ROI_MARGIN``, sides rounded out to the graph's
+            size multiple) instead of the whole working image; needs a bundle with its trunk
+            as a graph of its own (``ivos.runtime.bundle.has_osvos_parts``), ignored otherwise.
+            Propagation runs the network on the same kind of window, so the head trains on
+            what it will see, at the cost of the window's pixels only.
     """
 
     steps: int = 150
@@ -172,6 +187,7 @@ class FinetuneConfig:
     schedule: str = "cosine"
     threads: int = 0
     seed: int = 0
+    crop_features: bool = False
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -249,6 +265,8 @@ class MemorySettings:
         every: a propagated frame joins the memory every ``every`` frames when confident.
         min_confidence: the propagated frame's confidence needed to join.
         capacity: most propagated frames kept (oldest dropped; annotated frames always stay).
+        warp: warp the neighbouring frame's mask by optical flow (``ivos.video.flow``) before
+            the head reads it as its prior; False: the mask as it is (as "osvos+mask" does).
     """
 
     top_k: int = 20
@@ -260,8 +278,11 @@ class MemorySettings:
     every: int = 5
     min_confidence: float = 0.8
     capacity: int = 4
+    warp: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.warp, bool):
+            raise InvalidInput(f"MemorySettings.warp must be True or False, got {self.warp!r}")
         for name in ("top_k", "every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -451,13 +472,17 @@ class PropagationSettings:
                 crop_context: int | None = DEFAULT, crf_max_pixels: int = DEFAULT,
                 memory: MemorySettings | None = None,
                 working_size: tuple[int, int] | None = None, adapt_every: int | None = None,
-                adapt_steps: int | None = None) -> "PropagationSettings":
+                adapt_steps: int | None = None, propagation: str = "bundle") -> "PropagationSettings":
         """The OSVOS bundle's ``postprocess`` (crf, crf_params) overridden by the arguments
         that are not None; InvalidInput naming a bad one. Without ``finetune_config``, the
         bundle's fine-tuning recipe (``FinetuneConfig.for_bundle``). ``threads`` (the OSVOS model's,
         ``Model.threads``) goes to the frame CRF and to fine-tuning unless the config sets its
-        own: one thread count for every pool (``ivos.runtime.threads``)."""
-        card = bundle.card.get("propagation") or {}
+        own: one thread count for every pool (``ivos.runtime.threads``). ``propagation``: one
+        of ``PROPAGATIONS`` ("classic" ignores the card's ``propagation`` and ``finetune``)."""
+        if propagation not in PROPAGATIONS:
+            raise InvalidInput(f"propagation must be one of {PROPAGATIONS}, got {propagation!r}")
+        classic = propagation == "classic"
+        card = {} if classic else bundle.card.get("propagation") or {}
         if not isinstance(card, dict):
             raise ModelError(f"{bundle.path / 'model.json'}: field 'propagation' must be an object, got {card!r}")
         if mode is None:
@@ -477,7 +502,8 @@ class PropagationSettings:
                                   else crf_params)
         roi_margin = ROI_MARGIN if roi_margin is DEFAULT else roi_margin
         crop_context = NETWORK_CROP_CONTEXT if crop_context is DEFAULT else crop_context
-        crf_max_pixels = FRAME_CRF_MAX_PIXELS if crf_max_pixels is DEFAULT else crf_max_pixels
+        if crf_max_pixels is DEFAULT:
+            crf_max_pixels = _card_count(bundle, card, "crf_max_pixels") or FRAME_CRF_MAX_PIXELS
         if roi_margin is not None:
             roi_margin = positive_float("roi_margin", roi_margin)
         if crop_context is not None:
@@ -488,8 +514,13 @@ class PropagationSettings:
         if memory is not None and not isinstance(memory, MemorySettings):
             raise InvalidInput(f"memory must be an ivos.settings.MemorySettings, got {type(memory).__name__}")
         steps = _card_count(bundle, card, "finetune_steps") if mode == "memory" else None
-        finetune = finetune_config or FinetuneConfig.for_bundle(
-            bundle, use_prior=mode != "osvos", **({} if steps is None else {"steps": steps}))
+        if finetune_config is not None:
+            finetune = finetune_config
+        elif classic:
+            finetune = FinetuneConfig(use_prior=mode != "osvos")
+        else:
+            finetune = FinetuneConfig.for_bundle(bundle, use_prior=mode != "osvos",
+                                                 **({} if steps is None else {"steps": steps}))
         if finetune.threads == 0 and threads > 0:
             finetune = replace(finetune, threads=threads)
         working = (list(working_size) if working_size is not None else card.get("working_size")) \
@@ -503,7 +534,8 @@ class PropagationSettings:
             value = _card_count(bundle, card, key) if value is None else nonnegative_int(key, value)
             if value is not None:
                 adapt[key] = value
+        if memory is None:
+            memory = MemorySettings() if classic else MemorySettings.for_bundle(bundle)
         return PropagationSettings(mode, CrfSettings.merged(enabled, params, crf_max_pixels, threads),
-                                   roi_margin, finetune, crop_context,
-                                   MemorySettings.for_bundle(bundle) if memory is None else memory,
+                                   roi_margin, finetune, crop_context, memory,
                                    None if working is None else (working[0], working[1]), **adapt)

@@ -11,14 +11,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 LABEL_STUDIO_VERSION=1.23.2
+GUNICORN_VERSION=27.0.1  # LabelStudioProcess(server="gunicorn"): Label Studio served as in production
 VENV=.venv-label-studio
 STAMP=$VENV/.ivos-label-studio
 # Not `label-studio --version`: that migrates a database under ~/.local/share and then starts the server.
-VERSION_PY="import importlib.metadata as m, label_studio; print('label-studio', m.version('label-studio'))"
+VERSION_PY="import importlib.metadata as m, label_studio, gunicorn; print('label-studio', m.version('label-studio'), 'gunicorn', m.version('gunicorn'))"
 
-if [[ "${LABEL_STUDIO_SETUP_FORCE:-0}" != 1 && -f $STAMP && "$(cat $STAMP)" == "$LABEL_STUDIO_VERSION" ]] \
+if [[ "${LABEL_STUDIO_SETUP_FORCE:-0}" != 1 && -f $STAMP && "$(cat $STAMP)" == "$LABEL_STUDIO_VERSION+$GUNICORN_VERSION" ]] \
     && [[ -x $VENV/bin/label-studio ]] && "$VENV/bin/python" -c "$VERSION_PY" >/dev/null 2>&1; then
-  echo "setup_label_studio: $VENV has label-studio $LABEL_STUDIO_VERSION (LABEL_STUDIO_SETUP_FORCE=1 to redo it)"
+  echo "setup_label_studio: $VENV has label-studio $LABEL_STUDIO_VERSION + gunicorn $GUNICORN_VERSION (LABEL_STUDIO_SETUP_FORCE=1 to redo it)"
   exit 0
 fi
 
@@ -38,6 +39,7 @@ if [[ ! -x $VENV/bin/python ]]; then
 fi
 rm -f "$STAMP"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check "label-studio==$LABEL_STUDIO_VERSION"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "label-studio==$LABEL_STUDIO_VERSION" \
+  "gunicorn==$GUNICORN_VERSION"
 "$VENV/bin/python" -c "$VERSION_PY"
-echo "$LABEL_STUDIO_VERSION" > "$STAMP"
+echo "$LABEL_STUDIO_VERSION+$GUNICORN_VERSION" > "$STAMP"

@@ -9,6 +9,9 @@ A method is ``NAME[:key=value,...]``; NAME is a label, the keys set the propagat
     working    HxW: the memory mode's working size                 default: the bundle's
     adapt_every, adapt_steps: online adaptation (``ivos.video.propagation.OnlineAdaptation``)
     heads      the fold heads' variant (``training.video_cv.fold_bundle``)  default "" (shipped recipe)
+    crf_pixels the frame CRF's pixel budget (``VideoPredictor(crf_max_pixels=)``)
+    roi_margin the motion gate's margin (``VideoPredictor(roi_margin=)``)
+    ft_<field> any ``ivos.settings.FinetuneConfig`` field, e.g. ft_batch=4, ft_crop=32, ft_augmentations=8
     weight, prior_weight, veto_below, prior_readout, top_k, temperature, every, capacity,
     min_confidence: ``ivos.video.memory_read.MemorySettings``
 
@@ -31,17 +34,29 @@ from .video_cv import all_sequences, fold_bundle, folds_of, sync_graphs
 log = logging.getLogger("ivos.training")
 
 MEMORY_KEYS = {"weight": float, "prior_weight": float, "veto_below": float, "prior_readout": float, "top_k": int,
-               "temperature": float, "every": int, "capacity": int, "min_confidence": float}
+               "temperature": float, "every": int, "capacity": int, "min_confidence": float,
+               "warp": lambda v: v == "1"}
 
 
 def parse_method(text: str) -> tuple[str, dict[str, str]]:
     name, _, rest = text.partition(":")
     keys = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
-    known = {"mode", "steps", "crf", "crop", "heads", "working", "adapt_every", "adapt_steps", *MEMORY_KEYS}
+    known = {"mode", "steps", "crf", "crf_pixels", "roi_margin", "crop", "heads", "working", "adapt_every", "adapt_steps",
+             *MEMORY_KEYS, *(f"ft_{f}" for f in finetune_fields())}
     unknown = set(keys) - known
     if unknown:
         raise SystemExit(f"method {name}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
     return name, keys
+
+
+def finetune_fields() -> dict[str, type]:
+    """``FinetuneConfig`` field name -> its type (int, float, bool or str)."""
+    from dataclasses import fields
+
+    from ivos.settings import FinetuneConfig
+
+    kinds = {"int": int, "float": float, "bool": bool, "str": str}
+    return {f.name: kinds[f.type if isinstance(f.type, str) else f.type.__name__] for f in fields(FinetuneConfig)}
 
 
 def predictor_for(bundle: Path, keys: dict[str, str], threads: int):
@@ -54,9 +69,16 @@ def predictor_for(bundle: Path, keys: dict[str, str], threads: int):
     cfg = ivos.FinetuneConfig.for_bundle(osvos.bundle, use_prior=mode != "osvos", threads=threads)
     if "steps" in keys:
         cfg = replace(cfg, steps=int(keys["steps"]))
+    kinds = finetune_fields()
+    tuned = {k[3:]: v for k, v in keys.items() if k.startswith("ft_")}
+    cfg = replace(cfg, **{k: (v == "1") if kinds[k] is bool else kinds[k](v) for k, v in tuned.items()})
     memory = MemorySettings(**{k: MEMORY_KEYS[k](v) for k, v in keys.items() if k in MEMORY_KEYS})
     crop = keys.get("crop", "1") == "1"
     kwargs = {} if crop else {"crop_context": None}
+    if "crf_pixels" in keys:
+        kwargs["crf_max_pixels"] = int(keys["crf_pixels"])
+    if "roi_margin" in keys:
+        kwargs["roi_margin"] = float(keys["roi_margin"])
     working = tuple(int(v) for v in keys["working"].split("x")) if "working" in keys else None
     adapt = {k: int(v) for k, v in keys.items() if k in ("adapt_every", "adapt_steps")}
     vp = ivos.VideoPredictor(osvos, mode=mode, finetune_config=cfg, memory=memory, working_size=working, **adapt,

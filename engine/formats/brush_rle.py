@@ -36,12 +36,13 @@ def mask_to_brush_rle(mask: np.ndarray) -> list[int]:
     m = np.asarray(mask)
     if m.ndim != 2:
         raise InvalidInput(f"mask must be a 2-D (H, W) array, got {describe(mask)}")
-    flat = np.repeat(np.where(m != 0, np.uint8(255), np.uint8(0)).ravel(), 4)
-    n = flat.size
-    ends = np.append(np.flatnonzero(flat[1:] != flat[:-1]), n - 1)
-    lengths = np.diff(np.append(-1, ends))
+    # runs over pixels: each pixel's 4 equal channel values only lengthen its run 4 times
+    flat = (m != 0).ravel()
+    n = flat.size * 4
+    ends = np.append(np.flatnonzero(flat[1:] != flat[:-1]), flat.size - 1)
+    lengths = np.diff(np.append(-1, ends)) * 4
     pieces = -(-lengths // MAX_RUN)  # runs longer than MAX_RUN are split
-    values = np.repeat(flat[ends], pieces).astype(np.int64)
+    values = np.repeat(np.where(flat[ends], 255, 0), pieces).astype(np.int64)
     runs = np.full(values.size, MAX_RUN, np.int64)
     runs[np.cumsum(pieces) - 1] = lengths - (pieces - 1) * MAX_RUN
     kind = np.searchsorted(np.array([1 << w for w in RUN_WIDTHS]), runs)  # smallest class that holds the run

@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..settings import PROPAGATIONS
 from .config import DEFAULT_DATA_DIR, ServeConfig, keys_from
 
 DEFAULTS = ServeConfig()
@@ -68,6 +69,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="online adaptation every N propagated frames (default: the OSVOS bundle's, off; more "
                    "accurate on fast motion, slower: benchmarks/results/video_cv.md)")
     p.add_argument("--no-crf", dest="crf", action="store_false", help="no dense CRF on propagated frames")
+    p.add_argument("--propagation", default=d.propagation, choices=PROPAGATIONS,
+                   help="named propagation recipe: bundle (the OSVOS bundle's, default) or classic (the "
+                   "propagation before the memory mode became the default)")
     p.add_argument("--checkpoint-s", type=float, default=d.checkpoint_s,
                    help="a running propagation saves its masks this often (seconds)")
     p.add_argument("--session-ttl-h", type=float, default=d.session_ttl_h,
@@ -108,7 +112,7 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
         max_upload_bytes=int(args.max_upload_mb * 2 ** 20), max_image_pixels=args.max_image_pixels,
         max_frames=args.max_frames, max_duration_s=args.max_duration_s, finetune_steps=args.finetune_steps,
         finetune_augmentations=args.finetune_augmentations, adapt_every=args.adapt_every, crf=args.crf,
-        checkpoint_s=args.checkpoint_s, job_stale_s=args.job_stale_s,
+        propagation=args.propagation, checkpoint_s=args.checkpoint_s, job_stale_s=args.job_stale_s,
         resume_jobs=args.ray if args.resume_jobs is None else args.resume_jobs,
         fsync=args.fsync, session_ttl_h=args.session_ttl_h,
         # one worker alone on its data dir; never with PostgreSQL (other machines share the database)

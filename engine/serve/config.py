@@ -55,6 +55,8 @@ class ServeConfig:
         adapt_every: online adaptation every this many propagated frames (``VideoPredictor(adapt_every=)``;
             None: the OSVOS bundle's, off for the shipped ones; more accurate on fast motion, slower).
         crf: dense CRF on propagated frames (``VideoPredictor(crf=)``).
+        propagation: the named propagation recipe (``VideoPredictor(propagation=)``: "bundle" or
+            "classic", ``ivos.settings.PROPAGATIONS``).
         frame_cache: decoded frames a loaded video keeps (``init_state(cache_size=)``).
         checkpoint_s: a running propagation saves the masks done so far this often, so a crash
             loses at most this much work.
@@ -99,6 +101,7 @@ class ServeConfig:
     finetune_augmentations: int | None = None
     adapt_every: int | None = None
     crf: bool = True
+    propagation: str = "bundle"
     frame_cache: int = 8
     checkpoint_s: float = 2.0
     exclusive: bool = True
@@ -150,6 +153,10 @@ class ServeConfig:
         for name in ("request_queue", "job_queue"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        from ..settings import PROPAGATIONS
+
+        if self.propagation not in PROPAGATIONS:
+            raise ValueError(f"--propagation must be one of {', '.join(PROPAGATIONS)}, got {self.propagation!r}")
         if self.adapt_every is not None and self.adapt_every < 0:
             raise ValueError(f"--adapt-every must be >= 0 (0 = off), got {self.adapt_every}")
         if not self.session_ttl_h >= 0:

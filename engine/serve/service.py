@@ -39,6 +39,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InvalidInput
+from ..settings import PropagationSettings
 from .config import ServeConfig
 from .errors import ApiError, busy, conflict, not_found
 from .blobs import BlobInfo, Blobs, LocalBlobs
@@ -237,11 +238,13 @@ class Service:
 
             cfg = {k: v for k, v in (("steps", self.config.finetune_steps),
                                      ("augmentations", self.config.finetune_augmentations)) if v is not None}
-            # no fine-tuning flags: the bundle's propagation settings, its recipe included
-            finetune = ivos.FinetuneConfig.for_bundle(self.osvos_model.bundle, threads=self.config.threads,
-                                                      **cfg) if cfg else None
+            # no fine-tuning flags: the recipe's settings; with flags, they go over the recipe's
+            finetune = dataclasses.replace(PropagationSettings.resolve(
+                self.osvos_model.bundle, propagation=self.config.propagation, threads=self.config.threads).finetune,
+                **cfg) if cfg else None
             pred = ivos.VideoPredictor(self.osvos_model, self.click_model, crf=self.config.crf,
-                                       finetune_config=finetune, adapt_every=self.config.adapt_every)
+                                       finetune_config=finetune, adapt_every=self.config.adapt_every,
+                                       propagation=self.config.propagation)
             self._local.video = pred
         return pred
 

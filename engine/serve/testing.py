@@ -488,6 +488,29 @@ LABEL_STUDIO_CONFIG = """<View>
 keypoints (clicks, Alt+click negative) and rectangles that ask for them."""
 
 
+LABEL_STUDIO_SERVERS = ("runserver", "gunicorn")
+"""How ``LabelStudioProcess`` serves Label Studio: ``label-studio start`` as it comes (Django's
+development server, ``runserver``), or the same start (migrations, user, token) with the
+app served by gunicorn (2 worker processes x 4 threads), as a production deployment does
+(gunicorn must be installed in Label Studio's venv: ``scripts/setup_label_studio.sh``)."""
+
+GUNICORN_LAUNCHER = """
+import sys
+import label_studio.server as server
+
+def serve(host, port):
+    from gunicorn.app.wsgiapp import WSGIApplication
+    sys.argv = ["gunicorn", "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
+                "--access-logfile", "-", "core.wsgi:application"]
+    WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
+
+server._app_run = serve
+sys.argv = ["label-studio", *sys.argv[1:]]
+server.main()
+"""
+"""``label-studio start`` with its last step (Django's ``runserver``) replaced by gunicorn."""
+
+
 class LabelStudioProcess:
     """A real Label Studio on a free loopback port with a throw-away data folder, a user and a
     legacy API token (``token``), for the end-to-end tests and the benchmark. Start waits for
@@ -496,8 +519,12 @@ class LabelStudioProcess:
 
     USER, PASSWORD, TOKEN = "ivos@example.com", "ivos-test-password", "ivos-test-token-0123456789"
 
-    def __init__(self, data_dir: Path, *, venv: Path = LABEL_STUDIO_VENV, startup_s: float = 300.0):
+    def __init__(self, data_dir: Path, *, venv: Path = LABEL_STUDIO_VENV, startup_s: float = 300.0,
+                 server: str = "runserver", log_level: str = "DEBUG"):
+        if server not in LABEL_STUDIO_SERVERS:
+            raise ValueError(f"server must be one of {LABEL_STUDIO_SERVERS}, got {server!r}")
         self.data_dir, self.venv, self.startup_s = Path(data_dir), Path(venv), startup_s
+        self.server, self.log_level = server, log_level
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = self.TOKEN
@@ -520,12 +547,13 @@ class LabelStudioProcess:
                "LABEL_STUDIO_BASE_DATA_DIR": str(self.data_dir),
                "ML_BLOCK_LOCAL_IP": "false",        # the backend is on loopback: allow it ...
                "SSRF_PROTECTION_ENABLED": "false",  # ... and its webhook
-               "LATEST_VERSION_CHECK": "false", "COLLECT_ANALYTICS": "false"}
+               "LATEST_VERSION_CHECK": "false", "COLLECT_ANALYTICS": "false", "LOG_LEVEL": self.log_level}
+        args = ["start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(self.port),
+                "--data-dir", str(self.data_dir)]
+        command = [str(self.executable), *args] if self.server == "runserver" else \
+            [str(self.venv / "bin" / "python"), "-c", GUNICORN_LAUNCHER, *args]
         with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(
-                [str(self.executable), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port",
-                 str(self.port), "--data-dir", str(self.data_dir)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         if wait_ready(self.proc, self.url + "/health", self.log, "label-studio", self.startup_s, 0.5):
             return self
         self.stop()

@@ -12,7 +12,7 @@ import numpy as np
 from ..postprocess import gate_box, gate_to_prior
 from ..settings import PropagationSettings
 from .memory_read import FrameKeys, ObjectMemory, Projection
-from .osvos.runner import OsvosRunner
+from .osvos.runner import Features, OsvosRunner
 from .state import VideoState
 from .tracks import ObjectTrack
 
@@ -46,6 +46,9 @@ class MemoryRun:
         self.projection: Projection | None = bundle_projection(session.model.bundle)
         self._grey: tuple[int, np.ndarray] | None = None  # (frame index, flow image) of the last frame
         self._keys: tuple[int, FrameKeys] | None = None  # (frame index, its keys) of the last frame
+        # (frame index, its trunk features, {obj_id: (h, w) working-size prior the head read}):
+        # online adaptation fits on these instead of running the trunk again
+        self.last_inputs: tuple[int, Features, dict[int, np.ndarray | None]] | None = None
         self._since_added = 0
         # the memory is read only when its readout is used (mixed into the output or the prior, or a veto)
         self.reads = settings.memory.weight > 0 or settings.memory.prior_readout > 0 or settings.memory.veto_below > 0
@@ -75,7 +78,10 @@ class MemoryRun:
 
     def warp_priors(self, idx: int, frame: np.ndarray, priors: dict[int, np.ndarray | None]
                     ) -> dict[int, np.ndarray | None]:
-        """``priors`` (the neighbouring frame's masks) warped onto frame ``idx`` by optical flow."""
+        """``priors`` (the neighbouring frame's masks) warped onto frame ``idx`` by optical flow
+        (as they are without ``MemorySettings.warp``)."""
+        if not self.settings.memory.warp:
+            return priors
         grey = self.warper.grey(frame)
         last, self._grey = self._grey, (idx, grey)
         if last is None or abs(last[0] - idx) != 1 or not any(p is not None for p in priors.values()):
@@ -106,6 +112,7 @@ class MemoryRun:
             self._keys = (idx, fk)
         mem = settings.memory
         probs = {}
+        head_priors: dict[int, np.ndarray | None] = {}
         for k, head in heads.items():
             prior = priors.get(k)
             prior_w = None if prior is None else session.to_working_mask(prior)
@@ -116,6 +123,7 @@ class MemoryRun:
                     up = np.kron(readout, np.ones((4, 4), np.float32))  # stride 4 -> working pixels
                     prior_w = mem.prior_readout * up if prior_w is None else (
                         (1.0 - mem.prior_readout) * prior_w + mem.prior_readout * up)
+            head_priors[k] = prior_w
             logits = session.head_logits(features, prior_w, head)
             prob = session.logits_to_frame(logits, box)
             w_read = mem.weight if readout is not None else 0.0
@@ -132,6 +140,7 @@ class MemoryRun:
             if gates.get(k) is not None:
                 gate_to_prior(prob, gates[k])
             probs[k] = prob
+        self.last_inputs = (idx, features, head_priors)
         return probs
 
     def remember(self, idx: int, masks: dict[int, np.ndarray], conf: dict[int, float]) -> None:

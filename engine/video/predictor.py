@@ -60,9 +60,12 @@ class VideoPredictor:
             masks only (``add_new_mask``).
         mode, crf, crf_params, roi_margin, finetune_config, crop_context, crf_max_pixels, memory, working_size,
             adapt_every, adapt_steps: propagation
-            settings (``ivos.settings.PropagationSettings``; mode, memory and the memory mode's
-            fine-tuning steps default to the OSVOS bundle's ``propagation`` card section, crf and
-            crf_params to its ``postprocess``).
+            settings (``ivos.settings.PropagationSettings``; mode, memory, online adaptation, the
+            frame CRF's pixel budget and the memory mode's fine-tuning steps default to the OSVOS
+            bundle's ``propagation`` card section, crf and crf_params to its ``postprocess``).
+        propagation: a named recipe the arguments above override: "bundle" (the card's) or
+            "classic" (the propagation before the memory mode became the default;
+            ``ivos.settings.PROPAGATIONS``).
         click_crf: dense CRF after the click network; None = the click bundle's.
         refine_strategy: a ``RefineStrategy`` (None: the network's whole correction).
 
@@ -75,13 +78,13 @@ class VideoPredictor:
                  click_crf: bool | None = None, refine_strategy: RefineStrategy | None = None,
                  crop_context: int | None = DEFAULT, crf_max_pixels: int = DEFAULT,
                  memory: MemorySettings | None = None, working_size: tuple[int, int] | None = None,
-                 adapt_every: int | None = None, adapt_steps: int | None = None):
+                 adapt_every: int | None = None, adapt_steps: int | None = None, propagation: str = "bundle"):
         self.settings = PropagationSettings.resolve(osvos_model.bundle, mode=mode, crf=crf, crf_params=crf_params,
                                                     roi_margin=roi_margin, finetune_config=finetune_config,
                                                     threads=osvos_model.threads, crop_context=crop_context,
                                                     crf_max_pixels=crf_max_pixels, memory=memory,
                                                     working_size=working_size, adapt_every=adapt_every,
-                                                    adapt_steps=adapt_steps)
+                                                    adapt_steps=adapt_steps, propagation=propagation)
         session = OsvosRunner(osvos_model, self.settings.working_size)
         self._propagator = Propagator(session, self.settings)
         self._head_model = f"{osvos_model.bundle.name}@{osvos_model.bundle.version}"  # recorded with each head

@@ -58,7 +58,7 @@ class Propagator:
         self._memory = MemoryRun(self.session, state, tracks, heads, self.settings) \
             if self.settings.use_memory else None
         at_start = None
-        adapter = OnlineAdaptation(self.session, state, tracks, heads, self.settings) \
+        adapter = OnlineAdaptation(self.session, state, tracks, heads, self.settings, self._memory) \
             if self.settings.adapt_every > 0 else None
         if adapter is not None:
             heads = adapter.heads  # adapted copies: the tracks keep their annotation-tuned heads
@@ -158,32 +158,105 @@ class Propagator:
 class OnlineAdaptation:
     """Online adaptation (OnAVOS-style): every ``adapt_every`` propagated frames, the frames
     whose propagated mask is confident join an object's fine-tuning set and its head is tuned
-    on for ``adapt_steps`` more steps from where it is (annotated frames + confident frames);
-    the adapted heads serve the rest of the run only (the tracks keep their heads)."""
+    on for ``adapt_steps`` more steps from where it is (annotated frames + the latest confident
+    frames); the adapted heads serve the rest of the run only (the tracks keep their heads).
+
+    Two ways to get the examples:
+    - In memory mode (``memory`` given) the trunk already ran on every frame: a confident
+      frame's example is that run's features with the prior its head read and its propagated
+      mask as the target (no trunk run, no augmentation), and the annotated frames' are made
+      once per run (``ANNOTATED_EXAMPLES`` augmented copies of each).
+      An adaptation then costs ``adapt_steps`` optimiser steps only.
+    - Otherwise each adaptation re-runs ``finetune`` (4 augmentations of every frame through
+      the whole network, then the steps)."""
+
+    RECENT = 3
+    """Confident propagated frames an adaptation fits on: the latest, where the object looks as now."""
+
+    ANNOTATED_EXAMPLES = 4
+    """Examples per annotated frame in memory mode: augmented copies as fine-tuning makes them
+    (the frame itself first), each one trunk run, made once per run."""
 
     def __init__(self, session: OsvosRunner, state: VideoState, tracks: list[ObjectTrack], heads: dict[int, Head],
-                 settings: PropagationSettings):
-        self.session, self.state, self.settings = session, state, settings
+                 settings: PropagationSettings, memory: MemoryRun | None = None):
+        self.session, self.state, self.settings, self.memory = session, state, settings, memory
         self.heads = dict(heads)
         self.tracks = {t.obj_id: t for t in tracks}
         self.confident: dict[int, list[int]] = {t.obj_id: [] for t in tracks}
+        self.examples: dict[int, list[dict[str, np.ndarray]]] = {t.obj_id: [] for t in tracks}  # memory mode
+        self._annotated: dict[int, list[dict[str, np.ndarray]]] | None = None
+        self._rng = np.random.default_rng(settings.finetune.seed)
         self._since = 0
 
     def after(self, idx: int, result: MultiFrameResult) -> None:
         """Takes frame ``idx``'s result; adapts the heads when it is time."""
-        from .osvos.finetune import finetune  # torch: only when adaptation is on
-
         self._since += 1
         for k, source in result.sources.items():
             if source == "propagated" and result.confidence[k] >= self.settings.adapt_min_confidence \
                     and result.masks[k].any():
                 self.confident[k].append(idx)
+                if self.memory is not None:
+                    self._keep(k, idx, result.masks[k])
         if self._since < self.settings.adapt_every:
             return
         self._since = 0
+        if self.memory is not None:
+            self._adapt_from_features()
+        else:
+            self._adapt_by_finetune()
+
+    def _keep(self, obj_id: int, idx: int, mask: np.ndarray) -> None:
+        """Keeps frame ``idx``'s example of ``obj_id`` from the memory run's last features: its
+        propagated mask as the target and, as the prior, a deformed copy of it or nothing (not
+        the prior the head read: that one is the target moved by the flow, and a head fitted to
+        copy it drifts with its own mistakes)."""
+        from .osvos.finetune import deform_mask, pool4
+
+        last = self.memory.last_inputs
+        if last is None or last[0] != idx or obj_id not in last[2]:
+            return
+        _, features, _ = last
+        x0, y0, x1, y1 = features.crop
+        target = self.session.to_working_mask(mask)[y0:y1, x0:x1]
+        zero = self._rng.random() < self.settings.finetune.zero_prior_fraction
+        prior = np.zeros_like(target) if zero else deform_mask(target, self._rng, self.session.working)
+        kept = self.examples[obj_id]
+        kept.append({"low": features.low[0], "high": features.high[0], "prior": pool4(prior)[None],
+                     "target": pool4(target)[None]})
+        del kept[:-self.RECENT]
+
+    def _annotated_examples(self) -> dict[int, list[dict[str, np.ndarray]]]:
+        """obj_id -> the annotated frames' examples, made on first use: ``ANNOTATED_EXAMPLES``
+        augmented copies of each (``build_examples``, as fine-tuning makes them)."""
+        if self._annotated is not None:
+            return self._annotated
+        from .osvos.finetune import build_examples
+
+        cfg = replace(self.settings.finetune, augmentations=self.ANNOTATED_EXAMPLES)
+        self._annotated = {}
+        for k, track in self.tracks.items():
+            idx = sorted(track.annotations)
+            stacked = build_examples(self.session, [self.state.video[i] for i in idx],
+                                     [track.annotations[i] for i in idx], cfg)
+            self._annotated[k] = [{key: v[j] for key, v in stacked.items()} for j in range(len(stacked["low"]))]
+        return self._annotated
+
+    def _adapt_from_features(self) -> None:
+        from .osvos.finetune import fit_head
+
+        cfg = replace(self.settings.finetune, steps=self.settings.adapt_steps)
+        annotated = self._annotated_examples()
+        for k in self.tracks:
+            if not self.examples[k]:
+                continue
+            self.heads[k], _ = fit_head(annotated[k] + self.examples[k], self.heads[k], cfg)
+
+    def _adapt_by_finetune(self) -> None:
+        from .osvos.finetune import finetune  # torch: only when adaptation is on
+
         cfg = replace(self.settings.finetune, steps=self.settings.adapt_steps, augmentations=4)
         for k, track in self.tracks.items():
-            recent = self.confident[k][-3:]  # the latest confident frames: where the object looks as now
+            recent = self.confident[k][-self.RECENT:]
             if not recent:
                 continue
             frames_idx = sorted(track.annotations) + recent

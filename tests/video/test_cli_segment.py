@@ -138,3 +138,12 @@ def test_finetune_off_propagates_with_the_parent_network(tmp_path, osvos_bundle,
     assert code == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["finetuned"] is False and summary["finetune_s"] is None
+
+
+def test_segment_runs_the_named_propagation(tmp_path, osvos_bundle, click_bundle):
+    info, clicks = _demo_clicks()
+    code = main(["segment", "demo", *clicks, "--out", str(tmp_path / "out"), "--propagation", "classic",
+                 "--osvos-bundle", str(osvos_bundle), "--click-bundle", str(click_bundle), "--threads", "1"])
+    assert code == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["propagation"] == "classic" and summary["mode"] == "osvos+mask"

@@ -240,3 +240,39 @@ def test_online_adaptation_tunes_run_heads_on_confident_frames(osvos_bundle, mak
     adapter.after(2, result(2, 0.5))  # not confident: not a training frame
     assert calls == [(2, 3, True)]  # frame 0 (annotated) + frame 1 (confident), tuned on from the run's head
     assert adapter.heads[1] is not tuned and state.objects[1].head is tuned
+
+
+def test_memory_mode_adapts_from_its_own_trunk_runs(osvos, monkeypatch):
+    """In memory mode online adaptation fits on the features the propagation computed: no
+    fine-tuning run per adaptation (the annotated frames' augmented examples are made once per
+    run); the tracks keep their heads. Without ``warp`` no flow is computed."""
+    from dataclasses import replace
+
+    import ivos.video.osvos.finetune as ft
+    from ivos.settings import MemorySettings
+    from ivos.video.flow import MaskWarper
+
+    frames, a, _ = _two_squares()
+    vp = ivos.VideoPredictor(osvos, mode="memory", memory=MemorySettings(weight=0.0, warp=False),
+                             finetune_config=ivos.FinetuneConfig(steps=2, augmentations=2, batch=2, crop=16, threads=1),
+                             adapt_every=2, adapt_steps=2)
+    vp._propagator.settings = replace(vp.settings, adapt_min_confidence=0.0)  # the synthetic squares' masks are unsure
+    state = vp.init_state(frames)
+    vp.add_new_mask(state, 0, 1, a[0])
+    vp.finetune(state, 1)
+    head = state.objects[1].head
+    session = vp._propagator.session
+    trunk_calls, fits = [], []
+    trunk, fit = session.trunk, ft.fit_head
+    monkeypatch.setattr(session, "trunk", lambda *args, **kw: trunk_calls.append(1) or trunk(*args, **kw))
+    monkeypatch.setattr(ft, "fit_head", lambda examples, init, cfg, progress=None: fits.append(
+        (len(examples), cfg.steps)) or fit(examples, init, cfg, progress))
+    monkeypatch.setattr(ft, "finetune", lambda *args, **kw: pytest.fail("adaptation re-ran fine-tuning"))
+    monkeypatch.setattr(MaskWarper, "flow", lambda *args, **kw: pytest.fail("flow computed with warp=False"))
+    results = list(vp.propagate_in_video(state))
+    assert [r.frame_idx for r in results] == list(range(6))
+    assert len(trunk_calls) == 5  # one per propagated frame (the annotated examples: the trunk graph directly)
+    assert fits and all(steps == 2 for _, steps in fits)
+    assert fits[0][0] == 4 + 1  # the annotated frame's 4 priors + the one confident frame so far
+    assert state.objects[1].head is head
+    vp.close()

@@ -25,9 +25,10 @@ import numpy as np
 
 from ...errors import BackendUnavailable
 from ...image.crops import PAD_RGB
+from ...postprocess import Region, gate_box
 from ...runtime.threads import resolve_threads
-from ...settings import FinetuneConfig
-from .runner import OsvosRunner
+from ...settings import ROI_MARGIN, FinetuneConfig
+from .runner import FULL_FRAME_SHARE, OsvosRunner
 
 log = logging.getLogger("ivos")
 
@@ -68,11 +69,12 @@ def _affine(size: tuple[int, int], rng: np.random.Generator, cfg: FinetuneConfig
     return (m[0, 0], m[0, 1], off[0], m[1, 0], m[1, 1], off[1])
 
 
-def deform_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A plausible previous-frame mask: shifted by a few pixels and randomly dilated/eroded."""
+def deform_mask(mask: np.ndarray, rng: np.random.Generator, frame_size: tuple[int, int] | None = None) -> np.ndarray:
+    """A plausible previous-frame mask: shifted by a few pixels (2% of ``frame_size`` (h, w),
+    default the mask's, per axis) and randomly dilated/eroded."""
     from PIL import Image, ImageFilter
 
-    h, w = mask.shape
+    h, w = frame_size or mask.shape
     dy, dx = (rng.normal(0, 0.02, 2) * np.array([h, w])).round().astype(int)
     shifted = np.roll(mask, (dy, dx), axis=(0, 1))
     img = Image.fromarray((shifted > 0.5).astype(np.uint8) * 255)
@@ -82,14 +84,21 @@ def deform_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def augment(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cfg: FinetuneConfig, *,
-            identity: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            identity: bool, window: Region | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One training example from a working-size (h, w, 3) uint8 image and (h, w) float32 mask:
-    (image uint8 (h, w, 3), target float32 (h, w), prior float32 (h, w))."""
+    (image uint8, target float32, prior float32), each (h, w) or, with ``window`` (x0, y0, x1,
+    y1; working pixels), only that window of the augmented image (the same transform about
+    the whole image's centre, computed for the window's pixels only)."""
     from PIL import Image
 
-    if not identity:
-        coeffs = _affine(mask.shape, rng, cfg)
-        size = (mask.shape[1], mask.shape[0])
+    frame_size = mask.shape
+    x0, y0, x1, y1 = window if window is not None else (0, 0, mask.shape[1], mask.shape[0])
+    if identity:
+        image, mask = image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+    else:
+        a, b, c, d, e, f = _affine(mask.shape, rng, cfg)
+        coeffs = (a, b, c + a * x0 + b * y0, d, e, f + d * x0 + e * y0)  # output pixel (u, v) is (u + x0, v + y0)
+        size = (x1 - x0, y1 - y0)
         image = np.asarray(Image.fromarray(image).transform(size, Image.AFFINE, coeffs, Image.BILINEAR,
                                                             fillcolor=PAD_RGB))
         mask = np.asarray(Image.fromarray(mask.astype(np.float32), mode="F").transform(
@@ -97,7 +106,7 @@ def augment(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cfg: 
         gain = rng.uniform(0.85, 1.15)
         image = np.clip(image.astype(np.float32) * gain + rng.uniform(-12, 12), 0, 255).astype(np.uint8)
     zero = not cfg.use_prior or rng.random() < cfg.zero_prior_fraction
-    prior = np.zeros_like(mask, np.float32) if zero else deform_mask(mask, rng)
+    prior = np.zeros_like(mask, np.float32) if zero else deform_mask(mask, rng, frame_size)
     return image, mask.astype(np.float32), prior
 
 
@@ -115,6 +124,32 @@ LOG_EVERY_STEPS = 50
 """Fine-tuning logs its loss at INFO level every this many steps."""
 
 
+def feature_window(session: OsvosRunner, masks: Sequence[np.ndarray]) -> Region | None:
+    """The working-image window (x0, y0, x1, y1; working pixels, corners and sides multiples
+    of the graph's size multiple) covering every (H, W) annotated mask's motion gate
+    (``gate_box`` at ``ROI_MARGIN``); the whole working image when that window would be most
+    of it or a mask is empty; None when the bundle cannot run its trunk on a window (a
+    static-size graph, or no trunk graph of its own)."""
+    m = session.size_multiple
+    if not session.has_trunk_graph:
+        return None
+    h, w = session.working
+    if not all(mk.any() for mk in masks):
+        return 0, 0, w, h
+    x0, y0, x1, y1 = w, h, 0, 0
+    for mask in masks:
+        box = session.letterbox(*mask.shape[:2])
+        sx, sy = box.rw / box.width, box.rh / box.height
+        gx0, gy0, gx1, gy1 = gate_box(mask, ROI_MARGIN)
+        x0, y0 = min(x0, int(gx0 * sx)), min(y0, int(gy0 * sy))
+        x1, y1 = max(x1, math.ceil(gx1 * sx)), max(y1, math.ceil(gy1 * sy))
+    x0, y0 = x0 // m * m, y0 // m * m
+    x1, y1 = min(w, -(-x1 // m) * m), min(h, -(-y1 // m) * m)
+    if (x1 - x0) * (y1 - y0) > FULL_FRAME_SHARE * w * h:
+        return 0, 0, w, h
+    return x0, y0, x1, y1
+
+
 def build_examples(session: OsvosRunner, frames: Sequence[np.ndarray], masks: Sequence[np.ndarray],
                    cfg: FinetuneConfig, progress: Progress | None = None, *,
                    full_size: bool = False) -> dict[str, np.ndarray]:
@@ -124,7 +159,15 @@ def build_examples(session: OsvosRunner, frames: Sequence[np.ndarray], masks: Se
     ``full_size`` also image (N, h, w, 3) uint8 and full-size prior/target (N, h, w) (for
     fine-tuning the whole network). Each example is written straight into its slot of the
     preallocated arrays: the backbone features are ~12 MB an example, and collecting copies
-    to stack them at the end cost about a second per fine-tune."""
+    to stack them at the end cost about a second per fine-tune.
+
+    Where the bundle ships its trunk as a graph of its own (``OsvosRunner.has_trunk_graph``)
+    and not ``full_size``, only the trunk runs (the same features, without the head's work);
+    with ``cfg.crop_features`` too, the examples cover ``feature_window`` only (h, w above are
+    that window's)."""
+    window = None  # None: the whole graph on the whole working image (its low/high outputs)
+    if not full_size and session.has_trunk_graph:  # the trunk alone: the head's work is not needed here
+        window = feature_window(session, masks) if cfg.crop_features else (0, 0, session.working[1], session.working[0])
     rng = np.random.default_rng(cfg.seed)
     total = len(frames) * cfg.augmentations
     out: dict[str, np.ndarray] = {}
@@ -132,10 +175,15 @@ def build_examples(session: OsvosRunner, frames: Sequence[np.ndarray], masks: Se
     for frame, mask in zip(frames, masks):
         base_img, base_mask = session.to_working_rgb(frame), session.to_working_mask(mask)
         for k in range(cfg.augmentations):
-            img, target, prior = augment(base_img, base_mask, rng, cfg, identity=k == 0)
-            res = session.run_working(img, prior)
-            example = {"low": res["low"][0], "high": res["high"][0], "prior": pool4(prior)[None],
-                       "target": pool4(target)[None]}
+            img, target, prior = augment(base_img, base_mask, rng, cfg, identity=k == 0, window=window)
+            if window is None:
+                res = session.run_working(img, prior)
+                example = {"low": res["low"][0], "high": res["high"][0], "prior": pool4(prior)[None],
+                           "target": pool4(target)[None]}
+            else:
+                feats = session.trunk_window(img)
+                example = {"low": feats["low"][0], "high": feats["high"][0], "prior": pool4(prior)[None],
+                           "target": pool4(target)[None]}
             if full_size:
                 example.update(image=img, prior_full=prior, target_full=target)
             if not out:
@@ -150,16 +198,25 @@ def build_examples(session: OsvosRunner, frames: Sequence[np.ndarray], masks: Se
 
 def crop_batch(data: dict, idx, crop: int, gen) -> dict:
     """Random aligned crops (``crop`` stride-4 px, ``crop // 2`` stride-8 px) of the examples
-    ``idx``; half are centred near a random object pixel (when the example has one)."""
+    ``idx``; half are centred near a random object pixel (when the example has one).
+
+    ``data`` maps "low", "high", "prior", "target" to stacked (N, C, h, w) tensors, or to
+    lists of N (C, h_i, w_i) tensors whose sizes differ (``fit_head`` on windows of several
+    frames): the crop side is then the smallest example's when that is below ``crop``."""
     import torch
 
-    h4, w4 = data["low"].shape[-2:]
-    c = min(crop, h4, w4) // 2 * 2
-    if crop <= 0 or c >= min(h4, w4):
-        return {k: v[idx] for k, v in data.items()}
+    stacked = not isinstance(data["low"], list)
+    if stacked:
+        h4, w4 = data["low"].shape[-2:]
+        c = min(crop, h4, w4) // 2 * 2
+        if crop <= 0 or c >= min(h4, w4):
+            return {k: v[idx] for k, v in data.items()}
+    else:
+        c = min([crop] + [min(x.shape[-2:]) for x in data["low"]]) // 2 * 2
     out = {k: [] for k in data}
     for i in idx.tolist():
-        fg = torch.nonzero(data["target"][i, 0] > 0.5) if torch.rand(1, generator=gen).item() < 0.5 else None
+        h4, w4 = data["low"][i].shape[-2:]
+        fg = torch.nonzero(data["target"][i][0] > 0.5) if torch.rand(1, generator=gen).item() < 0.5 else None
         if fg is not None and len(fg):
             cy, cx = fg[torch.randint(0, len(fg), (1,), generator=gen).item()].tolist()
         else:
@@ -167,8 +224,8 @@ def crop_batch(data: dict, idx, crop: int, gen) -> dict:
         y = min(max(0, cy - c // 2), h4 - c) // 2 * 2
         x = min(max(0, cx - c // 2), w4 - c) // 2 * 2
         for k in ("low", "prior", "target"):
-            out[k].append(data[k][i, :, y:y + c, x:x + c])
-        out["high"].append(data["high"][i, :, y // 2:(y + c) // 2, x // 2:(x + c) // 2])
+            out[k].append(data[k][i][:, y:y + c, x:x + c])
+        out["high"].append(data["high"][i][:, y // 2:(y + c) // 2, x // 2:(x + c) // 2])
     return {k: torch.stack(v) for k, v in out.items()}
 
 
@@ -203,10 +260,12 @@ class HeadAdam:
                 p.grad = None
 
 
-def fit_head(examples: dict[str, np.ndarray], init: dict[str, np.ndarray], cfg: FinetuneConfig,
-             progress: Progress | None = None) -> tuple[dict[str, np.ndarray], float]:
-    """Adam on binary cross-entropy over the cached features. Returns (params, final loss:
-    mean of the last 20 steps)."""
+def fit_head(examples: dict[str, np.ndarray] | list[dict[str, np.ndarray]], init: dict[str, np.ndarray],
+             cfg: FinetuneConfig, progress: Progress | None = None) -> tuple[dict[str, np.ndarray], float]:
+    """Adam on binary cross-entropy over the cached features. ``examples``: stacked arrays
+    (``build_examples``) or a list of single examples of different sizes (each "low" (C_low,
+    h, w), "high" (C_high, h/2, w/2), "prior" and "target" (1, h, w) float32; fitted on
+    crops: ``crop_batch``). Returns (params, final loss: mean of the last 20 steps)."""
     torch = import_torch()
     import torch.nn.functional as F
 
@@ -214,7 +273,11 @@ def fit_head(examples: dict[str, np.ndarray], init: dict[str, np.ndarray], cfg: 
 
     torch.set_num_threads(resolve_threads(cfg.threads))
     gen = torch.Generator().manual_seed(cfg.seed)
-    data = {k: torch.from_numpy(examples[k]) for k in ("low", "high", "prior", "target")}
+    keys = ("low", "high", "prior", "target")
+    if isinstance(examples, dict):
+        data = {k: torch.from_numpy(examples[k]) for k in keys}
+    else:
+        data = {k: [torch.from_numpy(e[k]) for e in examples] for k in keys}
     params = {k: torch.tensor(v, requires_grad=True) for k, v in init.items()}
     opt = HeadAdam(params.values(), torch)
     n = len(data["low"])

@@ -30,7 +30,7 @@ from ...errors import InvalidInput
 from ...image.crops import PAD_RGB, Normaliser, sigmoid
 from ...postprocess import Region
 from ...runtime.backends.base import RunContext
-from ...runtime.bundle import osvos_dims
+from ...runtime.bundle import has_osvos_parts, osvos_dims
 from ...runtime.model import Model
 from .head import check_head_params
 
@@ -101,6 +101,9 @@ class OsvosRunner:
                                    f"{bundle.name}, got {working_size!r}" if self.size_multiple else
                                    f"{bundle.name} has a static graph size: working_size must be {bundle.working_size}")
         self.working = tuple(working_size) if working_size is not None else bundle.working_size
+        self.has_trunk_graph = self.size_multiple is not None and has_osvos_parts(bundle)
+        """The trunk runs alone, on any window of the working image (``trunk``, ``trunk_window``):
+        a dynamic-size bundle that ships its trunk and head as graphs of their own."""
         self._ctx = model.create_context(osvos_dims(*self.working) if self.size_multiple else None)
         self._crops: OrderedDict[tuple[int, int], list] = OrderedDict()  # (h, w) -> [context, head version]
         self._part_ctx: OrderedDict[tuple[int, int], tuple[RunContext, RunContext]] = OrderedDict()
@@ -282,10 +285,16 @@ class OsvosRunner:
         it (None). Returns copies of the features with the crop's origin."""
         h, w = self.working
         x0, y0, x1, y1 = crop if crop is not None else (0, 0, w, h)
-        trunk_ctx, _ = self._part_contexts(y1 - y0, x1 - x0)
-        self._normaliser.into(image[y0:y1, x0:x1], trunk_ctx.inputs["image"][0])
-        out = trunk_ctx.run(fetch=("low", "high"))
+        out = self.trunk_window(image[y0:y1, x0:x1])
         return Features(np.array(out["low"]), np.array(out["high"]), (x0, y0, x1, y1))
+
+    def trunk_window(self, window: np.ndarray) -> dict[str, np.ndarray]:
+        """The trunk graph's bound outputs ("low" (1, C_low, hc/4, wc/4), "high" (1, C_high,
+        hc/8, wc/8) float32; reused by the next run of that size, copy what you keep) for an
+        (hc, wc, 3) uint8 window of a working image, sides multiples of ``size_multiple``."""
+        trunk_ctx, _ = self._part_contexts(*window.shape[:2])
+        self._normaliser.into(window, trunk_ctx.inputs["image"][0])
+        return trunk_ctx.run(fetch=("low", "high"))
 
     def head_logits(self, features: "Features", prior: np.ndarray | None, head: dict[str, np.ndarray]) -> np.ndarray:
         """(h/4, w/4) float32 logits of the working image from the head graph with ``head``'s
