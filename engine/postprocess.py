@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .ops.crf import DenseCRF, dense_crf
-from .settings import CrfSettings
+from .settings import FRAME_CRF_REACH, CrfSettings
 
 CLAMP_RADIUS = 1.5
 """Radius (original pixels) of the disk around each click forced to the click's label: the
@@ -140,23 +140,17 @@ FRAME_CRF_THRESHOLD = 0.02
 (grown by ``FRAME_CRF_REACH``): far from them every neighbour is background too, so the CRF
 cannot lift a pixel there above 0.5 and the frame's other pixels are left as they are."""
 
-FRAME_CRF_REACH = 2.0
-"""How far (in units of the appearance kernel's ``sxy_bilateral``, original pixels) the box of
-``object_region`` is grown on every side: two standard deviations of the kernel that carries
-the messages (its weight has fallen to e^-2 there)."""
-
-
-def object_region(prob: np.ndarray, settings: CrfSettings) -> Region | None:
+def object_region(prob: np.ndarray, settings: CrfSettings, reach: float = FRAME_CRF_REACH) -> Region | None:
     """The region (x0, y0, x1, y1; exclusive ends) of a (H, W) float32 probability map that
     the CRF of a propagated frame needs: the box of ``prob > FRAME_CRF_THRESHOLD`` grown by
-    ``FRAME_CRF_REACH`` x sxy_bilateral pixels, clipped to the map. None when no pixel is
-    above the threshold (nothing for the CRF to refine)."""
+    ``reach`` x sxy_bilateral pixels, clipped to the map. None when no pixel is above the
+    threshold (nothing for the CRF to refine)."""
     above = prob > FRAME_CRF_THRESHOLD
     rows = np.flatnonzero(above.any(axis=1))
     if rows.size == 0:
         return None
     cols = np.flatnonzero(above.any(axis=0))
-    reach = int(np.ceil(FRAME_CRF_REACH * float(settings.params["sxy_bilateral"])))
+    reach = int(np.ceil(reach * float(settings.params["sxy_bilateral"])))
     h, w = prob.shape
     return (max(0, int(cols[0]) - reach), max(0, int(rows[0]) - reach),
             min(w, int(cols[-1]) + 1 + reach), min(h, int(rows[-1]) + 1 + reach))

@@ -32,6 +32,12 @@ is larger (the network's logits come at stride 4 of a 480x864 working size, coar
 On the five held-aside DAVIS train sequences J was 0.8834 with this budget vs 0.8839 with
 1 MP, at 0.70x the time per frame (p50; 0.8814 at 80k pixels; benchmarks/results/speed_frame_path.md)."""
 
+FRAME_CRF_REACH = 2.0
+"""How far (in units of the appearance kernel's ``sxy_bilateral``, original pixels) the box of
+``ivos.postprocess.object_region`` is grown on every side by default: two standard deviations
+of the kernel that carries the messages (its weight has fallen to e^-2 there). A bundle's card
+may set its own (``propagation.crf_reach``)."""
+
 NETWORK_CROP_CONTEXT = 0
 """Working pixels of image around the motion gate's box (``ivos.postprocess.gate_box``) that a
 propagated frame's OSVOS network sees when its graph has a dynamic size
@@ -438,6 +444,8 @@ class PropagationSettings:
             bundle's ``working_size``.
         crf: dense CRF on each propagated frame (its ``max_pixels``: ``crf_max_pixels`` of
             ``resolve``, default ``FRAME_CRF_MAX_PIXELS``).
+        crf_reach: the frame CRF runs on the object's box grown by this many ``sxy_bilateral``
+            on every side (``ivos.postprocess.object_region``; default ``FRAME_CRF_REACH``).
         roi_margin: with a prior, zero the probability farther than this many times the
             prior mask's box size (plus 10% of the frame size) outside that box; None: off.
         finetune: fine-tuning knobs of the per-object OSVOS heads.
@@ -456,6 +464,7 @@ class PropagationSettings:
     adapt_every: int = 0
     adapt_steps: int = 30
     adapt_min_confidence: float = 0.9
+    crf_reach: float = FRAME_CRF_REACH
 
     @property
     def use_prior(self) -> bool:
@@ -472,7 +481,8 @@ class PropagationSettings:
                 crop_context: int | None = DEFAULT, crf_max_pixels: int = DEFAULT,
                 memory: MemorySettings | None = None,
                 working_size: tuple[int, int] | None = None, adapt_every: int | None = None,
-                adapt_steps: int | None = None, propagation: str = "bundle") -> "PropagationSettings":
+                adapt_steps: int | None = None, propagation: str = "bundle",
+                crf_reach: float | None = None) -> "PropagationSettings":
         """The OSVOS bundle's ``postprocess`` (crf, crf_params) overridden by the arguments
         that are not None; InvalidInput naming a bad one. Without ``finetune_config``, the
         bundle's fine-tuning recipe (``FinetuneConfig.for_bundle``). ``threads`` (the OSVOS model's,
@@ -534,8 +544,15 @@ class PropagationSettings:
             value = _card_count(bundle, card, key) if value is None else nonnegative_int(key, value)
             if value is not None:
                 adapt[key] = value
+        if crf_reach is None:
+            crf_reach = card.get("crf_reach", FRAME_CRF_REACH)
+            if isinstance(crf_reach, bool) or not isinstance(crf_reach, (int, float)) or not crf_reach > 0:
+                raise ModelError(f"{bundle.path / 'model.json'}: field 'propagation.crf_reach' must be a number > 0, "
+                                 f"got {crf_reach!r}")
+        crf_reach = positive_float("crf_reach", crf_reach)
         if memory is None:
             memory = MemorySettings() if classic else MemorySettings.for_bundle(bundle)
         return PropagationSettings(mode, CrfSettings.merged(enabled, params, crf_max_pixels, threads),
                                    roi_margin, finetune, crop_context, memory,
-                                   None if working is None else (working[0], working[1]), **adapt)
+                                   None if working is None else (working[0], working[1]), crf_reach=crf_reach,
+                                   **adapt)

@@ -2,15 +2,19 @@
 
 A method is ``NAME[:key=value,...]``; NAME is a label, the keys set the propagation:
 
-    mode       "osvos+mask" (today's) or "memory"               default "osvos+mask"
-    steps      fine-tuning steps (0: the fold's parent head)    default: the bundle's recipe
+    propagation the named recipe the other keys change (``ivos.settings.PROPAGATIONS``):
+               "classic" (default: the methods below were written against it) or "bundle"
+               (the shipped card's, whatever it is when the evaluation runs)
+    mode       "osvos+mask" or "memory"                          default: the recipe's
+    steps      fine-tuning steps (0: the fold's parent head)    default: the recipe's
     crf        1 / 0: the frame CRF                              default: the bundle's
     crop       1 / 0: the network on the motion gate's crop     default 1
-    working    HxW: the memory mode's working size                 default: the bundle's
+    working    HxW: the memory mode's working size                 default: the recipe's
     adapt_every, adapt_steps: online adaptation (``ivos.video.propagation.OnlineAdaptation``)
     heads      the fold heads' variant (``training.video_cv.fold_bundle``)  default "" (shipped recipe)
     crf_pixels the frame CRF's pixel budget (``VideoPredictor(crf_max_pixels=)``)
     roi_margin the motion gate's margin (``VideoPredictor(roi_margin=)``)
+    crf_reach  how far around the object the frame CRF looks (``VideoPredictor(crf_reach=)``)
     ft_<field> any ``ivos.settings.FinetuneConfig`` field, e.g. ft_batch=4, ft_crop=32, ft_augmentations=8
     weight, prior_weight, veto_below, prior_readout, top_k, temperature, every, capacity,
     min_confidence: ``ivos.video.memory_read.MemorySettings``
@@ -41,7 +45,7 @@ MEMORY_KEYS = {"weight": float, "prior_weight": float, "veto_below": float, "pri
 def parse_method(text: str) -> tuple[str, dict[str, str]]:
     name, _, rest = text.partition(":")
     keys = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
-    known = {"mode", "steps", "crf", "crf_pixels", "roi_margin", "crop", "heads", "working", "adapt_every", "adapt_steps",
+    known = {"propagation", "mode", "steps", "crf", "crf_pixels", "crf_reach", "roi_margin", "crop", "heads", "working", "adapt_every", "adapt_steps",
              *MEMORY_KEYS, *(f"ft_{f}" for f in finetune_fields())}
     unknown = set(keys) - known
     if unknown:
@@ -60,29 +64,36 @@ def finetune_fields() -> dict[str, type]:
 
 
 def predictor_for(bundle: Path, keys: dict[str, str], threads: int):
-    """(VideoPredictor, its model) of one method on one fold's bundle."""
+    """(VideoPredictor, its model) of one method on one fold's bundle: the named propagation
+    (``propagation``, default "classic", so that a method means the same whatever the shipped
+    card says) changed by the method's keys."""
     import ivos
-    from ivos.settings import MemorySettings
+    from ivos.settings import PropagationSettings
 
     osvos = ivos.load(bundle, backend="ort", threads=threads)
-    mode = keys.get("mode", "osvos+mask")
-    cfg = ivos.FinetuneConfig.for_bundle(osvos.bundle, use_prior=mode != "osvos", threads=threads)
+    propagation = keys.get("propagation", "classic")
+    mode = keys.get("mode", "osvos+mask" if propagation == "classic" else None)
+    base = PropagationSettings.resolve(osvos.bundle, propagation=propagation, mode=mode, threads=threads)
+    cfg = replace(base.finetune, use_prior=base.mode != "osvos", threads=threads)
     if "steps" in keys:
         cfg = replace(cfg, steps=int(keys["steps"]))
     kinds = finetune_fields()
     tuned = {k[3:]: v for k, v in keys.items() if k.startswith("ft_")}
     cfg = replace(cfg, **{k: (v == "1") if kinds[k] is bool else kinds[k](v) for k, v in tuned.items()})
-    memory = MemorySettings(**{k: MEMORY_KEYS[k](v) for k, v in keys.items() if k in MEMORY_KEYS})
+    memory = replace(base.memory, **{k: MEMORY_KEYS[k](v) for k, v in keys.items() if k in MEMORY_KEYS})
     crop = keys.get("crop", "1") == "1"
     kwargs = {} if crop else {"crop_context": None}
     if "crf_pixels" in keys:
         kwargs["crf_max_pixels"] = int(keys["crf_pixels"])
     if "roi_margin" in keys:
         kwargs["roi_margin"] = float(keys["roi_margin"])
+    if "crf_reach" in keys:
+        kwargs["crf_reach"] = float(keys["crf_reach"])
     working = tuple(int(v) for v in keys["working"].split("x")) if "working" in keys else None
     adapt = {k: int(v) for k, v in keys.items() if k in ("adapt_every", "adapt_steps")}
-    vp = ivos.VideoPredictor(osvos, mode=mode, finetune_config=cfg, memory=memory, working_size=working, **adapt,
-                             crf=None if "crf" not in keys else keys["crf"] == "1", **kwargs)
+    vp = ivos.VideoPredictor(osvos, propagation=propagation, mode=base.mode, finetune_config=cfg, memory=memory,
+                             working_size=working, crf=None if "crf" not in keys else keys["crf"] == "1",
+                             **adapt, **kwargs)
     return vp, osvos
 
 

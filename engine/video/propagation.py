@@ -118,7 +118,8 @@ class Propagator:
             else:
                 probs[k] = self._object_probability(frame, working, heads[k], priors.get(k))
             tb = time.perf_counter()
-            region = object_region(probs[k], self.settings.crf) if self.settings.crf.enabled else None
+            region = object_region(probs[k], self.settings.crf, self.settings.crf_reach) \
+                if self.settings.crf.enabled else None
             if region is not None:
                 refine_with_crf(frame, probs[k], region, self.settings.crf)
             conf[k] = confidence(probs[k])
@@ -206,24 +207,33 @@ class OnlineAdaptation:
             self._adapt_by_finetune()
 
     def _keep(self, obj_id: int, idx: int, mask: np.ndarray) -> None:
-        """Keeps frame ``idx``'s example of ``obj_id`` from the memory run's last features: its
-        propagated mask as the target and, as the prior, a deformed copy of it or nothing (not
-        the prior the head read: that one is the target moved by the flow, and a head fitted to
-        copy it drifts with its own mistakes)."""
-        from .osvos.finetune import deform_mask, pool4
-
+        """Keeps frame ``idx``'s features of ``obj_id`` from the memory run's last inputs, with its
+        propagated mask (working pixels of the features' window) as the target."""
         last = self.memory.last_inputs
         if last is None or last[0] != idx or obj_id not in last[2]:
             return
         _, features, _ = last
         x0, y0, x1, y1 = features.crop
-        target = self.session.to_working_mask(mask)[y0:y1, x0:x1]
-        zero = self._rng.random() < self.settings.finetune.zero_prior_fraction
-        prior = np.zeros_like(target) if zero else deform_mask(target, self._rng, self.session.working)
         kept = self.examples[obj_id]
-        kept.append({"low": features.low[0], "high": features.high[0], "prior": pool4(prior)[None],
-                     "target": pool4(target)[None]})
+        kept.append({"low": features.low[0], "high": features.high[0],
+                     "mask": self.session.to_working_mask(mask)[y0:y1, x0:x1]})
         del kept[:-self.RECENT]
+
+    def _recent_examples(self, obj_id: int) -> list[dict[str, np.ndarray]]:
+        """The kept frames of ``obj_id`` as examples: the propagated mask as the target and, as
+        the prior, a deformed copy of it or nothing (not the prior the head read: that one is
+        the target moved by the flow, and a head fitted to copy it drifts with its own
+        mistakes). Made here, for the few frames an adaptation uses, not for every frame kept."""
+        from .osvos.finetune import deform_mask, pool4
+
+        out = []
+        for kept in self.examples[obj_id]:
+            target = kept["mask"]
+            zero = self._rng.random() < self.settings.finetune.zero_prior_fraction
+            prior = np.zeros_like(target) if zero else deform_mask(target, self._rng, self.session.working)
+            out.append({"low": kept["low"], "high": kept["high"], "prior": pool4(prior)[None],
+                        "target": pool4(target)[None]})
+        return out
 
     def _annotated_examples(self) -> dict[int, list[dict[str, np.ndarray]]]:
         """obj_id -> the annotated frames' examples, made on first use: ``ANNOTATED_EXAMPLES``
@@ -249,7 +259,7 @@ class OnlineAdaptation:
         for k in self.tracks:
             if not self.examples[k]:
                 continue
-            self.heads[k], _ = fit_head(annotated[k] + self.examples[k], self.heads[k], cfg)
+            self.heads[k], _ = fit_head(annotated[k] + self._recent_examples(k), self.heads[k], cfg)
 
     def _adapt_by_finetune(self) -> None:
         from .osvos.finetune import finetune  # torch: only when adaptation is on

@@ -80,6 +80,8 @@ def test_object_region_is_the_box_above_the_threshold_grown_by_the_kernel_reach(
     prob[130, 200] = FRAME_CRF_THRESHOLD / 2  # below the threshold: not part of the object
     reach = int(np.ceil(FRAME_CRF_REACH * SETTINGS.params["sxy_bilateral"]))
     assert object_region(prob, SETTINGS) == (150 - reach, 100 - reach, 190 + reach, 120 + reach)
+    half = int(np.ceil(FRAME_CRF_REACH / 2 * SETTINGS.params["sxy_bilateral"]))
+    assert object_region(prob, SETTINGS, FRAME_CRF_REACH / 2) == (150 - half, 100 - half, 190 + half, 120 + half)
     prob[0, 399] = 0.5  # the box reaches the corner: clipped to the map
     assert object_region(prob, SETTINGS) == (150 - reach, 0, 400, 120 + reach)
     assert object_region(np.zeros((30, 40), np.float32), SETTINGS) is None

@@ -9,7 +9,7 @@ pytest.importorskip("torch", reason="training needs torch")
 
 from training.synthetic_clips import make_clip  # noqa: E402
 from training.video_cv import SHIPPED_OSVOS, folds_of, readout_priors, sync_graphs, write_fold_bundle  # noqa: E402
-from training.video_cv_eval import parse_method, summary  # noqa: E402
+from training.video_cv_eval import parse_method, predictor_for, summary  # noqa: E402
 
 
 def test_folds_cover_every_sequence_once_and_are_reproducible():
@@ -27,6 +27,26 @@ def test_method_strings():
     assert parse_method("plain") == ("plain", {})
     with pytest.raises(SystemExit, match="unknown keys"):
         parse_method("x:speed=fast")
+
+
+def test_methods_change_a_named_propagation_whatever_the_shipped_card_says():
+    """Without ``propagation`` a method changes the classic recipe (so old results keep their
+    meaning after the card changes); ``propagation=bundle`` starts from the card."""
+    from ivos.settings import FinetuneConfig
+
+    vp, model = predictor_for(SHIPPED_OSVOS, parse_method("old:mode=osvos+mask")[1], threads=1)
+    s = vp.settings
+    assert s.mode == "osvos+mask" and s.finetune == FinetuneConfig(threads=1) and s.adapt_every == 0
+    vp, model = predictor_for(SHIPPED_OSVOS, parse_method("x:ft_batch=2,ft_crop_features=1,crf_reach=1.5,warp=0,"
+                                                          "mode=memory")[1], threads=1)
+    s = vp.settings
+    assert s.mode == "memory" and s.finetune.batch == 2 and s.finetune.crop_features is True
+    assert s.crf_reach == 1.5 and s.memory.warp is False and s.finetune.crop == FinetuneConfig().crop
+    card = json.loads((SHIPPED_OSVOS / "model.json").read_text())
+    vp, model = predictor_for(SHIPPED_OSVOS, parse_method("new:propagation=bundle")[1], threads=1)
+    s = vp.settings
+    assert s.mode == card["propagation"]["mode"] and s.finetune.batch == card["finetune"]["batch"]
+    assert s.adapt_every == card["propagation"]["adapt_every"]
 
 
 def test_summary_reports_fold_means_and_spread():

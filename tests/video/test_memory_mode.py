@@ -124,11 +124,13 @@ def _bundle_copy(tmp_path, **card_changes):
 
 def test_card_propagation_section_sets_the_defaults(tmp_path):
     folder = _bundle_copy(tmp_path, propagation={"mode": "memory", "working_size": [288, 512], "finetune_steps": 7,
-                                                "memory": {"weight": 0.25, "top_k": 9}})
+                                                "memory": {"weight": 0.25, "top_k": 9, "warp": False},
+                                                "crf_reach": 1.5, "crf_max_pixels": 90000})
     vp = ivos.VideoPredictor(ivos.load(folder, backend="ort", threads=1))
     s = vp.settings
     assert s.mode == "memory" and s.working_size == (288, 512) and s.finetune.steps == 7
-    assert s.memory.weight == 0.25 and s.memory.top_k == 9
+    assert s.memory.weight == 0.25 and s.memory.top_k == 9 and s.memory.warp is False
+    assert s.crf_reach == 1.5 and s.crf.max_pixels == 90000
     assert vp._propagator.session.working == (288, 512)
     # arguments beat the card; another mode ignores the memory mode's working size and steps
     other = ivos.VideoPredictor(ivos.load(folder, backend="ort", threads=1), mode="osvos+mask")
@@ -142,6 +144,10 @@ def test_card_propagation_section_sets_the_defaults(tmp_path):
     ({"mode": "memory", "finetune_steps": -1}, "propagation.finetune_steps"),
     ({"memory": {"weight": 2.0}}, "propagation.memory"),
     ({"memory": {"nope": 1}}, "propagation.memory"),
+    ({"memory": {"warp": "no"}}, "propagation.memory"),
+    ({"crf_reach": 0}, "propagation.crf_reach"),
+    ({"crf_reach": True}, "propagation.crf_reach"),
+    ({"crf_max_pixels": -5}, "propagation.crf_max_pixels"),
 ])
 def test_bad_propagation_sections_name_the_field(tmp_path, propagation, field):
     folder = _bundle_copy(tmp_path, propagation=propagation)

@@ -192,7 +192,9 @@ def test_each_osvos_bundle_fine_tunes_with_its_own_recipe(tmp_path):
     import shutil
 
     lite, cpu = ivos.load("osvos-lite0", threads=1), ivos.load("osvos-cpu", threads=1)
-    assert ivos.VideoPredictor(lite).settings.finetune == ivos.FinetuneConfig(threads=1)
+    recipe = json.loads((lite.bundle.path / "model.json").read_text())["finetune"]
+    assert ivos.VideoPredictor(lite).settings.finetune == ivos.FinetuneConfig(threads=1, **recipe)
+    assert ivos.VideoPredictor(lite, propagation="classic").settings.finetune == ivos.FinetuneConfig(threads=1)
     old = ivos.VideoPredictor(cpu).settings.finetune
     assert (old.steps, old.lr, old.schedule, old.crop, old.threads) == (300, 1e-3, "constant", 64, 1)
     assert ivos.FinetuneConfig.for_bundle(cpu.bundle, steps=7).steps == 7  # arguments win
