@@ -193,9 +193,10 @@ def add_segment_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--click-bundle", type=Path, default=DEFAULT_CLICK, help="click-refinement bundle folder")
     p.add_argument("--backend", default="auto", choices=("auto", "ort", "tensorrt", "torch"))
     p.add_argument("--mode", default=None, choices=("memory", "osvos", "osvos+mask"),
-                   help="default: the OSVOS bundle's (osvos+mask for the shipped ones). osvos: frames independent "
-                   "(paper); osvos+mask: previous mask as a prior; memory: that mask warped by optical flow, one "
-                   "trunk run per frame for all objects, a memory read of annotated and confident frames")
+                   help="default: the propagation recipe's (memory for the shipped bundle). osvos: frames "
+                   "independent (paper); osvos+mask: previous mask as a prior, the whole network per object; memory: "
+                   "one trunk run per frame for all objects, a head per object (flow warp and memory read per the "
+                   "recipe)")
     p.add_argument("--adapt-every", type=int, default=None, metavar="N",
                    help="online adaptation: every N frames tune the heads on the latest confident frames "
                    "(default: the bundle's; benchmarks/results/video_cv.md)")
@@ -380,7 +381,7 @@ def segment(args: argparse.Namespace) -> int:
     clicker = ivos.load(args.click_bundle, backend=args.backend, threads=args.threads)
     predictor = VideoPredictor(osvos, clicker, mode=args.mode, crf=args.crf, adapt_every=args.adapt_every,
                                propagation=args.propagation)
-    # the mode's fine-tuning (none in the memory mode), if wanted and torch is there to do it
+    # the recipe's fine-tuning (none when it has 0 steps), if wanted and torch is there to do it
     finetune = predictor.settings.finetune.steps > 0 and _finetune_wanted(args.finetune)
     state = predictor.init_state(source)
     n = state.num_frames
