@@ -54,8 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--click-bundle", type=Path, default=None, help=f"click bundle (default: the shipped {DEFAULT_CLICK.name})")
     p.add_argument("--backend", default="ort")
     p.add_argument("--threads", type=int, default=0, help="engine and fine-tuning CPU threads (0 = default)")
+    p.add_argument("--propagation", default="bundle", choices=("bundle", "classic"),
+                   help="named propagation recipe (ivos.settings.PROPAGATIONS; default: the OSVOS bundle's)")
     p.add_argument("--mode", default=None, choices=("osvos", "osvos+mask", "memory"),
-                   help="propagation mode (default: the OSVOS bundle's)")
+                   help="propagation mode (default: the recipe's)")
     p.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default: FinetuneConfig)")
     p.add_argument("--sequences", nargs="+", help="these sequence names instead of the split's")
     p.add_argument("--limit", type=int, default=None, help="first N sequences only")
@@ -268,7 +270,7 @@ def _crop_context(args) -> int | None:
 
 
 def _environment(args, backend: str) -> dict:
-    env = environment(engine_threads=args.threads, backend=backend, mode=args.mode,
+    env = environment(engine_threads=args.threads, backend=backend, propagation=args.propagation, mode=args.mode,
                       crf="bundle default" if args.crf is None else args.crf,
                       click_crf="bundle default" if args.click_crf is None else args.click_crf,
                       load_avg_at_start=os.getloadavg()[0])
@@ -418,6 +420,7 @@ def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -
     from ivos.data_root import dataset_dir
     from ivos.evaluation.datasets import davis_sequences
     from ivos.ops.crf import parse_crf_params
+    from ivos.settings import PropagationSettings
 
     if args.full_finetune and osvos_network is None:
         raise ivos.InvalidInput("--full-finetune needs the torch OSVOS network of ivos.export, which ivos-bench does "
@@ -427,11 +430,13 @@ def run(args, *, osvos_network: Callable[[Path | None], object] | None = None) -
     osvos = ivos.load(args.osvos_bundle or DEFAULT_OSVOS, backend=args.backend, threads=args.threads)
     clicker = None if args.no_clicks else ivos.load(args.click_bundle or DEFAULT_CLICK, backend=args.backend,
                                                      threads=args.threads)
-    cfg = None  # the bundle's (per mode) unless --steps
+    cfg = None  # the recipe's (per mode) unless --steps
     if args.steps is not None:
-        cfg = replace(ivos.FinetuneConfig.for_bundle(osvos.bundle, use_prior=args.mode != "osvos", threads=args.threads),
-                      steps=args.steps)
-    vp = ivos.VideoPredictor(osvos, clicker, mode=args.mode, finetune_config=cfg, crf=args.crf,
+        recipe = PropagationSettings.resolve(osvos.bundle, propagation=args.propagation, mode=args.mode,
+                                             threads=args.threads)
+        cfg = replace(recipe.finetune, steps=args.steps)
+    vp = ivos.VideoPredictor(osvos, clicker, propagation=args.propagation, mode=args.mode, finetune_config=cfg,
+                             crf=args.crf,
                              crf_params=parse_crf_params(args.crf_param) if args.crf_param else None,
                              click_crf=args.click_crf, crop_context=_crop_context(args),
                              crf_max_pixels=_crf_max_pixels(args))
