@@ -33,11 +33,9 @@ class MemoryRun:
 
     def __init__(self, session: OsvosRunner, state: VideoState, tracks: list[ObjectTrack], heads: dict[int, Head],
                  settings: PropagationSettings):
-        from .flow import MaskWarper
-
         self.session = session
         self.settings = settings
-        self.warper = MaskWarper()
+        self.warper = None  # made on first use: OpenCV only when the recipe warps (MemorySettings.warp)
         box = session.letterbox(state.video.height, state.video.width)
         self.valid = (box.rh, box.rw)
         self.scale = box.rw / box.width
@@ -46,9 +44,9 @@ class MemoryRun:
         self.projection: Projection | None = bundle_projection(session.model.bundle)
         self._grey: tuple[int, np.ndarray] | None = None  # (frame index, flow image) of the last frame
         self._keys: tuple[int, FrameKeys] | None = None  # (frame index, its keys) of the last frame
-        # (frame index, its trunk features, {obj_id: (h, w) working-size prior the head read}):
-        # online adaptation fits on these instead of running the trunk again
-        self.last_inputs: tuple[int, Features, dict[int, np.ndarray | None]] | None = None
+        # (frame index, its trunk features, the objects whose heads read them): online
+        # adaptation fits on these features instead of running the trunk again
+        self.last_inputs: tuple[int, Features, frozenset[int]] | None = None
         self._since_added = 0
         # the memory is read only when its readout is used (mixed into the output or the prior, or a veto)
         self.reads = settings.memory.weight > 0 or settings.memory.prior_readout > 0 or settings.memory.veto_below > 0
@@ -82,6 +80,10 @@ class MemoryRun:
         (as they are without ``MemorySettings.warp``)."""
         if not self.settings.memory.warp:
             return priors
+        if self.warper is None:
+            from .flow import MaskWarper
+
+            self.warper = MaskWarper()
         grey = self.warper.grey(frame)
         last, self._grey = self._grey, (idx, grey)
         if last is None or abs(last[0] - idx) != 1 or not any(p is not None for p in priors.values()):
@@ -112,7 +114,6 @@ class MemoryRun:
             self._keys = (idx, fk)
         mem = settings.memory
         probs = {}
-        head_priors: dict[int, np.ndarray | None] = {}
         for k, head in heads.items():
             prior = priors.get(k)
             prior_w = None if prior is None else session.to_working_mask(prior)
@@ -123,7 +124,6 @@ class MemoryRun:
                     up = np.kron(readout, np.ones((4, 4), np.float32))  # stride 4 -> working pixels
                     prior_w = mem.prior_readout * up if prior_w is None else (
                         (1.0 - mem.prior_readout) * prior_w + mem.prior_readout * up)
-            head_priors[k] = prior_w
             logits = session.head_logits(features, prior_w, head)
             prob = session.logits_to_frame(logits, box)
             w_read = mem.weight if readout is not None else 0.0
@@ -140,7 +140,7 @@ class MemoryRun:
             if gates.get(k) is not None:
                 gate_to_prior(prob, gates[k])
             probs[k] = prob
-        self.last_inputs = (idx, features, head_priors)
+        self.last_inputs = (idx, features, frozenset(heads))
         return probs
 
     def remember(self, idx: int, masks: dict[int, np.ndarray], conf: dict[int, float]) -> None:

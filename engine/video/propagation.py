@@ -24,6 +24,7 @@ the smaller obj_id wins. With one object nothing changes: the mask is ``probabil
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 from typing import Any, Iterator
@@ -39,6 +40,7 @@ from .state import VideoState
 from .tracks import THUMB_SIZE, ObjectTrack, compact_rle
 
 Head = dict[str, np.ndarray]
+log = logging.getLogger("ivos")
 
 
 class Propagator:
@@ -59,7 +61,7 @@ class Propagator:
             if self.settings.use_memory else None
         at_start = None
         adapter = OnlineAdaptation(self.session, state, tracks, heads, self.settings, self._memory) \
-            if self.settings.adapt_every > 0 else None
+            if self.settings.adapt_every > 0 and adaptation_possible() else None
         if adapter is not None:
             heads = adapter.heads  # adapted copies: the tracks keep their annotation-tuned heads
         for idx in range(start, state.num_frames):
@@ -164,9 +166,9 @@ class OnlineAdaptation:
 
     Two ways to get the examples:
     - In memory mode (``memory`` given) the trunk already ran on every frame: a confident
-      frame's example is that run's features with the prior its head read and its propagated
-      mask as the target (no trunk run, no augmentation), and the annotated frames' are made
-      once per run (``ANNOTATED_EXAMPLES`` augmented copies of each).
+      frame's example is that run's features with its propagated mask as the target and a
+      deformed copy of it (or nothing) as the prior (no trunk run, no augmentation), and the
+      annotated frames' are made once per run (``ANNOTATED_EXAMPLES`` augmented copies of each).
       An adaptation then costs ``adapt_steps`` optimiser steps only.
     - Otherwise each adaptation re-runs ``finetune`` (4 augmentations of every frame through
       the whole network, then the steps)."""
@@ -273,6 +275,19 @@ class OnlineAdaptation:
             masks = [track.annotations[i] if i in track.annotations else track.mask(i) for i in frames_idx]
             report = finetune(self.session, [self.state.video[i] for i in frames_idx], masks, cfg, init=self.heads[k])
             self.heads[k] = report.params
+
+
+def adaptation_possible() -> bool:
+    """Whether torch (which online adaptation fits with) imports here; logs a warning when
+    not: propagation goes on with the heads as they are, as it does without fine-tuning."""
+    import importlib
+
+    try:
+        importlib.import_module("torch")
+    except ImportError:
+        log.warning("ivos: online adaptation needs PyTorch (pip install torch): propagating without it")
+        return False
+    return True
 
 
 def store_thumbnail(state: VideoState, idx: int, frame: np.ndarray) -> None:

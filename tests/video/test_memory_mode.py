@@ -282,3 +282,24 @@ def test_memory_mode_adapts_from_its_own_trunk_runs(osvos, monkeypatch):
     assert fits[0][0] == 4 + 1  # the annotated frame's 4 priors + the one confident frame so far
     assert state.objects[1].head is head
     vp.close()
+
+
+def test_the_shipped_recipe_propagates_without_torch_and_opencv(osvos, monkeypatch, caplog):
+    """A runtime-only install (no torch, no OpenCV) propagates with v2's recipe: no flow warp
+    needs no OpenCV, and online adaptation is skipped with a warning instead of failing."""
+    import sys
+
+    from ivos.settings import MemorySettings
+
+    frames, a, _ = _two_squares()
+    vp = ivos.VideoPredictor(osvos, mode="memory", memory=MemorySettings(weight=0.0, warp=False),
+                             finetune_config=ivos.FinetuneConfig(steps=0), adapt_every=2)
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    state = vp.init_state(frames)
+    vp.add_new_mask(state, 0, 1, a[0])
+    with caplog.at_level("WARNING", logger="ivos"):
+        results = list(vp.propagate_in_video(state))
+    assert [r.frame_idx for r in results] == list(range(6))
+    assert "online adaptation needs PyTorch" in caplog.text
+    vp.close()
