@@ -239,10 +239,13 @@ class FinetuneConfig:
 
 
 def _is_kind(value: Any, kind: type) -> bool:
-    """Whether a JSON ``value`` can stand for a ``kind`` (str, int or float) field: a string for
-    str; for numbers no booleans, and a whole number for int (3.0 is 3, 2.5 is not)."""
+    """Whether a JSON ``value`` can stand for a ``kind`` (str, bool, int or float) field: a
+    string for str, true/false for bool; for numbers no booleans, and a whole number for int
+    (3.0 is 3, 2.5 is not)."""
     if kind is str:
         return isinstance(value, str)
+    if kind is bool:
+        return isinstance(value, bool)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     return kind is float or float(value).is_integer()

@@ -198,7 +198,14 @@ def test_each_osvos_bundle_fine_tunes_with_its_own_recipe(tmp_path):
     old = ivos.VideoPredictor(cpu).settings.finetune
     assert (old.steps, old.lr, old.schedule, old.crop, old.threads) == (300, 1e-3, "constant", 64, 1)
     assert ivos.FinetuneConfig.for_bundle(cpu.bundle, steps=7).steps == 7  # arguments win
+    folder = tmp_path / "windowed"
+    shutil.copytree(lite.bundle.path, folder)
+    card = json.loads((folder / "model.json").read_text())
+    card["finetune"] = {**card["finetune"], "crop_features": True}
+    (folder / "model.json").write_text(json.dumps(card))
+    assert ivos.VideoPredictor(ivos.load(folder, threads=1)).settings.finetune.crop_features is True
     for section, message in [({"stepz": 3}, "'finetune.stepz' is not"), ({"steps": "many"}, "'finetune.steps' must be"),
+                             ({"crop_features": 1}, "'finetune.crop_features' must be"),
                              ({"steps": 2.5}, "'finetune.steps' must be"), ({"schedule": "step"}, "schedule must be"),
                              ([1], "must be an object")]:
         folder = tmp_path / f"b{len(list(tmp_path.iterdir()))}"

@@ -85,6 +85,9 @@ class OsvosRunner:
     Attributes:
         size_multiple: crops' sides are multiples of this (working pixels); None when the
             graph's size is static (no crops: ``predict`` ignores ``window``).
+        has_trunk_graph: the trunk runs alone, on any window of the working image (``trunk``,
+            ``trunk_window``): a dynamic-size bundle that ships its trunk and head as graphs of
+            their own.
     """
 
     def __init__(self, model: Model, working_size: tuple[int, int] | None = None):
@@ -102,8 +105,6 @@ class OsvosRunner:
                                    f"{bundle.name} has a static graph size: working_size must be {bundle.working_size}")
         self.working = tuple(working_size) if working_size is not None else bundle.working_size
         self.has_trunk_graph = self.size_multiple is not None and has_osvos_parts(bundle)
-        """The trunk runs alone, on any window of the working image (``trunk``, ``trunk_window``):
-        a dynamic-size bundle that ships its trunk and head as graphs of their own."""
         self._ctx = model.create_context(osvos_dims(*self.working) if self.size_multiple else None)
         self._crops: OrderedDict[tuple[int, int], list] = OrderedDict()  # (h, w) -> [context, head version]
         self._part_ctx: OrderedDict[tuple[int, int], tuple[RunContext, RunContext]] = OrderedDict()
