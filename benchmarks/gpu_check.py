@@ -17,6 +17,10 @@ Rows (p50 / p90 / p99 in ms, after warm-up; each timed call ends with the result
 * add_click: ``ImagePredictor.add_click`` as it is (host path, no CRF), 480x854 frame.
 * frame network: one OSVOS frame (image + prior uploaded), ``run(fetch=("logits",))`` vs
   ``run()`` (the low/high features copied back too).
+* propagation (ONNX Runtime only): ``VideoPredictor`` with the default recipe of
+  ``--propagation-bundle`` (osvos-lite0: v2, its trunk and head graphs, ``Model.part``) on a
+  moving square, parent head (no fine-tuning), no online adaptation: ms per frame, frame
+  CRF included; the parts must run on the device too. Skipped for a bundle without the parts.
 
     python -m ivos.bench.gpu_check --device cuda --osvos-bundle DIR --out OUT
 """
@@ -203,6 +207,34 @@ def frame_rows(bundle: str | Path, backend: str, device: str, iters: int) -> lis
                 {"what": label, "how": "run(): logits, low and high copied back", **_time(lambda: frame(None), iters)}]
 
 
+def propagation_rows(bundle: str | Path, device: str, frames: int) -> list[dict]:
+    """The default propagation recipe of ``bundle`` per frame (see the module docstring), or
+    no row when the bundle does not ship its trunk and head graphs."""
+    import ivos
+    from ivos.runtime.bundle import has_osvos_parts
+
+    model = load_checked(bundle, "ort", device)
+    if not has_osvos_parts(model.bundle):
+        return []
+    h, w = FRAME
+    clip = np.full((frames + 1, h, w, 3), 90, np.uint8)
+    masks = np.zeros((frames + 1, h, w), np.uint8)
+    for i in range(frames + 1):  # a bright square moving right
+        x = 200 + 6 * i
+        clip[i, 180:300, x:x + 120] = (230, 120, 40)
+        masks[i, 180:300, x:x + 120] = 1
+    with ivos.VideoPredictor(model, finetune_config=ivos.FinetuneConfig(steps=0), adapt_every=0) as vp:
+        state = vp.init_state(clip)
+        vp.add_new_mask(state, 0, 1, masks[0])
+        ms = [r.timings.total_ms for r in vp.propagate_in_video(state) if r.frame_idx > 0]
+        parts = [model.part(name).backend for name in ("trunk", "head")]
+    if device == "cuda" and any("CPUExecutionProvider" in b for b in parts):
+        raise CheckFailed(f"the trunk/head graphs run on {parts}, not on the GPU")
+    return [{"what": f"propagation {h}x{w}, {vp.settings.mode} mode, {parts[0]}",
+             "how": f"VideoPredictor default recipe, parent head, no adaptation, {frames} frames (CRF included)",
+             **percentiles(ms)}]
+
+
 def gpu_environment(device: str) -> dict:
     """``environment()`` plus the GPU side: torch's CUDA, the GPU's name, ORT's providers."""
     import torch
@@ -235,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--click-bundle", default="ivos-lite0", help="click bundle with a torch artifact")
     p.add_argument("--osvos-bundle", type=Path, required=True,
                    help="OSVOS bundle with a torch artifact (python -m ivos.export.osvos_torch)")
+    p.add_argument("--propagation-bundle", default="osvos-lite0",
+                   help="OSVOS bundle whose default propagation recipe is timed per frame (ONNX Runtime)")
+    p.add_argument("--frames", type=int, default=30, help="propagated frames of the propagation row")
     p.add_argument("--iters", type=int, default=200, help="timed calls per row")
     p.add_argument("--out", type=Path, required=True, help="folder for gpu_check.md and gpu_check.json")
     args = p.parse_args(argv)
@@ -255,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     for backend in backends:
         rows += click_rows(args.click_bundle, backend, args.device, args.iters)
         rows += frame_rows(args.osvos_bundle, backend, args.device, args.iters)
+    if "ort" in backends:
+        rows += propagation_rows(args.propagation_bundle, args.device, args.frames)
     env = gpu_environment(args.device)
     command = "python -m ivos.bench.gpu_check " + " ".join(sys.argv[1:] if argv is None else argv)
     args.out.mkdir(parents=True, exist_ok=True)

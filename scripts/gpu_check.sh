@@ -13,7 +13,8 @@
 #    a skip is allowed only for what the machine cannot have (TensorRT, onnxruntime-gpu).
 # 4. latency on the GPU (python -m ivos.bench.gpu_check --device cuda): click kernel, click and
 #    per-frame network through the runner (torch CUDA; ONNX Runtime CUDA when importable),
-#    host path against device path. Writes OUT_DIR/gpu_check.md (+ .json, test logs) and
+#    host path against device path, and with ONNX Runtime CUDA the default (v2) propagation per
+#    frame (osvos-lite0's trunk and head graphs on the GPU). Writes OUT_DIR/gpu_check.md (+ .json, test logs) and
 #    copies the report to benchmarks/results/gpu_check.md.
 # Every failure is loud (FAILED: ... on stderr, exit status 1); nothing falls back to the CPU.
 set -euo pipefail

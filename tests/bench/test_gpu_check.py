@@ -57,7 +57,7 @@ def test_dry_run_on_the_cpu_writes_the_report(bundles, tmp_path):
 
     click, osvos, _ = bundles
     assert gpu_check.main(["--device", "cpu", "--click-bundle", str(click), "--osvos-bundle", str(osvos),
-                           "--iters", "3", "--out", str(tmp_path)]) == 0
+                           "--iters", "3", "--frames", "3", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "gpu_check.md").read_text()
     for row in ("C++ CPU op", "host path: render into ctx.inputs", "ImagePredictor.add_click",
                 "run(fetch=logits): features stay", "run(): logits, low and high"):
@@ -66,7 +66,8 @@ def test_dry_run_on_the_cpu_writes_the_report(bundles, tmp_path):
         assert f"frame network 64x96, {backend}" in text
     assert "| CUDA kernel: cuda only | not run |" in text and "device path: cuda only | not run" in text
     timed = [line for line in text.splitlines() if line.endswith("| 3 |")]
-    assert len(timed) == 9  # 1 kernel + (host click + add_click + 2 frame rows) x 2 backends
+    assert len(timed) == 10  # 1 kernel + (host click + add_click + 2 frame rows) x 2 backends + propagation
+    assert "propagation 480x854, memory mode, onnxruntime:CPUExecutionProvider" in text  # the shipped v2 recipe
 
 
 @pytest.mark.skipif(HAS_GPU, reason="checks the failure where there is no GPU")
