@@ -72,8 +72,7 @@ def predictor_for(bundle: Path, keys: dict[str, str], threads: int):
 
     osvos = ivos.load(bundle, backend="ort", threads=threads)
     propagation = keys.get("propagation", "classic")
-    mode = keys.get("mode", "osvos+mask" if propagation == "classic" else None)
-    base = PropagationSettings.resolve(osvos.bundle, propagation=propagation, mode=mode, threads=threads)
+    base = PropagationSettings.resolve(osvos.bundle, propagation=propagation, mode=keys.get("mode"), threads=threads)
     cfg = replace(base.finetune, use_prior=base.mode != "osvos", threads=threads)
     if "steps" in keys:
         cfg = replace(cfg, steps=int(keys["steps"]))

@@ -130,6 +130,14 @@ def atomic_copy(source: BinaryIO, target: Path, *, expected: int | None = None) 
     return target
 
 
+def remove_path(path: Path) -> None:
+    """Deletes the file or folder tree at ``path``; nothing there is fine."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 class LocalBlobs(Blobs):
     """Blobs as files under ``root``: blob ``k`` is the file ``root/k``. Writes go straight to
     their place (``path(key)``) and ``put_file`` of that path only flushes it (``fsync``: with
@@ -208,11 +216,7 @@ class LocalBlobs(Blobs):
         return sorted(out, key=lambda b: b.key)
 
     def delete(self, key: str) -> None:
-        path = self.path(key)
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        remove_path(self.path(key))
 
 
 class LocalCopies:
@@ -227,11 +231,7 @@ class LocalCopies:
         return self.root / check_key(key)
 
     def forget(self, key: str) -> None:
-        path = self.path(key)
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        remove_path(self.path(key))
 
     def sessions(self) -> Iterator[Path]:
         """The session folders holding copies (``root/sessions/<id>``)."""

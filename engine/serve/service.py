@@ -23,6 +23,7 @@ what no session names (a crash in between).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -34,7 +35,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -260,6 +261,20 @@ class Service:
             log.warning("could not delete blob %s now (%s): the orphan sweep will", key, e)
             self.blobs.forget(key)
 
+    @contextlib.contextmanager
+    def _committing(self, key: str, session_id: str, live: LiveCache) -> Iterator[None]:
+        """Around writing blob ``key`` and the store row that names it: on any failure the blob
+        is discarded (``discard``), the session's live copy dropped (it may be ahead of the
+        store), and a lost revision race answered as 409 ``conflict``."""
+        try:
+            yield
+        except BaseException as e:
+            self.discard(key, e)
+            live.drop(session_id)
+            if isinstance(e, Conflict):
+                raise conflict(session_id) from None
+            raise
+
     def sweep_blobs(self, min_age_s: float) -> int:
         """Deletes the blobs that no session names (its upload or frames, its current state,
         its exports of the current revision) and that are older than ``min_age_s``, the local
@@ -472,15 +487,9 @@ class Service:
                 final = self.blobs.path(key)
                 final.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(path), final)
-                try:
+                with self._committing(key, rec.id, self.images):
                     self.blobs.put_file(key, final)
                     rev = self.store.clear_clicks(rec.id, rec.rev, media=key, width=w, height=h)
-                except BaseException as e:
-                    self.discard(key, e)
-                    self.images.drop(rec.id)
-                    if isinstance(e, Conflict):
-                        raise conflict(rec.id) from None
-                    raise
                 if rec.media != key:
                     self.discard(rec.media)
                 self.images.put(rec.id, rev, LiveImage(self._image_predictor(image)))
@@ -573,17 +582,11 @@ class Service:
         is dropped (it holds what the store does not: the next request reloads the stored one).
         Call inside the session lock."""
         key = state_key_of(rec.id, rec.rev + 1)
-        try:
+        with self._committing(key, rec.id, self.videos):
             self.blobs.path(key).parent.mkdir(parents=True, exist_ok=True)  # a copies folder swept meanwhile
             path = state.save(self.blobs.path(key), embed_frames=False)
             self.blobs.put_file(key, path)
             rev = self.store.set_state(rec.id, rec.rev, key)
-        except BaseException as e:
-            self.discard(key, e)
-            self.videos.drop(rec.id)
-            if isinstance(e, Conflict):
-                raise conflict(rec.id) from None
-            raise
         if rec.state_file and rec.state_file != key:
             self.discard(rec.state_file)
         self.videos.put(rec.id, rev, state)

@@ -209,31 +209,31 @@ class OnlineAdaptation:
             self._adapt_by_finetune()
 
     def _keep(self, obj_id: int, idx: int, mask: np.ndarray) -> None:
-        """Keeps frame ``idx``'s features of ``obj_id`` from the memory run's last inputs, with its
-        propagated mask (working pixels of the features' window) as the target."""
+        """Keeps frame ``idx``'s trunk features of ``obj_id`` (the memory run's last ones) with
+        its propagated (H, W) mask; examples are made of them only when an adaptation uses them."""
         last = self.memory.last_inputs
         if last is None or last[0] != idx or obj_id not in last[2]:
             return
-        _, features, _ = last
-        x0, y0, x1, y1 = features.crop
         kept = self.examples[obj_id]
-        kept.append({"low": features.low[0], "high": features.high[0],
-                     "mask": self.session.to_working_mask(mask)[y0:y1, x0:x1]})
+        kept.append({"features": last[1], "mask": mask})
         del kept[:-self.RECENT]
 
     def _recent_examples(self, obj_id: int) -> list[dict[str, np.ndarray]]:
-        """The kept frames of ``obj_id`` as examples: the propagated mask as the target and, as
-        the prior, a deformed copy of it or nothing (not the prior the head read: that one is
-        the target moved by the flow, and a head fitted to copy it drifts with its own
-        mistakes). Made here, for the few frames an adaptation uses, not for every frame kept."""
+        """The kept frames of ``obj_id`` as examples: the propagated mask (working pixels of the
+        features' window) as the target and, as the prior, a deformed copy of it or nothing (not
+        the prior the head read: that one is the target moved by the flow, and a head fitted to
+        copy it drifts with its own mistakes). Made here, for the few frames an adaptation uses,
+        not for every frame kept."""
         from .osvos.finetune import deform_mask, pool4
 
         out = []
         for kept in self.examples[obj_id]:
-            target = kept["mask"]
+            features = kept["features"]
+            x0, y0, x1, y1 = features.crop
+            target = self.session.to_working_mask(kept["mask"])[y0:y1, x0:x1]
             zero = self._rng.random() < self.settings.finetune.zero_prior_fraction
             prior = np.zeros_like(target) if zero else deform_mask(target, self._rng, self.session.working)
-            out.append({"low": kept["low"], "high": kept["high"], "prior": pool4(prior)[None],
+            out.append({"low": features.low[0], "high": features.high[0], "prior": pool4(prior)[None],
                         "target": pool4(target)[None]})
         return out
 
