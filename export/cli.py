@@ -3,6 +3,8 @@
   ivos-export click CHECKPOINT --out DIR       ONNX + torch.export program + model.json,
                                                verified against torch right after export
   ivos-export int8 BUNDLE                      adds an int8 ONNX (CPU) calibrated on DAVIS train
+                                               (an OSVOS bundle: an int8 trunk, calibrated on
+                                               coco128-seg's training photos)
   ivos-export tensorrt BUNDLE                  builds an FP16 TensorRT plan for this GPU
 """
 from __future__ import annotations
@@ -55,10 +57,13 @@ def _click(args: argparse.Namespace) -> int:
 def _int8(args: argparse.Namespace) -> int:
     from ivos.data_root import datasets_root
     from ivos.evaluation.datasets import open_dataset
+    from ivos.runtime.bundle import read_bundle
 
     from .quantize import quantize_bundle, record_calibration_inputs
 
     root = datasets_root(args.data_root)
+    if read_bundle(args.bundle).task == "osvos":
+        return _int8_trunk(args, root)
     if args.split in ("dev", "val", "test"):
         raise SystemExit(f"ivos-export int8: calibrate on training data, not the evaluation split {args.split!r}")
     dataset = open_dataset("DAVIS2016", root=root, split=args.split)
@@ -71,6 +76,29 @@ def _int8(args: argparse.Namespace) -> int:
     print(f"wrote {args.bundle / section['file']}: {source}; vs float on {a['n_inputs']} held-back inputs: "
           f"mask IoU mean {a['mask_iou_mean']:.4f} (min {a['mask_iou_min']:.4f}), "
           f"logit max abs diff {a['logit_max_abs_diff']:.3f}")
+    return 0
+
+
+def _int8_trunk(args: argparse.Namespace, root: Path) -> int:
+    """An OSVOS bundle's int8 trunk, calibrated on coco128-seg's training images: photos that
+    are in no DAVIS sequence, so no video cross-validation fold's held-out frames set its ranges."""
+    from PIL import Image
+
+    from ivos.evaluation.datasets import coco128_split
+
+    from .quantize import quantize_osvos_trunk, trunk_calibration_inputs
+
+    _, stems = coco128_split(root)
+    folder = root / "coco128-seg" / "images"
+    picks = [stems[int(i)] for i in np.linspace(0, len(stems) - 1, min(args.images, len(stems))).round().astype(int)]
+    files = [next(folder.glob(f"{stem}.*")) for stem in picks]
+    images = (np.asarray(Image.open(f).convert("RGB")) for f in files)
+    inputs = trunk_calibration_inputs(args.bundle, images)
+    source = f"coco128-seg training images: {len(files)} photos, each whole and one random window, letterboxed"
+    section = quantize_osvos_trunk(args.bundle, inputs, source=source)
+    a = section["agreement_with_float"]
+    print(f"wrote {args.bundle / section['file']}: {source}; vs float on {a['n_inputs']} held-back inputs: "
+          + ", ".join(f"{k} {v:.3f}" for k, v in a.items() if k != "n_inputs"))
     return 0
 
 
@@ -116,11 +144,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="that zoom-in view's smallest side as a share of the image's longer side "
                         "(postprocess.refocus_min_side; default: not written, ivos.settings.REFOCUS_MIN_SIDE)")
     p.set_defaults(func=_click)
-    p = sub.add_parser("int8", help="add an int8 ONNX Runtime (CPU) network to a click bundle")
+    p = sub.add_parser("int8", help="add an int8 ONNX Runtime (CPU) network to a click bundle, or an int8 trunk "
+                       "to an OSVOS bundle")
     p.add_argument("bundle", type=Path)
     p.add_argument("--data-root", type=Path, help="datasets root (default $IVOS_DATA_ROOT or ../shared/datasets)")
     p.add_argument("--split", default="train", help="DAVIS2016 split to calibrate on (training data only)")
-    p.add_argument("--images", type=int, default=48, help="frames to calibrate on (spread over the split)")
+    p.add_argument("--images", type=int, default=48, help="frames (photos for an OSVOS trunk) to calibrate on, spread over the set")
     p.add_argument("--clicks", type=int, default=4, help="simulated clicks per frame")
     p.set_defaults(func=_int8)
     p = sub.add_parser("tensorrt", help="build a TensorRT plan for this GPU into a bundle")

@@ -132,7 +132,13 @@ def sequence_features(out: Path, davis: Path, name: str, net, seed: int) -> dict
     return data
 
 
-GRAPHS = ("model.onnx", "trunk.onnx", "head.onnx")
+RECIPE_FIELDS = ("propagation", "finetune", "postprocess")
+"""The shipped card's propagation recipe, which a fold bundle follows: a method with
+``propagation=bundle`` is the shipped recipe on the fold's parent head (fold bundles written
+before the card named v2 kept the older recipe, and such methods ran that one)."""
+
+GRAPH_ARTIFACTS = ("onnx", "trunk_onnx", "head_onnx", "trunk_onnx_int8")
+"""The shipped bundle's graph artifacts a fold bundle copies (those the shipped card names)."""
 
 
 def write_fold_bundle(dest: Path, head: dict[str, np.ndarray], meta: dict, projection=None) -> None:
@@ -153,18 +159,27 @@ def write_fold_bundle(dest: Path, head: dict[str, np.ndarray], meta: dict, proje
 
 
 def sync_graphs(dest: Path) -> None:
-    """Gives a fold bundle the shipped bundle's graphs and graph fields of its card (a fold
-    differs in its parent head and training record only): bundles written before the shipped
-    one gained its trunk/head graphs catch up."""
+    """Gives a fold bundle the shipped bundle's graphs, the graph fields of its card and its
+    propagation recipe (``RECIPE_FIELDS``): a fold differs in its parent head and training
+    record only. Bundles written before the shipped one changed catch up."""
     shipped = json.loads((SHIPPED_OSVOS / "model.json").read_text())
     card = json.loads((dest / "model.json").read_text())
-    for graph in GRAPHS:
+    for key in GRAPH_ARTIFACTS:
+        graph = shipped["artifacts"].get(key)
+        if graph is None:
+            continue
         if not (dest / graph).exists() or (dest / graph).stat().st_size != (SHIPPED_OSVOS / graph).stat().st_size:
             shutil.copyfile(SHIPPED_OSVOS / graph, dest / graph)
     artifacts = {**shipped["artifacts"], **{k: v for k, v in card.get("artifacts", {}).items()
                                             if k == "memory_projection"}}
-    if card.get("osvos") != shipped.get("osvos") or card.get("artifacts") != artifacts:
-        card["osvos"], card["artifacts"] = shipped["osvos"], artifacts
+    synced = ("osvos", "trunk_quantization", *RECIPE_FIELDS)
+    if any(card.get(f) != shipped.get(f) for f in synced) or card.get("artifacts") != artifacts:
+        for f in synced:
+            if f in shipped:
+                card[f] = shipped[f]
+            else:
+                card.pop(f, None)
+        card["artifacts"] = artifacts
         (dest / "model.json").write_text(json.dumps(card, indent=2) + "\n")
 
 

@@ -5,6 +5,7 @@ A method is ``NAME[:key=value,...]``; NAME is a label, the keys set the propagat
     propagation the named recipe the other keys change (``ivos.settings.PROPAGATIONS``):
                "classic" (default: the methods below were written against it) or "bundle"
                (the shipped card's, whatever it is when the evaluation runs)
+    precision  "auto" (an int8 trunk where the bundle ships one) or "fp32"  default "auto"
     mode       "osvos+mask" or "memory"                          default: the recipe's
     steps      fine-tuning steps (0: the fold's parent head)    default: the recipe's
     crf        1 / 0: the frame CRF                              default: the bundle's
@@ -45,7 +46,7 @@ MEMORY_KEYS = {"weight": float, "prior_weight": float, "veto_below": float, "pri
 def parse_method(text: str) -> tuple[str, dict[str, str]]:
     name, _, rest = text.partition(":")
     keys = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
-    known = {"propagation", "mode", "steps", "crf", "crf_pixels", "crf_reach", "roi_margin", "crop", "heads", "working", "adapt_every", "adapt_steps",
+    known = {"propagation", "precision", "mode", "steps", "crf", "crf_pixels", "crf_reach", "roi_margin", "crop", "heads", "working", "adapt_every", "adapt_steps",
              *MEMORY_KEYS, *(f"ft_{f}" for f in finetune_fields())}
     unknown = set(keys) - known
     if unknown:
@@ -70,7 +71,7 @@ def predictor_for(bundle: Path, keys: dict[str, str], threads: int):
     import ivos
     from ivos.settings import PropagationSettings
 
-    osvos = ivos.load(bundle, backend="ort", threads=threads)
+    osvos = ivos.load(bundle, backend="ort", threads=threads, precision=keys.get("precision", "auto"))
     propagation = keys.get("propagation", "classic")
     base = PropagationSettings.resolve(osvos.bundle, propagation=propagation, mode=keys.get("mode"), threads=threads)
     cfg = replace(base.finetune, use_prior=base.mode != "osvos", threads=threads)

@@ -11,7 +11,8 @@
 * ``click_encoding`` (click models): ``{"kind": "gaussian"|"distmap", "sigma": float}``
   (sigma in working-resolution pixels).
 * ``artifacts``: ``{"onnx": file, "torch": file?, "onnx_int8": file?, "tensorrt": [{"file",
-  "gpu", "compute_capability", "tensorrt_version"}]?}``.
+  "gpu", "compute_capability", "tensorrt_version"}]?}``; OSVOS bundles with split graphs also
+  ``trunk_onnx``, ``head_onnx`` and optionally ``trunk_onnx_int8`` (``osvos_part``).
 * ``postprocess``: ``{"crf": bool, "crf_params": {...}, "flip": bool, "crf_min_area": float?,
   "refocus_below": float?, "refocus_min_side": float?}`` defaults for the predictor
   (``crf_params``: keywords of ``ivos.dense_crf``; the numbers in [0, 1]: ``CLICK_SHARES``,
@@ -241,8 +242,9 @@ def has_osvos_parts(bundle: Bundle) -> bool:
 
 def osvos_part(bundle: Bundle, part: str) -> Bundle:
     """The ``Bundle`` of one part (``OSVOS_PARTS``) of an OSVOS bundle: its own graph
-    (``artifacts.<part>_onnx``, run as the part bundle's "onnx") and I/O (``osvos.parts.<part>``),
-    the rest of the card shared. ModelError naming the field when the bundle has no such part."""
+    (``artifacts.<part>_onnx``, run as the part bundle's "onnx"; ``<part>_onnx_int8``, when the
+    bundle ships one, as its "onnx_int8") and I/O (``osvos.parts.<part>``), the rest of the card
+    shared. ModelError naming the field when the bundle has no such part."""
     where = bundle.path / "model.json"
     parts = bundle.card.get("osvos", {}).get("parts")
     if part not in OSVOS_PARTS or not isinstance(parts, dict) or not isinstance(parts.get(part), dict):
@@ -251,7 +253,9 @@ def osvos_part(bundle: Bundle, part: str) -> Bundle:
     spec = parts[part]
     return replace(bundle, name=f"{bundle.name}:{part}", task="osvos", inputs=_tensor_specs(spec, "inputs", where),
                    outputs=_tensor_specs(spec, "outputs", where),
-                   artifacts={"onnx": bundle.artifacts.get(f"{part}_onnx")})
+                   artifacts={"onnx": bundle.artifacts.get(f"{part}_onnx"),
+                              **({"onnx_int8": bundle.artifacts[f"{part}_onnx_int8"]}
+                                 if f"{part}_onnx_int8" in bundle.artifacts else {})})
 
 
 def read_bundle(path: str | Path) -> Bundle:

@@ -29,20 +29,27 @@ class Model:
     run this model (resolved by ``load``; 0 = one per usable CPU)."""
     backend_request: tuple[str, str] = ("auto", "auto")
     """(backend, device) as ``load`` was asked: the parts (``part``) are loaded the same way."""
+    precision_request: str = "auto"
+    """``load``'s precision: the parts follow it ("fp32" keeps them float; otherwise a part
+    runs its int8 graph where the bundle ships one and ONNX Runtime runs on the CPU)."""
     _parts: dict = field(default_factory=dict, compare=False, repr=False)
     _parts_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     def part(self, name: str) -> "Model":
         """The ``Model`` of one part of an OSVOS bundle that ships its trunk and head as graphs
         of their own (``ivos.runtime.bundle.osvos_part``; "trunk" or "head"), loaded on first use with
-        this model's backend, device and threads (float precision) and kept; closed with this
-        model. ModelError when the bundle has no such part."""
+        this model's backend, device and threads and kept; closed with this model. Its
+        precision: float under ``precision="fp32"``, else the part's int8 graph where the
+        bundle ships one (``artifacts.trunk_onnx_int8``) and ONNX Runtime runs on the CPU.
+        ModelError when the bundle has no such part."""
         with self._parts_lock:
             if name not in self._parts:
                 parsed = osvos_part(self.bundle, name)
                 backend, device = self.backend_request
                 self._parts[name] = Model(parsed, create_runner(parsed, backend=backend, device=device,
-                                                                threads=self.threads, precision="fp32"),
+                                                                threads=self.threads,
+                                                                precision="fp32" if self.precision_request == "fp32"
+                                                                else "auto"),
                                           self.threads, self.backend_request)
             return self._parts[name]
 
@@ -146,4 +153,4 @@ def load(bundle: str | Path, *, device: str = "auto", backend: str = "auto", thr
     parsed = read_bundle(resolve_bundle(bundle))
     runner = create_runner(parsed, backend=backend, device=device, threads=threads, precision=precision)
     log.info("ivos: loaded %s %s with %s", parsed.name, parsed.version, runner.name)
-    return Model(parsed, runner, threads, (backend, device))
+    return Model(parsed, runner, threads, (backend, device), precision)

@@ -78,6 +78,26 @@ def test_fold_bundle_is_the_shipped_graphs_with_its_own_head_and_projection(tmp_
     assert json.loads((dest / "model.json").read_text())["artifacts"]["memory_projection"] == "memory_projection.npz"
 
 
+def test_a_stale_fold_bundle_takes_the_shipped_recipe(tmp_path):
+    """A fold bundle written when the shipped card named another recipe follows today's after
+    sync_graphs: ``propagation=bundle`` must mean the shipped recipe on the fold's head."""
+    import ivos
+    from ivos.settings import PropagationSettings
+
+    dest = tmp_path / "fold1" / "osvos-lite0"
+    write_fold_bundle(dest, dict(np.load(SHIPPED_OSVOS / "head_parent.npz")), {"fold": 1})
+    card = json.loads((dest / "model.json").read_text())
+    card.pop("propagation", None)
+    card["finetune"] = {"steps": 150, "lr": 0.002, "schedule": "cosine", "crop": 48}  # an older card's
+    (dest / "model.json").write_text(json.dumps(card))
+    sync_graphs(dest)
+    fold = PropagationSettings.resolve(ivos.load(dest, backend="ort", threads=1).bundle, threads=1)
+    shipped = PropagationSettings.resolve(ivos.load(SHIPPED_OSVOS, backend="ort", threads=1).bundle, threads=1)
+    assert (fold.mode, fold.adapt_every, fold.crf_reach, fold.finetune, fold.memory) == \
+        (shipped.mode, shipped.adapt_every, shipped.crf_reach, shipped.finetune, shipped.memory)
+    assert json.loads((dest / "model.json").read_text())["model_card"]["training"] == {"fold": 1}
+
+
 def _sequence(n=5, seed=0):
     """Cached-feature-like data of a 'sequence' whose object cells carry a distinct feature."""
     rng = np.random.default_rng(seed)

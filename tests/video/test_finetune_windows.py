@@ -16,7 +16,8 @@ torch = pytest.importorskip("torch", reason="fine-tuning needs torch (pip instal
 
 @pytest.fixture(scope="module")
 def session():
-    model = ivos.load("osvos-lite0", backend="ort", threads=1)
+    # float: the trunk graph's features are compared with the whole (float) graph's
+    model = ivos.load("osvos-lite0", backend="ort", threads=1, precision="fp32")
     runner = OsvosRunner(model)
     yield runner
     runner.close()

@@ -16,7 +16,7 @@ SHIPPED = ivos.runtime.model.SHIPPED_MODELS / "osvos-lite0"
 
 @pytest.fixture(scope="module")
 def osvos():
-    model = ivos.load("osvos-lite0", backend="ort", threads=1)
+    model = ivos.load("osvos-lite0", backend="ort", threads=1, precision="fp32")  # float parity
     yield model
     model.close()
 
