@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import shutil
@@ -40,6 +41,8 @@ import numpy as np
 
 import ivos
 from ivos.serve.testing import ServerProcess
+
+log = logging.getLogger("ivos.bench")
 
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
@@ -55,6 +58,25 @@ def find_browser(chromium: str | None = None, chromedriver: str | None = None) -
     return (browser, driver) if browser and driver else None
 
 
+BROWSER_START_ATTEMPTS = 3
+"""Starts of Chromium tried before giving up: on a loaded machine a cold start sometimes exits
+before chromedriver sees it ("DevToolsActivePort file doesn't exist")."""
+
+
+def _start_chromium(webdriver, options, service_class, driver_path: str):
+    from selenium.common.exceptions import SessionNotCreatedException
+
+    for attempt in range(1, BROWSER_START_ATTEMPTS + 1):
+        try:
+            return webdriver.Chrome(options=options, service=service_class(executable_path=driver_path))
+        except SessionNotCreatedException as e:
+            if attempt == BROWSER_START_ATTEMPTS:
+                raise
+            log.warning("Chromium did not start (attempt %d of %d): %s", attempt, BROWSER_START_ATTEMPTS,
+                        str(e).splitlines()[0])
+            time.sleep(2.0 * attempt)
+
+
 def make_driver(browser: str, driver_path: str, download_dir: Path, *, width: int = 1280, height: int = 720):
     """A headless Chromium whose viewport is ``width`` x ``height`` CSS pixels (device scale 1)
     and whose downloads go to ``download_dir``."""
@@ -63,6 +85,10 @@ def make_driver(browser: str, driver_path: str, download_dir: Path, *, width: in
 
     options = webdriver.ChromeOptions()
     options.binary_location = browser
+    # a profile of its own: a browser still shutting down, or any other Chromium of this user,
+    # holds the default profile's lock, and a second one then exits before it opens DevTools
+    profile = tempfile.mkdtemp(prefix="ivos-chromium-")
+    options.add_argument(f"--user-data-dir={profile}")
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 f"--window-size={width},{height}", "--force-device-scale-factor=1", "--disable-extensions",
                 "--no-first-run", "--disable-background-networking", "--disable-renderer-backgrounding",
@@ -71,7 +97,18 @@ def make_driver(browser: str, driver_path: str, download_dir: Path, *, width: in
     options.add_experimental_option("prefs", {"download.default_directory": str(download_dir),
                                               "download.prompt_for_download": False})
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=DriverService(executable_path=driver_path))
+    try:
+        driver = _start_chromium(webdriver, options, DriverService, driver_path)
+    except BaseException:
+        shutil.rmtree(profile, ignore_errors=True)
+        raise
+    close = driver.quit
+
+    def quit_and_forget_profile() -> None:
+        close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+    driver.quit = quit_and_forget_profile
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": width, "height": height,
                                                                   "deviceScaleFactor": 1, "mobile": False})
