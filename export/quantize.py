@@ -105,8 +105,6 @@ def quantize_bundle(bundle_dir: str | Path, calibration: list[dict[str, np.ndarr
     """Writes ``model.int8.onnx`` into the bundle, calibrated on ``calibration`` (minus the
     last ``held_back`` share, kept to measure agreement), and records it in ``model.json``
     (``artifacts.onnx_int8`` and a ``quantization`` section). Returns that section."""
-    import json
-
     bundle = read_bundle(bundle_dir)
     fit, check = split_calibration(calibration, held_back)
     float_path = bundle.artifact("onnx")
@@ -116,13 +114,22 @@ def quantize_bundle(bundle_dir: str | Path, calibration: list[dict[str, np.ndarr
     section = {"file": INT8_FILE, "method": "onnxruntime static, QOperator, per-channel int8 weights, uint8 "
                "activations, MinMax; first and last Conv kept float", "calibration": {"source": source, "n_inputs": len(fit)},
                "agreement_with_float": agreement}
-    card = json.loads((bundle.path / "model.json").read_text())
-    card["artifacts"]["onnx_int8"] = INT8_FILE
-    card["quantization"] = section
-    (bundle.path / "model.json").write_text(json.dumps(card, indent=2) + "\n")
-    read_bundle(bundle.path)
-    log.info("int8: %s, agreement %s", out, agreement)
+    record_int8(bundle.path, "onnx_int8", "quantization", section)
     return section
+
+
+def record_int8(bundle_dir: Path, artifact: str, section_name: str, section: dict) -> None:
+    """Names ``section["file"]`` as ``artifacts.<artifact>`` in the bundle's ``model.json``, keeps
+    ``section`` (how it was quantized and how it agrees with float) as ``<section_name>``, and
+    checks that the card still reads."""
+    import json
+
+    card = json.loads((bundle_dir / "model.json").read_text())
+    card["artifacts"][artifact] = section["file"]
+    card[section_name] = section
+    (bundle_dir / "model.json").write_text(json.dumps(card, indent=2) + "\n")
+    read_bundle(bundle_dir)
+    log.info("int8: %s, agreement %s", bundle_dir / section["file"], section["agreement_with_float"])
 
 
 def trunk_calibration_inputs(bundle_dir: str | Path, images: Iterable[np.ndarray], *, crops_per_image: int = 1,
@@ -187,13 +194,11 @@ def feature_agreement(float_path: Path, int8_path: Path, inputs: list[dict[str, 
 def quantize_osvos_trunk(bundle_dir: str | Path, calibration: list[dict[str, np.ndarray]], *,
                          held_back: float = 0.2, source: str = "") -> dict:
     """Writes ``trunk.int8.onnx`` (the int8 version of an OSVOS bundle's trunk graph,
-    ``quantize_graph``, the first Conv float) into the bundle, calibrated on ``calibration``
+    ``quantize_graph``, the first ``TRUNK_FLOAT_CONVS`` Convs float) into the bundle, calibrated on ``calibration``
     (``trunk_calibration_inputs``; the last ``held_back`` share kept to measure agreement),
     and records it in ``model.json``: ``artifacts.trunk_onnx_int8`` and a
     ``trunk_quantization`` section. ONNX Runtime on the CPU then runs it by default
     (``ivos.load(..., precision="fp32")`` keeps the float trunk). Returns that section."""
-    import json
-
     bundle = read_bundle(bundle_dir)
     if "trunk_onnx" not in bundle.artifacts:
         raise ValueError(f"{bundle.path}: not an OSVOS bundle with a trunk graph (artifacts.trunk_onnx)")
@@ -204,10 +209,5 @@ def quantize_osvos_trunk(bundle_dir: str | Path, calibration: list[dict[str, np.
     section = {"file": TRUNK_INT8_FILE, "method": "onnxruntime static, QOperator, per-channel int8 weights, uint8 "
                f"activations, MinMax; the first {TRUNK_FLOAT_CONVS} Convs kept float", "calibration": {"source": source, "n_inputs": len(fit)},
                "agreement_with_float": feature_agreement(float_path, out, check)}
-    card = json.loads((bundle.path / "model.json").read_text())
-    card["artifacts"]["trunk_onnx_int8"] = TRUNK_INT8_FILE
-    card["trunk_quantization"] = section
-    (bundle.path / "model.json").write_text(json.dumps(card, indent=2) + "\n")
-    read_bundle(bundle.path)
-    log.info("int8 trunk: %s, agreement %s", out, section["agreement_with_float"])
+    record_int8(bundle.path, "trunk_onnx_int8", "trunk_quantization", section)
     return section
