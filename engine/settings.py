@@ -136,7 +136,8 @@ SCHEDULES = ("constant", "cosine")
 """Learning-rate schedules of ``FinetuneConfig.schedule``."""
 
 BUNDLE_KEYS = ("steps", "batch", "lr", "augmentations", "max_scale", "max_rotate", "max_shift",
-               "zero_prior_fraction", "crop", "schedule", "crop_features")
+               "zero_prior_fraction", "crop", "schedule", "crop_features", "quick_steps", "quick_augmentations",
+               "quick_frames")
 """``FinetuneConfig`` fields an OSVOS bundle's card may set (its ``finetune`` section): the
 recipe its network was tuned with. Mode, threads and seed stay the caller's."""
 
@@ -178,6 +179,13 @@ class FinetuneConfig:
             as a graph of its own (``ivos.runtime.bundle.has_osvos_parts``), ignored otherwise.
             Propagation runs the network on the same kind of window, so the head trains on
             what it will see, at the cost of the window's pixels only.
+        quick_steps, quick_augmentations, quick_frames: a quick start of propagation (0 steps:
+            off). An object fine-tuned by ``propagate_in_video`` first gets a head fitted
+            ``quick_steps`` steps on its first ``quick_augmentations`` examples, which
+            segments the first ``quick_frames`` propagated frames; then the whole fine-tune
+            runs (reusing those examples' features where one frame is annotated) and its head
+            serves the rest of the run and stays with the object. The first frames appear
+            after a fraction of the fine-tune's time; the total grows by the quick fit.
     """
 
     steps: int = 150
@@ -194,10 +202,27 @@ class FinetuneConfig:
     threads: int = 0
     seed: int = 0
     crop_features: bool = False
+    quick_steps: int = 0
+    quick_augmentations: int = 4
+    quick_frames: int = 3
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise InvalidInput(f"FinetuneConfig.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        for name in ("quick_steps", "quick_augmentations", "quick_frames"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "quick_steps" else 1):
+                raise InvalidInput(f"FinetuneConfig.{name} must be an int >= {0 if name == 'quick_steps' else 1}, "
+                                   f"got {value!r}")
+
+    @property
+    def quick(self) -> "FinetuneConfig | None":
+        """The quick start's own config (``quick_steps`` steps on ``quick_augmentations``
+        copies), None when the quick start is off."""
+        if self.quick_steps == 0:
+            return None
+        return replace(self, steps=self.quick_steps, augmentations=min(self.quick_augmentations, self.augmentations),
+                       quick_steps=0)
 
     @staticmethod
     def for_bundle(bundle: Any, **overrides: Any) -> "FinetuneConfig":

@@ -18,6 +18,7 @@ state. Not thread-safe (one predictor per thread; they can share the ``Model``s)
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Iterator, Protocol
 
@@ -32,12 +33,14 @@ from ..settings import (DEFAULT, MAX_VIDEO_FRAMES, ClickSettings, FinetuneConfig
                         PropagationSettings)
 from .analysis import difficulty, propagated_tracks, suggest
 from .frames import open_video
-from .osvos.finetune import FinetuneResult, Progress, finetune
+from .osvos.finetune import FinetuneResult, Progress, build_examples, finetune, fit_head
 from .osvos.runner import OsvosRunner
-from .propagation import Propagator, stored_mask_stream, stored_masks
+from .propagation import Head, Propagator, stored_mask_stream, stored_masks
 from .results import NO_TIME, FrameResult, FrameSuggestion, FrameTimings, MultiFrameResult, VideoDifficulty
 from .state import VideoState, check_state
 from .tracks import ObjectTrack
+
+log = logging.getLogger("ivos")
 
 
 class RefineStrategy(Protocol):
@@ -227,11 +230,16 @@ class VideoPredictor:
         if not track.annotations:
             raise InvalidInput(f"object {track.obj_id} has no annotated frame to fine-tune on: call add_new_points "
                                "or add_new_mask first")
+        return self._finetune_track(state, track, progress=progress)
+
+    def _finetune_track(self, state: VideoState, track: ObjectTrack, *, progress: Progress | None = None,
+                        reuse: dict[str, np.ndarray] | None = None) -> FinetuneResult:
         frames_idx = tuple(sorted(track.annotations))
         digest = track.annotation_digest()
         cfg = self.settings.finetune.for_frames(len(frames_idx))
         report = finetune(self._propagator.session, [state.video[i] for i in frames_idx],
-                          [track.annotations[i] for i in frames_idx], cfg, progress=progress)
+                          [track.annotations[i] for i in frames_idx], cfg, progress=progress,
+                          reuse=reuse if len(frames_idx) == 1 else None)
         for value in report.params.values():
             value.setflags(write=False)  # bound by identity (OsvosRunner.bind_head): never changed in place
         track.head, track.head_frames, track.finetune_report = report.params, frames_idx, report
@@ -260,14 +268,38 @@ class VideoPredictor:
 
     def _propagate(self, state: VideoState, tracks: list[ObjectTrack], start: int, *, backward: bool,
                    finetune_first: bool) -> Iterator[MultiFrameResult]:
-        if finetune_first and self.settings.finetune.steps > 0:  # 0 steps: the parent head as it is
-            for track in tracks:
-                if not (track.head is not None and track.head_digest == track.annotation_digest()
-                        and track.head_model in (None, self._head_model)):
-                    self.finetune(state, track.obj_id)
+        stale = [t for t in tracks if not (t.head is not None and t.head_digest == t.annotation_digest()
+                                           and t.head_model in (None, self._head_model))] \
+            if finetune_first and self.settings.finetune.steps > 0 else []  # 0 steps: the parent head as it is
+        quick = self.settings.finetune.quick_steps > 0
+        early: dict[int, tuple[Head, dict[str, np.ndarray]]] = {}  # obj_id -> (quick head, its examples)
+        for track in stale:
+            if quick:
+                early[track.obj_id] = self._quick_head(state, track)
+            else:
+                self._finetune_track(state, track)
         parent = self._propagator.session.parent_head
-        heads = {t.obj_id: parent if t.head is None else t.head for t in tracks}
-        yield from self._propagator.run(state, tracks, heads, start, backward=backward)
+        heads = {t.obj_id: early[t.obj_id][0] if t.obj_id in early else parent if t.head is None else t.head
+                 for t in tracks}
+        by_id = {t.obj_id: t for t in stale}
+
+        def whole_finetune() -> dict[int, Head]:  # after the first frames
+            return {k: self._finetune_track(state, by_id[k], reuse=examples).params for k, (_, examples) in early.items()}
+        finish = (self.settings.finetune.quick_frames, whole_finetune) if early else None
+        yield from self._propagator.run(state, tracks, heads, start, backward=backward, finish=finish)
+
+    def _quick_head(self, state: VideoState, track: ObjectTrack) -> tuple[Head, dict]:
+        """(A head fitted by the quick start's config (``FinetuneConfig.quick``), the examples
+        it fitted on) for ``track``; the track keeps its head (the whole fine-tune replaces it)."""
+        frames_idx = sorted(track.annotations)
+        cfg = self.settings.finetune.for_frames(len(frames_idx)).quick
+        t0 = time.perf_counter()
+        examples = build_examples(self._propagator.session, [state.video[i] for i in frames_idx],
+                                  [track.annotations[i] for i in frames_idx], cfg)
+        head, loss = fit_head(examples, self._propagator.session.parent_head, cfg)
+        log.info("ivos: object %d quick start: %d steps on %d examples in %.1f s (loss %.4f)", track.obj_id,
+                 cfg.steps, len(examples["low"]), time.perf_counter() - t0, loss)
+        return head, examples
 
     # ---- reading the result --------------------------------------------------------------
     def suggest_frame(self, state: VideoState, obj_id: int | None = None) -> FrameSuggestion:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -52,10 +52,16 @@ class Propagator:
         self._memory: MemoryRun | None = None
 
     def run(self, state: VideoState, tracks: list[ObjectTrack], heads: dict[int, Head], start: int, *,
-            backward: bool) -> Iterator[MultiFrameResult]:
+            backward: bool, finish: tuple[int, Callable[[], dict[int, Head]]] | None = None
+            ) -> Iterator[MultiFrameResult]:
         """Frames ``start`` .. last, then (``backward``) ``start - 1`` .. 0, of ``tracks``
         (ascending obj_id) with ``heads`` (obj_id -> head). The first prior of each object is
-        its mask on the frame before ``start`` unless it is annotated on ``start``."""
+        its mask on the frame before ``start`` unless it is annotated on ``start``.
+        ``finish`` (n, call): after n frames (or at the end of a shorter run) ``call()``
+        returns the heads that replace those of its objects for the rest of the run (the
+        quick start's whole fine-tune)."""
+        after, call = finish if finish is not None else (0, None)
+        done = 0
         priors = {t.obj_id: t.mask(start - 1) if start > 0 and start not in t.annotations else None for t in tracks}
         self._memory = MemoryRun(self.session, state, tracks, heads, self.settings) \
             if self.settings.use_memory else None
@@ -64,24 +70,25 @@ class Propagator:
             if self.settings.adapt_every > 0 and adaptation_possible() else None
         if adapter is not None:
             heads = adapter.heads  # adapted copies: the tracks keep their annotation-tuned heads
-        for idx in range(start, state.num_frames):
+        order = list(range(start, state.num_frames)) + (list(range(start - 1, -1, -1)) if backward else [])
+        for idx in order:
+            if call is not None and done == after:
+                heads.update(call())
+                call = None
+            if idx == start - 1:  # the backward pass starts again from the start frame's masks
+                priors = at_start
+                if self._memory is not None:
+                    self._memory.restart()
             result = self.frame(state, tracks, heads, idx, priors)
             priors = dict(result.masks)
             if idx == start:
                 at_start = priors
             if adapter is not None:
                 adapter.after(idx, result)
+            done += 1
             yield result
-        if backward and start > 0:
-            priors = at_start
-            if self._memory is not None:
-                self._memory.restart()
-            for idx in range(start - 1, -1, -1):
-                result = self.frame(state, tracks, heads, idx, priors)
-                priors = dict(result.masks)
-                if adapter is not None:
-                    adapter.after(idx, result)
-                yield result
+        if call is not None:  # a run shorter than ``after`` frames: the objects still get their heads
+            heads.update(call())
 
     def frame(self, state: VideoState, tracks: list[ObjectTrack], heads: dict[int, Head], idx: int,
               priors: dict[int, np.ndarray | None]) -> MultiFrameResult:

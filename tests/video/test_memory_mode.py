@@ -303,3 +303,52 @@ def test_the_shipped_recipe_propagates_without_torch_and_opencv(osvos, monkeypat
     assert [r.frame_idx for r in results] == list(range(6))
     assert "online adaptation needs PyTorch" in caplog.text
     vp.close()
+
+
+def test_quick_start_shows_the_first_frames_then_tunes_the_whole_head(osvos, monkeypatch):
+    """With ``quick_steps`` the first frames come from a head fitted briefly on the first
+    augmentations; after ``quick_frames`` frames the whole fine-tune runs, reusing those
+    examples' features, and its head (the same as without the quick start) serves the rest
+    and stays with the object."""
+    from dataclasses import replace
+
+    import ivos.video.osvos.finetune as ft
+    import ivos.video.predictor as predictor_module
+    from ivos.settings import MemorySettings
+
+    frames, a, _ = _two_squares()
+    cfg = ivos.FinetuneConfig(steps=4, augmentations=4, batch=2, crop=16, threads=1, quick_steps=2,
+                              quick_augmentations=2, quick_frames=2)
+    memory = MemorySettings(weight=0.0, warp=False)
+    plain = ivos.VideoPredictor(osvos, mode="memory", memory=memory, finetune_config=replace(cfg, quick_steps=0))
+    reference = plain.init_state(frames)
+    plain.add_new_mask(reference, 0, 1, a[0])
+    expected = plain.finetune(reference, 1).params
+
+    vp = ivos.VideoPredictor(osvos, mode="memory", memory=memory, finetune_config=cfg)
+    state = vp.init_state(frames)
+    vp.add_new_mask(state, 0, 1, a[0])
+    session = vp._propagator.session
+    events = []
+    window, fit = session.trunk_window, ft.fit_head
+
+    def counted_fit(examples, init, cfg, progress=None):
+        events.append(("fit", len(examples["low"]), cfg.steps))
+        return fit(examples, init, cfg, progress)
+    monkeypatch.setattr(session, "trunk_window", lambda *args: events.append("trunk") or window(*args))
+    monkeypatch.setattr(ft, "fit_head", counted_fit)
+    monkeypatch.setattr(predictor_module, "fit_head", counted_fit)
+    run = vp.propagate_in_video(state)
+    assert next(run).frame_idx == 0 and events == ["trunk", "trunk", ("fit", 2, 2)]  # the quick head only
+    events.clear()
+    assert next(run).frame_idx == 1 and state.objects[1].head is None  # still the quick head's frame
+    assert events == ["trunk"]
+    events.clear()
+    assert next(run).frame_idx == 2
+    assert events == ["trunk", "trunk", ("fit", 4, 4), "trunk"]  # 2 new examples (2 reused), the whole fit, frame 2
+    assert [r.frame_idx for r in run] == [3, 4, 5]
+    head = state.objects[1].head
+    assert head is not None and all(np.array_equal(head[k], expected[k]) for k in expected)
+    # the head is current now: propagating again does not fine-tune
+    events.clear()
+    assert len(list(vp.propagate_in_video(state))) == 6 and not any(isinstance(e, tuple) for e in events)

@@ -184,6 +184,16 @@ def test_finetune_schedules():
         ivos.FinetuneConfig(schedule="step")
 
 
+def test_quick_start_config():
+    assert ivos.FinetuneConfig().quick is None  # off by default
+    quick = ivos.FinetuneConfig(steps=150, augmentations=16, quick_steps=40, quick_augmentations=4).quick
+    assert (quick.steps, quick.augmentations, quick.quick_steps) == (40, 4, 0)
+    assert ivos.FinetuneConfig(augmentations=2, quick_steps=5, quick_augmentations=4).quick.augmentations == 2
+    for field, value in [("quick_steps", -1), ("quick_augmentations", 0), ("quick_frames", 1.5), ("quick_steps", True)]:
+        with pytest.raises(ivos.InvalidInput, match=f"FinetuneConfig.{field} must be an int"):
+            ivos.FinetuneConfig(**{field: value})
+
+
 def test_each_osvos_bundle_fine_tunes_with_its_own_recipe(tmp_path):
     """The card's ``finetune`` section is the network's recipe (osvos-cpu keeps the one it was
     tuned with); a predictor without a config uses it; a bad section is a ModelError naming
@@ -206,6 +216,7 @@ def test_each_osvos_bundle_fine_tunes_with_its_own_recipe(tmp_path):
     assert ivos.VideoPredictor(ivos.load(folder, threads=1)).settings.finetune.crop_features is True
     for section, message in [({"stepz": 3}, "'finetune.stepz' is not"), ({"steps": "many"}, "'finetune.steps' must be"),
                              ({"crop_features": 1}, "'finetune.crop_features' must be"),
+                             ({"quick_steps": -3}, "quick_steps must be an int >= 0"),
                              ({"steps": 2.5}, "'finetune.steps' must be"), ({"schedule": "step"}, "schedule must be"),
                              ([1], "must be an object")]:
         folder = tmp_path / f"b{len(list(tmp_path.iterdir()))}"

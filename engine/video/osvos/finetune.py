@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ...errors import BackendUnavailable
+from ...errors import BackendUnavailable, InvalidInput
 from ...image.crops import PAD_RGB
 from ...postprocess import Region, gate_box
 from ...runtime.threads import resolve_threads
@@ -183,7 +183,7 @@ def feature_window(session: OsvosRunner, masks: Sequence[np.ndarray]) -> Region 
 
 def build_examples(session: OsvosRunner, frames: Sequence[np.ndarray], masks: Sequence[np.ndarray],
                    cfg: FinetuneConfig, progress: Progress | None = None, *,
-                   full_size: bool = False) -> dict[str, np.ndarray]:
+                   full_size: bool = False, reuse: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Augmented examples of the annotated (frame (H, W, 3) uint8, mask (H, W) {0,1}) pairs,
     run through the engine once. Returns float32 arrays: low (N, C_low, h/4, w/4), high
     (N, C_high, h/8, w/8), prior (N, 1, h/4, w/4), target (N, 1, h/4, w/4) in [0, 1]; with
@@ -195,7 +195,15 @@ def build_examples(session: OsvosRunner, frames: Sequence[np.ndarray], masks: Se
     Where the bundle ships its trunk as a graph of its own (``OsvosRunner.has_trunk_graph``)
     and not ``full_size``, only the trunk runs (the same features, without the head's work);
     with ``cfg.crop_features`` too, the examples cover ``feature_window`` only (h, w above are
-    that window's)."""
+    that window's).
+
+    ``reuse``: examples an earlier call made of the same single frame with the same seed and
+    fewer augmentations (the quick start's): the augmentations are drawn in the same order, so
+    they are this call's first examples, copied instead of run through the engine again."""
+    if reuse is not None and len(frames) != 1:
+        raise InvalidInput(f"reusing examples needs one annotated frame (the same augmentations come first), "
+                           f"got {len(frames)}")
+    reused = 0 if reuse is None else min(len(reuse["low"]), cfg.augmentations)
     window = None  # None: the whole graph on the whole working image (its low/high outputs)
     if not full_size and session.has_trunk_graph:  # the trunk alone: the head's work is not needed here
         window = feature_window(session, masks) if cfg.crop_features else (0, 0, session.working[1], session.working[0])
@@ -207,7 +215,9 @@ def build_examples(session: OsvosRunner, frames: Sequence[np.ndarray], masks: Se
         base_img, base_mask = session.to_working_rgb(frame), session.to_working_mask(mask)
         for k in range(cfg.augmentations):
             img, target, prior = augment(base_img, base_mask, rng, cfg, identity=k == 0, window=window)
-            if window is None:
+            if i < reused:
+                example = {key: reuse[key][i] for key in reuse}
+            elif window is None:
                 res = session.run_working(img, prior)
                 example = {"low": res["low"][0], "high": res["high"][0], "prior": pool4(prior)[None],
                            "target": pool4(target)[None]}
@@ -336,13 +346,13 @@ def fit_head(examples: dict[str, np.ndarray] | list[dict[str, np.ndarray]], init
 
 def finetune(session: OsvosRunner, frames: Sequence[np.ndarray], masks: Sequence[np.ndarray],
              cfg: FinetuneConfig, init: dict[str, np.ndarray] | None = None,
-             progress: Progress | None = None) -> FinetuneResult:
+             progress: Progress | None = None, reuse: dict[str, np.ndarray] | None = None) -> FinetuneResult:
     """Fine-tunes the head (from ``init``, default the bundle's parent head) on the annotated
     frames; the session keeps its head unchanged (the caller sets the result). ``progress``
-    is called as it advances (see ``Progress``)."""
+    is called as it advances (see ``Progress``); ``reuse``: see ``build_examples``."""
     import_torch()  # fail before spending time on features
     t0 = time.perf_counter()
-    examples = build_examples(session, frames, masks, cfg, progress)
+    examples = build_examples(session, frames, masks, cfg, progress, reuse=reuse)
     t1 = time.perf_counter()
     params, loss = fit_head(examples, init if init is not None else session.parent_head, cfg, progress)
     t2 = time.perf_counter()
