@@ -467,9 +467,6 @@ class PropagationSettings:
             (``ivos.video.propagation.OnlineAdaptation``): every ``adapt_every`` frames (0: off) the
             heads are tuned ``adapt_steps`` more steps on the annotated frames plus the latest
             propagated frames of confidence >= ``adapt_min_confidence``.
-        adapt_band: in those propagated frames' targets, the pixels within this many feature
-            cells (4 working pixels each) of the mask's edge are left out of the adaptation's
-            loss (OnAVOS's guard against fitting the run's own boundary errors); 0: none.
         working_size: (height, width) the memory mode letterboxes frames into (the card's
             ``propagation.working_size``: the size its heads were trained at); None: the
             bundle's ``working_size``.
@@ -495,7 +492,6 @@ class PropagationSettings:
     adapt_every: int = 0
     adapt_steps: int = 30
     adapt_min_confidence: float = 0.9
-    adapt_band: int = 0
     crf_reach: float = FRAME_CRF_REACH
 
     @property
@@ -514,7 +510,7 @@ class PropagationSettings:
                 memory: MemorySettings | None = None,
                 working_size: tuple[int, int] | None = None, adapt_every: int | None = None,
                 adapt_steps: int | None = None, propagation: str = "bundle",
-                crf_reach: float | None = None, adapt_band: int | None = None) -> "PropagationSettings":
+                crf_reach: float | None = None) -> "PropagationSettings":
         """The OSVOS bundle's ``postprocess`` (crf, crf_params) overridden by the arguments
         that are not None; InvalidInput naming a bad one. Without ``finetune_config``, the
         bundle's fine-tuning recipe (``FinetuneConfig.for_bundle``). ``threads`` (the OSVOS model's,
@@ -572,7 +568,7 @@ class PropagationSettings:
             raise ModelError(f"{bundle.path / 'model.json'}: field 'propagation.working_size' must be [height, width] "
                              f"positive ints, got {working!r}")
         adapt = {}  # the arguments, else the card's, else the defaults
-        for key, value in (("adapt_every", adapt_every), ("adapt_steps", adapt_steps), ("adapt_band", adapt_band)):
+        for key, value in (("adapt_every", adapt_every), ("adapt_steps", adapt_steps)):
             value = _card_count(bundle, card, key) if value is None else nonnegative_int(key, value)
             if value is not None:
                 adapt[key] = value

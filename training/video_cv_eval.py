@@ -11,7 +11,7 @@ A method is ``NAME[:key=value,...]``; NAME is a label, the keys set the propagat
     crf        1 / 0: the frame CRF                              default: the bundle's
     crop       1 / 0: the network on the motion gate's crop     default 1
     working    HxW: the memory mode's working size                 default: the recipe's
-    adapt_every, adapt_steps, adapt_band: online adaptation (``ivos.video.propagation.OnlineAdaptation``)
+    adapt_every, adapt_steps: online adaptation (``ivos.video.propagation.OnlineAdaptation``)
     heads      the fold heads' variant (``training.video_cv.fold_bundle``)  default "" (shipped recipe)
     crf_pixels the frame CRF's pixel budget (``VideoPredictor(crf_max_pixels=)``)
     roi_margin the motion gate's margin (``VideoPredictor(roi_margin=)``)
@@ -46,7 +46,7 @@ MEMORY_KEYS = {"weight": float, "prior_weight": float, "veto_below": float, "pri
 def parse_method(text: str) -> tuple[str, dict[str, str]]:
     name, _, rest = text.partition(":")
     keys = dict(kv.split("=", 1) for kv in rest.split(",") if kv)
-    known = {"propagation", "precision", "mode", "steps", "crf", "crf_pixels", "crf_reach", "roi_margin", "crop", "heads", "working", "adapt_every", "adapt_steps", "adapt_band",
+    known = {"propagation", "precision", "mode", "steps", "crf", "crf_pixels", "crf_reach", "roi_margin", "crop", "heads", "working", "adapt_every", "adapt_steps",
              *MEMORY_KEYS, *(f"ft_{f}" for f in finetune_fields())}
     unknown = set(keys) - known
     if unknown:
@@ -90,7 +90,7 @@ def predictor_for(bundle: Path, keys: dict[str, str], threads: int):
     if "crf_reach" in keys:
         kwargs["crf_reach"] = float(keys["crf_reach"])
     working = tuple(int(v) for v in keys["working"].split("x")) if "working" in keys else None
-    adapt = {k: int(v) for k, v in keys.items() if k in ("adapt_every", "adapt_steps", "adapt_band")}
+    adapt = {k: int(v) for k, v in keys.items() if k in ("adapt_every", "adapt_steps")}
     vp = ivos.VideoPredictor(osvos, propagation=propagation, mode=base.mode, finetune_config=cfg, memory=memory,
                              working_size=working, crf=None if "crf" not in keys else keys["crf"] == "1",
                              **adapt, **kwargs)

@@ -62,7 +62,7 @@ class VideoPredictor:
         click_model: a click-refinement bundle for ``add_new_points`` and ``refine``; None =
             masks only (``add_new_mask``).
         mode, crf, crf_params, roi_margin, finetune_config, crop_context, crf_max_pixels, crf_reach, memory,
-            working_size, adapt_every, adapt_steps, adapt_band: propagation
+            working_size, adapt_every, adapt_steps: propagation
             settings (``ivos.settings.PropagationSettings``; mode, memory, online adaptation, the
             frame CRF's pixel budget and the memory mode's fine-tuning steps default to the OSVOS
             bundle's ``propagation`` card section, crf and crf_params to its ``postprocess``).
@@ -82,14 +82,14 @@ class VideoPredictor:
                  crop_context: int | None = DEFAULT, crf_max_pixels: int = DEFAULT,
                  memory: MemorySettings | None = None, working_size: tuple[int, int] | None = None,
                  adapt_every: int | None = None, adapt_steps: int | None = None, propagation: str = "bundle",
-                 crf_reach: float | None = None, adapt_band: int | None = None):
+                 crf_reach: float | None = None):
         self.settings = PropagationSettings.resolve(osvos_model.bundle, mode=mode, crf=crf, crf_params=crf_params,
                                                     roi_margin=roi_margin, finetune_config=finetune_config,
                                                     threads=osvos_model.threads, crop_context=crop_context,
                                                     crf_max_pixels=crf_max_pixels, memory=memory,
                                                     working_size=working_size, adapt_every=adapt_every,
                                                     adapt_steps=adapt_steps, propagation=propagation,
-                                                    crf_reach=crf_reach, adapt_band=adapt_band)
+                                                    crf_reach=crf_reach)
         session = OsvosRunner(osvos_model, self.settings.working_size)
         self._propagator = Propagator(session, self.settings)
         self._head_model = f"{osvos_model.bundle.name}@{osvos_model.bundle.version}"  # recorded with each head

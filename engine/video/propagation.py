@@ -229,10 +229,9 @@ class OnlineAdaptation:
         """The kept frames of ``obj_id`` as examples: the propagated mask (working pixels of the
         features' window) as the target and, as the prior, a deformed copy of it or nothing (not
         the prior the head read: that one is the target moved by the flow, and a head fitted to
-        copy it drifts with its own mistakes); the target's edge band (``adapt_band`` cells) is
-        left out of the loss. Made here, for the few frames an adaptation uses, not for every
-        frame kept."""
-        from .osvos.finetune import deform_mask, ignore_edge_band, pool4
+        copy it drifts with its own mistakes). Made here, for the few frames an adaptation uses,
+        not for every frame kept."""
+        from .osvos.finetune import deform_mask, pool4
 
         out = []
         for kept in self.examples[obj_id]:
@@ -242,7 +241,7 @@ class OnlineAdaptation:
             zero = self._rng.random() < self.settings.finetune.zero_prior_fraction
             prior = np.zeros_like(target) if zero else deform_mask(target, self._rng, self.session.working)
             out.append({"low": features.low[0], "high": features.high[0], "prior": pool4(prior)[None],
-                        "target": ignore_edge_band(pool4(target), self.settings.adapt_band)[None]})
+                        "target": pool4(target)[None]})
         return out
 
     def _annotated_examples(self) -> dict[int, list[dict[str, np.ndarray]]]:

@@ -8,8 +8,7 @@ import ivos
 from ivos.errors import InvalidInput
 from ivos.postprocess import gate_box
 from ivos.settings import FRAME_CRF_MAX_PIXELS, ROI_MARGIN, FinetuneConfig, PropagationSettings
-from ivos.video.osvos.finetune import (IGNORE, augment, build_examples, crop_batch, feature_window, fit_head,
-                                      ignore_edge_band)
+from ivos.video.osvos.finetune import augment, build_examples, crop_batch, feature_window, fit_head
 from ivos.video.osvos.runner import OsvosRunner
 
 torch = pytest.importorskip("torch", reason="fine-tuning needs torch (pip install 'ivos[export]')")
@@ -85,29 +84,6 @@ def test_windowed_examples_are_smaller_and_fit(session):
     assert examples["high"].shape[-2:] == ((y1 - y0) // 8, (x1 - x0) // 8)
     assert examples["target"][0].sum() > 0
     params, loss = fit_head(examples, session.parent_head, cfg)
-    assert np.isfinite(loss) and any(not np.array_equal(params[k], session.parent_head[k]) for k in params)
-
-
-def test_edge_band_marks_the_pixels_near_the_edge_on_both_sides():
-    target = np.zeros((12, 12), np.float32)
-    target[3:9, 3:9] = 1.0
-    assert np.array_equal(ignore_edge_band(target, 0), target)
-    banded = ignore_edge_band(target, 1)
-    band = banded == IGNORE
-    assert band[2, 5] and band[3, 5] and band[8, 8] and band[9, 9]  # outside and inside the edge
-    assert banded[5, 5] == 1.0 and banded[0, 0] == 0.0 and banded[5, 0] == 0.0  # deep inside, far outside
-    assert band.sum() == 8 * 8 - 4 * 4 and target.min() == 0.0  # the input is not changed
-
-
-def test_ignored_target_pixels_are_left_out_of_the_fit(session):
-    frame, mask = _frame_and_mask()
-    cfg = FinetuneConfig(augmentations=2, steps=3, batch=2, crop=16, threads=1)
-    examples = build_examples(session, [frame], [mask], cfg)
-    ignored = {**examples, "target": np.full_like(examples["target"], IGNORE)}
-    params, _ = fit_head(ignored, session.parent_head, cfg)  # no trusted pixel: nothing to learn from
-    assert all(np.array_equal(params[k], session.parent_head[k]) for k in params)
-    banded = {**examples, "target": np.stack([ignore_edge_band(t[0], 2)[None] for t in examples["target"]])}
-    params, loss = fit_head(banded, session.parent_head, cfg)
     assert np.isfinite(loss) and any(not np.array_equal(params[k], session.parent_head[k]) for k in params)
 
 

@@ -132,21 +132,6 @@ def pool4(x: np.ndarray) -> np.ndarray:
     return x.reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3), dtype=np.float32)
 
 
-IGNORE = -1.0
-"""A target value ``fit_head`` leaves out of the loss (pixels whose label is not trusted)."""
-
-
-def ignore_edge_band(target: np.ndarray, cells: int) -> np.ndarray:
-    """(h, w) float32 target in [0, 1] (a pooled mask) with every pixel within ``cells``
-    pixels of its edge (inside or outside) set to ``IGNORE``; ``cells`` 0: a copy."""
-    out = target.copy()
-    if cells > 0:
-        k = 2 * cells + 1
-        solid = target > 0.5
-        out[square_filter(solid, k, np.maximum) & ~square_filter(solid, k, np.minimum)] = IGNORE
-    return out
-
-
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called as fine-tuning advances; stage is "features" (one
 call per augmented example run through the engine) or "fit" (one call per optimiser step)."""
@@ -306,8 +291,7 @@ def fit_head(examples: dict[str, np.ndarray] | list[dict[str, np.ndarray]], init
     """Adam on binary cross-entropy over the cached features. ``examples``: stacked arrays
     (``build_examples``) or a list of single examples of different sizes (each "low" (C_low,
     h, w), "high" (C_high, h/2, w/2), "prior" and "target" (1, h, w) float32; fitted on
-    crops: ``crop_batch``); target pixels equal to ``IGNORE`` are left out of the loss.
-    Returns (params, final loss: mean of the last 20 steps)."""
+    crops: ``crop_batch``). Returns (params, final loss: mean of the last 20 steps)."""
     torch = import_torch()
     import torch.nn.functional as F
 
@@ -326,13 +310,7 @@ def fit_head(examples: dict[str, np.ndarray] | list[dict[str, np.ndarray]], init
     losses = []
     for step in range(1, cfg.steps + 1):
         b = crop_batch(data, torch.randint(0, n, (cfg.batch,), generator=gen), cfg.crop, gen)
-        logits, target = head_forward(params, b["low"], b["high"], b["prior"]), b["target"]
-        trusted = target != IGNORE
-        if bool(trusted.all()):
-            loss = F.binary_cross_entropy_with_logits(logits, target)
-        else:  # the mean over the trusted pixels only
-            loss = F.binary_cross_entropy_with_logits(logits, target.clamp(min=0.0), weight=trusted.float(),
-                                                      reduction="sum") / trusted.sum().clamp(min=1)
+        loss = F.binary_cross_entropy_with_logits(head_forward(params, b["low"], b["high"], b["prior"]), b["target"])
         loss.backward()
         opt.step(cfg.lr_at(step))
         losses.append(loss.item())
