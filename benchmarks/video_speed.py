@@ -17,7 +17,13 @@ default before the memory mode, ``ivos.settings.PROPAGATIONS``), ``new`` = the d
 mode, fine-tuning steps, memory readout weight, flow warp, the memory mode's working size, the
 frame CRF, online adaptation).
 
+With ``--anchor-tree TREE`` a third method, ``anchor``, is TREE's own default propagation
+(e.g. the commit an issue's "today" was measured at), run by a worker process with TREE's
+``ivos`` in the same rounds (``TreeAnchor``, ``propagation_clip``).
+
     ivos-bench video-speed --split dev --threads 1 --rounds 2
+    git worktree add /tmp/ivos-23af9b9 23af9b9 && (cd /tmp/ivos-23af9b9 && python setup.py build_ext --inplace)
+    ivos-bench video-speed --split dev --threads 1 --rounds 2 --anchor-tree /tmp/ivos-23af9b9
 """
 from __future__ import annotations
 
@@ -25,15 +31,18 @@ import argparse
 import os
 import platform
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ._common import write_report
+from .propagation_clip import clip_run
 
 METHODS = ("old", "new")
+WARM_UP_FRAMES = 4
+"""Each method first propagates this many frames of the first sequence, untimed: the first run of
+a process pays for loading (ONNX Runtime sessions, torch's import), which is no method's cost."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--new", default="", metavar="KEY=VALUE,...",
                    help="the new method's settings (mode, steps, weight, working, crf, adapt_every, adapt_steps); "
                    "default: the bundle's")
+    p.add_argument("--anchor-tree", type=Path, default=None, metavar="TREE",
+                   help="also time TREE's default propagation (a checkout of an older commit with its native module "
+                   "built in place) in the same rounds, as a third method 'anchor' (TreeAnchor)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/video_speed.json"))
 
 
@@ -80,26 +92,53 @@ def predictor(osvos, method: str, threads: int, new: str = ""):
     return ivos.VideoPredictor(osvos, **kwargs)
 
 
-def clip_run(vp, frames, masks: list[np.ndarray], gt: np.ndarray | None) -> dict:
-    """Propagates ``masks`` (objects 1..n on frame 0): seconds to the first and the last
-    propagated frame from the call, per-frame ms p50, and J of object 1 when ``gt`` is given."""
-    from .video import iou
+class TreeAnchor:
+    """The default propagation of another source tree (``--anchor-tree``: e.g. a checkout of the
+    commit an issue was filed against, its native module built in place with ``python setup.py
+    build_ext --inplace``), run by ``propagation_clip``'s worker in a process of its own whose
+    ``ivos`` is that tree's ``engine/``."""
 
-    state = vp.init_state(frames)
-    for k, m in enumerate(masks, start=1):
-        vp.add_new_mask(state, 0, k, m)
-    t0 = time.perf_counter()
-    first = None
-    ms = []
-    for r in vp.propagate_in_video(state):
-        if r.frame_idx > 0:
-            first = first if first is not None else time.perf_counter() - t0
-            ms.append(r.timings.total_ms)
-    total = time.perf_counter() - t0
-    out = {"first_s": first, "total_s": total, "frame_ms_p50": float(np.median(ms)), "frames": len(ms)}
-    if gt is not None:
-        out["j"] = float(np.mean([iou(state.mask(i), gt[i]) for i in range(1, len(gt))]))
-    return out
+    def __init__(self, tree: Path, threads: int):
+        import json
+        import subprocess
+        import tempfile
+
+        engine = tree.resolve() / "engine"
+        if not (engine / "__init__.py").is_file() or not list(engine.glob("_C*.so")):
+            raise SystemExit(f"--anchor-tree {tree}: needs a source tree with engine/ and its native module built "
+                             f"in place (cd {tree} && python setup.py build_ext --inplace)")
+        self._dir = tempfile.TemporaryDirectory(prefix="ivos-anchor-")
+        (Path(self._dir.name) / "ivos").symlink_to(engine)
+        worker = Path(__file__).with_name("propagation_clip.py")
+        env = {**os.environ, "PYTHONPATH": self._dir.name}
+        self._proc = subprocess.Popen([sys.executable, "-P", str(worker), "--threads", str(threads)], env=env,
+                                      cwd=self._dir.name, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.loaded = json.loads(self._read())
+        if not self.loaded["ivos"].startswith(self._dir.name):
+            raise SystemExit(f"--anchor-tree: the worker imported {self.loaded['ivos']}, not {engine}")
+
+    def _read(self) -> str:
+        line = self._proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"--anchor-tree: the worker exited (code {self._proc.wait()}); its error is above")
+        return line
+
+    def run(self, video, masks: list[np.ndarray], gt: np.ndarray | None) -> dict:
+        import json
+
+        paths = {"masks": Path(self._dir.name) / "masks.npy", "gt": Path(self._dir.name) / "gt.npy"}
+        np.save(paths["masks"], np.stack(masks))
+        if gt is not None:
+            np.save(paths["gt"], gt)
+        self._proc.stdin.write(json.dumps({"video": str(video), "masks": str(paths["masks"]),
+                                           "gt": None if gt is None else str(paths["gt"])}) + "\n")
+        self._proc.stdin.flush()
+        return json.loads(self._read())
+
+    def close(self) -> None:
+        self._proc.stdin.close()
+        self._proc.wait()
+        self._dir.cleanup()
 
 
 def markdown(report: dict) -> str:
@@ -124,6 +163,22 @@ def markdown(report: dict) -> str:
               f"sequences); a second object costs **{s['new_two_objects']:.2f}x** the one-object frame (old "
               f"{s['old_two_objects']:.2f}x); first propagated frame after {s['new_first_s']:.2f} s (old "
               f"{s['old_first_s']:.1f} s), medians."]
+    if report.get("anchor"):
+        a = report["anchor"]
+        lines += ["", f"anchor = the default propagation of another source tree, `{a['tree']}` (its `ivos` at "
+                  f"`{a['ivos']}`, bundle `{a['bundle']}` on {a['backend']}), in its own process, in the same rounds.", "",
+                  "| sequence | anchor: first s / total s | total new/anchor | anchor ms/frame | new/anchor | "
+                  "anchor 2-obj/1-obj | J anchor |", "|---|---|---:|---:|---:|---:|---:|"]
+        for name, r in report["sequences"].items():
+            o, n = r["anchor"], r["new"]
+            lines.append(f"| {name} | {o['first_s']:.1f} / {o['total_s']:.1f} | {n['total_s'] / o['total_s']:.2f} | "
+                         f"{o['frame_ms_p50']:.0f} | {n['frame_ms_p50'] / o['frame_ms_p50']:.2f} | "
+                         f"{o['two_objects_ratio']:.2f} | {o['j']:.3f} |")
+        lines += ["", f"Against the anchor: time from Propagate to the last frame new/anchor "
+                  f"**{s['total_ratio_anchor']:.2f}x** (sum {s['new_total_s']:.1f} s vs {s['anchor_total_s']:.1f} s); "
+                  f"per-frame p50 new/anchor **{s['frame_ratio_anchor']:.2f}x** ({s['new_frame_ms']:.0f} vs "
+                  f"{s['anchor_frame_ms']:.0f} ms); the anchor's second object {s['anchor_two_objects']:.2f}x, its "
+                  f"first frame after {s['anchor_first_s']:.1f} s."]
     return "\n".join(lines) + "\n"
 
 
@@ -140,36 +195,49 @@ def run(args) -> int:
     names = args.sequences or davis_sequences(davis.parent, args.split)
     osvos = ivos.load(args.osvos_bundle or DEFAULT_OSVOS, threads=args.threads)
     vps = {m: predictor(osvos, m, args.threads, args.new) for m in METHODS}
-    runs: dict[str, dict[str, list[dict]]] = {n: {m: [] for m in METHODS} for n in names}
+    runners = {m: (lambda video, masks, gt, vp=vps[m]: clip_run(vp, video, masks, gt)) for m in METHODS}
+    anchor = TreeAnchor(args.anchor_tree, args.threads) if args.anchor_tree is not None else None
+    if anchor is not None:
+        runners["anchor"] = anchor.run
+    methods = tuple(runners)
+    warm_frames, warm_gt = read_sequence(davis, names[0], WARM_UP_FRAMES)
+    for m in methods:  # sessions, torch and caches made before any timed run, for every method alike
+        runners[m](warm_frames, [warm_gt[0]], None)
+    runs: dict[str, dict[str, list[dict]]] = {n: {m: [] for m in methods} for n in names}
     for rnd in range(args.rounds):
         for name in names:
             frames, gt = read_sequence(davis, name, None)
             two = object_masks(gt[0], 2)
-            order = METHODS if (rnd + names.index(name)) % 2 == 0 else METHODS[::-1]
-            for m in order:
-                one = clip_run(vps[m], frames, [gt[0]], gt)
-                pair = clip_run(vps[m], frames, two, None)
+            shift = (rnd + names.index(name)) % len(methods)  # each method takes each place in turn
+            for m in methods[shift:] + methods[:shift]:
+                one = runners[m](frames, [gt[0]], gt)
+                pair = runners[m](frames, two, None)
                 one["two_objects_ratio"] = pair["frame_ms_p50"] / one["frame_ms_p50"]
                 runs[name][m].append(one)
                 print(f"round {rnd + 1} {name} {m}: total {one['total_s']:.1f} s, {one['frame_ms_p50']:.0f} ms/frame, "
                       f"2 objects x{one['two_objects_ratio']:.2f}, J {one['j']:.3f}", file=sys.stderr)
-    seqs = {n: {m: {k: float(np.median([r[k] for r in runs[n][m]])) for k in runs[n][m][0]} for m in METHODS}
+    if anchor is not None:
+        anchor.close()
+    seqs = {n: {m: {k: float(np.median([r[k] for r in runs[n][m]])) for k in runs[n][m][0]} for m in methods}
             for n in names}
 
     def med(m, k):
         return float(np.median([seqs[n][m][k] for n in names]))
 
-    summary = {"old_total_s": sum(seqs[n]["old"]["total_s"] for n in names),
-               "new_total_s": sum(seqs[n]["new"]["total_s"] for n in names),
-               "old_frame_ms": med("old", "frame_ms_p50"), "new_frame_ms": med("new", "frame_ms_p50"),
-               "old_two_objects": med("old", "two_objects_ratio"), "new_two_objects": med("new", "two_objects_ratio"),
-               "old_first_s": med("old", "first_s"), "new_first_s": med("new", "first_s")}
+    summary = {}
+    for m in methods:
+        summary.update({f"{m}_total_s": sum(seqs[n][m]["total_s"] for n in names), f"{m}_frame_ms": med(m, "frame_ms_p50"),
+                        f"{m}_two_objects": med(m, "two_objects_ratio"), f"{m}_first_s": med(m, "first_s")})
     summary["total_ratio"] = summary["new_total_s"] / summary["old_total_s"]
     summary["frame_ratio"] = summary["new_frame_ms"] / summary["old_frame_ms"]
+    if anchor is not None:
+        summary["total_ratio_anchor"] = summary["new_total_s"] / summary["anchor_total_s"]
+        summary["frame_ratio_anchor"] = summary["new_frame_ms"] / summary["anchor_frame_ms"]
     report = {"command": "ivos-bench video-speed " + " ".join(sys.argv[2:]),
               "environment": f"{platform.machine()}, {os.cpu_count()} CPUs, {args.threads} thread(s), "
                              f"{osvos.bundle.name} on {osvos.backend}, new = {vps['new'].settings.mode} "
                              f"(fine-tune steps {vps['new'].settings.finetune.steps})",
+              "anchor": None if anchor is None else {"tree": str(args.anchor_tree), **anchor.loaded},
               "sequences": seqs, "rounds": {n: runs[n] for n in names}, "summary": summary}
     write_report(markdown=(args.out.with_suffix(".md"), markdown(report)), json_data=(args.out, report))
     print(markdown(report))

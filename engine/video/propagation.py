@@ -57,9 +57,9 @@ class Propagator:
         """Frames ``start`` .. last, then (``backward``) ``start - 1`` .. 0, of ``tracks``
         (ascending obj_id) with ``heads`` (obj_id -> head). The first prior of each object is
         its mask on the frame before ``start`` unless it is annotated on ``start``.
-        ``finish`` (n, call): after n frames (or at the end of a shorter run) ``call()``
-        returns the heads that replace those of its objects for the rest of the run (the
-        quick start's whole fine-tune)."""
+        ``finish`` (n, call): after n propagated frames (or at the end of a shorter run)
+        ``call()`` returns the heads that replace those of its objects for the rest of the run
+        (the quick start's whole fine-tune)."""
         after, call = finish if finish is not None else (0, None)
         done = 0
         priors = {t.obj_id: t.mask(start - 1) if start > 0 and start not in t.annotations else None for t in tracks}
@@ -85,7 +85,7 @@ class Propagator:
                 at_start = priors
             if adapter is not None:
                 adapter.after(idx, result)
-            done += 1
+            done += "propagated" in result.sources.values()
             yield result
         if call is not None:  # a run shorter than ``after`` frames: the objects still get their heads
             heads.update(call())

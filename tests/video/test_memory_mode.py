@@ -318,7 +318,7 @@ def test_quick_start_shows_the_first_frames_then_tunes_the_whole_head(osvos, mon
 
     frames, a, _ = _two_squares()
     cfg = ivos.FinetuneConfig(steps=4, augmentations=4, batch=2, crop=16, threads=1, quick_steps=2,
-                              quick_augmentations=2, quick_frames=2)
+                              quick_augmentations=2, quick_frames=1)
     memory = MemorySettings(weight=0.0, warp=False)
     plain = ivos.VideoPredictor(osvos, mode="memory", memory=memory, finetune_config=replace(cfg, quick_steps=0))
     reference = plain.init_state(frames)
