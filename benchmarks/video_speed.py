@@ -15,7 +15,7 @@ default before the memory mode, ``ivos.settings.PROPAGATIONS``), ``new`` = the d
 ``VideoPredictor`` settings of the bundle, or those settings changed by ``--new`` (e.g.
 ``mode=memory,steps=60,weight=0.3,warp=0,working=288x512,crf=0,adapt_every=8,adapt_steps=30``:
 mode, fine-tuning steps, memory readout weight, flow warp, the memory mode's working size, the
-frame CRF, online adaptation).
+frame CRF, online adaptation, the quick start: ``quick_steps``, ``quick_frames``).
 
 With ``--anchor-tree TREE`` a third method, ``anchor``, is TREE's own default propagation
 (e.g. the commit an issue's "today" was measured at), run by a worker process with TREE's
@@ -53,7 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="CPU threads of every pool")
     p.add_argument("--rounds", type=int, default=2, help="rounds over the sequences (method order alternates)")
     p.add_argument("--new", default="", metavar="KEY=VALUE,...",
-                   help="the new method's settings (mode, steps, weight, working, crf, adapt_every, adapt_steps); "
+                   help="the new method's settings (mode, steps, weight, working, crf, adapt_every, adapt_steps, "
+                   "quick_steps, quick_frames); "
                    "default: the bundle's")
     p.add_argument("--anchor-tree", type=Path, default=None, metavar="TREE",
                    help="also time TREE's default propagation (a checkout of an older commit with its native module "
@@ -69,7 +70,8 @@ def predictor(osvos, method: str, threads: int, new: str = ""):
     if method == "old":
         return ivos.VideoPredictor(osvos, propagation="classic")
     keys = dict(kv.split("=", 1) for kv in new.split(",") if kv)
-    known = {"mode", "steps", "weight", "warp", "working", "crf", "adapt_every", "adapt_steps"}
+    known = {"mode", "steps", "weight", "warp", "working", "crf", "adapt_every", "adapt_steps", "quick_steps",
+             "quick_frames"}
     unknown = set(keys) - known
     if unknown:
         raise ivos.InvalidInput(f"--new: unknown keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
@@ -77,8 +79,9 @@ def predictor(osvos, method: str, threads: int, new: str = ""):
     if "mode" in keys:
         kwargs["mode"] = keys["mode"]
     default = PropagationSettings.resolve(osvos.bundle, threads=threads)  # the bundle's recipe, which the keys change
-    if "steps" in keys:
-        kwargs["finetune_config"] = replace(default.finetune, steps=int(keys["steps"]))
+    tuned = {k: int(keys[k]) for k in ("steps", "quick_steps", "quick_frames") if k in keys}
+    if tuned:
+        kwargs["finetune_config"] = replace(default.finetune, **tuned)
     if "weight" in keys or "warp" in keys:
         kwargs["memory"] = replace(default.memory, **({"weight": float(keys["weight"])} if "weight" in keys else {}),
                                    **({"warp": keys["warp"] == "1"} if "warp" in keys else {}))
