@@ -204,7 +204,7 @@ class FinetuneConfig:
     crop_features: bool = False
     quick_steps: int = 0
     quick_augmentations: int = 4
-    quick_frames: int = 3
+    quick_frames: int = 1
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:

@@ -65,6 +65,10 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="OSVOS fine-tuning steps per object (default: the library's)")
     p.add_argument("--finetune-augmentations", type=int, default=None,
                    help="augmented copies per annotated frame (default: the library's)")
+    p.add_argument("--quick-start", type=int, default=None, metavar="STEPS",
+                   help="show a propagation's first frame after a fine-tune of STEPS steps (60: about a second), "
+                   "the whole fine-tune after it (costs 0.003 cross-validated J: benchmarks/results/video_cv.md; "
+                   "default: the recipe's, off)")
     p.add_argument("--adapt-every", type=int, default=None, metavar="N",
                    help="online adaptation every N propagated frames (default: the OSVOS bundle's, off; more "
                    "accurate on fast motion, slower: benchmarks/results/video_cv.md)")
@@ -111,7 +115,8 @@ def config_from(args: argparse.Namespace) -> ServeConfig:
         job_queue=args.job_queue, live_images=args.live_images, live_videos=args.live_videos,
         max_upload_bytes=int(args.max_upload_mb * 2 ** 20), max_image_pixels=args.max_image_pixels,
         max_frames=args.max_frames, max_duration_s=args.max_duration_s, finetune_steps=args.finetune_steps,
-        finetune_augmentations=args.finetune_augmentations, adapt_every=args.adapt_every, crf=args.crf,
+        finetune_augmentations=args.finetune_augmentations, quick_start=args.quick_start,
+        adapt_every=args.adapt_every, crf=args.crf,
         propagation=args.propagation, checkpoint_s=args.checkpoint_s, job_stale_s=args.job_stale_s,
         resume_jobs=args.ray if args.resume_jobs is None else args.resume_jobs,
         fsync=args.fsync, session_ttl_h=args.session_ttl_h,

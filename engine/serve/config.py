@@ -52,6 +52,9 @@ class ServeConfig:
         max_duration_s: longest video (frames / fps).
         finetune_steps, finetune_augmentations: OSVOS fine-tuning per object (None: the
             library's defaults, ``ivos.FinetuneConfig``); tests and small machines lower them.
+        quick_start: the quick start's fine-tuning steps (``FinetuneConfig.quick_steps``): a
+            propagation job shows its first frame after a fit of this many steps and runs the
+            whole fine-tune after it (0: off; None: the recipe's, off for the shipped bundles).
         adapt_every: online adaptation every this many propagated frames (``VideoPredictor(adapt_every=)``;
             None: the OSVOS bundle's, off for the shipped ones; more accurate on fast motion, slower).
         crf: dense CRF on propagated frames (``VideoPredictor(crf=)``).
@@ -99,6 +102,7 @@ class ServeConfig:
     max_duration_s: float = 600.0
     finetune_steps: int | None = None
     finetune_augmentations: int | None = None
+    quick_start: int | None = None
     adapt_every: int | None = None
     crf: bool = True
     propagation: str = "bundle"
@@ -157,6 +161,8 @@ class ServeConfig:
 
         if self.propagation not in PROPAGATIONS:
             raise ValueError(f"--propagation must be one of {', '.join(PROPAGATIONS)}, got {self.propagation!r}")
+        if self.quick_start is not None and self.quick_start < 0:
+            raise ValueError(f"--quick-start must be >= 0 (0 = off), got {self.quick_start}")
         if self.adapt_every is not None and self.adapt_every < 0:
             raise ValueError(f"--adapt-every must be >= 0 (0 = off), got {self.adapt_every}")
         if not self.session_ttl_h >= 0:

@@ -128,7 +128,8 @@ def run_propagation(service: Service, job: JobRecord) -> None:
         tracks = [state.objects[k] for k in state.obj_ids if state.objects[k].annotations]
         if not tracks:
             raise ApiError(422, "invalid_input", "nothing to propagate: annotate a frame with points or a mask first")
-        if job.params.get("finetune", True):
+        if job.params.get("finetune", True) and pred.settings.finetune.quick_steps == 0:
+            # (with the quick start, propagate_in_video fine-tunes: its first frame comes first)
             for track in tracks:
                 if track.head is not None and track.head_digest == track.annotation_digest():
                     continue  # tuned on these annotations already (e.g. a re-run after a crash)

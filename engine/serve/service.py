@@ -238,7 +238,8 @@ class Service:
             import ivos
 
             cfg = {k: v for k, v in (("steps", self.config.finetune_steps),
-                                     ("augmentations", self.config.finetune_augmentations)) if v is not None}
+                                     ("augmentations", self.config.finetune_augmentations),
+                                     ("quick_steps", self.config.quick_start)) if v is not None}
             # no fine-tuning flags: the recipe's settings; with flags, they go over the recipe's
             finetune = dataclasses.replace(PropagationSettings.resolve(
                 self.osvos_model.bundle, propagation=self.config.propagation, threads=self.config.threads).finetune,

@@ -40,3 +40,14 @@ def test_the_named_propagation_reaches_the_video_predictor(tmp_path, bundles, pr
 def test_an_unknown_propagation_names_the_flag(tmp_path):
     with pytest.raises(ValueError, match="--propagation must be one of bundle, classic"):
         ServeConfig(data_dir=tmp_path, propagation="fast").check()
+
+
+def test_quick_start_reaches_the_video_predictor(tmp_path, bundles):
+    config = ServeConfig(data_dir=tmp_path / "data", model=str(bundles["click"]), osvos_model=str(bundles["osvos"]),
+                         threads=1, quick_start=60)
+    service = Service(config)
+    service.load_models()
+    finetune = service.video_predictor().settings.finetune
+    assert (finetune.quick_steps, finetune.quick_frames) == (60, 1)
+    with pytest.raises(ValueError, match="--quick-start"):
+        ServeConfig(data_dir=tmp_path, quick_start=-1).check()

@@ -187,3 +187,21 @@ async def test_video_file_upload_and_busy_session(serve_config, make_clip, tmp_p
         done = await wait_job(http, sid, job2["job_id"])
         assert done["status"] == "done" and done["frames_done"] == 24
         assert (await http.get(f"/v1/videos/{sid}")).json()["objects"][0]["masked_frames"] == 24
+
+
+async def test_quick_start_job_streams_then_keeps_the_whole_head(serve_config, make_clip, png_bytes):
+    """With --quick-start the job fine-tunes inside the propagation (no separate fine-tune
+    stage): every frame is masked and the object ends with its whole fine-tuned head."""
+    frames, _ = make_clip(n=6)
+    async with in_process(serve_config(quick_start=2, finetune_steps=4)) as srv:
+        http = srv.http
+        sid = (await upload_frames(http, frames, png_bytes))["session_id"]
+        r = await http.post(f"/v1/videos/{sid}/points", json={"frame_idx": 0, "obj_id": 1, "points": [[15, 17]],
+                                                               "labels": [1]})
+        assert r.status_code == 200, r.text
+        job = (await http.post(f"/v1/videos/{sid}/propagate", json={})).json()
+        events = await sse_events(http, f"/v1/videos/{sid}/jobs/{job['job_id']}/events")
+        assert events[-1][1]["status"] == "done", events[-1]
+        assert not any(d["stage"].startswith("finetune") for _, d in events)
+        info = (await http.get(f"/v1/videos/{sid}")).json()
+        assert info["objects"][0]["masked_frames"] == 6 and info["objects"][0]["finetuned"]
