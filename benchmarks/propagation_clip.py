@@ -10,7 +10,8 @@ propagation of the commit an issue was filed against, timed in the same run):
 
 The worker loads the tree's default OSVOS bundle with its default ``VideoPredictor``, prints
 one JSON line saying what it loaded, then answers each request line on stdin
-(``{"video": folder, "masks": .npy of (n, H, W) first-frame masks, "gt": .npy or null}``) with
+(``{"video": folder or .npy of (N, H, W, 3) frames, "masks": .npy of (n, H, W) first-frame
+masks, "gt": .npy or null}``) with
 ``clip_run``'s JSON line on stdout. ``-P`` keeps this folder's modules off ``sys.path``.
 """
 from __future__ import annotations
@@ -59,7 +60,8 @@ def serve(threads: int) -> int:
         request = json.loads(line)
         masks = list(np.load(request["masks"]))
         gt = None if request["gt"] is None else np.load(request["gt"])
-        print(json.dumps(clip_run(vp, request["video"], masks, gt)), flush=True)
+        video = np.load(request["video"]) if request["video"].endswith(".npy") else request["video"]
+        print(json.dumps(clip_run(vp, video, masks, gt)), flush=True)
     return 0
 
 

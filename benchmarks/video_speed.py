@@ -130,6 +130,9 @@ class TreeAnchor:
         import json
 
         paths = {"masks": Path(self._dir.name) / "masks.npy", "gt": Path(self._dir.name) / "gt.npy"}
+        if isinstance(video, np.ndarray):  # in-memory frames travel as an .npy file
+            np.save(Path(self._dir.name) / "frames.npy", video)
+            video = Path(self._dir.name) / "frames.npy"
         np.save(paths["masks"], np.stack(masks))
         if gt is not None:
             np.save(paths["gt"], gt)

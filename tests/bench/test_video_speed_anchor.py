@@ -39,10 +39,12 @@ def test_the_anchor_worker_runs_the_trees_propagation(tmp_path):
         assert anchor.loaded["ivos"].endswith("ivos/__init__.py") and "osvos-lite0" in anchor.loaded["bundle"]
         far = anchor.run(tmp_path / "clip", [gt[0]], gt)
         two = anchor.run(tmp_path / "clip", [gt[0], np.roll(gt[0], 48, axis=0)], None)
+        frames = np.stack([np.asarray(Image.open(f)) for f in sorted((tmp_path / "clip").glob("*.jpg"))])
+        in_memory = anchor.run(frames, [gt[0]], gt)
     finally:
         anchor.close()
     near = clip_run(ivos.VideoPredictor(ivos.load("osvos-lite0", threads=1)), tmp_path / "clip", [gt[0]], gt)
-    assert far["frames"] == near["frames"] == 3 and two["frames"] == 3 and "j" not in two
+    assert far["frames"] == near["frames"] == in_memory["frames"] == 3 and two["frames"] == 3 and "j" not in two
     assert far["j"] == pytest.approx(near["j"], abs=1e-6) and far["j"] > 0.5
     assert 0 < far["first_s"] <= far["total_s"]
 
