@@ -28,6 +28,7 @@ With ``--anchor-tree TREE`` a third method, ``anchor``, is TREE's own default pr
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -102,7 +103,6 @@ class TreeAnchor:
     ``ivos`` is that tree's ``engine/``."""
 
     def __init__(self, tree: Path, threads: int):
-        import json
         import subprocess
         import tempfile
 
@@ -127,8 +127,6 @@ class TreeAnchor:
         return line
 
     def run(self, video, masks: list[np.ndarray], gt: np.ndarray | None) -> dict:
-        import json
-
         paths = {"masks": Path(self._dir.name) / "masks.npy", "gt": Path(self._dir.name) / "gt.npy"}
         if isinstance(video, np.ndarray):  # in-memory frames travel as an .npy file
             np.save(Path(self._dir.name) / "frames.npy", video)

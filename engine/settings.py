@@ -209,11 +209,10 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise InvalidInput(f"FinetuneConfig.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        for name in ("quick_steps", "quick_augmentations", "quick_frames"):
+        for name, least in (("quick_steps", 0), ("quick_augmentations", 1), ("quick_frames", 1)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "quick_steps" else 1):
-                raise InvalidInput(f"FinetuneConfig.{name} must be an int >= {0 if name == 'quick_steps' else 1}, "
-                                   f"got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise InvalidInput(f"FinetuneConfig.{name} must be an int >= {least}, got {value!r}")
 
     @property
     def quick(self) -> "FinetuneConfig | None":

@@ -284,7 +284,9 @@ class VideoPredictor:
         by_id = {t.obj_id: t for t in stale}
 
         def whole_finetune() -> dict[int, Head]:  # after the first frames
-            return {k: self._finetune_track(state, by_id[k], reuse=examples).params for k, (_, examples) in early.items()}
+            tuned = {k: self._finetune_track(state, by_id[k], reuse=examples).params for k, (_, examples) in early.items()}
+            early.clear()  # the quick examples' features (~12 MB each) are not kept for the rest of the run
+            return tuned
         finish = (self.settings.finetune.quick_frames, whole_finetune) if early else None
         yield from self._propagator.run(state, tracks, heads, start, backward=backward, finish=finish)
 
