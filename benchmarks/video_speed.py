@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--anchor-tree", type=Path, default=None, metavar="TREE",
                    help="also time TREE's default propagation (a checkout of an older commit with its native module "
                    "built in place) in the same rounds, as a third method 'anchor' (TreeAnchor)")
+    p.add_argument("--idle", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long before each timed propagation, as a user pauses before Propagate (a VM that "
+                   "hands free memory back to its host does so in such pauses, and what fresh memory costs changes)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/video_speed.json"))
 
 
@@ -214,7 +218,9 @@ def run(args) -> int:
             two = object_masks(gt[0], 2)
             shift = (rnd + names.index(name)) % len(methods)  # each method takes each place in turn
             for m in methods[shift:] + methods[:shift]:
+                time.sleep(args.idle)
                 one = runners[m](frames, [gt[0]], gt)
+                time.sleep(args.idle)
                 pair = runners[m](frames, two, None)
                 one["two_objects_ratio"] = pair["frame_ms_p50"] / one["frame_ms_p50"]
                 runs[name][m].append(one)

@@ -5,4 +5,5 @@
 * ``backends``: ONNX Runtime, TensorRT and torch runners behind one interface.
 * ``threads``: how many threads a runner may use.
 * ``build_info``: what the native extension was compiled with.
+* ``pages``: large scratch arrays on small pages (huge pages are slow to touch on some VMs).
 """

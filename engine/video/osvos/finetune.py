@@ -26,6 +26,7 @@ import numpy as np
 from ...errors import BackendUnavailable, InvalidInput
 from ...image.crops import PAD_RGB
 from ...postprocess import Region, gate_box
+from ...runtime import pages
 from ...runtime.threads import resolve_threads
 from ...settings import ROI_MARGIN, FinetuneConfig
 from .runner import FULL_FRAME_SHARE, OsvosRunner
@@ -213,7 +214,8 @@ def build_examples(session: OsvosRunner, frames: Sequence[np.ndarray], masks: Se
             if full_size:
                 example.update(image=img, prior_full=prior, target_full=target)
             if not out:
-                out = {key: np.empty((total, *v.shape), v.dtype) for key, v in example.items()}
+                # small pages: a fresh ~200 MB of huge pages is seconds to touch on the VM (ivos.runtime.pages)
+                out = {key: pages.empty((total, *v.shape), v.dtype) for key, v in example.items()}
             for key, value in example.items():
                 out[key][i] = value
             i += 1
