@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..postprocess import gate_box, gate_to_prior
+from ..postprocess import Region, gate_box, gate_to_prior
 from ..settings import PropagationSettings
 from .memory_read import FrameKeys, ObjectMemory, Projection
-from .osvos.runner import Features, OsvosRunner
+from .osvos.runner import Features, Letterbox, OsvosRunner
 from .state import VideoState
 from .tracks import ObjectTrack
 
@@ -27,7 +27,8 @@ class MemoryRun:
     Per frame: the neighbouring frame's masks are warped by optical flow onto this frame
     (``ivos.video.flow``); the trunk graph runs once on the union of the objects' motion gates
     (``OsvosRunner.trunk``), its keys read each object's memory; each object's head graph
-    runs on the shared features with the warped mask and the readout as its prior, and the
+    runs on its own window of the shared features (``OsvosRunner.head_window``) with the warped
+    mask and the readout as its prior, and the
     readout is mixed into its probability; confident frames join the memory every
     ``MemorySettings.every`` frames."""
 
@@ -48,6 +49,7 @@ class MemoryRun:
         # adaptation fits on these features instead of running the trunk again
         self.last_inputs: tuple[int, Features, frozenset[int]] | None = None
         self._since_added = 0
+        self._head_sizes: dict[int, tuple[int, int]] = {}  # obj_id -> its last head window's (width, height)
         # the memory is read only when its readout is used (mixed into the output or the prior, or a veto)
         self.reads = settings.memory.weight > 0 or settings.memory.prior_readout > 0 or settings.memory.veto_below > 0
         for idx in sorted({i for t in tracks for i in t.annotations} if self.reads else ()):
@@ -124,7 +126,7 @@ class MemoryRun:
                     up = np.kron(readout, np.ones((4, 4), np.float32))  # stride 4 -> working pixels
                     prior_w = mem.prior_readout * up if prior_w is None else (
                         (1.0 - mem.prior_readout) * prior_w + mem.prior_readout * up)
-            logits = session.head_logits(features, prior_w, head)
+            logits = session.head_logits(self._head_features(k, features, gates.get(k), box, len(heads)), prior_w, head)
             prob = session.logits_to_frame(logits, box)
             w_read = mem.weight if readout is not None else 0.0
             w_prior = mem.prior_weight if prior is not None else 0.0
@@ -142,6 +144,21 @@ class MemoryRun:
             probs[k] = prob
         self.last_inputs = (idx, features, frozenset(heads))
         return probs
+
+    def _head_features(self, obj_id: int, features: Features, gate: Region | None, box: Letterbox,
+                       objects: int) -> Features:
+        """The part of the frame's shared ``features`` that object ``obj_id``'s head runs on: with
+        several objects, the window around its own ``gate`` (``OsvosRunner.head_window``), not
+        the union of all gates that the trunk ran on (a head on the union costs about as much
+        again per object when the objects are apart); alone, or without a gate, all of them."""
+        if objects < 2 or gate is None:
+            return features
+        window = self.session.head_window(gate, box, features.crop, self._head_sizes.get(obj_id))
+        if window is None:
+            self._head_sizes.pop(obj_id, None)
+            return features
+        self._head_sizes[obj_id] = (window[2] - window[0], window[3] - window[1])
+        return features.window(window)
 
     def remember(self, idx: int, masks: dict[int, np.ndarray], conf: dict[int, float]) -> None:
         """Frame ``idx``'s propagated masks ({obj_id: (H, W) uint8}) join their objects'

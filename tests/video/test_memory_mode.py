@@ -352,3 +352,54 @@ def test_quick_start_shows_the_first_frames_then_tunes_the_whole_head(osvos, mon
     # the head is current now: propagating again does not fine-tune
     events.clear()
     assert len(list(vp.propagate_in_video(state))) == 6 and not any(isinstance(e, tuple) for e in events)
+
+
+def _far_squares(n=4, h=240, w=427):
+    """Frames with an orange square near the top-left corner and a blue one near the
+    bottom-right, both moving a little, and their masks: two objects far apart."""
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 60, (n, h, w, 3), dtype=np.uint8)
+    a = np.zeros((n, h, w), np.uint8)
+    b = np.zeros((n, h, w), np.uint8)
+    for t in range(n):
+        a[t, 20 + 2 * t:50 + 2 * t, 20:50] = 1
+        b[t, 180:210, 360 - 3 * t:390 - 3 * t] = 1
+    frames[a.astype(bool)] = (240, 130, 30)
+    frames[b.astype(bool)] = (30, 90, 230)
+    return frames, a, b
+
+
+def test_each_head_runs_on_its_own_window_of_the_shared_features(osvos, monkeypatch):
+    """With two objects apart, the trunk runs once on the union of their gates and each head
+    on the window around its own gate (smaller than that union), and the masks are those of
+    heads run on the whole union."""
+    from ivos.video.memory_propagation import MemoryRun
+
+    pytest.importorskip("torch")
+    frames, a, b = _far_squares()
+
+    def propagate(windowed: bool):
+        vp = ivos.VideoPredictor(osvos, mode="memory", finetune_config=ivos.FinetuneConfig(steps=20), adapt_every=0)
+        session = vp._propagator.session
+        runs = []  # (trunk crop, head window) per head run
+        head_logits = session.head_logits
+        monkeypatch.setattr(session, "head_logits", lambda features, *args: runs.append(features.crop)
+                            or head_logits(features, *args))
+        if not windowed:
+            monkeypatch.setattr(MemoryRun, "_head_features", lambda self, obj_id, features, *args: features)
+        state = vp.init_state(frames)
+        vp.add_new_mask(state, 0, 1, a[0])
+        vp.add_new_mask(state, 0, 2, b[0])
+        masks = [r.masks for r in vp.propagate_in_video(state)]
+        vp.close()
+        monkeypatch.undo()
+        return masks, runs
+
+    windowed, windows = propagate(True)
+    union, unions = propagate(False)
+    area = [(x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in windows]
+    assert len(windows) == 2 * 3 and max(area) < 0.5 * min((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in unions)
+    for w, u in zip(windowed[1:], union[1:]):
+        for k in (1, 2):
+            assert u[k].any()
+            assert (w[k] & u[k]).sum() / (w[k] | u[k]).sum() > 0.99

@@ -37,6 +37,12 @@ from .head import check_head_params
 NEGATIVE_LOGIT = -30.0
 """The logit given to the working image outside a crop: probability ~1e-13, background."""
 
+HEAD_WINDOW_CONTEXT = 16
+"""Working pixels a head window (``OsvosRunner.head_window``) reaches past its object's gate:
+the head's 3x3 layers see 2 stride-4 cells and its upsampled stride-8 input one more, so the
+window's zero padding stays out of the gate (and a gate on the frame's edge reaches the
+crop's edge, seeing the letterbox padding as the whole-crop run does)."""
+
 CROP_CONTEXTS = 4
 """Run contexts kept for crop sizes (least recently used dropped first): consecutive frames
 of a video mostly reuse a crop size (``OsvosRunner.crop_for`` keeps the previous one while
@@ -72,6 +78,16 @@ class Features:
     low: np.ndarray
     high: np.ndarray
     crop: Region
+
+    def window(self, region: Region) -> "Features":
+        """The features of ``region`` (x0, y0, x1, y1; working pixels inside ``crop``, offsets
+        from its origin multiples of 8): views, no copy."""
+        x0, y0, x1, y1 = region
+        ox, oy = self.crop[:2]
+        if (x0 - ox) % 8 or (y0 - oy) % 8 or (x1 - ox) % 8 or (y1 - oy) % 8:
+            raise ValueError(f"window {region} is not on the stride-8 grid of the crop {self.crop}")
+        return Features(self.low[:, :, (y0 - oy) // 4:(y1 - oy) // 4, (x0 - ox) // 4:(x1 - ox) // 4],
+                        self.high[:, :, (y0 - oy) // 8:(y1 - oy) // 8, (x0 - ox) // 8:(x1 - ox) // 8], region)
 
 
 class OsvosRunner:
@@ -217,6 +233,37 @@ class OsvosRunner:
         cy0 = min(max(0, y0 - (ch - (y1 - y0)) // 8 * 4), h - ch)
         self._last_crop = (cx0, cy0, cx0 + cw, cy0 + ch)
         return self._last_crop
+
+    def head_window(self, gate: Region, box: Letterbox, features: Region,
+                    last: tuple[int, int] | None = None) -> Region | None:
+        """The window of ``features`` (a trunk run's crop, x0, y0, x1, y1; working pixels) that
+        one object's head needs to cover its ``gate`` (x0, y0, x1, y1; frame pixels): sides
+        multiples of ``size_multiple``, offsets from the crop's origin multiples of 8 (the
+        high features' stride), centred on the gate, inside the crop. ``last`` (width,
+        height): the object's previous window size, kept while the gate fits in it (one run
+        context, as ``crop_for`` keeps its size). None: the whole crop (the window would be
+        most of it, or the graph has no dynamic size)."""
+        if self.size_multiple is None:
+            return None
+        m = self.size_multiple
+        fx0, fy0, fx1, fy1 = features
+        sx, sy = box.rw / box.width, box.rh / box.height
+        c = HEAD_WINDOW_CONTEXT
+        x0 = fx0 + (max(fx0, int(gate[0] * sx) - c) - fx0) // 8 * 8
+        y0 = fy0 + (max(fy0, int(gate[1] * sy) - c) - fy0) // 8 * 8
+        x1, y1 = min(fx1, math.ceil(gate[2] * sx) + c), min(fy1, math.ceil(gate[3] * sy) + c)
+        need_w, need_h = max(x1 - x0, 2 * m), max(y1 - y0, 2 * m)
+        cw, ch = min(fx1 - fx0, -(-need_w // m) * m), min(fy1 - fy0, -(-need_h // m) * m)
+        if last is not None and need_w <= last[0] <= min(cw + 2 * m, fx1 - fx0) \
+                and need_h <= last[1] <= min(ch + 2 * m, fy1 - fy0):
+            cw, ch = last
+        if cw * ch > FULL_FRAME_SHARE * (fx1 - fx0) * (fy1 - fy0):
+            return None
+        # centred on the gate: at most x0 (the left edge stays covered), at least x1 - cw
+        # (the right edge too), moved inside the crop (the crop's sides and cw are multiples of 8)
+        wx0 = min(max(fx0, x0 - (cw - (x1 - x0)) // 16 * 8), fx1 - cw)
+        wy0 = min(max(fy0, y0 - (ch - (y1 - y0)) // 16 * 8), fy1 - ch)
+        return wx0, wy0, wx0 + cw, wy0 + ch
 
     def _crop_context(self, height: int, width: int) -> RunContext:
         """The run context for a (height, width) crop, holding the current head."""
