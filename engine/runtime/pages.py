@@ -19,7 +19,7 @@ import numpy as np
 
 
 def empty(shape: Sequence[int], dtype: np.dtype | type) -> np.ndarray:
-    """An uninitialised (zero-filled in practice), writable, C-contiguous array of ``shape``
+    """A zero-filled (a fresh anonymous map), writable, C-contiguous array of ``shape``
     and ``dtype`` on small pages. For arrays that are filled once and used for a while (the
     fine-tuning examples); small arrays gain nothing from it."""
     dtype = np.dtype(dtype)

@@ -28,9 +28,8 @@ class MemoryRun:
     (``ivos.video.flow``); the trunk graph runs once on the union of the objects' motion gates
     (``OsvosRunner.trunk``), its keys read each object's memory; each object's head graph
     runs on its own window of the shared features (``OsvosRunner.head_window``) with the warped
-    mask and the readout as its prior, and the
-    readout is mixed into its probability; confident frames join the memory every
-    ``MemorySettings.every`` frames."""
+    mask and the readout as its prior, and the readout is mixed into its probability;
+    confident frames join the memory every ``MemorySettings.every`` frames."""
 
     def __init__(self, session: OsvosRunner, state: VideoState, tracks: list[ObjectTrack], heads: dict[int, Head],
                  settings: PropagationSettings):

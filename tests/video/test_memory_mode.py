@@ -403,3 +403,37 @@ def test_each_head_runs_on_its_own_window_of_the_shared_features(osvos, monkeypa
         for k in (1, 2):
             assert u[k].any()
             assert (w[k] & u[k]).sum() / (w[k] | u[k]).sum() > 0.99
+
+
+def test_head_windows_cover_their_gate_on_the_feature_grid(osvos):
+    """``OsvosRunner.head_window``: inside the trunk's crop, offsets from its origin on the
+    stride-8 grid, sides multiples of the size multiple, covering the gate and its context
+    as far as the crop goes; the previous size is kept while the gate fits in it."""
+    from ivos.video.osvos.runner import HEAD_WINDOW_CONTEXT
+
+    session = OsvosRunner(osvos)
+    box = session.letterbox(480, 854)
+    m = session.size_multiple
+    rng = np.random.default_rng(0)
+    for crop in ((0, 0, 864, 480), (100, 36, 100 + 448, 36 + 320)):
+        fx0, fy0, fx1, fy1 = crop
+        for _ in range(200):
+            x0, x1 = sorted(rng.integers(fx0, min(fx1, 854), 2))
+            y0, y1 = sorted(rng.integers(fy0, fy1, 2))
+            gate = (int(x0), int(y0), int(x1) + 1, int(y1) + 1)
+            window = session.head_window(gate, box, crop)
+            if window is None:
+                continue
+            wx0, wy0, wx1, wy1 = window
+            assert fx0 <= wx0 < wx1 <= fx1 and fy0 <= wy0 < wy1 <= fy1
+            assert (wx0 - fx0) % 8 == 0 and (wy0 - fy0) % 8 == 0
+            assert (wx1 - wx0) % m == 0 and (wy1 - wy0) % m == 0
+            c = HEAD_WINDOW_CONTEXT
+            assert wx0 <= max(fx0, gate[0] - c) and wy0 <= max(fy0, gate[1] - c)
+            assert wx1 >= min(fx1, gate[2] + c) and wy1 >= min(fy1, gate[3] + c)
+            size = (wx1 - wx0, wy1 - wy0)
+            moved = (gate[0] + 8, gate[1], gate[2] + 8, gate[3])
+            again = session.head_window(moved, box, crop, size)
+            if gate[0] - c >= fx0 and moved[2] + c <= fx1:  # the same need, 8 px on: the same size
+                assert again is not None and (again[2] - again[0], again[3] - again[1]) == size
+    session.close()

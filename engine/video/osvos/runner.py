@@ -237,7 +237,8 @@ class OsvosRunner:
     def head_window(self, gate: Region, box: Letterbox, features: Region,
                     last: tuple[int, int] | None = None) -> Region | None:
         """The window of ``features`` (a trunk run's crop, x0, y0, x1, y1; working pixels) that
-        one object's head needs to cover its ``gate`` (x0, y0, x1, y1; frame pixels): sides
+        one object's head needs to cover its ``gate`` (x0, y0, x1, y1; frame pixels) and
+        ``HEAD_WINDOW_CONTEXT`` working pixels around it (as far as the crop goes): sides
         multiples of ``size_multiple``, offsets from the crop's origin multiples of 8 (the
         high features' stride), centred on the gate, inside the crop. ``last`` (width,
         height): the object's previous window size, kept while the gate fits in it (one run
