@@ -78,14 +78,21 @@ def _architecture(config, meta) -> str:
 
 def _copy_weights(src: Path, dst: Path, fp16: bool) -> None:
     """Copies a weight file; ``fp16`` stores its floating tensors in half precision (half the
-    repository size; ``load_click_model`` casts them back to fp32)."""
+    repository size; ``load_click_model`` casts them back to fp32), except those half precision
+    cannot hold (any magnitude above its 65504: a BatchNorm's running variance can be, and as
+    inf it would wreck the network in eval mode and every warm restart from the file)."""
     if not fp16:
         shutil.copyfile(src, dst)
         return
     blob = torch.load(src, map_location="cpu", weights_only=True)
-    blob["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+    blob["state_dict"] = {k: v.half() if _fits_half(v) else v for k, v in blob["state_dict"].items()}
     blob["metadata"] = {**blob["metadata"], "stored_as": "fp16"}
     torch.save(blob, dst)
+
+
+def _fits_half(t: torch.Tensor) -> bool:
+    """Whether a floating tensor survives a cast to half precision without becoming inf."""
+    return t.is_floating_point() and bool(torch.isfinite(t.half()).all())
 
 
 def write_card(run: Path, weights: str, out: Path, note: str = "", fp16: bool = False) -> None:
