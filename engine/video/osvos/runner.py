@@ -90,6 +90,30 @@ class Features:
                         self.high[:, :, (y0 - oy) // 8:(y1 - oy) // 8, (x0 - ox) // 8:(x1 - ox) // 8], region)
 
 
+def _place_window(need: Region, bounds: Region, multiple: int, grid: int,
+                  last: tuple[int, int] | None) -> Region | None:
+    """The window (x0, y0, x1, y1) of ``bounds`` that a network part runs on to cover ``need``
+    (its x0, y0 already on the ``grid`` from the bounds' origin): sides multiples of
+    ``multiple`` (at least two), or ``last`` (width, height) while ``need`` fits in it and it is
+    at most two multiples larger (one run context, no new shapes); centred on ``need`` in steps
+    of ``grid``, moved inside ``bounds``. None when it would be most of ``bounds``
+    (``FULL_FRAME_SHARE``). ``crop_for`` and ``head_window`` place their windows with it."""
+    x0, y0, x1, y1 = need
+    bx0, by0, bx1, by1 = bounds
+    m = multiple
+    need_w, need_h = max(x1 - x0, 2 * m), max(y1 - y0, 2 * m)
+    cw, ch = min(bx1 - bx0, -(-need_w // m) * m), min(by1 - by0, -(-need_h // m) * m)
+    if last is not None and need_w <= last[0] <= min(cw + 2 * m, bx1 - bx0) \
+            and need_h <= last[1] <= min(ch + 2 * m, by1 - by0):
+        cw, ch = last
+    if cw * ch > FULL_FRAME_SHARE * (bx1 - bx0) * (by1 - by0):
+        return None
+    # centred: at most x0 (the left edge stays covered), at least x1 - cw (the right edge too)
+    wx0 = min(max(bx0, x0 - (cw - (x1 - x0)) // (2 * grid) * grid), bx1 - cw)
+    wy0 = min(max(by0, y0 - (ch - (y1 - y0)) // (2 * grid) * grid), by1 - ch)
+    return wx0, wy0, wx0 + cw, wy0 + ch
+
+
 class OsvosRunner:
     """Runs an OSVOS bundle (task "osvos") with a settable head.
 
@@ -220,18 +244,9 @@ class OsvosRunner:
         y0 = max(0, int(window[1] * sy) - context) // 4 * 4
         x1 = min(box.rw, math.ceil(window[2] * sx) + context)
         y1 = min(box.rh, math.ceil(window[3] * sy) + context)
-        need_w, need_h = max(x1 - x0, 2 * m), max(y1 - y0, 2 * m)
-        cw, ch = min(w, -(-need_w // m) * m), min(h, -(-need_h // m) * m)
         last = self._last_crop
-        if last is not None and need_w <= last[2] - last[0] <= cw + 2 * m and need_h <= last[3] - last[1] <= ch + 2 * m:
-            cw, ch = last[2] - last[0], last[3] - last[1]  # up to two multiples larger than needed
-        if cw * ch > FULL_FRAME_SHARE * w * h:
-            self._last_crop = None
-            return None
-        # centred on the window (shifts by multiples of 4), moved inside the working image
-        cx0 = min(max(0, x0 - (cw - (x1 - x0)) // 8 * 4), w - cw)
-        cy0 = min(max(0, y0 - (ch - (y1 - y0)) // 8 * 4), h - ch)
-        self._last_crop = (cx0, cy0, cx0 + cw, cy0 + ch)
+        self._last_crop = _place_window((x0, y0, x1, y1), (0, 0, w, h), m, 4,
+                                        None if last is None else (last[2] - last[0], last[3] - last[1]))
         return self._last_crop
 
     def head_window(self, gate: Region, box: Letterbox, features: Region,
@@ -253,18 +268,7 @@ class OsvosRunner:
         x0 = fx0 + (max(fx0, int(gate[0] * sx) - c) - fx0) // 8 * 8
         y0 = fy0 + (max(fy0, int(gate[1] * sy) - c) - fy0) // 8 * 8
         x1, y1 = min(fx1, math.ceil(gate[2] * sx) + c), min(fy1, math.ceil(gate[3] * sy) + c)
-        need_w, need_h = max(x1 - x0, 2 * m), max(y1 - y0, 2 * m)
-        cw, ch = min(fx1 - fx0, -(-need_w // m) * m), min(fy1 - fy0, -(-need_h // m) * m)
-        if last is not None and need_w <= last[0] <= min(cw + 2 * m, fx1 - fx0) \
-                and need_h <= last[1] <= min(ch + 2 * m, fy1 - fy0):
-            cw, ch = last
-        if cw * ch > FULL_FRAME_SHARE * (fx1 - fx0) * (fy1 - fy0):
-            return None
-        # centred on the gate: at most x0 (the left edge stays covered), at least x1 - cw
-        # (the right edge too), moved inside the crop (the crop's sides and cw are multiples of 8)
-        wx0 = min(max(fx0, x0 - (cw - (x1 - x0)) // 16 * 8), fx1 - cw)
-        wy0 = min(max(fy0, y0 - (ch - (y1 - y0)) // 16 * 8), fy1 - ch)
-        return wx0, wy0, wx0 + cw, wy0 + ch
+        return _place_window((x0, y0, x1, y1), features, m, 8, last)
 
     def _crop_context(self, height: int, width: int) -> RunContext:
         """The run context for a (height, width) crop, holding the current head."""
