@@ -66,12 +66,13 @@ def _round_channels(channels: int, width: float, divisor: int = 8) -> int:
 
 def _stages(variant: LiteVariant) -> list[tuple[int, int, int, int, int, int]]:
     """The 7 stages scaled for ``variant``. Lite variants keep the first stage's input (the
-    stem, 32) and the last stage's repeats (1) fixed, as the reference implementation does."""
+    stem, 32) and the first and last stages' repeats (1 each) fixed, as the reference
+    implementation does (the Lite1/Lite2 weight files have one block in each)."""
     stages = []
     for i, (repeats, kernel, stride, expand, cin, cout) in enumerate(_B0_STAGES):
         cin = _STEM_WIDTH if i == 0 else _round_channels(cin, variant.width)
         cout = _round_channels(cout, variant.width)
-        if i < len(_B0_STAGES) - 1:
+        if 0 < i < len(_B0_STAGES) - 1:
             repeats = int(math.ceil(repeats * variant.depth))
         stages.append((repeats, kernel, stride, expand, cin, cout))
     return stages

