@@ -90,6 +90,13 @@ MODEL_CONFIGS.update({
     "ivos-lite0-nomask": dataclasses.replace(_LITE0, name="ivos-lite0-nomask", use_mask=False),
     "ivos-lite0-distmap": dataclasses.replace(_LITE0, name="ivos-lite0-distmap", click_encoding="distmap"),
 })
+# The larger trunk for small objects (issue 27): the same head; 1.13-1.16x Lite0's int8 click network time
+# at 480x854, network stage (benchmarks/results/click_lite1.md).
+_LITE1 = dataclasses.replace(_LITE0, name="ivos-lite1", encoder="efficientnet-lite1")
+MODEL_CONFIGS.update({
+    "ivos-lite1": _LITE1,
+    "ivos-lite1-nomask": dataclasses.replace(_LITE1, name="ivos-lite1-nomask", use_mask=False),
+})
 PRETRAINED_ENCODERS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
 """Encoders with ImageNet weights (training starts from them; ``load_pretrained_trunk``)."""
 
