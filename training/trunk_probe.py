@@ -21,7 +21,7 @@ from pathlib import Path
 
 log = logging.getLogger("training.trunk_probe")
 
-SHIPPED_CARD = "engine/models/ivos-lite0/model.json"
+SHIPPED_CARD = Path(__file__).resolve().parents[1] / "engine" / "models" / "ivos-lite0" / "model.json"
 """Where the probe bundles take their postprocess card (CRF parameters, flip, gate) from."""
 
 
@@ -58,10 +58,11 @@ def make_probe(variant: int, out: Path, postprocess: dict) -> Path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True, help="folder for the probe bundles")
-    p.add_argument("--variants", type=int, nargs="+", default=[0, 1, 2], choices=[0, 1, 2])
+    p.add_argument("--variants", type=int, nargs="+", default=[0, 1, 2], choices=[0, 1, 2],
+                   help="EfficientNet-Lite variants to export (0 = the shipped trunk)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    postprocess = json.loads(Path(SHIPPED_CARD).read_text())["postprocess"]
+    postprocess = json.loads(SHIPPED_CARD.read_text())["postprocess"]
     for n in args.variants:
         print(make_probe(n, args.out, postprocess))
     return 0
