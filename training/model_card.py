@@ -58,13 +58,19 @@ def _flops(model: torch.nn.Module) -> int:
     return counter.get_total_flops()
 
 
-def _log_lines(run: Path) -> tuple[dict, list[dict]]:
+def run_args(run: Path) -> dict[str, str]:
+    """The arguments of a run's latest start (the last ``args`` line of its train.log, values
+    as strings); empty when there is none."""
     args = {}
     for line in (run / "train.log").read_text().splitlines():
         if " INFO args " in line:
             args = json.loads(line.split(" INFO args ", 1)[1])
+    return args
+
+
+def _log_lines(run: Path) -> tuple[dict, list[dict]]:
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return args, metrics
+    return run_args(run), metrics
 
 
 def _architecture(config, meta) -> str:

@@ -1,0 +1,59 @@
+"""A run cut short, as a weight file: the model of ``runs/<name>/last.pt`` (the resumable
+checkpoint ``training.train`` writes every ``--ckpt-every`` steps) saved like ``final.pt``, so
+that ``training.model_card`` can publish it and ``training.train --continue-from`` can
+warm-restart it on a machine without the run folder:
+
+    python -m training.snapshot --run runs/ivos-lite1-clean
+    # -> runs/ivos-lite1-clean/stage2-step900.pt
+
+The metadata is what ``final.pt`` would hold at that step (its ``steps`` is the step reached;
+the data counts come from the run's ``stage1.pt``, the same data). Stage-1 checkpoints are
+refused: ``--stage1-from`` wants a finished stage 1.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .model_card import run_args
+
+
+def snapshot(run: Path) -> Path:
+    """Writes ``run/stage2-step<N>.pt`` from ``run/last.pt``; returns its path.
+
+    Raises:
+        ValueError: the checkpoint is from stage 1, or the run folder has no train.log arguments.
+    """
+    import torch
+
+    from ivos.export.checkpoint import save_click_model
+    from ivos.export.models import MODEL_CONFIGS, build_model
+
+    state = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+    if state["stage"] != 2:
+        raise ValueError(f"{run / 'last.pt'} is a stage-{state['stage']} checkpoint (step {state['step']}): "
+                         "publish stage 1 from stage1.pt once it ends")
+    args = run_args(run)
+    if not args:
+        raise ValueError(f"{run / 'train.log'} has no 'args' line: not a training.train run")
+    model = build_model(MODEL_CONFIGS[args["config"]])
+    model.load_state_dict(state["model"])
+    data = torch.load(run / "stage1.pt", map_location="cpu", weights_only=True)["metadata"]["data"]
+    meta = {"stage": 2, "steps": state["step"], "batch": int(args["batch"]), "train_size": int(args["size"]),
+            "train_wall_s": round(state["wall_s"], 1), "seed": int(args["seed"]), "threads": int(args["threads"]),
+            "data": data, "val": state["val"], "planned_steps": int(args["stage2_steps"])}
+    out = run / f"stage2-step{state['step']}.pt"
+    save_click_model(out, model, meta)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--run", type=Path, required=True, help="run folder holding last.pt, stage1.pt and train.log")
+    a = p.parse_args(argv)
+    print(snapshot(a.run))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
