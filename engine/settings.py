@@ -397,8 +397,10 @@ class ClickSettings:
         refocus_below: when a prediction's view is the whole image (the first click, or
             an object lost since) and its mask covers less than this share of the image,
             the network looks again through a zoom-in view around that mask and the clicks,
-            its first mask carried in (0: off). Off in the shipped bundles: at 0.05 it raised
-            the COCO128 held-aside mIoU@1 (0.384 -> 0.415) but not NoC@90 (13.85 -> 13.92).
+            its first mask carried in (0: off). ivos-lite0's card sets 0.05: with the CRF gate at
+            0.05 it lowered the union of the held-aside sets' NoC@90 12.80 -> 12.71 (COCO128
+            13.61 -> 13.49, mIoU@1 0.386 -> 0.416; BSDS 9.12 both) for one more network run on
+            a small object's first click (benchmarks/results/click_coco.md).
         refocus_min_side: that second view's smallest side, as a share of the image's longer
             side (and at least ``min_zoom_side`` pixels).
     """
