@@ -58,27 +58,29 @@ def read_polygons(label_file: Path, height: int, width: int) -> list[np.ndarray]
 def outline_ious(root: Path, min_coverage: float) -> dict[str, tuple[float, float]]:
     """``<stem>#<id>`` -> (area fraction, IoU of the ground-truth mask against the polygon's
     pixels of at least ``min_coverage`` that no other instance holds), for the held-aside
-    instances ``ivos-bench click`` evaluates."""
+    instances ``ivos-bench click`` evaluates (``coco128_heldaside``'s samples)."""
     from PIL import Image
 
-    from ivos.evaluation.datasets import COCO_MIN_AREA_FRACTION, coco128_split
+    from ivos.evaluation.datasets import coco128_heldaside
     from ivos.mask_metrics import iou
 
     base = root / "coco128-seg"
-    held, _ = coco128_split(root)
+    instances: dict[str, list[int]] = {}
+    for name in coco128_heldaside(root).names:
+        stem, instance = name.split("#")
+        instances.setdefault(stem, []).append(int(instance))
     out = {}
-    for stem in held:
+    for stem, ids in instances.items():
         with Image.open(base / "masks" / f"{stem}.png") as im:
             labels = np.asarray(im)
         h, w = labels.shape
-        for index, polygon in enumerate(read_polygons(base / "labels_yolo" / f"{stem}.txt", h, w)):
-            gt = labels == index + 1
-            area = np.count_nonzero(gt) / gt.size
-            if area >= COCO_MIN_AREA_FRACTION:
-                # The id map holds one instance a pixel: where outlines overlap, another instance
-                # took the pixel, and the outline's mask leaves it too.
-                outline = (coverage(polygon, h, w) >= min_coverage) & ((labels == 0) | gt)
-                out[f"{stem}#{index + 1}"] = (area, iou(outline, gt))
+        polygons = read_polygons(base / "labels_yolo" / f"{stem}.txt", h, w)
+        for i in ids:
+            gt = labels == i
+            # The id map holds one instance a pixel: where outlines overlap, another instance
+            # took the pixel, and the outline's mask leaves it too.
+            outline = (coverage(polygons[i - 1], h, w) >= min_coverage) & ((labels == 0) | gt)
+            out[f"{stem}#{i}"] = (np.count_nonzero(gt) / gt.size, iou(outline, gt))
     return out
 
 

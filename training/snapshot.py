@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import SimpleNamespace
 
 from .model_card import run_args
 
@@ -29,6 +30,8 @@ def snapshot(run: Path) -> Path:
     from ivos.export.checkpoint import save_click_model
     from ivos.export.models import MODEL_CONFIGS, build_model
 
+    from .train import weights_metadata
+
     state = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
     if state["stage"] != 2:
         raise ValueError(f"{run / 'last.pt'} is a stage-{state['stage']} checkpoint (step {state['step']}): "
@@ -39,9 +42,9 @@ def snapshot(run: Path) -> Path:
     model = build_model(MODEL_CONFIGS[args["config"]])
     model.load_state_dict(state["model"])
     data = torch.load(run / "stage1.pt", map_location="cpu", weights_only=True)["metadata"]["data"]
-    meta = {"stage": 2, "steps": state["step"], "batch": int(args["batch"]), "train_size": int(args["size"]),
-            "train_wall_s": round(state["wall_s"], 1), "seed": int(args["seed"]), "threads": int(args["threads"]),
-            "data": data, "val": state["val"], "planned_steps": int(args["stage2_steps"])}
+    numbers = SimpleNamespace(**{k: int(args[k]) for k in ("batch", "size", "seed", "threads")})
+    meta = weights_metadata(2, state["step"], numbers, state["wall_s"], data, state["val"])
+    meta["planned_steps"] = int(args["stage2_steps"])
     out = run / f"stage2-step{state['step']}.pt"
     save_click_model(out, model, meta)
     return out

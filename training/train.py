@@ -178,6 +178,15 @@ def make_batch(cache: Cache, args, rng: np.random.Generator, encoding: str, corr
     return encode_batch(views, inters, masks, encoding)
 
 
+def weights_metadata(stage: int, steps: int, args, wall_s: float, data: dict, val: dict) -> dict:
+    """The metadata of a stage's weight file (``stage1.pt``, ``final.pt``, a snapshot): ``args``
+    gives batch, size, seed and threads (ints); ``wall_s`` training seconds; ``data`` the cache's
+    counts; ``val`` the last validation metrics."""
+    return {"stage": stage, "steps": steps, "batch": args.batch, "train_size": args.size,
+            "train_wall_s": round(wall_s, 1), "seed": args.seed, "threads": args.threads,
+            "data": data, "val": val}
+
+
 def _save_resumable(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -339,9 +348,7 @@ def main(argv: list[str] | None = None) -> None:
                     "stage": stage, "step": step, "wall_s": wall, "model": model.state_dict(),
                     "optimizer": opt.state_dict(), "np_rng": rng.bit_generator.state,
                     "torch_rng": torch.get_rng_state(), "val": metrics})
-        meta = {"stage": stage, "steps": steps, "batch": args.batch, "train_size": args.size,
-                "train_wall_s": round(wall, 1), "seed": args.seed, "threads": args.threads,
-                "data": cache.counts(), "val": metrics}
+        meta = weights_metadata(stage, steps, args, wall, cache.counts(), metrics)
         if stage == 1:
             save_click_model(run_dir / "stage1.pt", model, meta)
             stage1_weights = copy.deepcopy(model.state_dict())
