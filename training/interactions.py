@@ -58,13 +58,13 @@ def normalise_image(image: np.ndarray) -> np.ndarray:
 
 
 def encode_batch(views: list[View], interactions: list[Interaction], masks: np.ndarray | None,
-                 encoding: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                 encoding: str, sigma: float = CLICK_SIGMA) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Network inputs for a batch: image (B, 3, S, S), mask (B, 1, S, S) (zeros when ``masks``
-    is None, else ``masks`` (B, S, S) bool), clicks (B, C, S, S), target gt (B, 1, S, S);
-    all float32 tensors."""
+    is None, else ``masks`` (B, S, S) bool), clicks (B, C, S, S) rendered with Gaussian
+    ``sigma`` (px), target gt (B, 1, S, S); all float32 tensors."""
     size = views[0].gt.shape[0]
     image = torch.from_numpy(np.stack([normalise_image(v.image) for v in views]))
-    clicks = torch.from_numpy(np.stack([encode_clicks(size, size, c, encoding, sigma=CLICK_SIGMA, strokes=s)
+    clicks = torch.from_numpy(np.stack([encode_clicks(size, size, c, encoding, sigma=sigma, strokes=s)
                                         for c, s in interactions]))
     gt = torch.from_numpy(np.stack([v.gt for v in views])[:, None].astype(np.float32))
     mask = torch.zeros_like(gt) if masks is None else torch.from_numpy(masks[:, None].astype(np.float32))

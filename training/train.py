@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from ivos.export.checkpoint import save_click_model
 from ivos.export.models import MODEL_CONFIGS, ClickNet, build_model, zero_mask_weights
-from ivos.network_io import WORKING_SIZE
+from ivos.network_io import CLICK_SIGMA, WORKING_SIZE
 
 from . import click_sim
 from .augment import make_view
@@ -66,6 +66,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--size", type=int, default=256,
                    help="training crop side (px), a multiple of 32; below the 320 working size for more samples/s on CPU")
+    p.add_argument("--click-sigma", default=str(CLICK_SIGMA), metavar="PX|runtime",
+                   help=f"Gaussian sigma (px) of the training clicks; 'runtime' scales the runtime's {CLICK_SIGMA:g} px "
+                   f"on a {WORKING_SIZE} px view to the training crop (--size * {CLICK_SIGMA:g} / {WORKING_SIZE}, 4 px "
+                   "at 256), so a click covers as much of the object in training as at run time")
     p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW LR of stage 1 (cosine decay)")
     p.add_argument("--lr2", type=float, default=1e-3, help="peak AdamW LR of stage 2 (cosine decay)")
     p.add_argument("--wd", type=float, default=1e-4)
@@ -104,6 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", type=Path, default=None, help="default: $IVOS_DATA_ROOT or <repo>/../shared/datasets")
     p.add_argument("--runs-dir", type=Path, default=Path(__file__).resolve().parents[1] / "runs")
     args = p.parse_args(argv)
+    args.click_sigma = _click_sigma(p, args.click_sigma, args.size)
     if args.continue_from and args.stage1_from:
         p.error("--continue-from and --stage1-from both say where stage 2 starts: give one")
     if not 0.0 <= args.composite_fraction <= 1.0:
@@ -111,6 +116,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.stage1_init and (args.continue_from or args.stage1_from):
         p.error("--stage1-init starts stage 1, which --continue-from and --stage1-from skip: give one")
     return args
+
+
+def _click_sigma(parser: argparse.ArgumentParser, value: str, size: int) -> float:
+    """``--click-sigma`` as pixels at the training size ``size``."""
+    if value == "runtime":
+        return CLICK_SIGMA * size / WORKING_SIZE
+    try:
+        sigma = float(value)
+    except ValueError:
+        sigma = float("nan")
+    if not sigma > 0:
+        parser.error(f"--click-sigma must be a positive number of pixels or 'runtime', got {value!r}")
+    return sigma
 
 
 def stage1_config(config_name: str):
@@ -158,12 +176,13 @@ def make_batch(cache: Cache, args, rng: np.random.Generator, encoding: str, corr
     views = sample_views(cache, args.batch, args.size, rng, getattr(args, "composite_fraction", 0.0))
     inters = [first_interaction(v, rng) for v in views]
     if corrector is None:
-        return encode_batch(views, inters, None, encoding)
+        return encode_batch(views, inters, None, encoding, args.click_sigma)
     n_corr = round(args.corr_fraction * args.batch)
     n_pert = min(round(args.perturbed_fraction * args.batch), args.batch - n_corr)
     masks = np.zeros((args.batch, args.size, args.size), bool)
     if n_corr:
-        image, zeros, clicks, _ = encode_batch(views[:n_corr], inters[:n_corr], None, corrector.config.click_encoding)
+        image, zeros, clicks, _ = encode_batch(views[:n_corr], inters[:n_corr], None, corrector.config.click_encoding,
+                                               args.click_sigma)
         with torch.no_grad():
             dev = next(corrector.parameters(), torch.empty(0)).device  # a parameterless stand-in: the CPU
             masks[:n_corr] = (corrector(image.to(dev), zeros.to(dev), clicks.to(dev)) > 0).squeeze(1).cpu().numpy()
@@ -175,14 +194,15 @@ def make_batch(cache: Cache, args, rng: np.random.Generator, encoding: str, corr
         masks[i] = perturbed_mask(views[i].gt, rng)
         inters[i] = (click_sim.correction_clicks(views[i].gt, masks[i], int(rng.choice(click_sim.N_CORR_CHOICES)), rng),
                      [])
-    return encode_batch(views, inters, masks, encoding)
+    return encode_batch(views, inters, masks, encoding, args.click_sigma)
 
 
 def weights_metadata(stage: int, steps: int, args, wall_s: float, data: dict, val: dict) -> dict:
     """The metadata of a stage's weight file (``stage1.pt``, ``final.pt``, a snapshot): ``args``
-    gives batch, size, seed and threads (ints); ``wall_s`` training seconds; ``data`` the cache's
+    gives batch, size, seed and threads (ints) and click_sigma (px); ``wall_s`` training seconds; ``data`` the cache's
     counts; ``val`` the last validation metrics."""
     return {"stage": stage, "steps": steps, "batch": args.batch, "train_size": args.size,
+            "train_click_sigma": args.click_sigma,
             "train_wall_s": round(wall_s, 1), "seed": args.seed, "threads": args.threads,
             "data": data, "val": val}
 

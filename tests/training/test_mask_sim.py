@@ -67,7 +67,7 @@ def test_stage2_batch_layout(monkeypatch):
     labels[30:70, 40:90] = 7
     entry = data.Entry(np.full((100, 150, 3), 128, np.uint8), labels, [(7,)], "test", "t")
     cache = data.Cache({"davis": [entry], "bsds": [entry], "coco": [entry]}, [])
-    args = argparse.Namespace(batch=8, size=64, corr_fraction=0.375, perturbed_fraction=0.25)
+    args = argparse.Namespace(batch=8, size=64, corr_fraction=0.375, perturbed_fraction=0.25, click_sigma=5.0)
     encoded = []
     monkeypatch.setattr(train, "encode_batch", lambda *a: encoded.append(a) or interactions.encode_batch(*a))
     image, mask, clicks, gt = train.make_batch(cache, args, np.random.default_rng(0), "gaussian", _AllForeground())
@@ -75,7 +75,7 @@ def test_stage2_batch_layout(monkeypatch):
     assert torch.all(mask[:3] == 1)  # the corrector's prediction
     assert all(mask[i].any() and not torch.equal(mask[i], gt[i]) for i in (3, 4))  # perturbed ground truth
     assert torch.all(mask[5:] == 0)  # first interactions have no mask
-    views, inters, masks, _ = encoded[-1]
+    views, inters, masks, _, _ = encoded[-1]
     for i in (3, 4):  # refinement examples: correction clicks only, all inside the errors
         pts, strokes = inters[i]
         assert strokes == []

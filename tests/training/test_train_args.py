@@ -24,3 +24,30 @@ def test_stage1_init_conflicts_with_options_that_skip_stage1(other, capsys):
     with pytest.raises(SystemExit):
         train.parse_args(["--name", "x", "--stage1-init", "s1.pt", *other])
     assert "--stage1-init" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "sigma"), [([], 5.0), (["--click-sigma", "3.5"], 3.5),
+                                             (["--click-sigma", "runtime"], 4.0),
+                                             (["--click-sigma", "runtime", "--size", "320"], 5.0)])
+def test_click_sigma_defaults_to_the_runtimes_and_runtime_scales_it_to_the_crop(argv, sigma):
+    assert train.parse_args(["--name", "x", *argv]).click_sigma == pytest.approx(sigma)
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "big"])
+def test_click_sigma_rejects_what_is_not_a_size(bad, capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--name", "x", "--click-sigma", bad])
+    assert "--click-sigma" in capsys.readouterr().err
+
+
+def test_training_clicks_are_rendered_at_the_chosen_sigma():
+    """The batch's click channel narrows with --click-sigma: its mass scales with sigma^2."""
+    import numpy as np
+
+    from training import interactions
+    from training.augment import View
+
+    view = View(np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64), bool), np.zeros((64, 64), bool))
+    click = (np.array([[32.0, 32.0, 1.0]], np.float32), [])
+    mass = {s: interactions.encode_batch([view], [click], None, "gaussian", s)[2].sum().item() for s in (2.0, 4.0)}
+    assert mass[4.0] / mass[2.0] == pytest.approx(4.0, rel=0.05)
