@@ -135,7 +135,8 @@ def write_card(run: Path, weights: str, out: Path, note: str = "", fp16: bool = 
         f"- held aside: `{json.dumps(meta['data']['val'])}`; validation uses {vals[-1]['n'] if vals else '?'} of them.", "",
         "## Training", "",
         f"- this file: stage {stage}, {meta['steps']} steps, batch {meta['batch']}, {meta['train_size']}x{meta['train_size']} "
-        f"crops, peak LR {lr}, warm-up {args.get('warmup')} steps, seed {meta['seed']}, {meta['threads']} torch "
+        f"crops, training clicks at sigma {meta.get('train_click_sigma', meta['click_sigma']):g} px, peak LR {lr}, "
+        f"warm-up {args.get('warmup')} steps, seed {meta['seed']}, {meta['threads']} torch "
         f"thread(s), training wall time {meta['train_wall_s'] / 60:.1f} min (validation excluded) on a shared 2-core CPU",
     ]
     if stage == 2:

@@ -28,6 +28,7 @@ def snapshot(run: Path) -> Path:
     import torch
 
     from ivos.export.checkpoint import save_click_model
+    from ivos.network_io import CLICK_SIGMA
     from ivos.export.models import MODEL_CONFIGS, build_model
 
     from .train import weights_metadata
@@ -42,7 +43,8 @@ def snapshot(run: Path) -> Path:
     model = build_model(MODEL_CONFIGS[args["config"]])
     model.load_state_dict(state["model"])
     data = torch.load(run / "stage1.pt", map_location="cpu", weights_only=True)["metadata"]["data"]
-    numbers = SimpleNamespace(**{k: int(args[k]) for k in ("batch", "size", "seed", "threads")})
+    numbers = SimpleNamespace(**{k: int(args[k]) for k in ("batch", "size", "seed", "threads")},
+                              click_sigma=float(args.get("click_sigma", CLICK_SIGMA)))  # runs before the option: 5 px
     meta = weights_metadata(2, state["step"], numbers, state["wall_s"], data, state["val"])
     meta["planned_steps"] = int(args["stage2_steps"])
     out = run / f"stage2-step{state['step']}.pt"

@@ -33,6 +33,7 @@ def test_a_stage2_checkpoint_becomes_a_weight_file(tmp_path):
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
     assert (meta["stage"], meta["steps"], meta["planned_steps"], meta["seed"]) == (2, 900, 2500, 3)
     assert meta["data"] == data and meta["val"] == {"noc@90": 9.0}
+    assert meta["train_click_sigma"] == 5.0  # a run from before --click-sigma rendered the runtime's 5 px
 
 
 def test_a_stage1_checkpoint_is_refused(tmp_path):
