@@ -28,8 +28,8 @@ def snapshot(run: Path) -> Path:
     import torch
 
     from ivos.export.checkpoint import save_click_model
-    from ivos.network_io import CLICK_SIGMA
     from ivos.export.models import MODEL_CONFIGS, build_model
+    from ivos.network_io import CLICK_SIGMA
 
     from .train import weights_metadata
 
