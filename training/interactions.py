@@ -57,6 +57,13 @@ def normalise_image(image: np.ndarray) -> np.ndarray:
     return ((image.astype(np.float32) / 255.0 - _MEAN) / _STD).transpose(2, 0, 1)
 
 
+def encode_clicks_batch(size: int, interactions: list[Interaction], encoding: str,
+                        sigma: float = CLICK_SIGMA) -> torch.Tensor:
+    """Click channels (B, C, S, S) float32 of ``interactions`` on S x S views (Gaussian ``sigma`` px)."""
+    return torch.from_numpy(np.stack([encode_clicks(size, size, c, encoding, sigma=sigma, strokes=s)
+                                      for c, s in interactions]))
+
+
 def encode_batch(views: list[View], interactions: list[Interaction], masks: np.ndarray | None,
                  encoding: str, sigma: float = CLICK_SIGMA) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Network inputs for a batch: image (B, 3, S, S), mask (B, 1, S, S) (zeros when ``masks``
@@ -64,8 +71,7 @@ def encode_batch(views: list[View], interactions: list[Interaction], masks: np.n
     ``sigma`` (px), target gt (B, 1, S, S); all float32 tensors."""
     size = views[0].gt.shape[0]
     image = torch.from_numpy(np.stack([normalise_image(v.image) for v in views]))
-    clicks = torch.from_numpy(np.stack([encode_clicks(size, size, c, encoding, sigma=sigma, strokes=s)
-                                        for c, s in interactions]))
+    clicks = encode_clicks_batch(size, interactions, encoding, sigma)
     gt = torch.from_numpy(np.stack([v.gt for v in views])[:, None].astype(np.float32))
     mask = torch.zeros_like(gt) if masks is None else torch.from_numpy(masks[:, None].astype(np.float32))
     return image, mask, clicks, gt

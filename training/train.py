@@ -10,7 +10,10 @@ stage-1 model (eval, no_grad) predicts from the first interaction, N_corr in
 all clicks plus that prediction as its mask input. ``--perturbed-fraction`` of the batch are
 refinement examples: a ground-truth mask perturbed like a propagated video mask
 (``training.mask_sim``) with correction clicks only, the case of ``VideoPredictor.refine``.
-The rest of the batch are first interactions with zero masks.
+The rest of the batch are first interactions with zero masks. With ``--iterative-clicks N``
+the correction examples then go through 0-N rounds (drawn per batch) of the network being
+trained predicting and the NoC protocol's simulated user clicking its largest error
+(``training.iterative``, RITM's iterative training), so their mask input is the network's own.
 
 Loss: plain binary cross-entropy on logits (the paper's loss). RITM's normalised focal loss
 helps NoC@90 on large backbones, but it adds a knob we cannot tune in a CPU-hour; BCE it is.
@@ -48,6 +51,7 @@ from .augment import make_view
 from .composite import make_composite
 from .data import Cache, default_data_root, load_cache
 from .interactions import encode_batch, first_interaction
+from .iterative import iterate_corrections
 from .mask_sim import perturbed_mask
 from .validate import make_val_set, validate
 
@@ -78,6 +82,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--perturbed-fraction", type=float, default=0.25,
                    help="share of a stage-2 batch that are refinement examples (perturbed ground-truth mask, "
                         "correction clicks only; training.mask_sim)")
+    p.add_argument("--iterative-clicks", type=int, default=0, metavar="N",
+                   help="stage 2: each batch's correction examples go through 0-N rounds (uniform) of the network "
+                        "being trained predicting and the simulated user clicking its largest error, the last "
+                        "prediction becoming their mask input (training.iterative; RITM uses 3); 0 = off")
     p.add_argument("--composite-fraction", type=float, default=0.0,
                    help="share of every batch's views that are copy-paste composites (training.composite: objects "
                         "pasted at many scales, small ones oversampled, with occluders and distractors); 0 = none")
@@ -111,6 +119,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.click_sigma = _click_sigma(p, args.click_sigma, args.size)
     if args.continue_from and args.stage1_from:
         p.error("--continue-from and --stage1-from both say where stage 2 starts: give one")
+    if args.iterative_clicks < 0:
+        p.error(f"--iterative-clicks must be >= 0, got {args.iterative_clicks}")
     if not 0.0 <= args.composite_fraction <= 1.0:
         p.error(f"--composite-fraction must be in [0, 1], got {args.composite_fraction}")
     if args.stage1_init and (args.continue_from or args.stage1_from):
@@ -166,13 +176,15 @@ def sample_views(cache: Cache, n: int, size: int, rng: np.random.Generator, comp
     return views
 
 
-def make_batch(cache: Cache, args, rng: np.random.Generator, encoding: str, corrector: ClickNet | None):
+def make_batch(cache: Cache, args, rng: np.random.Generator, encoding: str, corrector: ClickNet | None,
+               model: ClickNet | None = None):
     """One training batch (image, mask, clicks, gt tensors). With a ``corrector`` (stage 2)
     the batch holds, in order: round(corr_fraction * batch) correction examples (the
     corrector's prediction from the first interaction as the mask, the first interaction plus
-    correction clicks), round(perturbed_fraction * batch) refinement examples (a
-    ``mask_sim.perturbed_mask`` as the mask, correction clicks only: the video ``refine``
-    case), then first-interaction examples without a mask."""
+    correction clicks; then, with ``args.iterative_clicks`` and the ``model`` being trained,
+    0 to that many rounds of ``iterative.iterate_corrections``), round(perturbed_fraction * batch)
+    refinement examples (a ``mask_sim.perturbed_mask`` as the mask, correction clicks only: the
+    video ``refine`` case), then first-interaction examples without a mask."""
     views = sample_views(cache, args.batch, args.size, rng, getattr(args, "composite_fraction", 0.0))
     inters = [first_interaction(v, rng) for v in views]
     if corrector is None:
@@ -190,6 +202,13 @@ def make_batch(cache: Cache, args, rng: np.random.Generator, encoding: str, corr
             extra = click_sim.correction_clicks(views[i].gt, masks[i], int(rng.choice(click_sim.N_CORR_CHOICES)), rng,
                                                 previous=inters[i][0])
             inters[i] = (np.concatenate([inters[i][0], extra]), inters[i][1])
+        max_rounds = getattr(args, "iterative_clicks", 0)
+        if model is not None and max_rounds > 0:
+            rounds = int(rng.integers(0, max_rounds + 1))
+            gts = np.stack([v.gt for v in views[:n_corr]])
+            dev = next(model.parameters()).device
+            masks[:n_corr], inters[:n_corr] = iterate_corrections(model, image.to(dev), masks[:n_corr], gts, inters[:n_corr],
+                                                                  rounds, encoding, args.click_sigma)
     for i in range(n_corr, n_corr + n_pert):
         masks[i] = perturbed_mask(views[i].gt, rng)
         inters[i] = (click_sim.correction_clicks(views[i].gt, masks[i], int(rng.choice(click_sim.N_CORR_CHOICES)), rng),
@@ -202,7 +221,7 @@ def weights_metadata(stage: int, steps: int, args, wall_s: float, data: dict, va
     gives batch, size, seed and threads (ints) and click_sigma (px); ``wall_s`` training seconds; ``data`` the cache's
     counts; ``val`` the last validation metrics."""
     return {"stage": stage, "steps": steps, "batch": args.batch, "train_size": args.size,
-            "train_click_sigma": args.click_sigma,
+            "train_click_sigma": args.click_sigma, "train_iterative_clicks": getattr(args, "iterative_clicks", 0),
             "train_wall_s": round(wall_s, 1), "seed": args.seed, "threads": args.threads,
             "data": data, "val": val}
 
@@ -339,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
         while step < steps:
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, steps, peak, args.warmup) * group["lr_mult"]
-            image, mask, clicks, gt = (t.to(device) for t in make_batch(cache, args, rng, encoding, corrector))
+            image, mask, clicks, gt = (t.to(device) for t in make_batch(cache, args, rng, encoding, corrector, model))
             if args.channels_last:
                 image, mask, clicks = (t.contiguous(memory_format=torch.channels_last) for t in (image, mask, clicks))
             loss = F.binary_cross_entropy_with_logits(model(image, mask, clicks), gt)

@@ -51,3 +51,11 @@ def test_training_clicks_are_rendered_at_the_chosen_sigma():
     click = (np.array([[32.0, 32.0, 1.0]], np.float32), [])
     mass = {s: interactions.encode_batch([view], [click], None, "gaussian", s)[2].sum().item() for s in (2.0, 4.0)}
     assert mass[4.0] / mass[2.0] == pytest.approx(4.0, rel=0.05)
+
+
+def test_iterative_clicks_is_off_by_default_and_rejects_negative_counts(capsys):
+    assert train.parse_args(["--name", "x"]).iterative_clicks == 0
+    assert train.parse_args(["--name", "x", "--iterative-clicks", "3"]).iterative_clicks == 3
+    with pytest.raises(SystemExit):
+        train.parse_args(["--name", "x", "--iterative-clicks", "-1"])
+    assert "--iterative-clicks" in capsys.readouterr().err
