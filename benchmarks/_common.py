@@ -37,6 +37,7 @@ VERSIONED = ("numpy", "onnxruntime", "onnxruntime-gpu", "torch", "pillow", "tens
 
 def environment(**extra) -> dict:
     """Where a benchmark ran, the same record in every report: the git commit, Python, OS, CPU model and count,
+    whether its int8 kernels saturate on 8-bit weights (an x86 CPU without VNNI),
     ivos's version, native threads and CUDA devices, the versions of ``VERSIONED``,
     ``IVOS_NUM_THREADS``; plus ``extra`` (e.g. backends, engine threads)."""
     import os
@@ -44,6 +45,7 @@ def environment(**extra) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     import ivos
+    from ivos.runtime.cpu_features import int8_kernels_saturate
 
     versions = {}
     for name in VERSIONED:
@@ -55,7 +57,7 @@ def environment(**extra) -> dict:
     return {"git_commit": git_commit(), "python": platform.python_version(), "platform": platform.platform(), "cpu": cpu_model(),
             "cpu_threads": os.cpu_count(), "ivos": ivos.__version__, "native_threads": machine["native_threads"],
             "cuda_devices": machine["cuda_device_names"], "IVOS_NUM_THREADS": os.environ.get("IVOS_NUM_THREADS"),
-            "versions": versions, **extra}
+            "int8_kernels_saturate": int8_kernels_saturate(), "versions": versions, **extra}
 
 
 def git_commit() -> str | None:

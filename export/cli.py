@@ -71,7 +71,7 @@ def _int8(args: argparse.Namespace) -> int:
     samples = (dataset[int(i)] for i in picks)
     inputs = record_calibration_inputs(args.bundle, samples, clicks_per_sample=args.clicks)
     source = f"DAVIS2016 {args.split}: {len(picks)} frames x up to {args.clicks} simulated clicks"
-    section = quantize_bundle(args.bundle, inputs, source=source)
+    section = quantize_bundle(args.bundle, inputs, source=source, reduce_range=args.reduce_range)
     a = section["agreement_with_float"]
     print(f"wrote {args.bundle / section['file']}: {source}; vs float on {a['n_inputs']} held-back inputs: "
           f"mask IoU mean {a['mask_iou_mean']:.4f} (min {a['mask_iou_min']:.4f}), "
@@ -95,7 +95,7 @@ def _int8_trunk(args: argparse.Namespace, root: Path) -> int:
     images = (np.asarray(Image.open(f).convert("RGB")) for f in files)
     inputs = trunk_calibration_inputs(args.bundle, images)
     source = f"coco128-seg training images: {len(files)} photos, each whole and one random window, letterboxed"
-    section = quantize_osvos_trunk(args.bundle, inputs, source=source)
+    section = quantize_osvos_trunk(args.bundle, inputs, source=source, reduce_range=args.reduce_range)
     a = section["agreement_with_float"]
     print(f"wrote {args.bundle / section['file']}: {source}; vs float on {a['n_inputs']} held-back inputs: "
           + ", ".join(f"{k} {v:.3f}" for k, v in a.items() if k != "n_inputs"))
@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="train", help="DAVIS2016 split to calibrate on (training data only)")
     p.add_argument("--images", type=int, default=48, help="frames (photos for an OSVOS trunk) to calibrate on, spread over the set")
     p.add_argument("--clicks", type=int, default=4, help="simulated clicks per frame")
+    p.add_argument("--reduce-range", action=argparse.BooleanOptionalAction, default=True,
+                   help="weights on 7 bits, on which ONNX Runtime's int8 kernels cannot saturate on x86 CPUs "
+                        "without VNNI (default; --no-reduce-range: 8-bit weights, which saturate there)")
     p.set_defaults(func=_int8)
     p = sub.add_parser("tensorrt", help="build a TensorRT plan for this GPU into a bundle")
     p.add_argument("bundle", type=Path)

@@ -54,6 +54,71 @@ def test_quantized_bundle_card(int8_bundle):
     assert 0.0 <= q["agreement_with_float"]["mask_iou_min"] <= q["agreement_with_float"]["mask_iou_mean"] <= 1.0
 
 
+def _conv_weight_extremes(onnx_path) -> tuple[int, int]:
+    """(min, max) over the int8 weights of every QLinearConv in the graph."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_path)).graph
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    convs = [weights[n.input[3]] for n in graph.node if n.op_type == "QLinearConv"]
+    assert convs and all(w.dtype == np.int8 for w in convs)
+    return min(int(w.min()) for w in convs), max(int(w.max()) for w in convs)
+
+
+def test_weights_on_7_bits_unless_asked_for_8(int8_bundle, tmp_path):
+    """7-bit weights by default, so that uint8 x int8 pair sums fit 16 bits on CPUs without VNNI
+    (255 x 64 x 2 < 32767); --no-reduce-range gives the full 8 bits."""
+    from ivos.export.quantize import quantize_bundle
+
+    bundle, inputs = int8_bundle
+    low, high = _conv_weight_extremes(bundle / "model.int8.onnx")
+    assert -64 <= low and high <= 64 and max(-low, high) == 64  # per-channel symmetric: each channel's extreme at 64
+    assert "7-bit" in json.loads((bundle / "model.json").read_text())["quantization"]["method"]
+    full = tmp_path / "full"
+    shutil.copytree(bundle, full)
+    quantize_bundle(full, inputs, source="synthetic ellipses", reduce_range=False)
+    low, high = _conv_weight_extremes(full / "model.int8.onnx")
+    assert max(-low, high) == 127
+    assert "8-bit" in json.loads((full / "model.json").read_text())["quantization"]["method"]
+    assert json.loads((full / "model.json").read_text())["quantization"]["weight_bits"] == 8
+
+
+def test_8_bit_weights_on_a_cpu_without_vnni_warn_once(int8_bundle, tmp_path, monkeypatch, caplog):
+    from ivos.runtime import backends, cpu_features
+
+    bundle, _ = int8_bundle
+    full = tmp_path / "full"
+    shutil.copytree(bundle, full)
+    card = json.loads((full / "model.json").read_text())
+    del card["quantization"]["weight_bits"]  # a bundle quantized before the field: 8-bit weights
+    (full / "model.json").write_text(json.dumps(card))
+    monkeypatch.setattr(cpu_features, "int8_kernels_saturate", lambda: True)
+    monkeypatch.setattr(backends, "_warned_saturation", set())
+    monkeypatch.delenv("IVOS_ORT_EXACT_INT8", raising=False)
+    with caplog.at_level("WARNING", logger="ivos"):
+        ivos.load(bundle, threads=1)  # 7-bit weights: nothing to say
+        assert not caplog.records
+        ivos.load(full, threads=1)
+        ivos.load(full, threads=1)
+    assert len(caplog.records) == 1 and "8-bit weights" in caplog.text and "ivos-export int8" in caplog.text
+    monkeypatch.setattr(cpu_features, "int8_kernels_saturate", lambda: False)
+    monkeypatch.setattr(backends, "_warned_saturation", set())
+    caplog.clear()
+    ivos.load(full, threads=1)  # a CPU with VNNI: exact either way
+    assert not caplog.records
+
+
+def test_int8_kernels_bench_rows(int8_bundle):
+    from ivos.bench.int8_kernels import compare
+
+    bundle, inputs = int8_bundle
+    rows = compare([bundle], inputs[:3], rounds=1)
+    assert [r["config"] for r in rows] == ["fp32", "int8 fast kernels", "int8 exact kernels"]
+    assert rows[0]["mask_iou_vs_float_mean"] == 1.0 and rows[0]["network_ms"]["n"] == 3
+    assert all(0.0 <= r["mask_iou_vs_float_min"] <= r["mask_iou_vs_float_mean"] <= 1.0 for r in rows)
+
+
 def test_precision_selection(int8_bundle, tiny_bundle):
     bundle, _ = int8_bundle
     auto = ivos.load(bundle, threads=1)

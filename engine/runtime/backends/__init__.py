@@ -3,6 +3,7 @@ TensorRT and torch. Each backend module imports its framework lazily."""
 from __future__ import annotations
 
 import logging
+import os
 from importlib.util import find_spec
 
 from ...errors import BackendUnavailable, InvalidInput, ModelError
@@ -76,6 +77,37 @@ def _onnx_file(bundle: Bundle, device: str, precision: str) -> tuple[str, str]:
     return "onnx", "fp32"
 
 
+def int8_weight_bits(bundle: Bundle) -> int:
+    """Bits of the int8 graph's weights: the ``weight_bits`` of the card section that
+    describes ``artifacts.onnx_int8`` (``quantization``, an OSVOS trunk's
+    ``trunk_quantization``); 8 for bundles quantized before the field existed."""
+    file = bundle.artifacts.get("onnx_int8")
+    for section in bundle.card.values():
+        if isinstance(section, dict) and section.get("file") == file:
+            return int(section.get("weight_bits", 8))
+    return 8
+
+
+_warned_saturation: set[str] = set()
+
+
+def _warn_if_int8_saturates(bundle: Bundle) -> None:
+    """Once per bundle: a warning when its int8 graph has 8-bit weights and this CPU's int8
+    kernels saturate on them (``ivos.runtime.cpu_features``): its masks then stray further
+    from the float network's than the card's agreement says."""
+    from ..cpu_features import int8_kernels_saturate
+
+    key = f"{bundle.path}:{bundle.name}"
+    if key in _warned_saturation or os.environ.get("IVOS_ORT_EXACT_INT8") == "1" or int8_weight_bits(bundle) < 8:
+        return
+    if int8_kernels_saturate():
+        _warned_saturation.add(key)
+        log.warning("ivos: %s's int8 network has 8-bit weights, on which ONNX Runtime's int8 kernels saturate on "
+                    "this CPU (x86 without VNNI), so its masks differ more from the float network's: re-quantize "
+                    "it with `ivos-export int8 %s` (7-bit weights), or set IVOS_ORT_EXACT_INT8=1 (exact, slower "
+                    "kernels)", bundle.name, bundle.path)
+
+
 def _create(bundle: Bundle, backend: str, device: str, threads: int, precision: str) -> Runner:
     if backend != "ort" and precision == "int8":
         raise BackendUnavailable(f"precision 'int8' needs backend 'ort' on the CPU, got backend {backend!r}")
@@ -83,6 +115,8 @@ def _create(bundle: Bundle, backend: str, device: str, threads: int, precision: 
         from .ort import OrtRunner
 
         key, actual = _onnx_file(bundle, device, precision)
+        if key == "onnx_int8":
+            _warn_if_int8_saturates(bundle)
 
         def ort_runner(key: str, actual: str) -> Runner:
             return OrtRunner(bundle.artifact(key), bundle.inputs, bundle.outputs, device=device, threads=threads,

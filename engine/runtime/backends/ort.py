@@ -117,6 +117,10 @@ class OrtRunner(Runner):
         # on an idle machine and steals whole cores from torch, our native ops and other
         # processes on a busy one (benchmarks/results/threads.md), so it is off by default.
         opts.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get("IVOS_ORT_SPINNING", "0"))
+        # ORT's fast uint8 x int8 kernels saturate on x86 CPUs without VNNI unless the weights
+        # are on 7 bits (what ``ivos-export int8`` writes); for an int8 graph with 8-bit weights,
+        # IVOS_ORT_EXACT_INT8=1 makes ORT take its exact (slower) uint8 x uint8 kernels there.
+        opts.add_session_config_entry("session.x64quantprecision", os.environ.get("IVOS_ORT_EXACT_INT8", "0"))
         opts.log_severity_level = 3
         providers = ["CPUExecutionProvider"]
         if device == "cuda":
