@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {r['bundle']} | {r['config']} | {r['network_ms']['p50']:.1f} | "
               f"{r['mask_iou_vs_float_mean']:.4f} / {r['mask_iou_vs_float_min']:.4f} |")
     if args.json:
-        args.json.write_text(json.dumps({"command": "python -m ivos.bench.int8_kernels " + " ".join(argv or []),
+        command = " ".join(sys.argv[1:] if argv is None else argv)
+        args.json.write_text(json.dumps({"command": f"python -m ivos.bench.int8_kernels {command}",
                                          "environment": environment(int8_kernels_saturate=saturate),
                                          "n_inputs": len(inputs), "rows": rows}, indent=2) + "\n")
 
