@@ -115,12 +115,13 @@ def _create(bundle: Bundle, backend: str, device: str, threads: int, precision: 
         from .ort import OrtRunner
 
         key, actual = _onnx_file(bundle, device, precision)
-        if key == "onnx_int8":
-            _warn_if_int8_saturates(bundle)
 
         def ort_runner(key: str, actual: str) -> Runner:
-            return OrtRunner(bundle.artifact(key), bundle.inputs, bundle.outputs, device=device, threads=threads,
-                             precision=actual, card=bundle.path / "model.json", artifact=key)
+            runner = OrtRunner(bundle.artifact(key), bundle.inputs, bundle.outputs, device=device, threads=threads,
+                               precision=actual, card=bundle.path / "model.json", artifact=key)
+            if key == "onnx_int8":
+                _warn_if_int8_saturates(bundle)
+            return runner
 
         if key == "onnx_int8" and precision == "auto":
             try:
