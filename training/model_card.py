@@ -144,6 +144,11 @@ def write_card(run: Path, weights: str, out: Path, note: str = "", fp16: bool = 
         lines.append(f"- preceded by stage 1: {s1['steps']} steps, {s1['train_wall_s'] / 60:.1f} min "
                      f"(published as the `-nomask` model); correction share {args.get('corr_fraction')}, "
                      f"refinement share {args.get('perturbed_fraction', 0)}")
+        if meta.get("train_iterative_clicks"):
+            lines.append(f"- iterative sampling (`--iterative-clicks {meta['train_iterative_clicks']}`, "
+                         "`training/iterative.py`): each batch's correction examples then went through 0-"
+                         f"{meta['train_iterative_clicks']} rounds of the network being trained predicting and the "
+                         "NoC protocol's simulated user clicking its largest error; the last prediction was their mask")
     if meta.get("weight_average"):
         parts = ", ".join(f"stage {w['stage']} step {w['steps']} (`{w['file']}`)" for w in meta["weight_average"])
         lines.append(f"- **weights: the element-wise mean of {parts}** (`python -m training.average_weights`); "
