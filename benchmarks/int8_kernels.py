@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ivos.mask_metrics import iou
+
 from ._common import environment, percentiles
 from .int8_isa import davis_train_samples
 
@@ -58,7 +60,7 @@ def compare(bundles: list[Path], inputs: list[dict[str, np.ndarray]], rounds: in
     rows = []
     for i, (bundle, name, _) in enumerate(configs):
         reference = masks[3 * (i // 3)]  # the float graph of the same bundle
-        ious = [float((a & b).sum() / (a | b).sum()) if (a | b).any() else 1.0 for a, b in zip(reference, masks[i])]
+        ious = [iou(a, b) for a, b in zip(reference, masks[i])]
         rows.append({"bundle": str(bundle), "config": name, "network_ms": percentiles(times[i], scale=1e3),
                      "mask_iou_vs_float_mean": float(np.mean(ious)), "mask_iou_vs_float_min": float(np.min(ious))})
     return rows

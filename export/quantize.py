@@ -111,11 +111,11 @@ def quantize_graph(float_path: Path, out: Path, calibration: list[dict[str, np.n
                         reduce_range=reduce_range)
 
 
-def _method(reduce_range: bool, kept_float: str) -> str:
-    """The card's one-line description of how a graph was quantized."""
+def _described(reduce_range: bool, kept_float: str) -> dict:
+    """The card's ``method`` (one line) and ``weight_bits`` of a graph quantized by ``quantize_graph``."""
     bits = "7-bit (reduce_range)" if reduce_range else "8-bit"
-    return (f"onnxruntime static, QOperator, per-channel {bits} int8 weights, uint8 activations, MinMax; "
-            f"{kept_float} kept float")
+    return {"method": f"onnxruntime static, QOperator, per-channel {bits} int8 weights, uint8 activations, MinMax; "
+                      f"{kept_float} kept float", "weight_bits": 7 if reduce_range else 8}
 
 
 def quantize_bundle(bundle_dir: str | Path, calibration: list[dict[str, np.ndarray]], *,
@@ -130,8 +130,7 @@ def quantize_bundle(bundle_dir: str | Path, calibration: list[dict[str, np.ndarr
     out = bundle.path / INT8_FILE
     quantize_graph(float_path, out, fit, keep_last=True, reduce_range=reduce_range)
     agreement = float_agreement(float_path, out, check)
-    section = {"file": INT8_FILE, "method": _method(reduce_range, "first and last Conv"),
-               "weight_bits": 7 if reduce_range else 8,
+    section = {"file": INT8_FILE, **_described(reduce_range, "first and last Conv"),
                "calibration": {"source": source, "n_inputs": len(fit)},
                "agreement_with_float": agreement}
     record_int8(bundle.path, "onnx_int8", "quantization", section)
@@ -227,8 +226,7 @@ def quantize_osvos_trunk(bundle_dir: str | Path, calibration: list[dict[str, np.
     float_path = bundle.artifact("trunk_onnx")
     out = bundle.path / TRUNK_INT8_FILE
     quantize_graph(float_path, out, fit, keep_last=False, float_first=TRUNK_FLOAT_CONVS, reduce_range=reduce_range)
-    section = {"file": TRUNK_INT8_FILE, "method": _method(reduce_range, f"the first {TRUNK_FLOAT_CONVS} Convs"),
-               "weight_bits": 7 if reduce_range else 8,
+    section = {"file": TRUNK_INT8_FILE, **_described(reduce_range, f"the first {TRUNK_FLOAT_CONVS} Convs"),
                "calibration": {"source": source, "n_inputs": len(fit)},
                "agreement_with_float": feature_agreement(float_path, out, check)}
     record_int8(bundle.path, "trunk_onnx_int8", "trunk_quantization", section)

@@ -44,7 +44,8 @@ def snapshot(run: Path) -> Path:
     model.load_state_dict(state["model"])
     data = torch.load(run / "stage1.pt", map_location="cpu", weights_only=True)["metadata"]["data"]
     numbers = SimpleNamespace(**{k: int(args[k]) for k in ("batch", "size", "seed", "threads")},
-                              click_sigma=float(args.get("click_sigma", CLICK_SIGMA)))  # runs before the option: 5 px
+                              click_sigma=float(args.get("click_sigma", CLICK_SIGMA)),  # runs before the option: 5 px
+                              iterative_clicks=int(args.get("iterative_clicks", 0)))
     meta = weights_metadata(2, state["step"], numbers, state["wall_s"], data, state["val"])
     meta["planned_steps"] = int(args["stage2_steps"])
     out = run / f"stage2-step{state['step']}.pt"

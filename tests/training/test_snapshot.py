@@ -40,3 +40,9 @@ def test_a_stage1_checkpoint_is_refused(tmp_path):
     run, _, _ = _run(tmp_path, stage=1)
     with pytest.raises(ValueError, match="stage-1 checkpoint"):
         snapshot(run)
+
+
+def test_a_snapshot_of_an_iterative_run_says_so(tmp_path):
+    run, _, _ = _run(tmp_path, stage=2)
+    (run / "train.log").write_text(f"2026-01-01 00:00:00,000 INFO args {json.dumps({**ARGS, 'iterative_clicks': '3'})}\n")
+    assert load_click_model(snapshot(run))[2]["train_iterative_clicks"] == 3
