@@ -21,7 +21,7 @@ helps NoC@90 on large backbones, but it adds a knob we cannot tune in a CPU-hour
 Usage (from the repository root; ``training`` is not installed)::
 
     python -m training.train --name ivos-cpu --config ivos-cpu --stage1-steps 3000 --stage2-steps 2500
-    python -m training.train --name ivos-cpu --resume          # continue from runs/ivos-cpu/last.pt
+    python -m training.train --name ivos-cpu --resume          # continue from runs/ivos-cpu/last.pt, its options
 
 Writes under ``runs/<name>/``: ``train.log``, ``metrics.jsonl`` (one JSON per log/validation
 line), ``last.pt`` (resumable: model, optimiser, scheduler, RNG states, step), ``stage1.pt``
@@ -35,6 +35,7 @@ import dataclasses
 import json
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -61,7 +62,13 @@ SOURCE_WEIGHTS = {"davis": 0.3, "bsds": 0.4, "coco": 0.3}
 """Sampling probability per source (DAVIS frames are many but highly correlated)."""
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+RUN_ONLY_OPTIONS = frozenset({"name", "resume", "threads", "device", "runs_dir", "data_root",
+                              "log_every", "ckpt_every", "val_every"})
+"""Options that say where and how a run executes, not what it trains: ``--resume`` takes these from
+the command line and every other option from the run's ``last.pt``."""
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--name", required=True, help="run name: outputs go to runs/<name>/")
     p.add_argument("--config", default="ivos-cpu", choices=sorted(MODEL_CONFIGS), help="model config (stage 2)")
@@ -102,7 +109,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-val", type=int, default=40)
     p.add_argument("--ckpt-every", type=int, default=100)
     p.add_argument("--log-every", type=int, default=20)
-    p.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from runs/<name>/last.pt with the run's own options (only --threads, --device, "
+                   "--data-root, --runs-dir and the logging/checkpoint/validation intervals may be given anew)")
     p.add_argument("--continue-from", type=Path, nargs=2, metavar=("STAGE2_WEIGHTS", "STAGE1_WEIGHTS"), default=None,
                    help="start stage 2 from published weight files (e.g. export/weights/ivos-lite0.pt and "
                    "ivos-lite0-nomask.pt, the corrector) with a fresh optimiser: a warm restart on a machine "
@@ -115,6 +124,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "ImageNet trunk: a warm restart of stage 1 with a fresh optimiser and schedule")
     p.add_argument("--data-root", type=Path, default=None, help="default: $IVOS_DATA_ROOT or <repo>/../shared/datasets")
     p.add_argument("--runs-dir", type=Path, default=Path(__file__).resolve().parents[1] / "runs")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = _parser()
     args = p.parse_args(argv)
     args.click_sigma = _click_sigma(p, args.click_sigma, args.size)
     if args.continue_from and args.stage1_from:
@@ -126,6 +140,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.stage1_init and (args.continue_from or args.stage1_from):
         p.error("--stage1-init starts stage 1, which --continue-from and --stage1-from skip: give one")
     return args
+
+
+def given_options(argv: list[str]) -> set[str]:
+    """The destinations (e.g. ``click_sigma``) of the options written out in ``argv``."""
+    written = {arg.split("=", 1)[0] for arg in argv if arg.startswith("--")}
+    return {action.dest for action in _parser()._actions if written & set(action.option_strings)}
+
+
+def resumed_args(args: argparse.Namespace, given: set[str], saved: dict) -> argparse.Namespace:
+    """The options a resumed run goes on with: ``saved`` (``vars`` of the run's parsed options, from
+    its ``last.pt``) for everything it trains, ``args`` for ``RUN_ONLY_OPTIONS``.
+
+    Raises:
+        ValueError: naming each option in ``given`` (written on the command line) whose value
+            differs from the run's: a resumed run cannot change what it trains.
+    """
+    changed = sorted(k for k in given - RUN_ONLY_OPTIONS if k in saved and str(vars(args)[k]) != str(saved[k]))
+    if changed:
+        raise ValueError("--resume goes on with the run's own options; these differ from it: " + ", ".join(
+            f"--{k.replace('_', '-')} {vars(args)[k]} (the run has {saved[k]})" for k in changed))
+    merged = {**vars(args), **{k: v for k, v in saved.items() if k not in RUN_ONLY_OPTIONS}}
+    return argparse.Namespace(**merged)
 
 
 def _click_sigma(parser: argparse.ArgumentParser, value: str, size: int) -> float:
@@ -281,10 +317,22 @@ def _param_groups(model: torch.nn.Module, trunk_lr_mult: float) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     run_dir = args.runs_dir / args.name
     run_dir.mkdir(parents=True, exist_ok=True)
     _setup_logging(run_dir)
+    resume_state = None
+    if args.resume and (run_dir / "last.pt").exists():
+        resume_state = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
+        if "args" in resume_state:
+            try:
+                args = resumed_args(args, given_options(argv), resume_state["args"])
+            except ValueError as err:
+                raise SystemExit(f"{run_dir / 'last.pt'}: {err}") from None
+        else:
+            log.warning("%s predates recorded options: the run goes on with the command line's; "
+                        "give the options it was started with", run_dir / "last.pt")
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     data_root = args.data_root or default_data_root()
@@ -297,10 +345,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     stage, step, wall = 1, 0, 0.0
     stage1_weights = None
-    resume_state = None
     metrics: dict = {}
-    if args.resume and (run_dir / "last.pt").exists():
-        resume_state = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
+    if resume_state is not None:
         stage, step, wall = resume_state["stage"], resume_state["step"], resume_state["wall_s"]
         metrics = resume_state["val"]
         rng.bit_generator.state = resume_state["np_rng"]
@@ -386,7 +432,7 @@ def main(argv: list[str] | None = None) -> None:
                 _save_resumable(run_dir / "last.pt", {
                     "stage": stage, "step": step, "wall_s": wall, "model": model.state_dict(),
                     "optimizer": opt.state_dict(), "np_rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(), "val": metrics})
+                    "torch_rng": torch.get_rng_state(), "val": metrics, "args": vars(args)})
         meta = weights_metadata(stage, steps, args, wall, cache.counts(), metrics)
         if stage == 1:
             save_click_model(run_dir / "stage1.pt", model, meta)

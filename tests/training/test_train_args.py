@@ -59,3 +59,27 @@ def test_iterative_clicks_is_off_by_default_and_rejects_negative_counts(capsys):
     with pytest.raises(SystemExit):
         train.parse_args(["--name", "x", "--iterative-clicks", "-1"])
     assert "--iterative-clicks" in capsys.readouterr().err
+
+
+def test_resume_goes_on_with_the_runs_own_options_and_the_command_lines_run_only_ones():
+    saved = vars(train.parse_args(["--name", "x", "--click-sigma", "runtime", "--iterative-clicks", "3",
+                                   "--lr2", "3e-4", "--threads", "1"]))
+    argv = ["--name", "x", "--resume", "--threads", "2", "--val-every=100"]
+
+    args = train.resumed_args(train.parse_args(argv), train.given_options(argv), saved)
+
+    assert (args.click_sigma, args.iterative_clicks, args.lr2) == (4.0, 3, 3e-4)
+    assert (args.threads, args.val_every, args.resume) == (2, 100, True)
+
+
+def test_resume_refuses_options_that_change_what_the_run_trains():
+    saved = vars(train.parse_args(["--name", "x", "--iterative-clicks", "3"]))
+    argv = ["--name", "x", "--resume", "--iterative-clicks=0", "--lr2", "1e-3"]
+
+    with pytest.raises(ValueError, match="--iterative-clicks 0 \\(the run has 3\\)") as err:
+        train.resumed_args(train.parse_args(argv), train.given_options(argv), saved)
+    assert "--lr2" not in str(err.value)  # the run's own value, given again, is no change
+
+
+def test_given_options_names_what_the_command_line_wrote():
+    assert train.given_options(["--name", "x", "--click-sigma=runtime", "--resume"]) == {"name", "click_sigma", "resume"}
