@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ivos.evaluation.clicker import next_click
 from ivos.export.click_encodings import encode_clicks
 from ivos.network_io import CLICK_SIGMA, IMAGENET_MEAN, IMAGENET_STD
 
@@ -50,6 +51,27 @@ def first_interaction(view: View, rng: np.random.Generator) -> Interaction:
     neg = click_sim.negative_clicks(view.gt, n_neg, rng, int(rng.integers(1, 4)),
                                     other_objects=view.others, previous=pos)
     return np.concatenate([pos, neg]), strokes
+
+
+def protocol_first_interaction(view: View) -> Interaction:
+    """The NoC protocol's first interaction on ``view``: one positive click at the object's
+    interior-most pixel (``ivos.evaluation.clicker.next_click(is_first=True)``), no strokes: what
+    every evaluation, and a user clicking an object's middle, starts from. (The random mix of
+    ``first_interaction`` holds a lone positive click in about 12% of the examples, anywhere
+    inside the object.) ``view.gt`` must hold an object pixel."""
+    click = next_click(view.gt, None, is_first=True)
+    if click is None:
+        raise ValueError("the view holds no object pixel to click")
+    return np.array([[click.x, click.y, 1.0]], np.float32), []
+
+
+def first_interactions(views: list[View], rng: np.random.Generator, protocol_fraction: float = 0.0
+                       ) -> list[Interaction]:
+    """Each view's first interaction: with probability ``protocol_fraction`` the protocol's
+    (``protocol_first_interaction``), else the random mix (``first_interaction``); a view
+    without object pixels always gets the random mix."""
+    return [protocol_first_interaction(v) if protocol_fraction > 0 and rng.random() < protocol_fraction
+            and v.gt.any() else first_interaction(v, rng) for v in views]
 
 
 def normalise_image(image: np.ndarray) -> np.ndarray:

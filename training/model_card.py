@@ -149,6 +149,10 @@ def write_card(run: Path, weights: str, out: Path, note: str = "", fp16: bool = 
                          "`training/iterative.py`): each batch's correction examples then went through 0-"
                          f"{meta['train_iterative_clicks']} rounds of the network being trained predicting and the "
                          "NoC protocol's simulated user clicking its largest error; the last prediction was their mask")
+        if meta.get("train_protocol_first_fraction"):
+            lines.append(f"- protocol first clicks (`--protocol-first-fraction {meta['train_protocol_first_fraction']}`): "
+                         "that share of the views started from the NoC protocol's first click (one positive click at "
+                         "the object's interior-most pixel) instead of the random first-interaction mix")
     if meta.get("weight_average"):
         parts = ", ".join(f"stage {w['stage']} step {w['steps']} (`{w['file']}`)" for w in meta["weight_average"])
         lines.append(f"- **weights: the element-wise mean of {parts}** (`python -m training.average_weights`); "

@@ -45,7 +45,8 @@ def snapshot(run: Path) -> Path:
     data = torch.load(run / "stage1.pt", map_location="cpu", weights_only=True)["metadata"]["data"]
     numbers = SimpleNamespace(**{k: int(args[k]) for k in ("batch", "size", "seed", "threads")},
                               click_sigma=float(args.get("click_sigma", CLICK_SIGMA)),  # runs before the option: 5 px
-                              iterative_clicks=int(args.get("iterative_clicks", 0)))
+                              iterative_clicks=int(args.get("iterative_clicks", 0)),
+                              protocol_first_fraction=float(args.get("protocol_first_fraction", 0.0)))
     meta = weights_metadata(2, state["step"], numbers, state["wall_s"], data, state["val"])
     meta["planned_steps"] = int(args["stage2_steps"])
     out = run / f"stage2-step{state['step']}.pt"

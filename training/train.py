@@ -10,7 +10,9 @@ stage-1 model (eval, no_grad) predicts from the first interaction, N_corr in
 all clicks plus that prediction as its mask input. ``--perturbed-fraction`` of the batch are
 refinement examples: a ground-truth mask perturbed like a propagated video mask
 (``training.mask_sim``) with correction clicks only, the case of ``VideoPredictor.refine``.
-The rest of the batch are first interactions with zero masks. With ``--iterative-clicks N``
+The rest of the batch are first interactions with zero masks (``--protocol-first-fraction`` of
+all first interactions, correction examples' included, are the NoC protocol's single centre
+click instead of the random mix). With ``--iterative-clicks N``
 the correction examples then go through 0-N rounds (drawn per batch) of the network being
 trained predicting and the NoC protocol's simulated user clicking its largest error
 (``training.iterative``, RITM's iterative training), so their mask input is the network's own.
@@ -51,7 +53,7 @@ from . import click_sim
 from .augment import make_view
 from .composite import make_composite
 from .data import Cache, default_data_root, load_cache
-from .interactions import encode_batch, first_interaction
+from .interactions import encode_batch, first_interactions
 from .iterative import iterate_corrections
 from .mask_sim import perturbed_mask
 from .validate import make_val_set, validate
@@ -93,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="stage 2: each batch's correction examples go through 0-N rounds (uniform) of the network "
                         "being trained predicting and the simulated user clicking its largest error, the last "
                         "prediction becoming their mask input (training.iterative; RITM uses 3); 0 = off")
+    p.add_argument("--protocol-first-fraction", type=float, default=0.0, metavar="F",
+                   help="share of the views whose first interaction is the NoC protocol's (one positive click "
+                        "at the object's interior-most pixel) instead of the random mix of 1-5 positives, "
+                        "negatives and strokes; it also starts correction examples; 0 = none")
     p.add_argument("--composite-fraction", type=float, default=0.0,
                    help="share of every batch's views that are copy-paste composites (training.composite: objects "
                         "pasted at many scales, small ones oversampled, with occluders and distractors); 0 = none")
@@ -135,6 +141,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--continue-from and --stage1-from both say where stage 2 starts: give one")
     if args.iterative_clicks < 0:
         p.error(f"--iterative-clicks must be >= 0, got {args.iterative_clicks}")
+    if not 0.0 <= args.protocol_first_fraction <= 1.0:
+        p.error(f"--protocol-first-fraction must be in [0, 1], got {args.protocol_first_fraction}")
     if not 0.0 <= args.composite_fraction <= 1.0:
         p.error(f"--composite-fraction must be in [0, 1], got {args.composite_fraction}")
     if args.stage1_init and (args.continue_from or args.stage1_from):
@@ -222,7 +230,7 @@ def make_batch(cache: Cache, args, rng: np.random.Generator, encoding: str, corr
     refinement examples (a ``mask_sim.perturbed_mask`` as the mask, correction clicks only: the
     video ``refine`` case), then first-interaction examples without a mask."""
     views = sample_views(cache, args.batch, args.size, rng, getattr(args, "composite_fraction", 0.0))
-    inters = [first_interaction(v, rng) for v in views]
+    inters = first_interactions(views, rng, getattr(args, "protocol_first_fraction", 0.0))
     if corrector is None:
         return encode_batch(views, inters, None, encoding, args.click_sigma)
     n_corr = round(args.corr_fraction * args.batch)
@@ -258,6 +266,7 @@ def weights_metadata(stage: int, steps: int, args, wall_s: float, data: dict, va
     counts; ``val`` the last validation metrics."""
     return {"stage": stage, "steps": steps, "batch": args.batch, "train_size": args.size,
             "train_click_sigma": args.click_sigma, "train_iterative_clicks": getattr(args, "iterative_clicks", 0),
+            "train_protocol_first_fraction": getattr(args, "protocol_first_fraction", 0.0),
             "train_wall_s": round(wall_s, 1), "seed": args.seed, "threads": args.threads,
             "data": data, "val": val}
 

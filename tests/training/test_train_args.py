@@ -83,3 +83,31 @@ def test_resume_refuses_options_that_change_what_the_run_trains():
 
 def test_given_options_names_what_the_command_line_wrote():
     assert train.given_options(["--name", "x", "--click-sigma=runtime", "--resume"]) == {"name", "click_sigma", "resume"}
+
+
+def test_protocol_first_interactions_click_the_objects_interior_most_pixel_once():
+    import numpy as np
+
+    from training import interactions
+    from training.augment import View
+
+    gt = np.zeros((40, 40), bool)
+    gt[5:16, 20:31] = True  # an 11 x 11 square: its one interior-most pixel is row 10, column 25
+    views = [View(np.zeros((40, 40, 3), np.uint8), gt, np.zeros((40, 40), bool)),
+             View(np.zeros((40, 40, 3), np.uint8), np.zeros((40, 40), bool), np.zeros((40, 40), bool))]
+
+    protocol, empty = interactions.first_interactions(views, np.random.default_rng(0), protocol_fraction=1.0)
+
+    (x, y, label), = protocol[0]
+    assert (x, y, label) == (25, 10, 1) and protocol[1] == []
+    assert len(empty[0]) >= 1  # no object pixel: the random mix, never an error
+    mixed = interactions.first_interactions(views[:1] * 200, np.random.default_rng(1), protocol_fraction=0.5)
+    lone_centre = sum(len(c) == 1 and not s and (c[0, 0], c[0, 1]) == (x, y) for c, s in mixed)
+    assert 70 <= lone_centre <= 130
+
+
+def test_protocol_first_fraction_is_off_by_default_and_a_share(capsys):
+    assert train.parse_args(["--name", "x"]).protocol_first_fraction == 0.0
+    with pytest.raises(SystemExit):
+        train.parse_args(["--name", "x", "--protocol-first-fraction", "1.5"])
+    assert "--protocol-first-fraction" in capsys.readouterr().err
