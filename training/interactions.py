@@ -69,7 +69,8 @@ def first_interactions(views: list[View], rng: np.random.Generator, protocol_fra
                        ) -> list[Interaction]:
     """Each view's first interaction: with probability ``protocol_fraction`` the protocol's
     (``protocol_first_interaction``), else the random mix (``first_interaction``); a view
-    without object pixels always gets the random mix."""
+    without object pixels always gets the random mix. Off (0), it draws nothing from ``rng``:
+    recipes without it reproduce batch for batch."""
     return [protocol_first_interaction(v) if protocol_fraction > 0 and rng.random() < protocol_fraction
             and v.gt.any() else first_interaction(v, rng) for v in views]
 

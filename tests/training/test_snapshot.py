@@ -46,3 +46,19 @@ def test_a_snapshot_of_an_iterative_run_says_so(tmp_path):
     run, _, _ = _run(tmp_path, stage=2)
     (run / "train.log").write_text(f"2026-01-01 00:00:00,000 INFO args {json.dumps({**ARGS, 'iterative_clicks': '3'})}\n")
     assert load_click_model(snapshot(run))[2]["train_iterative_clicks"] == 3
+
+
+def test_a_checkpoint_that_records_its_options_is_published_with_them(tmp_path):
+    from training import train
+
+    run, _, _ = _run(tmp_path, stage=2)
+    (run / "train.log").write_text("")  # the checkpoint's own record suffices
+    state = torch.load(run / "last.pt", weights_only=False)
+    args = train.parse_args(["--name", "x", "--config", "ivos-cpu", "--iterative-clicks", "3",
+                             "--protocol-first-fraction", "0.5", "--click-sigma", "runtime", "--seed", "3"])
+    torch.save({**state, "args": vars(args)}, run / "last.pt")
+
+    meta = load_click_model(snapshot(run))[2]
+
+    assert (meta["train_iterative_clicks"], meta["train_protocol_first_fraction"], meta["train_click_sigma"]) == (3, 0.5, 4.0)
+    assert (meta["seed"], meta["planned_steps"]) == (3, 2500)
