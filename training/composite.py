@@ -77,9 +77,11 @@ def _paste(canvas: np.ndarray, rgb: np.ndarray, mask: np.ndarray, side_scale: fl
     return alpha[..., 0] > 0.5
 
 
-def make_composite(cache: Cache, size: int, rng: np.random.Generator, *, tries: int = 5) -> View | None:
-    """One composite view (``View``: image, gt, others) of ``size`` x ``size``; None when no
-    try keeps ``MIN_VISIBLE_PX`` object pixels."""
+def make_composite(cache: Cache, size: int, rng: np.random.Generator, *, tries: int = 5,
+                   max_share: float = SHARE_RANGE[1]) -> View | None:
+    """One composite view (``View``: image, gt, others) of ``size`` x ``size``, its object
+    covering ``SHARE_RANGE[0]``..``max_share`` of it (log-uniformly); None when no try keeps
+    ``MIN_VISIBLE_PX`` object pixels."""
     for _ in range(tries):
         background = _random_entry(cache, rng)
         canvas = cv2.warpAffine(background.image, _full_affine(background.image.shape[:2], size), (size, size),
@@ -89,7 +91,7 @@ def make_composite(cache: Cache, size: int, rng: np.random.Generator, *, tries: 
         if cut is None:
             continue
         rgb, mask = cut
-        share = float(np.exp(rng.uniform(*np.log(SHARE_RANGE))))
+        share = float(np.exp(rng.uniform(np.log(SHARE_RANGE[0]), np.log(max_share))))
         scale = np.sqrt(share * size * size / max(int(mask.sum()), 1))
         bw, bh = mask.shape[1] * scale, mask.shape[0] * scale
         if max(bw, bh) > size:  # a long thin object at a large share: shrink to fit the view
@@ -106,7 +108,7 @@ def make_composite(cache: Cache, size: int, rng: np.random.Generator, *, tries: 
             if extra is None:
                 continue
             e_rgb, e_mask = extra
-            e_share = float(np.exp(rng.uniform(np.log(SHARE_RANGE[0]), np.log(max(share * 2, SHARE_RANGE[0] * 2)))))
+            e_share = float(np.exp(rng.uniform(np.log(SHARE_RANGE[0]), np.log(min(max(share * 2, SHARE_RANGE[0] * 2), SHARE_RANGE[1] * 2)))))
             e_scale = np.sqrt(e_share * size * size / max(int(e_mask.sum()), 1))
             if rng.random() < P_OVER:  # over the object's edge: centre within its box
                 ex, ey = cx + rng.uniform(-0.6, 0.6) * bw, cy + rng.uniform(-0.6, 0.6) * bh

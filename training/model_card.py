@@ -153,6 +153,8 @@ def write_card(run: Path, weights: str, out: Path, note: str = "", fp16: bool = 
             lines.append(f"- protocol first clicks (`--protocol-first-fraction {meta['train_protocol_first_fraction']}`): "
                          "that share of the views started from the NoC protocol's first click (one positive click at "
                          "the object's interior-most pixel) instead of the random first-interaction mix")
+        if meta.get("train_loss", "bce") != "bce":
+            lines.append(f"- loss `--loss {meta['train_loss']}` (`training/losses.py`) instead of the paper's BCE")
     if meta.get("weight_average"):
         parts = ", ".join(f"stage {w['stage']} step {w['steps']} (`{w['file']}`)" for w in meta["weight_average"])
         lines.append(f"- **weights: the element-wise mean of {parts}** (`python -m training.average_weights`); "

@@ -51,10 +51,11 @@ from ivos.network_io import CLICK_SIGMA, WORKING_SIZE
 
 from . import click_sim
 from .augment import make_view
-from .composite import make_composite
+from .composite import SHARE_RANGE, make_composite
 from .data import Cache, default_data_root, load_cache
 from .interactions import encode_batch, first_interactions
 from .iterative import iterate_corrections
+from .losses import LOSSES, click_loss
 from .mask_sim import perturbed_mask
 from .validate import make_val_set, validate
 
@@ -102,6 +103,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--composite-fraction", type=float, default=0.0,
                    help="share of every batch's views that are copy-paste composites (training.composite: objects "
                         "pasted at many scales, small ones oversampled, with occluders and distractors); 0 = none")
+    p.add_argument("--composite-max-share", type=float, default=SHARE_RANGE[1], metavar="S",
+                   help="largest share of the view a composite's object covers (drawn log-uniformly from "
+                        f"{SHARE_RANGE[0]} to S; default {SHARE_RANGE[1]})")
+    p.add_argument("--loss", default="bce", choices=LOSSES,
+                   help="bce: pixel-averaged binary cross-entropy (the paper's); nfl: RITM's normalised focal "
+                        "loss (training.losses), every example's weight on its pixels still wrong, whatever "
+                        "the object's size")
     p.add_argument("--trunk-lr-mult", type=float, default=0.2,
                    help="LR multiplier of a pretrained trunk's parameters (the new layers get the full LR)")
     p.add_argument("--channels-last", action="store_true",
@@ -145,6 +153,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--protocol-first-fraction must be in [0, 1], got {args.protocol_first_fraction}")
     if not 0.0 <= args.composite_fraction <= 1.0:
         p.error(f"--composite-fraction must be in [0, 1], got {args.composite_fraction}")
+    if not SHARE_RANGE[0] < args.composite_max_share <= 1.0:
+        p.error(f"--composite-max-share must be in ({SHARE_RANGE[0]}, 1], got {args.composite_max_share}")
     if args.stage1_init and (args.continue_from or args.stage1_from):
         p.error("--stage1-init starts stage 1, which --continue-from and --stage1-from skip: give one")
     return args
@@ -199,16 +209,17 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def sample_views(cache: Cache, n: int, size: int, rng: np.random.Generator, composite: float = 0.0):
+def sample_views(cache: Cache, n: int, size: int, rng: np.random.Generator, composite: float = 0.0,
+                 composite_max_share: float = SHARE_RANGE[1]):
     """n augmented views, sources drawn by SOURCE_WEIGHTS, then an image, then an object;
     each view is a copy-paste composite (``training.composite``: small objects, occluders)
-    with probability ``composite``."""
+    with probability ``composite``, its object covering up to ``composite_max_share`` of it."""
     sources = list(SOURCE_WEIGHTS)
     probs = np.array([SOURCE_WEIGHTS[s] for s in sources])
     views = []
     while len(views) < n:
         if composite > 0 and rng.random() < composite:
-            view = make_composite(cache, size, rng)
+            view = make_composite(cache, size, rng, max_share=composite_max_share)
             if view is not None:
                 views.append(view)
             continue
@@ -229,7 +240,8 @@ def make_batch(cache: Cache, args, rng: np.random.Generator, encoding: str, corr
     0 to that many rounds of ``iterative.iterate_corrections``), round(perturbed_fraction * batch)
     refinement examples (a ``mask_sim.perturbed_mask`` as the mask, correction clicks only: the
     video ``refine`` case), then first-interaction examples without a mask."""
-    views = sample_views(cache, args.batch, args.size, rng, getattr(args, "composite_fraction", 0.0))
+    views = sample_views(cache, args.batch, args.size, rng, getattr(args, "composite_fraction", 0.0),
+                         getattr(args, "composite_max_share", SHARE_RANGE[1]))
     inters = first_interactions(views, rng, getattr(args, "protocol_first_fraction", 0.0))
     if corrector is None:
         return encode_batch(views, inters, None, encoding, args.click_sigma)
@@ -267,6 +279,7 @@ def weights_metadata(stage: int, steps: int, args, wall_s: float, data: dict, va
     return {"stage": stage, "steps": steps, "batch": args.batch, "train_size": args.size,
             "train_click_sigma": args.click_sigma, "train_iterative_clicks": getattr(args, "iterative_clicks", 0),
             "train_protocol_first_fraction": getattr(args, "protocol_first_fraction", 0.0),
+            "train_loss": getattr(args, "loss", "bce"),
             "train_wall_s": round(wall_s, 1), "seed": args.seed, "threads": args.threads,
             "data": data, "val": val}
 
@@ -416,7 +429,7 @@ def main(argv: list[str] | None = None) -> None:
             image, mask, clicks, gt = (t.to(device) for t in make_batch(cache, args, rng, encoding, corrector, model))
             if args.channels_last:
                 image, mask, clicks = (t.contiguous(memory_format=torch.channels_last) for t in (image, mask, clicks))
-            loss = F.binary_cross_entropy_with_logits(model(image, mask, clicks), gt)
+            loss = click_loss(getattr(args, "loss", "bce"), model(image, mask, clicks), gt)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

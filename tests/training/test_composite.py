@@ -1,5 +1,6 @@
 """Copy-paste composites (training.composite): small objects at many scales, occluders."""
 import numpy as np
+import pytest
 
 from training import data
 from training.composite import MIN_VISIBLE_PX, SHARE_RANGE, cut_object, make_composite
@@ -47,3 +48,13 @@ def test_sample_views_mixes_composites_in():
     assert len(views) == 12 and any(v.others.any() for v in views)
     assert parse_args(["--name", "x"]).composite_fraction == 0.0
     assert parse_args(["--name", "x", "--composite-fraction", "0.5"]).composite_fraction == 0.5
+
+
+def test_composite_max_share_widens_the_objects_size_range(capsys):
+    cache, rng = _cache(), np.random.default_rng(3)
+    shares = np.array([make_composite(cache, 96, rng, max_share=0.6).gt.mean() for _ in range(60)])
+    assert shares.max() > SHARE_RANGE[1] * 1.2 and shares.max() <= 0.6 * 1.2 and shares.min() < 0.02
+    assert parse_args(["--name", "x"]).composite_max_share == SHARE_RANGE[1]
+    with pytest.raises(SystemExit):
+        parse_args(["--name", "x", "--composite-max-share", "1.5"])
+    assert "--composite-max-share" in capsys.readouterr().err
