@@ -43,7 +43,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ivos.export.checkpoint import save_click_model
 from ivos.export.models import MODEL_CONFIGS, ClickNet, build_model, zero_mask_weights
