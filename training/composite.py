@@ -108,7 +108,10 @@ def make_composite(cache: Cache, size: int, rng: np.random.Generator, *, tries: 
             if extra is None:
                 continue
             e_rgb, e_mask = extra
-            e_share = float(np.exp(rng.uniform(np.log(SHARE_RANGE[0]), np.log(min(max(share * 2, SHARE_RANGE[0] * 2), SHARE_RANGE[1] * 2)))))
+            # Up to twice the object's share, and at most twice SHARE_RANGE's top: a wider
+            # ``max_share`` makes larger objects, not cut-outs that would cover the whole view.
+            e_top = min(max(share * 2, SHARE_RANGE[0] * 2), SHARE_RANGE[1] * 2)
+            e_share = float(np.exp(rng.uniform(np.log(SHARE_RANGE[0]), np.log(e_top))))
             e_scale = np.sqrt(e_share * size * size / max(int(e_mask.sum()), 1))
             if rng.random() < P_OVER:  # over the object's edge: centre within its box
                 ex, ey = cx + rng.uniform(-0.6, 0.6) * bw, cy + rng.uniform(-0.6, 0.6) * bh

