@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("checkpoints", nargs="+", type=Path, help="checkpoint files of one network config")
     p.add_argument("--out", type=Path, required=True, help="output checkpoint file")
     args = p.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # e.g. a new runs/<name>/ for ivos-export to find
     torch.save(average_checkpoints(args.checkpoints), args.out)
     print(f"wrote {args.out}: mean of {len(args.checkpoints)} checkpoints")
 

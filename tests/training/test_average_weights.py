@@ -20,8 +20,9 @@ def _saved(path, seed, steps):
 def test_average_is_the_elementwise_mean_and_loads(tmp_path):
     a = _saved(tmp_path / "a.pt", 0, 10)
     b = _saved(tmp_path / "b.pt", 1, 20)
-    main([str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--out", str(tmp_path / "avg.pt")])
-    model, config, meta = load_click_model(tmp_path / "avg.pt")
+    out = tmp_path / "soup" / "final.pt"  # a folder not made yet: the command makes it
+    main([str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--out", str(out)])
+    model, config, meta = load_click_model(out)
     assert config == TINY
     for name, value in model.state_dict().items():
         if value.is_floating_point():
