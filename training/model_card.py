@@ -155,11 +155,12 @@ def write_card(run: Path, weights: str, out: Path, note: str = "", fp16: bool = 
             lines.append(f"- protocol first clicks (`--protocol-first-fraction {meta['train_protocol_first_fraction']}`): "
                          "that share of the views started from the NoC protocol's first click (one positive click at "
                          "the object's interior-most pixel) instead of the random first-interaction mix")
-        if float(args.get("composite_fraction", 0)):
-            lines.append(f"- copy-paste composites (`training/composite.py`): {args['composite_fraction']} of the views, "
-                         f"the object covering {SHARE_RANGE[0]}-{args.get('composite_max_share', SHARE_RANGE[1])} of the view")
-        if meta.get("train_loss", "bce") != "bce":
-            lines.append(f"- loss `--loss {meta['train_loss']}` (`training/losses.py`) instead of the paper's BCE")
+    # Both stages draw their views and take their loss the same way: said for either card.
+    if float(args.get("composite_fraction", 0)):
+        lines.append(f"- copy-paste composites (`training/composite.py`): {args['composite_fraction']} of the views, "
+                     f"the object covering {SHARE_RANGE[0]}-{args.get('composite_max_share', SHARE_RANGE[1])} of the view")
+    if meta.get("train_loss", "bce") != "bce":
+        lines.append(f"- loss `--loss {meta['train_loss']}` (`training/losses.py`) instead of the paper's BCE")
     if meta.get("weight_average"):
         parts = ", ".join(f"stage {w['stage']} step {w['steps']} (`{w['file']}`)" for w in meta["weight_average"])
         lines.append(f"- **weights: the element-wise mean of {parts}** (`python -m training.average_weights`); "
