@@ -18,6 +18,8 @@ SUBCOMMANDS = {
     "click": ("click", "NoC@85/90 and mIoU per click (RITM clicker): GrabCut baseline vs model bundles"),
     "video": ("video", "DAVIS J from GT / clicked first frames, worst-frame correction vs GrabCut, fine-tune s, ms/frame"),
     "parity": ("parity", "per-sample NoC agreement of two ivos-bench click runs (ORT vs torch, int8 vs float)"),
+    "compare": ("compare", "is click network B better than A? paired NoC differences per held-aside set and their "
+                           "union, with bootstrap intervals"),
     "crf-click": ("crf_click", "the click path's cached CRF vs the uncached one: label agreement and CRF ms per click"),
     "video-speed": ("video_speed", "time from Propagate to the last frame, ms per frame, 2-object cost: old vs new propagation"),
     "objects": ("objects", "cost per extra object in VideoPredictor: fine-tune s and ms per frame for 1, 2, 4 objects"),
