@@ -75,16 +75,23 @@ def pick_method(run: dict, name: str | None, path: Path) -> dict:
     return methods[name]
 
 
-def pair(a: dict, b: dict, name: str) -> PairedSet:
-    """The per-sample results of two methods on one set, matched by sample name."""
+def samples_by_name(a: dict, b: dict, who: str) -> tuple[dict, dict]:
+    """Two methods' ``per_sample`` results as name -> sample dicts, checked to cover the same
+    samples (``who`` names the comparison in the error)."""
     sa = {s["name"]: s for s in a.get("per_sample", [])}
     sb = {s["name"]: s for s in b.get("per_sample", [])}
     if not sa:
-        raise InvalidInput(f"{name}: the A file has no per-sample results")
+        raise InvalidInput(f"{who}: the first run has no per-sample results")
     if sa.keys() != sb.keys():
         only = sorted(sa.keys() ^ sb.keys())
-        raise InvalidInput(f"{name}: A and B cover different samples ({len(sa)} vs {len(sb)}; "
+        raise InvalidInput(f"{who}: the runs cover different samples ({len(sa)} vs {len(sb)}; "
                            f"{len(only)} in one only, e.g. {only[:3]})")
+    return sa, sb
+
+
+def pair(a: dict, b: dict, name: str) -> PairedSet:
+    """The per-sample results of two methods on one set, matched by sample name."""
+    sa, sb = samples_by_name(a, b, name)
     names = sorted(sa)
     noc = {k: np.array([[sa[n][k], sb[n][k]] for n in names], np.int64) for k in THRESHOLDS}
     iou1 = np.array([[sa[n]["ious"][0], sb[n]["ious"][0]] for n in names], np.float64)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from ivos.errors import InvalidInput
 
+from .compare import pick_method, samples_by_name
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs=2, type=Path, help="two --json files of ivos-bench click")
@@ -22,19 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--markdown", type=Path, help="also write the table here")
 
 
-def _method(run: dict, name: str, path: Path) -> dict:
-    methods = run.get("methods", {})
-    if name not in methods:
-        raise InvalidInput(f"{path}: no method {name!r}; it has {sorted(methods)}")
-    return methods[name]
-
-
 def compare(a: dict, b: dict) -> dict:
     """Per-sample agreement of two methods' results (same samples, same max_clicks)."""
-    sa, sb = {s["name"]: s for s in a["per_sample"]}, {s["name"]: s for s in b["per_sample"]}
-    if sa.keys() != sb.keys():
-        raise InvalidInput(f"the runs cover different samples ({len(sa)} vs {len(sb)}; "
-                           f"{len(sa.keys() ^ sb.keys())} differ)")
+    sa, sb = samples_by_name(a, b, "parity")
     out = {"n_samples": len(sa)}
     for t in ("noc85", "noc90"):
         diffs = [abs(sa[n][t] - sb[n][t]) for n in sa]
@@ -60,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if len(names) != 2:
         raise InvalidInput(f"--method takes one name or two, got {len(args.method)}")
     runs = [json.loads(p.read_text()) for p in args.runs]
-    methods = [_method(r, n, p) for r, n, p in zip(runs, names, args.runs)]
+    methods = [pick_method(r, n, p) for r, n, p in zip(runs, names, args.runs)]
     labels = args.labels or [r.get("environment", {}).get("model_backend", str(p)) for r, p in zip(runs, args.runs)]
     agreement = compare(*methods)
     text = markdown(list(zip(labels, methods)), agreement, runs[0].get("dataset", "dataset"))
